@@ -1,0 +1,3 @@
+from meshctl.cli import app
+
+app(prog_name="meshctl")

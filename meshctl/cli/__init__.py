@@ -1,0 +1,121 @@
+"""The root command: global options, command registration, and the error → exit-code mapping.
+
+Every command module under meshctl.cli defines `register(app)`; this module stays thin.
+Errors: MeshctlError prints `error: <message>` (+ `hint: <hint>`) on stderr and exits with its
+code; a usage error (bad flag, missing argument) exits 2 with a one-line message; anything else
+is a bug, reported in one line (a traceback only with -v) with exit code 70.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated, Any, Optional
+
+import typer
+from typer.core import TyperGroup
+
+from meshctl import __version__
+from meshctl.cli.common import ContextOpt, KubeconfigOpt, NamespaceOpt, OutputOpt, Settings
+from meshctl.errors import EXIT_USAGE, MeshctlError
+
+EXIT_INTERNAL = 70
+
+
+def _fail(message: str, hint: str | None, code: int) -> None:
+    sys.stderr.write(f"error: {message}\n")
+    if hint:
+        sys.stderr.write(f"hint: {hint}\n")
+    sys.stderr.flush()
+    sys.exit(code)
+
+
+class MeshctlGroup(TyperGroup):
+    """A TyperGroup whose main() turns every failure into one line and a documented exit code."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra: Any):
+        from typer._click import exceptions as click_exc
+
+        try:
+            try:
+                result = super().main(args=args, prog_name=prog_name or "meshctl",
+                                      complete_var=complete_var, standalone_mode=False, **extra)
+            except typer.Abort:
+                _fail("aborted", None, 130)
+            code = result if isinstance(result, int) else 0
+        except click_exc.NoArgsIsHelpError as e:
+            sys.stdout.write(e.ctx.get_help() + "\n")
+            code = 0
+        except MeshctlError as e:
+            _fail(e.message, e.hint, e.exit_code)
+        except click_exc.ClickException as e:
+            path = getattr(getattr(e, "ctx", None), "command_path", None) or "meshctl"
+            message = " ".join(e.format_message().split())
+            _fail(message, f"see '{path} --help'", e.exit_code if e.exit_code else EXIT_USAGE)
+        except KeyboardInterrupt:
+            _fail("interrupted", None, 130)
+        except BrokenPipeError:
+            try:
+                sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+            finally:
+                sys.exit(0)
+        except SystemExit:
+            raise
+        except Exception as e:  # a bug: still one line unless asked for more
+            from meshctl import output
+
+            if output.verbose():
+                import traceback
+
+                traceback.print_exc()
+            _fail(f"internal error: {type(e).__name__}: {e}",
+                  "re-run with -v for the traceback and report it as a bug", EXIT_INTERNAL)
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"meshctl {__version__}\n")
+        raise typer.Exit(0)
+
+
+app = typer.Typer(
+    name="meshctl",
+    cls=MeshctlGroup,
+    help="Install, validate and operate an Envoy service mesh that speaks the Istio API.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    kubeconfig: KubeconfigOpt = None,
+    context: ContextOpt = None,
+    namespace: NamespaceOpt = None,
+    output_format: OutputOpt = None,
+    no_color: Annotated[bool, typer.Option("--no-color", help="Disable colour (also: NO_COLOR=1).")] = False,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More detail (repeatable).")] = 0,
+    version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
+                                                    help="Print the version and exit.")] = None,
+) -> None:
+    from meshctl import output
+
+    output.configure(no_color=no_color, verbose=verbose)
+    ctx.obj = Settings(kubeconfig=kubeconfig, context=context, namespace=namespace,
+                       output=output_format, no_color=no_color, verbose=verbose)
+
+
+def _register() -> None:
+    from meshctl.cli import analyze, canary, completion, inject, install, local, precheck, proxy
+
+    for module in (install, analyze, inject, precheck, proxy, canary, local, completion):
+        module.register(app)
+
+
+_register()

@@ -1,0 +1,268 @@
+"""The load stage: files, directories, stdin → Resources, with line marks and clear problems.
+
+Each YAML document is parsed on its own (CSafeLoader), so one broken document is reported as a
+problem (file:line) and the others are still loaded. Hostile input is refused with a problem,
+never a crash or a hang: non-UTF-8 or binary files, documents over 5 MB, alias bombs, very deep
+nesting, and documents that are not mappings.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import yaml
+
+from meshctl.errors import InputError
+from meshctl.resources import Resource
+
+MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
+MAX_EXPANDED_NODES = 1_000_000  # after alias expansion: stops "billion laughs" documents
+MAX_DEPTH = 500
+EXTENSIONS = (".yaml", ".yml", ".json")
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_DOC_SPLIT = re.compile(r"^(?:---|\.\.\.)(?=[ \t]|$).*$", re.M)
+
+
+@dataclass
+class LoadProblem:
+    """A document or file that could not be used. Code MSH0001 in analysis output."""
+
+    source: str
+    line: int
+    message: str
+    code: str = "MSH0001"
+
+    def __str__(self) -> str:
+        where = f"{self.source}:{self.line}" if self.line else self.source
+        return f"{where}: {self.message}"
+
+
+@dataclass
+class Loaded:
+    resources: list[Resource] = field(default_factory=list)
+    problems: list[LoadProblem] = field(default_factory=list)
+
+    def extend(self, other: "Loaded") -> None:
+        self.resources.extend(other.resources)
+        self.problems.extend(other.problems)
+
+
+def _split_documents(text: str) -> Iterable[tuple[int, str]]:
+    """Yield (0-based line offset, text) of each YAML document of a stream."""
+    start = 0
+    line = 0
+    for m in _DOC_SPLIT.finditer(text):
+        chunk = text[start:m.start()]
+        yield line, chunk
+        line += chunk.count("\n")
+        # a `--- value` line keeps its content in the next document
+        rest = m.group(0)[3:]
+        start = m.start() + 3 if rest.strip() and not m.group(0).startswith("...") else m.end()
+    yield line, text[start:]
+
+
+def _check_node(node: yaml.Node) -> str | None:
+    """Refuse alias bombs and absurd nesting without constructing anything."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, int, bool]] = [(node, 0, False)]
+    while stack:
+        n, depth, done = stack.pop()
+        if depth > MAX_DEPTH:
+            return f"document nests deeper than {MAX_DEPTH} levels"
+        nid = id(n)
+        if nid in sizes and not done:
+            continue
+        if n.id == "scalar":
+            sizes[nid] = 1
+            continue
+        children = [c for kv in n.value for c in kv] if n.id == "mapping" else list(n.value)
+        if done:
+            total = 1 + sum(sizes.get(id(c), 1) for c in children)
+            if total > MAX_EXPANDED_NODES:
+                return (f"document expands to more than {MAX_EXPANDED_NODES:,} nodes through aliases "
+                        "(an alias bomb?)")
+            sizes[nid] = total
+            continue
+        sizes[nid] = 0  # in progress
+        stack.append((n, depth, True))
+        for c in children:
+            if id(c) not in sizes:
+                stack.append((c, depth + 1, False))
+    return None
+
+
+def _problem_line(exc: Exception, offset: int) -> int:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    return (mark.line + 1 + offset) if mark is not None else offset + 1
+
+
+def _yaml_message(exc: yaml.YAMLError) -> str:
+    problem = getattr(exc, "problem", None)
+    context = getattr(exc, "context", None)
+    if problem:
+        msg = f"{context}, {problem}" if context else problem
+    else:
+        msg = str(exc).splitlines()[0]
+    return f"invalid YAML: {msg}"
+
+
+def _items(body: dict, node: yaml.Node | None) -> list[tuple[dict, yaml.Node | None]]:
+    """Expand `kind: List` (and *List kinds with items) into their items."""
+    kind = body.get("kind")
+    items = body.get("items")
+    if isinstance(kind, str) and kind.endswith("List") and isinstance(items, list):
+        item_nodes: list = []
+        if node is not None and node.id == "mapping":
+            for k, v in node.value:
+                if k.value == "items" and v.id == "sequence":
+                    item_nodes = v.value
+        out = []
+        for i, item in enumerate(items):
+            out.append((item, item_nodes[i] if i < len(item_nodes) else None))
+        return out
+    return [(body, node)]
+
+
+def load_text(text: str, source: str, default_namespace: str | None = None) -> Loaded:
+    """Parse a (multi-document) YAML or JSON text into resources and problems."""
+    result = Loaded()
+    if source.endswith(".json") and text.lstrip().startswith(("{", "[")):
+        try:
+            data = json.loads(text)
+        except ValueError as e:
+            line = getattr(e, "lineno", 1)
+            result.problems.append(LoadProblem(source, line, f"invalid JSON: {getattr(e, 'msg', e)}"))
+            return result
+        docs = data if isinstance(data, list) else [data]
+        for doc in docs:
+            _add_document(result, doc, None, 0, 1, source, default_namespace)
+        return result
+    for offset, chunk in _split_documents(text):
+        if not chunk.strip():
+            continue
+        if len(chunk.encode("utf-8", "surrogatepass")) > MAX_DOCUMENT_BYTES:
+            result.problems.append(LoadProblem(
+                source, offset + 1,
+                f"document is larger than {MAX_DOCUMENT_BYTES // (1024 * 1024)} MB; split it into smaller documents"))
+            continue
+        try:
+            loader = _Loader(chunk)
+            try:
+                node = loader.get_single_node()
+                if node is None:
+                    continue
+                bad = _check_node(node)
+                if bad:
+                    result.problems.append(LoadProblem(source, node.start_mark.line + 1 + offset, bad))
+                    continue
+                data = loader.construct_document(node)
+            finally:
+                loader.dispose()
+        except yaml.YAMLError as e:
+            result.problems.append(LoadProblem(source, _problem_line(e, offset), _yaml_message(e)))
+            continue
+        except RecursionError:
+            result.problems.append(LoadProblem(source, offset + 1, "document nests too deeply"))
+            continue
+        except (ValueError, TypeError, OverflowError) as e:  # e.g. an impossible timestamp
+            result.problems.append(LoadProblem(source, offset + 1, f"invalid YAML value: {e}"))
+            continue
+        _add_document(result, data, node, offset, node.start_mark.line + 1 + offset, source, default_namespace)
+    return result
+
+
+def _add_document(result: Loaded, data, node, offset: int, line: int, source: str,
+                  default_namespace: str | None) -> None:
+    if data is None:
+        return
+    if not isinstance(data, dict):
+        result.problems.append(LoadProblem(
+            source, line, f"document is a {type(data).__name__}, not a Kubernetes object (a mapping with apiVersion and kind)"))
+        return
+    for body, item_node in _items(data, node):
+        item_line = (item_node.start_mark.line + 1 + offset) if item_node is not None else line
+        if not isinstance(body, dict):
+            result.problems.append(LoadProblem(source, item_line, "list item is not a Kubernetes object"))
+            continue
+        missing = [f for f in ("apiVersion", "kind") if not isinstance(body.get(f), str) or not body.get(f)]
+        if missing:
+            result.problems.append(LoadProblem(
+                source, item_line, f"object has no {' or '.join(missing)}; every document needs apiVersion and kind"))
+            continue
+        meta = body.get("metadata")
+        if meta is not None and not isinstance(meta, dict):
+            result.problems.append(LoadProblem(source, item_line, "metadata is not a mapping"))
+            continue
+        res = Resource.from_dict(body, source=source, line=item_line, node=item_node,
+                                 default_namespace=default_namespace)
+        res.line_offset = offset
+        result.resources.append(res)
+
+
+def decode(data: bytes, source: str) -> tuple[str | None, LoadProblem | None]:
+    """Bytes → text, refusing binary and non-UTF-8 input with a problem."""
+    if b"\x00" in data[:8192]:
+        return None, LoadProblem(source, 0, "file is binary, not YAML or JSON")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        return None, LoadProblem(source, line, f"file is not UTF-8 (byte 0x{data[e.start]:02x}); save it as UTF-8")
+    return text, None
+
+
+def load_bytes(data: bytes, source: str, default_namespace: str | None = None) -> Loaded:
+    text, problem = decode(data, source)
+    if problem:
+        return Loaded(problems=[problem])
+    return load_text(text, source, default_namespace)
+
+
+def iter_files(path: str, recursive: bool = False) -> list[str]:
+    """The YAML/JSON files of a directory (sorted; subdirectories only with `recursive`)."""
+    root = Path(path)
+    if recursive:
+        files = [str(p) for p in sorted(root.rglob("*")) if p.is_file() and p.suffix in EXTENSIONS]
+    else:
+        files = [str(p) for p in sorted(root.iterdir()) if p.is_file() and p.suffix in EXTENSIONS]
+    return files
+
+
+def read_source(path: str) -> bytes:
+    """Read a file (or stdin for "-"), turning OS errors into a one-line InputError."""
+    if path == "-":
+        return sys.stdin.buffer.read()
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file or directory", hint="check the path") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory", hint="pass a file, or a directory with -R") from None
+    except PermissionError:
+        raise InputError(f"{path}: permission denied", hint="check the file's permissions") from None
+    except OSError as e:
+        raise InputError(f"{path}: cannot read: {e.strerror or e}") from None
+
+
+def load_paths(paths: Iterable[str], recursive: bool = False, default_namespace: str | None = None) -> Loaded:
+    """Load files, directories and "-" (stdin). A missing or unreadable path is an InputError
+    (exit 2); a bad document inside a readable file is a problem in the result."""
+    result = Loaded()
+    for path in paths:
+        if path != "-" and os.path.isdir(path):
+            try:
+                files = iter_files(path, recursive)
+            except PermissionError:
+                raise InputError(f"{path}: permission denied", hint="check the directory's permissions") from None
+            for f in files:
+                result.extend(load_bytes(read_source(f), f, default_namespace))
+            continue
+        result.extend(load_bytes(read_source(path), path, default_namespace))
+    return result

@@ -1,0 +1,192 @@
+"""The model stage: Kubernetes/Istio objects with their source location, and indexed sets of them."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator, Mapping, Optional
+
+# Kinds that have no namespace. Documents of these kinds never take a default namespace.
+CLUSTER_SCOPED_KINDS = frozenset({
+    "Namespace", "Node", "PersistentVolume", "CustomResourceDefinition", "ClusterRole",
+    "ClusterRoleBinding", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration",
+    "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "StorageClass",
+    "PriorityClass", "APIService", "CSIDriver", "CSINode", "RuntimeClass", "IngressClass",
+    "GatewayClass", "PodSecurityPolicy", "VolumeAttachment", "CertificateSigningRequest",
+    "ComponentStatus", "SelfSubjectAccessReview", "SelfSubjectRulesReview",
+})
+
+
+def is_cluster_scoped(kind: str) -> bool:
+    return kind in CLUSTER_SCOPED_KINDS
+
+
+@dataclass(eq=False)
+class Resource:
+    """One object. `body` is the whole document; `node` (when loaded from YAML) maps field
+    paths back to lines, so a finding can name the line of the offending field."""
+
+    api_version: str
+    kind: str
+    name: str
+    namespace: Optional[str]
+    body: dict
+    source: Optional[str] = None  # file path, "-" for stdin, "cluster" for live objects
+    line: int = 0  # 1-based line of the document start; 0 when unknown
+    node: Any = field(default=None, repr=False)  # yaml node of the document, for line lookups
+    from_cluster: bool = False
+    line_offset: int = 0  # lines before the node's own text (documents are parsed one by one)
+
+    @classmethod
+    def from_dict(cls, body: dict, source: str | None = None, line: int = 0, node: Any = None,
+                  default_namespace: str | None = None) -> "Resource":
+        meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+        kind = str(body.get("kind") or "")
+        ns = meta.get("namespace")
+        if not ns and not is_cluster_scoped(kind) and default_namespace:
+            ns = default_namespace
+        return cls(api_version=str(body.get("apiVersion") or ""), kind=kind,
+                   name=str(meta.get("name") or meta.get("generateName") or ""),
+                   namespace=str(ns) if ns else None, body=body, source=source, line=line, node=node)
+
+    # --- identity -----------------------------------------------------------------------------
+    @property
+    def group(self) -> str:
+        return self.api_version.rpartition("/")[0] if "/" in self.api_version else ""
+
+    @property
+    def version(self) -> str:
+        return self.api_version.rpartition("/")[2]
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        """Identity: (group, kind, namespace, name). The version is not part of it."""
+        return (self.group, self.kind, self.namespace or "", self.name)
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.namespace}/{self.name}" if self.namespace else self.name
+
+    @property
+    def origin(self) -> str:
+        """`Kind namespace/name` (or `Kind name`), as istioctl prints a message's resource."""
+        return f"{self.kind} {self.full_name}"
+
+    # --- common fields ------------------------------------------------------------------------
+    @property
+    def metadata(self) -> dict:
+        meta = self.body.get("metadata")
+        return meta if isinstance(meta, dict) else {}
+
+    @property
+    def labels(self) -> dict:
+        labels = self.metadata.get("labels")
+        return labels if isinstance(labels, dict) else {}
+
+    @property
+    def annotations(self) -> dict:
+        ann = self.metadata.get("annotations")
+        return ann if isinstance(ann, dict) else {}
+
+    @property
+    def spec(self) -> dict:
+        spec = self.body.get("spec")
+        return spec if isinstance(spec, dict) else {}
+
+    # --- source location ----------------------------------------------------------------------
+    def line_of(self, path: Iterable[Any] = ()) -> int:
+        """The 1-based line of the field at `path` (keys and list indexes), or of the nearest
+        ancestor that exists; the document line when the object has no YAML node."""
+        node = self.node
+        if node is None:
+            return self.line
+        off = self.line_offset
+        best = node.start_mark.line + 1 + off
+        for step in path:
+            child = None
+            if node.id == "mapping" and isinstance(step, str):
+                for k, v in node.value:
+                    if k.value == step:
+                        best = k.start_mark.line + 1 + off
+                        child = v
+                        break
+            elif node.id == "sequence" and isinstance(step, int) and 0 <= step < len(node.value):
+                child = node.value[step]
+                best = child.start_mark.line + 1 + off
+            if child is None:
+                break
+            node = child
+        return best
+
+    def reference(self, path: Iterable[Any] = ()) -> str:
+        """`file:line` of a field (istioctl's `reference`), or "" for objects without a file."""
+        if not self.source or self.from_cluster:
+            return ""
+        line = self.line_of(path)
+        return f"{self.source}:{line}" if line else self.source
+
+
+def matches_selector(labels: Mapping[str, Any], selector: Mapping[str, Any] | None) -> bool:
+    """Equality label selector (a plain map). An empty or missing selector selects everything."""
+    if not selector:
+        return True
+    return all(k in labels and str(labels[k]) == str(v) for k, v in selector.items())
+
+
+class ResourceSet:
+    """Resources indexed once by kind, identity and namespace. Later additions with the same
+    identity replace earlier ones (a file's object replaces the cluster's)."""
+
+    def __init__(self, resources: Iterable[Resource] = ()):
+        self._by_key: dict[tuple[str, str, str, str], Resource] = {}
+        self._by_kind: dict[str, list[Resource]] | None = None
+        self._by_name: dict[tuple[str, str, str], Resource] | None = None
+        for r in resources:
+            self.add(r)
+
+    def add(self, resource: Resource) -> None:
+        self._by_key[resource.key] = resource
+        self._by_kind = None
+        self._by_name = None
+
+    def extend(self, resources: Iterable[Resource]) -> None:
+        for r in resources:
+            self.add(r)
+
+    def __iter__(self) -> Iterator[Resource]:
+        return iter(self._by_key.values())
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+    def _kinds(self) -> dict[str, list[Resource]]:
+        if self._by_kind is None:
+            index: dict[str, list[Resource]] = {}
+            for r in self._by_key.values():
+                index.setdefault(r.kind, []).append(r)
+            self._by_kind = index
+        return self._by_kind
+
+    def kinds(self) -> set[str]:
+        return set(self._kinds())
+
+    def of_kind(self, kind: str, namespace: str | None = None) -> list[Resource]:
+        items = self._kinds().get(kind, [])
+        if namespace is None:
+            return items
+        return [r for r in items if r.namespace == namespace]
+
+    def get(self, kind: str, namespace: str | None, name: str, group: str | None = None) -> Resource | None:
+        if group is not None:
+            return self._by_key.get((group, kind, namespace or "", name))
+        if self._by_name is None:
+            self._by_name = {(r.kind, r.namespace or "", r.name): r for r in self._by_key.values()}
+        return self._by_name.get((kind, namespace or "", name))
+
+    def namespaces(self) -> set[str]:
+        return {r.namespace for r in self._by_key.values() if r.namespace}
+
+    def select(self, kind: str, namespace: str | None, selector: Mapping[str, Any] | None,
+               labels_of=None) -> list[Resource]:
+        """Objects of `kind` (in `namespace` unless None) whose labels match `selector`.
+        `labels_of` picks the labels to match (default: the object's own labels)."""
+        labels_of = labels_of or (lambda r: r.labels)
+        return [r for r in self.of_kind(kind, namespace) if matches_selector(labels_of(r), selector)]

@@ -1,0 +1,40 @@
+"""The root command: version, help, usage errors as one line with exit 2, completion scripts."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from meshctl import __version__
+
+
+def test_version(cli):
+    r = cli("--version")
+    assert r.exit_code == 0
+    assert r.stdout == f"meshctl {__version__}\n"
+
+
+def test_unknown_flag_is_one_line_exit_2(cli):
+    r = cli("--bogus")
+    assert r.exit_code == 2
+    assert r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert lines[0].startswith("error: No such option: --bogus")
+    assert lines[1] == "hint: see 'meshctl --help'"
+
+
+def test_unknown_command_suggests(cli):
+    r = cli("completon", "bash")
+    assert r.exit_code == 2
+    assert "error: No such command 'completon'" in r.stderr
+    assert "completion" in r.stderr
+
+
+def test_python_dash_m_works_and_version_does_not_import_heavy_modules():
+    code = ("import sys, runpy; sys.argv=['meshctl','--version']\n"
+            "try:\n    runpy.run_module('meshctl', run_name='__main__')\n"
+            "except SystemExit as e:\n    assert e.code == 0, e.code\n"
+            "heavy = [m for m in ('kubernetes', 'httpx', 'jinja2', 'jsonschema') if m in sys.modules]\n"
+            "print('HEAVY', heavy)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert f"meshctl {__version__}" in out
+    assert "HEAVY []" in out

@@ -1,0 +1,77 @@
+"""The load stage: resources with field lines, and hostile input refused as problems."""
+from __future__ import annotations
+
+from meshctl.loader import load_bytes, load_text
+
+MULTI = """\
+# a comment
+apiVersion: v1
+kind: Service
+metadata:
+  name: a
+spec:
+  ports:
+  - name: web
+    port: 80
+---
+bad: [
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: r, namespace: x}
+spec:
+  hosts: [reviewz]
+---
+- just a list
+---
+apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: ConfigMap
+  metadata: {name: cm}
+"""
+
+
+def test_multi_document_file_keeps_good_documents_and_reports_bad_ones():
+    loaded = load_text(MULTI, "f.yaml", default_namespace="default")
+    assert [r.origin for r in loaded.resources] == [
+        "Service default/a", "VirtualService x/r", "ConfigMap default/cm"]
+    assert [(p.line, p.message.split(":")[0]) for p in loaded.problems] == [
+        (12, "invalid YAML"), (19, "document is a list, not a Kubernetes object (a mapping with apiVersion and kind)")]
+
+
+def test_field_lines_point_at_the_offending_field():
+    svc, vs, cm = load_text(MULTI, "f.yaml").resources
+    assert svc.line_of(["spec", "ports", 0, "port"]) == 9
+    assert vs.line_of(["spec", "hosts", 0]) == 17
+    assert vs.reference(["spec", "hosts"]) == "f.yaml:17"
+    assert vs.line_of(["spec", "nothere"]) == 16  # nearest existing ancestor
+    assert cm.line == 24
+
+
+def test_cluster_scoped_kinds_take_no_default_namespace():
+    loaded = load_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: n}\n", "n.yaml", "default")
+    assert loaded.resources[0].namespace is None
+
+
+def test_alias_bomb_is_refused_quickly():
+    levels = ['a: &a ["x","x","x","x","x","x","x","x","x"]']
+    for prev, cur in zip("abcdefg", "bcdefgh"):
+        levels.append(f"{cur}: &{cur} [" + ",".join([f"*{prev}"] * 9) + "]")
+    loaded = load_text("\n".join(levels) + "\n", "bomb.yaml")
+    assert not loaded.resources
+    assert "alias bomb" in loaded.problems[0].message
+
+
+def test_binary_non_utf8_and_deep_documents_are_problems_not_crashes():
+    assert "binary" in load_bytes(b"\x00\x01\x02", "b.yaml").problems[0].message
+    assert "not UTF-8" in load_bytes(b"kind: \xff\n", "c.yaml").problems[0].message
+    assert "deeper" in load_text("[" * 2000 + "]" * 2000, "d.yaml").problems[0].message
+
+
+def test_json_documents_and_missing_kind():
+    loaded = load_text('{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}}', "s.json")
+    assert loaded.resources[0].origin == "Service s"
+    loaded = load_text("metadata: {name: x}\n", "x.yaml")
+    assert "no apiVersion or kind" in loaded.problems[0].message

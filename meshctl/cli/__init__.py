@@ -112,9 +112,9 @@ def root(
 
 
 def _register() -> None:
-    from meshctl.cli import analyze, canary, completion, inject, install, local, precheck, proxy
+    from meshctl.cli import analyze, canary, completion, inject, install, lifecycle, local, precheck, proxy
 
-    for module in (install, analyze, inject, precheck, proxy, canary, local, completion):
+    for module in (install, lifecycle, analyze, inject, precheck, proxy, canary, local, completion):
         module.register(app)
 
 

@@ -73,3 +73,10 @@ def spec_schema(kind: str) -> dict:
     """The JSON Schema of `spec` for an Istio kind (loaded once)."""
     with open(_DIR / f"{kind.lower()}.json", encoding="utf-8") as fh:
         return json.load(fh)
+
+
+def crd_openapi(kind: str, version: str | None = None) -> dict:
+    """The CRD `openAPIV3Schema` for an Istio kind, built from its spec schema (see crd.py)."""
+    from meshctl.schemas.crd import crd_openapi as _build
+
+    return _build(kind, version)

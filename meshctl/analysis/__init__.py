@@ -1,0 +1,1 @@
+"""Analysis of Istio configuration: framework, analyzers, reports."""

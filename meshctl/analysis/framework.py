@@ -1,0 +1,377 @@
+"""The analysis framework: analyzers, the context they read, the messages they report.
+
+As in Istio's analysis framework:
+- an analyzer declares a `name`, a `description` and the kinds it reads (`inputs`); the runner
+  skips analyzers none of whose inputs are present;
+- messages are data (messages.yaml), referenced by code; an analyzer never builds message text;
+- indexes are computed once per run (`ctx.index(name, build)`) and shared by analyzers, so a run
+  stays linear in the number of resources;
+- every message carries its resource and the path of the offending field, from which the report
+  takes the `file:line`.
+
+Writing an analyzer:
+
+    from meshctl.analysis.framework import Analyzer, Context, register, dig
+
+    @register
+    class PortNameAnalyzer(Analyzer):
+        name = "service.PortNameAnalyzer"
+        description = "Checks the port names of services"
+        inputs = ("Service",)
+
+        def analyze(self, ctx: Context) -> None:
+            for svc in ctx.resources.of_kind("Service"):
+                for i, port in enumerate(dig(svc.body, "spec", "ports", default=[]) or []):
+                    ...
+                    ctx.report("IST0118", svc, name, svc.namespace, path=("spec", "ports", i, "name"))
+"""
+from __future__ import annotations
+
+import fnmatch
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Iterable, Sequence
+
+from meshctl.resources import Resource, ResourceSet
+
+LEVELS = ("Info", "Warning", "Error")
+LEVEL_RANK = {name: i for i, name in enumerate(LEVELS)}
+SUPPRESS_ANNOTATION = "galley.istio.io/analyze-suppress"
+ISTIO_DOC_URL = "https://istio.io/latest/docs/reference/config/analysis/{code}/"
+MESHCTL_DOC_URL = "https://github.com/meshctl/meshctl/blob/main/docs/analysis/{code}.md"
+
+# Namespaces Istio's analysis ignores.
+IGNORED_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease", "local-path-storage"})
+
+
+def level_rank(level: str) -> int:
+    """Rank of a level name, case-insensitive; raises ValueError for an unknown level."""
+    for name, rank in LEVEL_RANK.items():
+        if name.lower() == str(level).lower():
+            return rank
+    raise ValueError(f"unknown level {level!r} (use one of: {', '.join(LEVELS)})")
+
+
+@dataclass(frozen=True)
+class MessageType:
+    code: str
+    name: str
+    level: str
+    template: str
+    description: str = ""
+    url: str | None = None
+
+    @property
+    def doc_url(self) -> str:
+        if self.url:
+            return self.url
+        base = ISTIO_DOC_URL if self.code.startswith("IST") else MESHCTL_DOC_URL
+        return base.format(code=self.code.lower())
+
+
+@lru_cache(maxsize=None)
+def message_types() -> dict[str, MessageType]:
+    """All message types from messages.yaml, by code (loaded once)."""
+    import yaml
+
+    path = Path(__file__).with_name("messages.yaml")
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
+    out: dict[str, MessageType] = {}
+    for m in data["messages"]:
+        out[m["code"]] = MessageType(code=m["code"], name=m["name"], level=m["level"],
+                                     template=m["template"], description=m.get("description", ""),
+                                     url=m.get("url"))
+    return out
+
+
+def go_format(template: str, args: Sequence[Any]) -> str:
+    """Format a Go-style template (%s %v %q %d %%) the way Istio's messages are formatted."""
+    out: list[str] = []
+    it = iter(args)
+    i = 0
+    n = len(template)
+    while i < n:
+        c = template[i]
+        if c == "%" and i + 1 < n:
+            verb = template[i + 1]
+            i += 2
+            if verb == "%":
+                out.append("%")
+                continue
+            try:
+                value = next(it)
+            except StopIteration:
+                out.append(f"%!{verb}(MISSING)")
+                continue
+            if verb == "q":
+                out.append(json.dumps(str(value), ensure_ascii=False))
+            elif verb == "d":
+                out.append(str(int(value)) if isinstance(value, (int, float)) or str(value).lstrip("-").isdigit()
+                           else str(value))
+            elif verb == "v" and isinstance(value, (list, tuple)):
+                out.append("[" + " ".join(str(v) for v in value) + "]")
+            else:
+                out.append(str(value))
+            continue
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+@dataclass
+class Message:
+    """One finding: a message type, the resource it is about, its arguments, and the field path."""
+
+    type: MessageType
+    resource: Resource | None
+    args: tuple = ()
+    path: tuple = ()
+    analyzer: str = ""
+    # for findings about a document that could not be loaded (no Resource): its file and line
+    source: str | None = None
+    line: int = 0
+
+    @property
+    def code(self) -> str:
+        return self.type.code
+
+    @property
+    def level(self) -> str:
+        return self.type.level
+
+    @property
+    def text(self) -> str:
+        return go_format(self.type.template, self.args)
+
+    @property
+    def origin(self) -> str:
+        return self.resource.origin if self.resource is not None else ""
+
+    @property
+    def file(self) -> str | None:
+        if self.resource is not None:
+            return None if self.resource.from_cluster else self.resource.source
+        return self.source
+
+    @property
+    def line_number(self) -> int:
+        if self.resource is not None:
+            return self.resource.line_of(self.path)
+        return self.line
+
+    @property
+    def reference(self) -> str:
+        f = self.file
+        if not f:
+            return ""
+        return f"{f}:{self.line_number}" if self.line_number else f
+
+    def to_dict(self) -> dict:
+        """istioctl's JSON shape."""
+        return {"code": self.code, "level": self.level, "message": self.text, "origin": self.origin,
+                "reference": self.reference, "documentationUrl": self.type.doc_url}
+
+    def sort_key(self) -> tuple:
+        return (self.file or "~", self.line_number, self.code, self.origin, self.text)
+
+
+DEFAULT_MESH_CONFIG: dict = {
+    "ingressService": "istio-ingressgateway",
+    "ingressControllerMode": "STRICT",
+    "ingressSelector": "ingressgateway",
+    "rootNamespace": "istio-system",
+    "trustDomain": "cluster.local",
+    "enableAutoMtls": True,
+    "defaultConfig": {},
+}
+
+
+@dataclass
+class Context:
+    """What an analyzer reads (resources, mesh config) and how it reports."""
+
+    resources: ResourceSet
+    mesh_config: dict = field(default_factory=lambda: dict(DEFAULT_MESH_CONFIG))
+    istio_namespace: str = "istio-system"
+    messages: list[Message] = field(default_factory=list)
+    current_analyzer: str = ""
+    _indexes: dict[str, Any] = field(default_factory=dict)
+
+    def report(self, code: str, resource: Resource | None, *args: Any, path: Iterable[Any] = ()) -> None:
+        mtype = message_types()[code]
+        self.messages.append(Message(mtype, resource, tuple(args), tuple(path), self.current_analyzer))
+
+    def index(self, name: str, build: Callable[["Context"], Any]) -> Any:
+        """A shared index, built once per run by the first analyzer that asks for it."""
+        try:
+            return self._indexes[name]
+        except KeyError:
+            value = self._indexes[name] = build(self)
+            return value
+
+    def of_kind(self, kind: str) -> list[Resource]:
+        """Resources of a kind outside the namespaces analysis ignores."""
+        return [r for r in self.resources.of_kind(kind) if r.namespace not in IGNORED_NAMESPACES]
+
+
+class Analyzer:
+    """Base class: set `name`, `description`, `inputs`; implement analyze(ctx)."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    inputs: ClassVar[tuple[str, ...]] = ()
+    # Analyzers that read only mesh config run even when none of `inputs` is present.
+    always: ClassVar[bool] = False
+
+    def analyze(self, ctx: Context) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+_REGISTRY: dict[str, type[Analyzer]] = {}
+
+
+def register(cls: type[Analyzer]) -> type[Analyzer]:
+    if not cls.name:
+        raise ValueError(f"{cls.__name__} has no name")
+    if cls.name in _REGISTRY:
+        raise ValueError(f"duplicate analyzer name {cls.name}")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def all_analyzers() -> list[type[Analyzer]]:
+    """Every registered analyzer, in name order (importing the analyzers package registers them)."""
+    import meshctl.analysis.analyzers  # noqa: F401 - registers on import
+
+    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+
+
+def select_analyzers(names: Sequence[str] | None) -> list[type[Analyzer]]:
+    """Analyzers by name (`*` wildcards and prefixes like `gateway.` allowed); all when names is empty."""
+    every = all_analyzers()
+    if not names:
+        return every
+    chosen: list[type[Analyzer]] = []
+    for pattern in names:
+        hits = [a for a in every if fnmatch.fnmatchcase(a.name, pattern) or a.name.startswith(pattern.rstrip(".") + ".")
+                or a.name == pattern]
+        if not hits:
+            from meshctl.errors import InputError
+            import difflib
+
+            close = difflib.get_close_matches(pattern, [a.name for a in every], n=1)
+            raise InputError(f"unknown analyzer {pattern!r}",
+                             hint=(f"did you mean {close[0]!r}? " if close else "")
+                             + "see 'meshctl analyze --list-analyzers'")
+        chosen.extend(a for a in hits if a not in chosen)
+    return chosen
+
+
+def run(resources: ResourceSet, analyzers: Sequence[type[Analyzer]] | None = None,
+        mesh_config: dict | None = None, istio_namespace: str = "istio-system") -> list[Message]:
+    """Run analyzers over a resource set; return their messages (unfiltered, sorted)."""
+    mesh = dict(DEFAULT_MESH_CONFIG)
+    if mesh_config:
+        mesh.update(mesh_config)
+    ctx = Context(resources=resources, mesh_config=mesh, istio_namespace=istio_namespace)
+    present = resources.kinds()
+    for cls in analyzers if analyzers is not None else all_analyzers():
+        if not cls.always and cls.inputs and not present.intersection(cls.inputs):
+            continue
+        ctx.current_analyzer = cls.name
+        try:
+            cls().analyze(ctx)
+        except Exception as e:  # an analyzer bug must not hide the other findings
+            ctx.report("IST0001", None, f"analyzer {cls.name} failed: {type(e).__name__}: {e}")
+    ctx.messages.sort(key=Message.sort_key)
+    return ctx.messages
+
+
+# --- suppression and thresholds ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Suppression:
+    """`CODE=Kind name.namespace` as istioctl's --suppress takes it; `*` wildcards in both parts."""
+
+    code: str
+    resource: str
+
+    @classmethod
+    def parse(cls, text: str) -> "Suppression":
+        from meshctl.errors import InputError
+
+        code, sep, resource = text.partition("=")
+        if not sep or not code.strip() or not resource.strip():
+            raise InputError(f"invalid --suppress {text!r}",
+                             hint="use CODE=Kind name[.namespace], e.g. 'IST0102=Namespace frod' or 'IST0107=Pod *.default'")
+        return cls(code.strip(), " ".join(resource.split()))
+
+    def matches(self, message: Message) -> bool:
+        if not fnmatch.fnmatchcase(message.code, self.code):
+            return False
+        r = message.resource
+        if r is None:
+            return False
+        names = {f"{r.kind} {r.name}.{r.namespace}" if r.namespace else f"{r.kind} {r.name}", f"{r.kind} {r.full_name}"}
+        if r.namespace in (None, "", "default"):
+            names.add(f"{r.kind} {r.name}")
+        return any(fnmatch.fnmatchcase(n, self.resource) for n in names)
+
+
+def annotation_suppressed(message: Message) -> bool:
+    """The resource's `galley.istio.io/analyze-suppress: CODE,CODE` (or `*`) annotation."""
+    r = message.resource
+    if r is None:
+        return False
+    value = r.annotations.get(SUPPRESS_ANNOTATION)
+    if not isinstance(value, str):
+        return False
+    codes = {c.strip() for c in value.split(",") if c.strip()}
+    return "*" in codes or message.code in codes
+
+
+def filter_messages(messages: Iterable[Message], suppressions: Sequence[Suppression] = (),
+                    output_threshold: str = "Info") -> list[Message]:
+    """Drop suppressed messages and those below the output threshold."""
+    floor = level_rank(output_threshold)
+    out = []
+    for m in messages:
+        if LEVEL_RANK.get(m.level, 0) < floor:
+            continue
+        if annotation_suppressed(m) or any(s.matches(m) for s in suppressions):
+            continue
+        out.append(m)
+    return out
+
+
+def exceeds(messages: Iterable[Message], failure_threshold: str = "Error") -> bool:
+    floor = level_rank(failure_threshold)
+    return any(LEVEL_RANK.get(m.level, 0) >= floor for m in messages)
+
+
+# --- tolerant field access for analyzers (objects may be schema-invalid) ------------------------
+
+def dig(obj: Any, *path: Any, default: Any = None) -> Any:
+    """obj[path[0]][path[1]]..., or `default` when a step is missing or of the wrong type."""
+    cur = obj
+    for step in path:
+        if isinstance(step, int):
+            if not isinstance(cur, list) or not -len(cur) <= step < len(cur):
+                return default
+            cur = cur[step]
+        else:
+            if not isinstance(cur, dict) or step not in cur:
+                return default
+            cur = cur[step]
+    return cur
+
+
+def as_list(value: Any) -> list:
+    return value if isinstance(value, list) else []
+
+
+def as_dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}

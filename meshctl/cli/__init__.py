@@ -35,6 +35,10 @@ class MeshctlGroup(TyperGroup):
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra: Any):
         from typer._click import exceptions as click_exc
 
+        if "_MESHCTL_COMPLETE" in os.environ:  # a shell asks for completions
+            from typer._completion_classes import completion_init
+
+            completion_init()
         try:
             try:
                 result = super().main(args=args, prog_name=prog_name or "meshctl",

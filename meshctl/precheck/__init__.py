@@ -1,0 +1,1 @@
+"""Checks that a cluster is ready for the mesh."""

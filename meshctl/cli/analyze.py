@@ -1,8 +1,78 @@
-"""Commands of this group are registered here by register(app)."""
+"""`meshctl analyze`: check Istio configuration in files (and/or a live cluster) for mistakes."""
 from __future__ import annotations
+
+from typing import Annotated, List, Optional
 
 import typer
 
+from meshctl.cli.common import ContextOpt, KubeconfigOpt, NamespaceOpt, OutputOpt, check_output, settings
+
+HELP = """Analyze Istio configuration and report problems, with istioctl analyze's codes.
+
+PATHs are files (.yaml, .yml, .json; multi-document; List kinds), directories (-R for their
+subdirectories) or - for stdin. Exit codes: 0 nothing at or above --failure-threshold,
+1 findings at or above it, 2 bad input or flags, 3 cluster unreachable.
+
+Examples:
+
+    meshctl analyze examples/bookinfo
+    meshctl analyze -R manifests/ -o sarif > analyze.sarif
+    kubectl get vs,dr -A -o yaml | meshctl analyze -
+    meshctl analyze --use-kube -A --suppress 'IST0102=Namespace *'
+"""
+
 
 def register(app: typer.Typer) -> None:
-    return None
+    app.command("analyze", help=HELP, no_args_is_help=False)(analyze_cmd)
+
+
+def analyze_cmd(
+    ctx: typer.Context,
+    paths: Annotated[Optional[List[str]], typer.Argument(metavar="[PATH]...", show_default=False,
+                                                         help="Files, directories or - (stdin).")] = None,
+    recursive: Annotated[bool, typer.Option("--recursive", "-R", help="Descend into subdirectories.")] = False,
+    use_kube: Annotated[bool, typer.Option("--use-kube", help="Also read the live cluster; files replace its objects of the same identity.")] = False,
+    all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A", help="With --use-kube: every namespace.")] = False,
+    mesh_config: Annotated[Optional[str], typer.Option("--mesh-config", metavar="FILE",
+                                                       help="A MeshConfig file, or the istio ConfigMap (data.mesh).")] = None,
+    failure_threshold: Annotated[str, typer.Option("--failure-threshold", metavar="LEVEL",
+                                                   help="Exit 1 when a finding is at or above this level (Info, Warning, Error).")] = "Error",
+    output_threshold: Annotated[str, typer.Option("--output-threshold", metavar="LEVEL",
+                                                  help="Print findings at or above this level (Info, Warning, Error).")] = "Info",
+    suppress: Annotated[Optional[List[str]], typer.Option("--suppress", "-S", metavar="CODE=RESOURCE",
+                                                          help="Hide findings, e.g. 'IST0102=Namespace frod' or 'IST0107=Pod *.default' (repeatable, * wildcards).")] = None,
+    analyzers: Annotated[Optional[List[str]], typer.Option("--analyzers", metavar="NAME",
+                                                           help="Run only these analyzers (repeatable or comma-separated; * wildcards, prefixes like 'gateway.').")] = None,
+    list_analyzers: Annotated[bool, typer.Option("--list-analyzers", "-L", help="List the analyzers and exit.")] = False,
+    kubeconfig: KubeconfigOpt = None,
+    context: ContextOpt = None,
+    namespace: NamespaceOpt = None,
+    output_format: OutputOpt = None,
+) -> int:
+    s = settings(ctx, kubeconfig=kubeconfig, context=context, namespace=namespace, output=output_format)
+    from meshctl.analysis import report
+
+    fmt = check_output(s.output, report.FORMATS, "text")
+    if list_analyzers:
+        from meshctl.analysis.framework import all_analyzers
+
+        rows = [{"name": a.name, "description": a.description, "inputs": list(a.inputs)} for a in all_analyzers()]
+        if fmt in ("json", "yaml"):
+            from meshctl.output import emit
+
+            emit(rows, fmt)
+        else:
+            width = max((len(r["name"]) for r in rows), default=0)
+            for r in rows:
+                typer.echo(f"{r['name']:<{width}}  {r['description']}")
+        return 0
+
+    from meshctl.analysis.pipeline import AnalyzeOptions, analyze
+
+    result = analyze(AnalyzeOptions(
+        paths=paths or (), recursive=recursive, namespace=s.namespace, all_namespaces=all_namespaces,
+        use_kube=use_kube, kubeconfig=s.kubeconfig, context=s.context, mesh_config_file=mesh_config,
+        analyzers=analyzers or (), suppress=suppress or (), output_threshold=output_threshold,
+        failure_threshold=failure_threshold))
+    report.write(result, fmt)
+    return 1 if result.failed else 0

@@ -1,0 +1,269 @@
+"""`meshctl analyze` end to end: load → model → analyze → (filter) → a result the report writes.
+
+    result = analyze(AnalyzeOptions(paths=["examples/bookinfo"], recursive=True))
+    result.messages          # filtered by suppression and output threshold, sorted
+    result.failed            # any message at or above the failure threshold
+
+The stages:
+- load: files, directories and stdin through meshctl.loader (a broken document becomes an
+  MSH0001 finding, the rest is still analyzed); with `use_kube`, the cluster's objects first,
+  so a file's object replaces the cluster's object of the same identity;
+- model: a ResourceSet, plus the stand-in ingress gateway objects istioctl adds when no cluster
+  is used (meshctl/analysis/defaults.yaml);
+- analyze: the selected analyzers over the set (meshctl.analysis.framework.run);
+- filter: findings about the stand-in objects dropped, then suppressions and the output threshold.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from meshctl.analysis.framework import (
+    DEFAULT_MESH_CONFIG, Message, Suppression, exceeds, filter_messages, level_rank, message_types,
+    run, select_analyzers,
+)
+from meshctl.errors import InputError
+from meshctl.loader import LoadProblem, Loaded, load_paths, load_text, read_source
+from meshctl.resources import Resource, ResourceSet
+
+DEFAULTS_SOURCE = "<meshctl defaults>"
+
+
+@dataclass
+class AnalyzeOptions:
+    paths: Sequence[str] = ()
+    recursive: bool = False
+    namespace: str | None = None          # -n: default namespace of documents; cluster namespace
+    all_namespaces: bool = False          # -A with --use-kube
+    use_kube: bool = False
+    kubeconfig: str | None = None
+    context: str | None = None
+    mesh_config_file: str | None = None
+    analyzers: Sequence[str] = ()
+    suppress: Sequence[str] = ()
+    output_threshold: str = "Info"
+    failure_threshold: str = "Error"
+    istio_namespace: str = "istio-system"
+
+
+@dataclass
+class AnalysisResult:
+    messages: list[Message]               # what the report prints
+    failed: bool                          # exit 1
+    resources: int = 0                    # objects analyzed (without the stand-in defaults)
+    files: int = 0                        # files read (stdin counts as one)
+    namespaces: list[str] = field(default_factory=list)
+    analyzers: list[str] = field(default_factory=list)
+    from_cluster: bool = False
+
+    def counts(self) -> dict[str, int]:
+        out = {"Error": 0, "Warning": 0, "Info": 0}
+        for m in self.messages:
+            out[m.level] = out.get(m.level, 0) + 1
+        return out
+
+
+# --- mesh config --------------------------------------------------------------------------------
+
+def load_mesh_config(path: str) -> dict:
+    """A MeshConfig file, or the `istio` ConfigMap holding one as YAML under data.mesh."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    data = read_source(path)
+    try:
+        text = data.decode("utf-8-sig")
+        doc = yaml.load(text, Loader=loader)
+    except (UnicodeDecodeError, yaml.YAMLError) as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else path
+        raise InputError(f"{where}: mesh config is not valid YAML: {getattr(e, 'problem', None) or e}",
+                         hint="pass a MeshConfig file or the istio ConfigMap (data.mesh)") from None
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise InputError(f"{path}: mesh config must be a mapping, not a {type(doc).__name__}",
+                         hint="pass a MeshConfig file or the istio ConfigMap (data.mesh)")
+    if doc.get("kind") == "ConfigMap":
+        mesh = (doc.get("data") or {}).get("mesh") if isinstance(doc.get("data"), dict) else None
+        if mesh is None:
+            raise InputError(f"{path}: ConfigMap has no data.mesh", hint="the istio ConfigMap keeps MeshConfig under data.mesh")
+        try:
+            doc = yaml.load(str(mesh), Loader=loader) or {}
+        except yaml.YAMLError as e:
+            raise InputError(f"{path}: data.mesh is not valid YAML: {getattr(e, 'problem', None) or e}") from None
+        if not isinstance(doc, dict):
+            raise InputError(f"{path}: data.mesh must be a mapping")
+    return doc
+
+
+def merged_mesh_config(user: dict | None) -> dict:
+    mesh = dict(DEFAULT_MESH_CONFIG)
+    if user:
+        mesh.update(user)
+    return mesh
+
+
+# --- the stand-in ingress gateway ------------------------------------------------------------------
+
+def default_resources(mesh: dict, istio_namespace: str) -> list[Resource]:
+    """The Pod and Service istioctl adds for file-only analysis (none when ingress is OFF)."""
+    if str(mesh.get("ingressControllerMode", "STRICT")).upper() == "OFF":
+        return []
+    import yaml
+
+    service = str(mesh.get("ingressService") or "istio-ingressgateway")
+    text = Path(__file__).with_name("defaults.yaml").read_text(encoding="utf-8")
+    out = []
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    for doc in yaml.load_all(text, Loader=loader):
+        meta = doc["metadata"]
+        meta["namespace"] = istio_namespace
+        meta["name"] = f"{service}-dummypod" if doc["kind"] == "Pod" else service
+        out.append(Resource.from_dict(doc, source=DEFAULTS_SOURCE))
+    return out
+
+
+# --- the cluster --------------------------------------------------------------------------------
+
+# Kinds read from a cluster: what the analyzers read.
+CLUSTER_KINDS: tuple[tuple[str, str], ...] = (
+    ("v1", "Namespace"), ("v1", "Service"), ("v1", "Pod"), ("v1", "ConfigMap"), ("v1", "Secret"),
+    ("v1", "Node"), ("apps/v1", "Deployment"),
+    ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"),
+    ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration"),
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinition"),
+    ("networking.istio.io/v1", "VirtualService"), ("networking.istio.io/v1", "DestinationRule"),
+    ("networking.istio.io/v1", "Gateway"), ("networking.istio.io/v1", "ServiceEntry"),
+    ("networking.istio.io/v1", "Sidecar"), ("networking.istio.io/v1", "WorkloadEntry"),
+    ("networking.istio.io/v1", "WorkloadGroup"), ("networking.istio.io/v1alpha3", "EnvoyFilter"),
+    ("security.istio.io/v1", "AuthorizationPolicy"), ("security.istio.io/v1", "PeerAuthentication"),
+    ("security.istio.io/v1", "RequestAuthentication"), ("telemetry.istio.io/v1", "Telemetry"),
+    ("extensions.istio.io/v1alpha1", "WasmPlugin"),
+    ("gateway.networking.k8s.io/v1", "Gateway"), ("gateway.networking.k8s.io/v1", "HTTPRoute"),
+    ("gateway.networking.k8s.io/v1", "GRPCRoute"),
+)
+_CLUSTER_SCOPED = {"Namespace", "Node", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration",
+                   "CustomResourceDefinition"}
+
+
+def cluster_resources(opts: AnalyzeOptions) -> tuple[list[Resource], dict | None]:
+    """Objects from the live cluster (all namespaces with -A, else -n or `default`), and the mesh
+    config from the `istio` ConfigMap when there is one."""
+    from meshctl import kube
+
+    client = kube.client(opts.kubeconfig, opts.context)
+    namespace = None if opts.all_namespaces else (opts.namespace or "default")
+    out: list[Resource] = []
+    for api_version, kind in CLUSTER_KINDS:
+        ns = None if kind in _CLUSTER_SCOPED else namespace
+        items = client.list(api_version, kind, namespace=ns)  # [] when the kind is not served
+        for item in items:
+            if not isinstance(item, dict):
+                continue
+            item.setdefault("apiVersion", api_version)
+            item.setdefault("kind", kind)
+            r = Resource.from_dict(item, source="cluster")
+            r.from_cluster = True
+            out.append(r)
+    mesh = None
+    cm = client.get("v1", "ConfigMap", "istio", opts.istio_namespace)
+    if isinstance(cm, dict):
+        import yaml
+
+        text = (cm.get("data") or {}).get("mesh")
+        if isinstance(text, str):
+            try:
+                parsed = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+                mesh = parsed if isinstance(parsed, dict) else None
+            except yaml.YAMLError:
+                mesh = None
+    return out, mesh
+
+
+# --- the pipeline -------------------------------------------------------------------------------
+
+def _problem_message(p: LoadProblem) -> Message:
+    return Message(message_types()[p.code if p.code in message_types() else "MSH0001"], None,
+                   (p.message,), source=p.source, line=p.line, analyzer="loader")
+
+
+def count_files(paths: Sequence[str], recursive: bool) -> int:
+    from meshctl.loader import iter_files
+
+    n = 0
+    for p in paths:
+        if p != "-" and os.path.isdir(p):
+            n += len(iter_files(p, recursive))
+        else:
+            n += 1
+    return n
+
+
+def analyze(opts: AnalyzeOptions) -> AnalysisResult:
+    # validate flags first: a bad threshold or suppression is a usage error before any work
+    for name, value in (("--output-threshold", opts.output_threshold),
+                        ("--failure-threshold", opts.failure_threshold)):
+        try:
+            level_rank(value)
+        except ValueError:
+            raise InputError(f"invalid {name} {value!r}", hint="use one of: Info, Warning, Error") from None
+    suppressions = [Suppression.parse(s) for s in opts.suppress]
+    chosen = select_analyzers([n for a in opts.analyzers for n in str(a).split(",") if n.strip()] or None)
+    if not opts.paths and not opts.use_kube:
+        raise InputError("nothing to analyze", hint="pass files or directories (or - for stdin), or --use-kube")
+
+    # load
+    default_ns = opts.namespace or "default"
+    loaded = load_paths(opts.paths, recursive=opts.recursive, default_namespace=default_ns) if opts.paths else Loaded()
+    mesh_user = load_mesh_config(opts.mesh_config_file) if opts.mesh_config_file else None
+
+    # model
+    resources = ResourceSet()
+    defaults: list[Resource] = []
+    if opts.use_kube:
+        live, live_mesh = cluster_resources(opts)
+        resources.extend(live)
+        if mesh_user is None:
+            mesh_user = live_mesh
+    mesh = merged_mesh_config(mesh_user)
+    if not opts.use_kube:
+        defaults = default_resources(mesh, opts.istio_namespace)
+        resources.extend(defaults)
+    resources.extend(loaded.resources)
+    default_ids = {id(r) for r in defaults}
+
+    # analyze
+    messages = run(resources, chosen, mesh_config=mesh_user, istio_namespace=opts.istio_namespace)
+    messages = [m for m in messages if m.resource is None or id(m.resource) not in default_ids]
+    messages.extend(_problem_message(p) for p in loaded.problems)
+    messages.sort(key=Message.sort_key)
+
+    # filter
+    kept = filter_messages(messages, suppressions, "Info")
+    shown = filter_messages(kept, (), opts.output_threshold)
+    n_resources = sum(1 for r in resources if id(r) not in default_ids)
+    return AnalysisResult(
+        messages=shown, failed=exceeds(kept, opts.failure_threshold), resources=n_resources,
+        files=count_files(opts.paths, opts.recursive) if opts.paths else 0,
+        namespaces=sorted(resources.namespaces()), analyzers=[a.name for a in chosen],
+        from_cluster=opts.use_kube)
+
+
+def analyze_text(text: str, source: str = "input.yaml", **kwargs) -> AnalysisResult:
+    """Analyze YAML text (for tests and embedding): as analyze() on one file."""
+    loaded = load_text(text, source, default_namespace=kwargs.pop("namespace", None) or "default")
+    mesh_user = kwargs.pop("mesh_config", None)
+    names = kwargs.pop("analyzers", None)
+    mesh = merged_mesh_config(mesh_user)
+    defaults = default_resources(mesh, "istio-system")
+    resources = ResourceSet(defaults)
+    resources.extend(loaded.resources)
+    default_ids = {id(r) for r in defaults}
+    messages = run(resources, select_analyzers(names), mesh_config=mesh_user)
+    messages = [m for m in messages if m.resource is None or id(m.resource) not in default_ids]
+    messages.extend(_problem_message(p) for p in loaded.problems)
+    messages.sort(key=Message.sort_key)
+    return AnalysisResult(messages=messages, failed=exceeds(messages), resources=len(loaded.resources), files=1)

@@ -225,6 +225,9 @@ class Analyzer:
     inputs: ClassVar[tuple[str, ...]] = ()
     # Analyzers that read only mesh config run even when none of `inputs` is present.
     always: ClassVar[bool] = False
+    # False: left out of the default run (as istioctl leaves out its alpha-annotation analyzer);
+    # runs only when selected by its exact name.
+    default: ClassVar[bool] = True
 
     def analyze(self, ctx: Context) -> None:  # pragma: no cover - interface
         raise NotImplementedError
@@ -253,11 +256,11 @@ def select_analyzers(names: Sequence[str] | None) -> list[type[Analyzer]]:
     """Analyzers by name (`*` wildcards and prefixes like `gateway.` allowed); all when names is empty."""
     every = all_analyzers()
     if not names:
-        return every
+        return [a for a in every if a.default]
     chosen: list[type[Analyzer]] = []
     for pattern in names:
-        hits = [a for a in every if fnmatch.fnmatchcase(a.name, pattern) or a.name.startswith(pattern.rstrip(".") + ".")
-                or a.name == pattern]
+        hits = [a for a in every if a.name == pattern
+                or (a.default and (fnmatch.fnmatchcase(a.name, pattern) or a.name.startswith(pattern.rstrip(".") + ".")))]
         if not hits:
             from meshctl.errors import InputError
             import difflib
@@ -278,7 +281,7 @@ def run(resources: ResourceSet, analyzers: Sequence[type[Analyzer]] | None = Non
         mesh.update(mesh_config)
     ctx = Context(resources=resources, mesh_config=mesh, istio_namespace=istio_namespace)
     present = resources.kinds()
-    for cls in analyzers if analyzers is not None else all_analyzers():
+    for cls in analyzers if analyzers is not None else [a for a in all_analyzers() if a.default]:
         if not cls.always and cls.inputs and not present.intersection(cls.inputs):
             continue
         ctx.current_analyzer = cls.name

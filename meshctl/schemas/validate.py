@@ -1,0 +1,672 @@
+"""Schema validation of Istio objects (the check behind `analyze`'s IST0106 SchemaValidationError).
+
+The schemas are JSON Schema (Draft 2020-12) documents, one per kind.  They are compiled once,
+on first use, into a tree of small Python closures: analysis validates thousands of objects
+per run, and a general-purpose validator spends most of its time dispatching keywords that a
+compiled tree resolves up front.  The compiler supports the keywords our schemas use (it
+raises on anything else, so a schema cannot silently lose a check) and produces one-line
+messages a person can act on: the path of the field, what is wrong, and a suggestion where
+one is obvious (`did you mean "attempts"?`, `use e.g. "1s"`).
+
+Two annotations extend standard JSON Schema:
+
+- `x-meshctl-regex: true` on a string: the value must be a regular expression Envoy's RE2
+  engine accepts (Python `re` must compile it and it must not use lookaround or backreferences).
+- `x-meshctl-format: duration`: beyond the syntax `pattern`, the duration must be at least 1ms.
+- `x-meshctl-message`: the message used when the node's `pattern`/`maxLength` check fails.
+
+The test-suite checks the compiled validators against `jsonschema` on the same schemas.
+"""
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from meshctl.schemas import BY_KIND, istio_kind, spec_schema
+
+Path = tuple
+Check = Callable[[Any, tuple, list], None]
+
+__all__ = ["SchemaError", "validate", "validate_spec", "format_path", "validator_for"]
+
+
+@dataclass(frozen=True)
+class SchemaError:
+    """One problem: `path` from the object root (keys and list indexes) and a one-line message
+    that starts with the dotted path (`spec.http[0].timeout: ...`)."""
+
+    path: tuple
+    message: str
+
+    @property
+    def detail(self) -> str:
+        """The message without its leading path."""
+        prefix = format_path(self.path) + ": "
+        return self.message[len(prefix):] if self.message.startswith(prefix) else self.message
+
+    def __str__(self) -> str:  # pragma: no cover - convenience
+        return self.message
+
+
+_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+
+
+def format_path(path: tuple) -> str:
+    """("spec", "http", 0, "timeout") → `spec.http[0].timeout`; odd keys are quoted."""
+    out = []
+    for step in path:
+        if isinstance(step, int):
+            out.append(f"[{step}]")
+        elif _PLAIN_KEY.match(str(step)):
+            out.append(("." if out else "") + str(step))
+        else:
+            out.append(f'["{step}"]')
+    return "".join(out) or "(root)"
+
+
+def _err(errors: list, path: tuple, text: str) -> None:
+    errors.append(SchemaError(path, f"{format_path(path)}: {text}"))
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    if isinstance(value, str):
+        s = value if len(value) <= limit else value[: limit - 1] + "…"
+        return '"' + s.replace('"', '\\"') + '"'
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return type(value).__name__
+
+
+_TYPE_NAMES = {"object": "an object", "array": "a list", "string": "a string",
+               "integer": "an integer", "number": "a number", "boolean": "a boolean (true/false)",
+               "null": "null"}
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"a boolean ({_show(value)})"
+    if isinstance(value, int):
+        return f"an integer ({value})"
+    if isinstance(value, float):
+        return f"a number ({value!r})"
+    if isinstance(value, str):
+        return f"a string ({_show(value)})"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    return f"a {type(value).__name__} ({value!s})"
+
+
+def _is_integer(v: Any) -> bool:
+    return (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, float) and v.is_integer())
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and not (
+        isinstance(v, float) and (math.isnan(v) or math.isinf(v)))
+
+
+_TYPE_TESTS: dict[str, Callable[[Any], bool]] = {
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+    "string": lambda v: isinstance(v, str),
+    "integer": _is_integer,
+    "number": _is_number,
+    "boolean": lambda v: isinstance(v, bool),
+    "null": lambda v: v is None,
+}
+
+
+def _did_you_mean(word: str, choices) -> str:
+    choices = [str(c) for c in choices]
+    if not choices:
+        return ""
+    lowered = {c.lower(): c for c in choices}
+    if word.lower() in lowered:
+        return f' (did you mean "{lowered[word.lower()]}"?)'
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    if not close:
+        close = [lowered[c] for c in difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)]
+    return f' (did you mean "{close[0]}"?)' if close else ""
+
+
+# --- regular expressions and durations --------------------------------------------------------
+
+_RE2_UNSUPPORTED = (
+    (re.compile(r"\(\?<?[=!]"), "lookaround assertions"),
+    (re.compile(r"(?<!\\)(?:\\\\)*\\[1-9]"), "backreferences"),
+    (re.compile(r"\(\?P=\w+\)"), "backreferences"),
+    (re.compile(r"\(\?>"), "atomic groups"),
+    (re.compile(r"(?<!\\)(?:\\\\)*[*+?}]\+"), "possessive quantifiers"),
+)
+_regex_cache: dict[str, str | None] = {}
+
+
+def regex_problem(pattern: str) -> str | None:
+    """Why `pattern` is not a usable RE2 expression, or None when it is fine (cached)."""
+    try:
+        return _regex_cache[pattern]
+    except KeyError:
+        pass
+    problem = None
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        problem = str(exc)
+    except (OverflowError, RecursionError, ValueError) as exc:  # pragma: no cover - pathological
+        problem = str(exc) or type(exc).__name__
+    else:
+        for rx, what in _RE2_UNSUPPORTED:
+            if rx.search(pattern):
+                problem = f"uses {what}, which Envoy's RE2 engine does not support"
+                break
+    if len(_regex_cache) < 10000:
+        _regex_cache[pattern] = problem
+    return problem
+
+
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(h|ms|m|s|us|µs|ns)")
+_UNIT_NS = {"h": 3600e9, "m": 60e9, "s": 1e9, "ms": 1e6, "us": 1e3, "µs": 1e3, "ns": 1.0}
+
+
+def duration_ns(text: str) -> float:
+    """Nanoseconds of a Go/Istio duration string already known to be well-formed."""
+    return sum(float(n) * _UNIT_NS[u] for n, u in _DURATION_PART.findall(text))
+
+
+# --- the compiler -----------------------------------------------------------------------------
+
+_KNOWN = frozenset({
+    "$schema", "$id", "$defs", "$comment", "title", "description", "type", "properties",
+    "additionalProperties", "required", "enum", "const", "pattern", "minLength", "maxLength",
+    "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "items", "minItems", "maxItems",
+    "uniqueItems", "propertyNames", "minProperties", "maxProperties", "oneOf", "anyOf", "allOf",
+    "not", "$ref", "format", "default", "x-meshctl-regex", "x-meshctl-format", "x-meshctl-message",
+    "x-kubernetes-validations", "x-kubernetes-list-type", "x-kubernetes-list-map-keys",
+    "x-kubernetes-preserve-unknown-fields", "x-kubernetes-int-or-string",
+})
+
+_INT32 = (-(2 ** 31), 2 ** 31 - 1)
+
+
+def _required_only(branch: Any) -> list[str] | None:
+    if isinstance(branch, dict) and set(branch) == {"required"} and len(branch["required"]) == 1:
+        return list(branch["required"])
+    return None
+
+
+def _present(value: dict, names: list[str]) -> list[str]:
+    return [n for n in names if value.get(n) is not None]
+
+
+def _join(names: list[str]) -> str:
+    return ", ".join(names)
+
+
+class _Compiler:
+    def __init__(self, root: dict):
+        self.root = root
+        self.refs: dict[str, list] = {}
+
+    def ref(self, ref: str) -> Check:
+        cell = self.refs.get(ref)
+        if cell is None:
+            if not ref.startswith("#/"):
+                raise ValueError(f"unsupported $ref {ref!r}")
+            target: Any = self.root
+            for part in ref[2:].split("/"):
+                target = target[part]
+            cell = [None]
+            self.refs[ref] = cell
+            cell[0] = self.compile(target)
+
+        def check_ref(v, p, e, cell=cell):
+            cell[0](v, p, e)
+        return check_ref if cell[0] is None else cell[0]
+
+    def compile(self, node: Any) -> Check:  # noqa: C901 - one dispatch over keywords
+        if node is True or node == {}:
+            return lambda v, p, e: None
+        if node is False:
+            return lambda v, p, e: _err(e, p, "no value is allowed here")
+        unknown = set(node) - _KNOWN
+        if unknown:
+            raise ValueError(f"schema keyword(s) not supported by the compiler: {sorted(unknown)}")
+        checks: list[Check] = []
+        if "$ref" in node:
+            checks.append(self.ref(node["$ref"]))
+
+        # type (checked first; the rest of the node only runs when the type is right)
+        types = node.get("type")
+        type_check: Check | None = None
+        if types is not None:
+            tlist = [types] if isinstance(types, str) else list(types)
+            tests = [_TYPE_TESTS[t] for t in tlist]
+            expected = " or ".join(_TYPE_NAMES[t] for t in tlist if t != "null") or "null"
+            if len(tests) == 1:
+                t0 = tests[0]
+
+                def type_check(v, p, e, t0=t0, expected=expected):
+                    if not t0(v):
+                        _err(e, p, f"expected {expected}, got {_describe(v)}")
+                        return False
+                    return True
+            else:
+                def type_check(v, p, e, tests=tests, expected=expected):
+                    for t in tests:
+                        if t(v):
+                            return True
+                    _err(e, p, f"expected {expected}, got {_describe(v)}")
+                    return False
+        nullable = isinstance(types, list) and "null" in types
+
+        # strings
+        if "enum" in node or "const" in node:
+            allowed = list(node["enum"]) if "enum" in node else [node["const"]]
+            allowed_set = set(a for a in allowed if isinstance(a, (str, int, float, bool)) or a is None)
+            shown = _join([_show(a) if not isinstance(a, str) else a for a in allowed])
+
+            def enum_check(v, p, e, allowed_set=allowed_set, allowed=allowed, shown=shown):
+                try:
+                    ok = v in allowed_set and not (isinstance(v, bool) and not any(a is v for a in allowed))
+                except TypeError:
+                    ok = False
+                if not ok:
+                    hint = _did_you_mean(v, [a for a in allowed if isinstance(a, str)]) if isinstance(v, str) else ""
+                    if len(allowed) == 1:
+                        _err(e, p, f"{_show(v)} is not allowed here (must be {shown}){hint}")
+                    else:
+                        _err(e, p, f"{_show(v)} is not one of {shown}{hint}")
+            checks.append(enum_check)
+        message = node.get("x-meshctl-message")
+        if "pattern" in node:
+            rx = re.compile(node["pattern"])
+            pat = node["pattern"]
+
+            def pattern_check(v, p, e, search=rx.search, pat=pat, message=message):
+                if isinstance(v, str) and search(v) is None:
+                    _err(e, p, f"{_show(v)} {message}" if message else f"{_show(v)} does not match the pattern {pat}")
+                    return False
+                return True
+            if node.get("x-meshctl-format") == "duration":
+                def duration_check(v, p, e, pattern_check=pattern_check):
+                    if pattern_check(v, p, e) and isinstance(v, str) and duration_ns(v) < 1e6:
+                        _err(e, p, f"{_show(v)} is too short: durations must be at least 1ms")
+                checks.append(duration_check)
+            else:
+                checks.append(pattern_check)
+        if "minLength" in node or "maxLength" in node:
+            lo = node.get("minLength", 0)
+            hi = node.get("maxLength")
+
+            def length_check(v, p, e, lo=lo, hi=hi, message=message):
+                if isinstance(v, str):
+                    n = len(v)
+                    if n < lo:
+                        _err(e, p, "must not be empty" if lo == 1 else f"must be at least {lo} characters long")
+                    elif hi is not None and n > hi:
+                        if message:
+                            _err(e, p, f"{_show(v)} {message}" if hi else message)
+                        else:
+                            _err(e, p, f"must be at most {hi} characters long")
+            checks.append(length_check)
+        if node.get("x-meshctl-regex"):
+            def regex_check(v, p, e):
+                if isinstance(v, str):
+                    problem = regex_problem(v)
+                    if problem:
+                        _err(e, p, f"invalid regular expression {_show(v)}: {problem}")
+            checks.append(regex_check)
+
+        # numbers
+        lo = node.get("minimum")
+        hi = node.get("maximum")
+        xlo = node.get("exclusiveMinimum")
+        xhi = node.get("exclusiveMaximum")
+        big = None
+        if node.get("format") == "int32":
+            big = _INT32
+        if lo is not None or hi is not None or xlo is not None or xhi is not None or big:
+            def range_check(v, p, e, lo=lo, hi=hi, xlo=xlo, xhi=xhi, big=big):
+                if not _is_number(v):
+                    return
+                bad = (lo is not None and v < lo) or (hi is not None and v > hi) or \
+                      (xlo is not None and v <= xlo) or (xhi is not None and v >= xhi)
+                if bad:
+                    if lo is not None and hi is not None:
+                        _err(e, p, f"{_show(v)} is out of range {lo}–{hi}")
+                    elif lo is not None:
+                        _err(e, p, f"{_show(v)} must be at least {lo}")
+                    elif hi is not None:
+                        _err(e, p, f"{_show(v)} must be at most {hi}")
+                    elif xlo is not None:
+                        _err(e, p, f"{_show(v)} must be greater than {xlo}")
+                    else:
+                        _err(e, p, f"{_show(v)} must be less than {xhi}")
+                elif big is not None and not big[0] <= v <= big[1]:
+                    _err(e, p, f"{_show(v)} does not fit in a 32-bit integer")
+            checks.append(range_check)
+
+        # objects
+        props = node.get("properties")
+        addl = node.get("additionalProperties", True)
+        if props is not None or addl is not True or "propertyNames" in node:
+            prop_checks = {k: self.compile(s) for k, s in (props or {}).items()}
+            names = sorted(prop_checks)
+            addl_check = self.compile(addl) if isinstance(addl, dict) else None
+            closed = addl is False
+            pn_check = self.compile(node["propertyNames"]) if "propertyNames" in node else None
+
+            def object_check(v, p, e, prop_checks=prop_checks, addl_check=addl_check, closed=closed,
+                             names=names, pn_check=pn_check):
+                if not isinstance(v, dict):
+                    return
+                get = prop_checks.get
+                for k, sub in v.items():
+                    key = k if isinstance(k, str) else str(k)
+                    c = get(key)
+                    if c is not None:
+                        if sub is not None:  # null means unset (the API server prunes it)
+                            c(sub, p + (key,), e)
+                        continue
+                    if pn_check is not None:
+                        before = len(e)
+                        pn_check(key, p + (key,), e)
+                        if len(e) > before:
+                            for i in range(before, len(e)):
+                                e[i] = SchemaError(e[i].path, f"{format_path(e[i].path)}: invalid key: {e[i].detail}")
+                    if closed:
+                        _err(e, p + (key,), "unknown field" + _did_you_mean(key, names))
+                    elif addl_check is not None:
+                        addl_check(sub, p + (key,), e)
+            checks.append(object_check)
+        if "required" in node:
+            req = list(node["required"])
+
+            def required_check(v, p, e, req=req):
+                if isinstance(v, dict):
+                    for r in req:
+                        if v.get(r) is None:
+                            _err(e, p + (r,), "required field missing")
+            checks.append(required_check)
+        if "minProperties" in node or "maxProperties" in node:
+            lo_p = node.get("minProperties", 0)
+            hi_p = node.get("maxProperties")
+
+            def nprops_check(v, p, e, lo_p=lo_p, hi_p=hi_p):
+                if isinstance(v, dict):
+                    if len(v) < lo_p:
+                        _err(e, p, "must not be empty" if lo_p == 1 else f"must have at least {lo_p} entries")
+                    elif hi_p is not None and len(v) > hi_p:
+                        _err(e, p, f"has {len(v)} entries, at most {hi_p} are allowed")
+            checks.append(nprops_check)
+
+        # arrays
+        if "items" in node:
+            item_check = self.compile(node["items"])
+
+            def items_check(v, p, e, item_check=item_check):
+                if isinstance(v, list):
+                    for i, item in enumerate(v):
+                        item_check(item, p + (i,), e)
+            checks.append(items_check)
+        if "minItems" in node or "maxItems" in node:
+            lo_i = node.get("minItems", 0)
+            hi_i = node.get("maxItems")
+
+            def nitems_check(v, p, e, lo_i=lo_i, hi_i=hi_i):
+                if isinstance(v, list):
+                    if len(v) < lo_i:
+                        _err(e, p, "must not be empty" if lo_i == 1 else f"must have at least {lo_i} items")
+                    elif hi_i is not None and len(v) > hi_i:
+                        _err(e, p, f"has {len(v)} items, at most {hi_i} are allowed")
+            checks.append(nitems_check)
+        if node.get("uniqueItems"):
+            def unique_check(v, p, e):
+                if isinstance(v, list):
+                    seen = []
+                    for i, item in enumerate(v):
+                        if item in seen:
+                            _err(e, p + (i,), f"duplicate item {_show(item)}")
+                        else:
+                            seen.append(item)
+            checks.append(unique_check)
+
+        # combinators
+        for kw in ("oneOf", "anyOf", "allOf"):
+            if kw in node:
+                checks.append(self.combinator(kw, node[kw]))
+        if "not" in node:
+            checks.append(self.negation(node["not"], message))
+
+        return self._assemble(type_check, checks, nullable)
+
+    @staticmethod
+    def _assemble(type_check, checks: list, nullable: bool) -> Check:
+        if type_check is None:
+            if len(checks) == 1:
+                return checks[0]
+
+            def run(v, p, e, checks=tuple(checks)):
+                for c in checks:
+                    c(v, p, e)
+            return run
+        if not checks:
+            def run_t(v, p, e, type_check=type_check):
+                type_check(v, p, e)
+            return run_t
+        if len(checks) == 1:
+            c0 = checks[0]
+
+            def run_t1(v, p, e, type_check=type_check, c0=c0, nullable=nullable):
+                if type_check(v, p, e) and not (nullable and v is None):
+                    c0(v, p, e)
+            return run_t1
+
+        def run_tn(v, p, e, type_check=type_check, checks=tuple(checks), nullable=nullable):
+            if type_check(v, p, e) and not (nullable and v is None):
+                for c in checks:
+                    c(v, p, e)
+        return run_tn
+
+    def combinator(self, kw: str, branches: list) -> Check:
+        req = [_required_only(b) for b in branches]
+        # "exactly one of": oneOf: [{required: [a]}, {required: [b]}, ...]
+        if kw == "oneOf" and all(req):
+            names = [r[0] for r in req]
+
+            def exactly_one(v, p, e, names=names):
+                if isinstance(v, dict):
+                    found = _present(v, names)
+                    if not found:
+                        _err(e, p, f"one of {_join(names)} must be set")
+                    elif len(found) > 1:
+                        _err(e, p, f"only one of {_join(names)} may be set (found {_join(found)})")
+            return exactly_one
+        # "at most one of": oneOf: [{not: {anyOf: [{required: [a]}, ...]}}, {required: [a]}, ...]
+        if kw == "oneOf" and not req[0] and all(req[1:]) and isinstance(branches[0], dict) \
+                and set(branches[0]) == {"not"} and isinstance(branches[0]["not"], dict) \
+                and set(branches[0]["not"]) == {"anyOf"} \
+                and [_required_only(b) for b in branches[0]["not"]["anyOf"]] == req[1:]:
+            names = [r[0] for r in req[1:]]
+
+            def at_most_one(v, p, e, names=names):
+                if isinstance(v, dict):
+                    found = _present(v, names)
+                    if len(found) > 1:
+                        _err(e, p, f"only one of {_join(names)} may be set (found {_join(found)})")
+            return at_most_one
+        # "at least one of": anyOf: [{required: [a]}, ...]
+        if kw == "anyOf" and all(req):
+            names = [r[0] for r in req]
+
+            def at_least_one(v, p, e, names=names):
+                if isinstance(v, dict) and not _present(v, names):
+                    _err(e, p, f"one of {_join(names)} must be set")
+            return at_least_one
+        subs = [self.compile(b) for b in branches]
+        if kw == "allOf":
+            def all_of(v, p, e, subs=tuple(subs)):
+                for s in subs:
+                    s(v, p, e)
+            return all_of
+
+        def count_ok(v, p):
+            n = 0
+            first_errors = None
+            for s in subs:
+                tmp: list = []
+                s(v, p, tmp)
+                if not tmp:
+                    n += 1
+                elif first_errors is None:
+                    first_errors = tmp
+            return n, first_errors
+
+        if kw == "anyOf":
+            def any_of(v, p, e):
+                n, errs = count_ok(v, p)
+                if n == 0:
+                    _err(e, p, "does not match any of the allowed forms"
+                         + (f" ({errs[0].detail})" if errs else ""))
+            return any_of
+
+        def one_of(v, p, e):
+            n, errs = count_ok(v, p)
+            if n != 1:
+                _err(e, p, "must match exactly one of the allowed forms"
+                     + (f" (matches {n})" if n else (f" ({errs[0].detail})" if errs else "")))
+        return one_of
+
+    def negation(self, sub: Any, message: str | None = None) -> Check:
+        if isinstance(sub, dict) and set(sub) == {"required"}:
+            names = list(sub["required"])
+
+            def not_together(v, p, e, names=names):
+                if isinstance(v, dict) and all(v.get(n) is not None for n in names):
+                    _err(e, p, f"{' and '.join(names)} cannot be set together")
+            return not_together
+        if isinstance(sub, dict) and set(sub) == {"const"}:
+            bad = sub["const"]
+
+            def not_const(v, p, e, bad=bad, message=message or "is not allowed here"):
+                if v == bad and type(v) is type(bad):
+                    _err(e, p, f"{_show(v)} {message}")
+            return not_const
+        inner = self.compile(sub)
+
+        def negate(v, p, e):
+            tmp: list = []
+            inner(v, p, tmp)
+            if not tmp:
+                _err(e, p, "is not allowed here")
+        return negate
+
+
+_validators: dict[str, Check] = {}
+
+
+def validator_for(kind: str) -> Check:
+    """The compiled `spec` validator of an Istio kind: `check(value, path, errors)` (cached)."""
+    v = _validators.get(kind)
+    if v is None:
+        schema = spec_schema(kind)
+        v = _validators[kind] = _Compiler(schema).compile(schema)
+    return v
+
+
+# --- whole objects ----------------------------------------------------------------------------
+
+_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_TOP_LEVEL = ("apiVersion", "kind", "metadata", "spec", "status")
+_METADATA_FIELDS = (
+    "name", "generateName", "namespace", "labels", "annotations", "uid", "resourceVersion",
+    "generation", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
+    "finalizers", "ownerReferences", "managedFields", "selfLink",
+)
+
+
+def _check_metadata(body: dict, errors: list) -> None:
+    meta = body.get("metadata")
+    if meta is None:
+        _err(errors, ("metadata",), "required field missing (set metadata.name)")
+        return
+    if not isinstance(meta, dict):
+        _err(errors, ("metadata",), f"expected an object, got {_describe(meta)}")
+        return
+    for k in meta:
+        if str(k) not in _METADATA_FIELDS:
+            _err(errors, ("metadata", k), "unknown field" + _did_you_mean(str(k), _METADATA_FIELDS))
+    name = meta.get("name")
+    if name is None or name == "":
+        if not meta.get("generateName"):
+            _err(errors, ("metadata", "name"), "required field missing")
+    elif not isinstance(name, str):
+        _err(errors, ("metadata", "name"), f"expected a string, got {_describe(name)}")
+    elif len(name) > 253 or not _DNS1123_SUBDOMAIN.match(name):
+        _err(errors, ("metadata", "name"),
+             f"{_show(name)} is not a valid name: use lowercase letters, digits, '-' and '.', "
+             "starting and ending with a letter or digit (at most 253 characters)")
+    ns = meta.get("namespace")
+    if ns is not None:
+        if not isinstance(ns, str):
+            _err(errors, ("metadata", "namespace"), f"expected a string, got {_describe(ns)}")
+        elif len(ns) > 63 or not _DNS1123_LABEL.match(ns):
+            _err(errors, ("metadata", "namespace"),
+                 f"{_show(ns)} is not a valid namespace: use lowercase letters, digits and '-', "
+                 "starting and ending with a letter or digit (at most 63 characters)")
+    for field in ("labels", "annotations"):
+        m = meta.get(field)
+        if m is None:
+            continue
+        if not isinstance(m, dict):
+            _err(errors, ("metadata", field), f"expected an object, got {_describe(m)}")
+            continue
+        for k, v in m.items():
+            if not isinstance(v, str):
+                _err(errors, ("metadata", field, k),
+                     f"expected a string, got {_describe(v)} (quote the value)")
+
+
+def validate_spec(kind: str, spec: Any, path: tuple = ("spec",)) -> list[SchemaError]:
+    """Errors in the `spec` of an object of `kind` (an Istio kind name)."""
+    errors: list[SchemaError] = []
+    validator_for(kind)(spec, path, errors)
+    return errors
+
+
+def validate(resource) -> list[SchemaError]:
+    """Schema errors of one object (a meshctl.resources.Resource); [] for non-Istio kinds."""
+    ik = istio_kind(resource.api_version, resource.kind)
+    if ik is None:
+        return []
+    body = resource.body
+    errors: list[SchemaError] = []
+    version = resource.api_version.rpartition("/")[2]
+    if version not in ik.versions:
+        _err(errors, ("apiVersion",),
+             f"{_show(resource.api_version)} is not a served version of {ik.kind} "
+             f"(use {_join(ik.api_versions())})")
+    for k in body:
+        if k not in _TOP_LEVEL:
+            _err(errors, (k,), "unknown field" + _did_you_mean(str(k), _TOP_LEVEL))
+    _check_metadata(body, errors)
+    spec = body.get("spec")
+    if spec is not None:
+        validator_for(ik.kind)(spec, ("spec",), errors)
+    return errors
+
+
+def _kinds() -> tuple[str, ...]:  # pragma: no cover - used by tooling
+    return tuple(BY_KIND)

@@ -1,8 +1,97 @@
-"""Commands of this group are registered here by register(app)."""
+"""`meshctl manifest generate`, `meshctl profile list`, `meshctl profile dump`: the offline half
+of install. Thin: parse flags, call meshctl.install.profiles / render, print."""
 from __future__ import annotations
+
+import sys
+from typing import Annotated, List, Optional
 
 import typer
 
+from meshctl.cli.common import check_output, settings
+
+
+def _complete_profile(incomplete: str) -> list[str]:
+    from meshctl.install.profiles import complete_profile
+
+    return complete_profile(incomplete)
+
+
+ProfileOpt = Annotated[str, typer.Option("--profile", "-p", help="Profile to start from (see 'meshctl profile list').",
+                                         autocompletion=_complete_profile)]
+ValuesOpt = Annotated[Optional[List[str]], typer.Option(
+    "--values", "-f", help="A YAML file of values merged over the profile (repeatable, later files win).")]
+SetOpt = Annotated[Optional[List[str]], typer.Option(
+    "--set", help="Set one value: --set a.b[0].c=v (repeatable, applied after -f; typed: numbers, "
+                  "true/false; quote to keep a string: --set tag='\"1.24\"').")]
+RevisionOpt = Annotated[Optional[str], typer.Option(
+    "--revision", "-r", help="Render a revisioned control plane (istiod-<revision>) to run beside the default one.")]
+OutputOpt = Annotated[Optional[str], typer.Option("--output", "-o", help="yaml (default) or json.")]
+
+manifest_app = typer.Typer(name="manifest", help="Render the install manifest without touching a cluster.",
+                           no_args_is_help=True)
+profile_app = typer.Typer(name="profile", help="List and show install profiles.", no_args_is_help=True)
+
+
+@manifest_app.command("generate")
+def manifest_generate(
+    ctx: typer.Context,
+    profile: ProfileOpt = "sidecar",
+    values: ValuesOpt = None,
+    set_: SetOpt = None,
+    revision: RevisionOpt = None,
+    output: OutputOpt = None,
+) -> None:
+    """Print the Kubernetes objects `meshctl install` would apply (YAML documents, or a JSON List)."""
+    fmt = check_output(output or settings(ctx).output, ("yaml", "json"), "yaml")
+    from meshctl.install import profiles, render
+
+    vals = profiles.load_values(profile, files=values or (), sets=set_ or (), revision=revision)
+    objects = render.render_objects(vals)  # everything is rendered before anything is printed
+    text = render.to_json(objects) if fmt == "json" else render.to_yaml(objects)
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+@profile_app.command("list")
+def profile_list(ctx: typer.Context, output: OutputOpt = None) -> None:
+    """List the built-in profiles."""
+    from meshctl.install import profiles
+
+    fmt = check_output(output or settings(ctx).output, ("text", "yaml", "json"), "text")
+    names = profiles.list_profiles()
+    if fmt == "text":
+        descriptions = {
+            "sidecar": "istiod, ingress gateway, sidecar injection (Istio's default profile)",
+            "ambient": "istiod, istio-cni and ztunnel: ambient mode (Istio's ambient profile)",
+            "minimal": "istiod and the CRDs only (Istio's minimal profile)",
+        }
+        width = max(len(n) for n in names) if names else 0
+        for n in names:
+            sys.stdout.write(f"{n.ljust(width)}  {descriptions.get(n, '')}".rstrip() + "\n")
+    else:
+        from meshctl import output as out
+
+        out.emit(names, fmt)
+
+
+@profile_app.command("dump")
+def profile_dump(
+    ctx: typer.Context,
+    profile: Annotated[str, typer.Argument(help="Profile name.", autocompletion=_complete_profile)],
+    values: ValuesOpt = None,
+    set_: SetOpt = None,
+    revision: RevisionOpt = None,
+    output: OutputOpt = None,
+) -> None:
+    """Print the merged values of a profile (with any -f files and --set values) as YAML."""
+    fmt = check_output(output or settings(ctx).output, ("yaml", "json"), "yaml")
+    from meshctl import output as out
+    from meshctl.install import profiles
+
+    vals = profiles.load_values(profile, files=values or (), sets=set_ or (), revision=revision)
+    out.emit(vals, fmt)
+
 
 def register(app: typer.Typer) -> None:
-    return None
+    app.add_typer(manifest_app)
+    app.add_typer(profile_app)

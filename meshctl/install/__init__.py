@@ -1,0 +1,1 @@
+"""The install pipeline: profiles.py (values) → render.py (objects) → apply.py (cluster)."""

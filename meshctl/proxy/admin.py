@@ -1,0 +1,275 @@
+"""Probe stage: an async client for the Envoy admin interface (default port 15000).
+
+Every request goes through one `httpx.AsyncClient`, bounded by a semaphore (`concurrency`
+requests in flight at most) and a per-request timeout. A proxy that cannot be reached, times
+out, or answers something that is not Envoy's admin API raises `AdminUnreachable` (a
+`ProxyError`, exit code 3) naming the address and the path.
+
+Reusable pieces (the canary gates read request counts and latency histograms with them):
+
+    from meshctl.proxy.admin import fetch_stats, fetch_stats_sync
+    stats = await fetch_stats("127.0.0.1:15000", filter=r"^cluster\\.reviews\\.upstream_rq_")
+    stats["cluster.reviews.upstream_rq_2xx"]          # -> 1234 (counters and gauges: numbers)
+    stats["cluster.reviews.upstream_rq_time"]         # -> Histogram (quantiles in ms)
+
+Addresses are "host:port" strings (IPv6 as "[::1]:15000"); `parse_address` normalises them.
+"""
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from meshctl.errors import InputError, ProxyError
+
+ADMIN_PORT = 15000
+DEFAULT_TIMEOUT = 3.0
+DEFAULT_CONCURRENCY = 64
+
+LOG_LEVELS = ("trace", "debug", "info", "warning", "warn", "error", "critical", "off")
+
+_HOSTPORT = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.%\w]+)\]|(?P<host>[A-Za-z0-9_.\-]+)):(?P<port>\d{1,5})$")
+
+
+class AdminUnreachable(ProxyError):
+    """An admin endpoint could not be reached, timed out, or did not answer like Envoy (exit 3)."""
+
+    def __init__(self, address: str, path: str, reason: str):
+        super().__init__(f"proxy {address} unreachable: {reason} ({path})")
+        self.address = address
+        self.path = path
+        self.reason = reason
+
+
+def parse_address(text: str, default_port: int | None = None) -> str:
+    """Normalise "host:port" (also "http://host:port/", "[::1]:15000") or raise InputError (exit 2)."""
+    value = text.strip()
+    for scheme in ("http://", "https://"):
+        if value.startswith(scheme):
+            value = value[len(scheme):]
+    value = value.rstrip("/")
+    m = _HOSTPORT.match(value)
+    if not m and default_port is not None and value and ":" not in value.strip("[]"):
+        m = _HOSTPORT.match(f"{value}:{default_port}")
+    if not m:
+        raise InputError(f"invalid admin address {text!r}", hint="use HOST:PORT, e.g. 127.0.0.1:15000")
+    port = int(m.group("port"))
+    if not 0 < port < 65536:
+        raise InputError(f"invalid port in admin address {text!r}", hint="ports are 1-65535")
+    host = f"[{m.group('v6')}]" if m.group("v6") else m.group("host")
+    return f"{host}:{port}"
+
+
+def _reason(exc: Exception) -> str:
+    import httpx
+
+    if isinstance(exc, httpx.TimeoutException):
+        return "timed out"
+    if isinstance(exc, httpx.ConnectError):
+        cause = exc.__cause__ or exc.__context__
+        while cause is not None:
+            if isinstance(cause, ConnectionRefusedError):
+                return "connection refused"
+            cause = cause.__cause__ or cause.__context__
+        text = str(exc) or "connection failed"
+        if "refused" in text.lower():
+            return "connection refused"
+        if "all connection attempts failed" in text.lower():
+            return "connection failed"
+        return text.splitlines()[0]
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "not an HTTP admin endpoint (" + (str(exc).splitlines()[0] if str(exc) else "protocol error") + ")"
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text
+
+
+class AdminClient:
+    """Bounded, timed, async access to many Envoy admin endpoints.
+
+    Use as `async with AdminClient(timeout=2, concurrency=64) as admin: await admin.server_info(addr)`.
+    """
+
+    def __init__(self, timeout: float = DEFAULT_TIMEOUT, concurrency: int = DEFAULT_CONCURRENCY):
+        if concurrency < 1:
+            raise InputError("--concurrency must be at least 1")
+        if timeout <= 0:
+            raise InputError("--timeout must be positive")
+        self.timeout = timeout
+        self.concurrency = concurrency
+        self._sem = asyncio.Semaphore(concurrency)
+        self._client = None
+
+    async def __aenter__(self) -> "AdminClient":
+        import httpx
+
+        limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
+        self._client = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout), limits=limits,
+                                         trust_env=False, follow_redirects=False)
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def request(self, address: str, path: str, params: Optional[dict] = None,
+                      method: str = "GET", ok: tuple[int, ...] = (200,)):
+        """One admin request; returns the httpx.Response. Transport problems → AdminUnreachable."""
+        import httpx
+
+        assert self._client is not None, "use AdminClient as an async context manager"
+        url = f"http://{address}{path}"
+        async with self._sem:
+            try:
+                response = await self._client.request(method, url, params=params)
+            except (httpx.HTTPError, OSError) as e:
+                raise AdminUnreachable(address, path, _reason(e)) from None
+        if response.status_code not in ok:
+            body = response.text.strip().splitlines()
+            detail = f": {body[0][:200]}" if body else ""
+            raise AdminUnreachable(address, path, f"HTTP {response.status_code}{detail}")
+        return response
+
+    async def get_json(self, address: str, path: str, params: Optional[dict] = None) -> Any:
+        response = await self.request(address, path, params)
+        try:
+            return response.json()
+        except ValueError:
+            raise AdminUnreachable(address, path, "answer is not JSON (not an Envoy admin endpoint?)") from None
+
+    # --- the endpoints meshctl reads ---------------------------------------------------------
+
+    async def server_info(self, address: str) -> dict:
+        data = await self.get_json(address, "/server_info")
+        if not isinstance(data, dict) or "version" not in data:
+            raise AdminUnreachable(address, "/server_info", "answer is not Envoy's server_info")
+        return data
+
+    async def ready(self, address: str) -> tuple[bool, str]:
+        """(ready, state): /ready answers 200 "LIVE" when ready, 503 with the state otherwise."""
+        response = await self.request(address, "/ready", ok=(200, 503))
+        return response.status_code == 200, response.text.strip()
+
+    async def stats(self, address: str, filter: Optional[str] = None, histogram_buckets: bool = False) -> dict:
+        params = {"format": "json"}
+        if filter:
+            params["filter"] = filter
+        if histogram_buckets:
+            params["histogram_buckets"] = "cumulative"
+        data = await self.get_json(address, "/stats", params)
+        try:
+            return parse_stats(data)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise AdminUnreachable(address, "/stats", "answer is not Envoy stats JSON") from None
+
+    async def config_dump(self, address: str, resource: Optional[str] = None, include_eds: bool = False) -> dict:
+        params = {}
+        if resource:
+            params["resource"] = resource
+        if include_eds:
+            params["include_eds"] = ""
+        return await self.get_json(address, "/config_dump", params or None)
+
+    async def certs(self, address: str) -> dict:
+        return await self.get_json(address, "/certs")
+
+    async def clusters(self, address: str) -> dict:
+        return await self.get_json(address, "/clusters", {"format": "json"})
+
+    async def set_log_level(self, address: str, level: str, logger: Optional[str] = None) -> str:
+        """POST /logging?level=L (all loggers) or ?<logger>=L; returns Envoy's listing of levels."""
+        if level not in LOG_LEVELS:
+            raise InputError(f"unknown log level {level!r}", hint=f"use one of: {', '.join(LOG_LEVELS)}")
+        level = "warning" if level == "warn" else level
+        params = {logger: level} if logger else {"level": level}
+        response = await self.request(address, "/logging", params, method="POST", ok=(200, 400))
+        if response.status_code == 400:
+            raise InputError(f"proxy {address} has no logger named {logger!r}",
+                             hint="list the loggers with 'meshctl proxy-config log ADDRESS'")
+        return response.text
+
+    async def log_levels(self, address: str) -> str:
+        response = await self.request(address, "/logging", method="POST")
+        return response.text
+
+
+# --- /stats parsing ------------------------------------------------------------------------
+
+
+@dataclass
+class Histogram:
+    """One Envoy histogram from /stats?format=json.
+
+    quantiles: {"p50": value, "p99": value, ...} cumulative since start (None when no samples);
+    interval: the same for the last flush interval;
+    buckets: [(upper_bound, cumulative_count), ...] when asked with histogram_buckets=True.
+    Values are in the histogram's unit (milliseconds for *_time / *_ms).
+    """
+
+    name: str
+    quantiles: dict = field(default_factory=dict)
+    interval: dict = field(default_factory=dict)
+    buckets: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        out: dict = {"quantiles": self.quantiles, "interval": self.interval}
+        if self.buckets:
+            out["buckets"] = [{"le": le, "count": n} for le, n in self.buckets]
+        return out
+
+
+def _qname(q: float) -> str:
+    return "p" + (f"{q:g}")
+
+
+def parse_stats(data: Any) -> dict:
+    """Flatten Envoy's JSON stats into {name: number | str | Histogram}.
+
+    Counters and gauges become ints, text readouts (e.g. version_text) stay strings.
+    """
+    if not isinstance(data, dict) or not isinstance(data.get("stats"), list):
+        raise ValueError("not Envoy stats JSON")
+    out: dict = {}
+    for item in data["stats"]:
+        if "histograms" in item:
+            h = item["histograms"]
+            if isinstance(h, dict):  # quantile form
+                names = [_qname(q) for q in h.get("supported_quantiles", [])]
+                for entry in h.get("computed_quantiles", []):
+                    hist = Histogram(entry["name"])
+                    for qn, v in zip(names, entry.get("values", [])):
+                        hist.quantiles[qn] = v.get("cumulative")
+                        hist.interval[qn] = v.get("interval")
+                    out[hist.name] = hist
+            elif isinstance(h, list):  # bucket form
+                for entry in h:
+                    hist = Histogram(entry["name"])
+                    hist.buckets = [(b.get("upper_bound"), b.get("cumulative", 0)) for b in entry.get("buckets", [])]
+                    out[hist.name] = hist
+            continue
+        name = item.get("name")
+        if name is None:
+            continue
+        out[name] = item.get("value", 0)
+    return out
+
+
+async def fetch_stats(address: str, filter: Optional[str] = None, *, timeout: float = DEFAULT_TIMEOUT,
+                      histogram_buckets: bool = False, client: Optional[AdminClient] = None) -> dict:
+    """Read one proxy's /stats as {name: value}. `filter` is an RE2 regex applied by Envoy.
+
+    Counters/gauges → int, text readouts → str, histograms → Histogram. Raises AdminUnreachable.
+    Pass `client` to share one AdminClient (and its concurrency bound) across many calls.
+    """
+    address = parse_address(address)
+    if client is not None:
+        return await client.stats(address, filter, histogram_buckets)
+    async with AdminClient(timeout=timeout) as admin:
+        return await admin.stats(address, filter, histogram_buckets)
+
+
+def fetch_stats_sync(address: str, filter: Optional[str] = None, *, timeout: float = DEFAULT_TIMEOUT,
+                     histogram_buckets: bool = False) -> dict:
+    """Blocking form of fetch_stats (runs its own event loop; do not call from inside one)."""
+    return asyncio.run(fetch_stats(address, filter, timeout=timeout, histogram_buckets=histogram_buckets))

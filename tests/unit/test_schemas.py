@@ -1,19 +1,680 @@
-"""meshctl's JSON Schemas for Istio kinds: the CRD openAPIV3Schema built from them."""
+"""meshctl's JSON Schemas for Istio kinds: the validator behind IST0106 and the CRD schemas."""
 from __future__ import annotations
 
-import pytest
+import copy
+import json
+import re
 
-from meshctl.schemas import KINDS, crd_openapi
+import pytest
+import yaml
+
+from meshctl.loader import load_text
+from meshctl.resources import Resource
+from meshctl.schemas import KINDS, crd_openapi, spec_schema
+from meshctl.schemas.validate import SchemaError, format_path, regex_problem, validate
+
+# --- one valid, realistic object per kind -----------------------------------------------------
+
+VALID = {
+    "VirtualService": """
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: bookinfo}
+spec:
+  hosts: [reviews]
+  gateways: [mesh, istio-system/public]
+  http:
+  - name: canary
+    match:
+    - headers: {end-user: {exact: jason}, x-debug: {}}
+      uri: {prefix: /api}
+      queryParams: {v: {regex: "^[0-9]+$"}}
+    route:
+    - destination: {host: reviews, subset: v2, port: {number: 9080}}
+      weight: 10
+    - destination: {host: reviews, subset: v1}
+      weight: 90
+    timeout: 1.5s
+    retries: {attempts: 3, perTryTimeout: 500ms, retryOn: "5xx,connect-failure"}
+    fault: {delay: {fixedDelay: 7s, percentage: {value: 0.1}}}
+    corsPolicy: {allowOrigins: [{regex: "https://.*\\\\.example\\\\.com"}], maxAge: 24h}
+    headers: {request: {set: {x-canary: "true"}}}
+  tcp:
+  - match: [{port: 27017}]
+    route: [{destination: {host: mongo.backup.svc.cluster.local, port: {number: 5555}}}]
+""",
+    "DestinationRule": """
+apiVersion: networking.istio.io/v1beta1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews.prod.svc.cluster.local
+  trafficPolicy:
+    loadBalancer:
+      consistentHash: {httpCookie: {name: user, ttl: 0.5s}}
+    connectionPool:
+      tcp: {maxConnections: 100, connectTimeout: 30ms, tcpKeepalive: {time: 7200s, interval: 75s}}
+      http: {http2MaxRequests: 1000, maxRequestsPerConnection: 10}
+    outlierDetection: {consecutive5xxErrors: 7, interval: 5m, baseEjectionTime: 15m}
+    tls: {mode: ISTIO_MUTUAL}
+    portLevelSettings:
+    - port: {number: 80}
+      loadBalancer: {simple: LEAST_REQUEST}
+  subsets:
+  - name: v1
+    labels: {version: v1}
+    trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}
+""",
+    "Gateway": """
+apiVersion: networking.istio.io/v1alpha3
+kind: Gateway
+metadata: {name: public, namespace: istio-system}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 443, name: https, protocol: HTTPS}
+    hosts: ["*.example.com"]
+    tls: {mode: SIMPLE, credentialName: example-cert, minProtocolVersion: TLSV1_2}
+  - port: {number: 80, name: http, protocol: http}
+    hosts: ["*"]
+    tls: {httpsRedirect: true}
+""",
+    "ServiceEntry": """
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: external-api}
+spec:
+  hosts: [api.example.com]
+  location: MESH_EXTERNAL
+  resolution: DNS
+  ports:
+  - {number: 443, name: https, protocol: TLS}
+  endpoints:
+  - {address: api.example.com, ports: {https: 443}}
+""",
+    "Sidecar": """
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: bookinfo}
+spec:
+  workloadSelector: {labels: {app: ratings}}
+  ingress:
+  - port: {number: 9080, protocol: HTTP, name: http}
+    defaultEndpoint: 127.0.0.1:8080
+  egress:
+  - hosts: ["./*", "istio-system/*"]
+  outboundTrafficPolicy: {mode: REGISTRY_ONLY}
+""",
+    "WorkloadEntry": """
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: vm-1}
+spec:
+  address: 10.0.0.12
+  labels: {app: legacy}
+  ports: {http: 8080}
+  serviceAccount: legacy
+""",
+    "WorkloadGroup": """
+apiVersion: networking.istio.io/v1
+kind: WorkloadGroup
+metadata: {name: legacy}
+spec:
+  metadata: {labels: {app: legacy}}
+  template: {ports: {http: 8080}, serviceAccount: legacy}
+  probe:
+    periodSeconds: 5
+    httpGet: {path: /ready, port: 8080}
+""",
+    "EnvoyFilter": """
+apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: {name: lua, namespace: istio-system}
+spec:
+  workloadSelector: {labels: {app: reviews}}
+  configPatches:
+  - applyTo: HTTP_FILTER
+    match:
+      context: SIDECAR_INBOUND
+      proxy: {proxyVersion: '^1\\.2[0-9].*'}
+      listener:
+        portNumber: 8080
+        filterChain: {filter: {name: envoy.filters.network.http_connection_manager}}
+    patch:
+      operation: INSERT_BEFORE
+      value:
+        name: envoy.lua
+        typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua}
+""",
+    "ProxyConfig": """
+apiVersion: networking.istio.io/v1beta1
+kind: ProxyConfig
+metadata: {name: per-workload}
+spec:
+  selector: {matchLabels: {app: ratings}}
+  concurrency: 2
+  image: {imageType: distroless}
+  environmentVariables: {ISTIO_META_DNS_CAPTURE: "true"}
+""",
+    "AuthorizationPolicy": """
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: httpbin, namespace: foo}
+spec:
+  selector: {matchLabels: {app: httpbin}}
+  action: ALLOW
+  rules:
+  - from: [{source: {principals: ["cluster.local/ns/default/sa/sleep"]}}]
+    to: [{operation: {methods: [GET], paths: ["/info*"]}}]
+    when: [{key: "request.auth.claims[iss]", values: ["https://accounts.google.com"]}]
+""",
+    "PeerAuthentication": """
+apiVersion: security.istio.io/v1beta1
+kind: PeerAuthentication
+metadata: {name: default, namespace: foo}
+spec:
+  selector: {matchLabels: {app: finance}}
+  mtls: {mode: STRICT}
+  portLevelMtls:
+    8080: {mode: DISABLE}
+""",
+    "RequestAuthentication": """
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: jwt, namespace: foo}
+spec:
+  selector: {matchLabels: {app: httpbin}}
+  jwtRules:
+  - issuer: issuer-foo
+    jwksUri: https://example.com/.well-known/jwks.json
+    forwardOriginalToken: true
+    fromHeaders: [{name: x-jwt-assertion, prefix: "Bearer "}]
+""",
+    "Telemetry": """
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: mesh-default, namespace: istio-system}
+spec:
+  tracing:
+  - providers: [{name: zipkin}]
+    randomSamplingPercentage: 10.0
+    customTags: {team: {literal: {value: payments}}}
+  metrics:
+  - providers: [{name: prometheus}]
+    overrides:
+    - match: {metric: REQUEST_COUNT, mode: CLIENT_AND_SERVER}
+      tagOverrides: {request_host: {operation: REMOVE}}
+  accessLogging:
+  - providers: [{name: envoy}]
+    filter: {expression: "response.code >= 400"}
+""",
+    "WasmPlugin": """
+apiVersion: extensions.istio.io/v1alpha1
+kind: WasmPlugin
+metadata: {name: openid-connect, namespace: istio-ingress}
+spec:
+  selector: {matchLabels: {istio: ingressgateway}}
+  url: oci://private-registry:5000/openid-connect/openid:latest
+  imagePullPolicy: IfNotPresent
+  phase: AUTHN
+  pluginConfig: {openid_server: authn, openid_realm: ingress}
+""",
+    "TrafficExtension": """
+apiVersion: extensions.istio.io/v1alpha1
+kind: TrafficExtension
+metadata: {name: header-check, namespace: default}
+spec:
+  selector: {matchLabels: {app: web}}
+  wasm:
+    url: oci://registry.example.com/header-check:1.0
+    pluginConfig: {header: x-check}
+""",
+}
+
+
+def resource(text: str) -> Resource:
+    return Resource.from_dict(yaml.safe_load(text))
+
+
+def test_every_kind_has_a_valid_example():
+    assert set(VALID) == {k.kind for k in KINDS}
+
+
+@pytest.mark.parametrize("kind", sorted(VALID))
+def test_valid_example_is_accepted(kind):
+    assert validate(resource(VALID[kind])) == []
+
+
+# --- typical mistakes: (kind, dotted path to set, value or DELETE, error path, message part) ---
+
+DELETE = object()
+MISTAKES = [
+    ("VirtualService", "spec.http.0.timeout", "10x", ("spec", "http", 0, "timeout"),
+     '"10x" is not a valid duration (use e.g. "1s"'),
+    ("VirtualService", "spec.http.0.retries.atempts", 3, ("spec", "http", 0, "retries", "atempts"),
+     'unknown field (did you mean "attempts"?)'),
+    ("VirtualService", "spec.http.0.retries.perTryTimeout", "0s",
+     ("spec", "http", 0, "retries", "perTryTimeout"), "at least 1ms"),
+    ("VirtualService", "spec.http.0.match.0.uri", {"prefix": "/a", "exact": "/b"},
+     ("spec", "http", 0, "match", 0, "uri"), "only one of exact, prefix, regex may be set"),
+    ("VirtualService", "spec.http.0.match.0.uri", {}, ("spec", "http", 0, "match", 0, "uri"),
+     "one of exact, prefix, regex must be set"),
+    ("VirtualService", "spec.http.0.match.0.uri", {"regex": "([a-z]+"},
+     ("spec", "http", 0, "match", 0, "uri", "regex"), 'invalid regular expression "([a-z]+": missing )'),
+    ("VirtualService", "spec.http.0.match.0.headers.end-user", {"regex": "(?=x)y"},
+     ("spec", "http", 0, "match", 0, "headers", "end-user", "regex"), "lookaround"),
+    ("VirtualService", "spec.http.0.route.0.destination.port.number", 70000,
+     ("spec", "http", 0, "route", 0, "destination", "port", "number"), "70000 is out of range 0–65535"),
+    ("VirtualService", "spec.http.0.route.0.destination.port.number", "9080",
+     ("spec", "http", 0, "route", 0, "destination", "port", "number"),
+     'expected an integer, got a string ("9080")'),
+    ("VirtualService", "spec.http.0.route.0.destination.host", DELETE,
+     ("spec", "http", 0, "route", 0, "destination", "host"), "required field missing"),
+    ("VirtualService", "spec.hosts", "reviews", ("spec", "hosts"), 'expected a list, got a string ("reviews")'),
+    ("VirtualService", "spec.http.0.fault.delay.percentage.value", 150,
+     ("spec", "http", 0, "fault", "delay", "percentage", "value"), "150 is out of range 0–100"),
+    ("DestinationRule", "spec.trafficPolicy.tls.mode", "ISTIO_MUTUALL",
+     ("spec", "trafficPolicy", "tls", "mode"), 'did you mean "ISTIO_MUTUAL"?'),
+    ("DestinationRule", "spec.trafficPolicy.loadBalancer.simple", "ROUND_ROBIN",
+     ("spec", "trafficPolicy", "loadBalancer"), "only one of simple, consistentHash"),
+    ("DestinationRule", "spec.trafficPolicy.connectionPool.tcp.connectTimeout", "30",
+     ("spec", "trafficPolicy", "connectionPool", "tcp", "connectTimeout"), "is not a valid duration"),
+    ("DestinationRule", "spec.subsets.0.lables", {"version": "v1"}, ("spec", "subsets", 0, "lables"),
+     'unknown field (did you mean "labels"?)'),
+    ("Gateway", "spec.servers.0.port.number", 65536, ("spec", "servers", 0, "port", "number"),
+     "out of range 0–65535"),
+    ("Gateway", "spec.servers.0.port.protocol", "HTTPX", ("spec", "servers", 0, "port", "protocol"),
+     '"HTTPX" is not a known protocol'),
+    ("Gateway", "spec.servers.0.tls.mode", "STRICT", ("spec", "servers", 0, "tls", "mode"),
+     '"STRICT" is not one of PASSTHROUGH, SIMPLE, MUTUAL'),
+    ("Gateway", "spec.servers.0.tls.credentialNames", ["a", "b"], ("spec", "servers", 0, "tls"),
+     "credentialName and credentialNames cannot be set together"),
+    ("ServiceEntry", "spec.resolution", "DNSS", ("spec", "resolution"), 'did you mean "DNS"?'),
+    ("ServiceEntry", "spec.ports.0.number", 0, ("spec", "ports", 0, "number"), "0 is out of range 1–65535"),
+    ("ServiceEntry", "spec.hosts.0", "*", ("spec", "hosts", 0), '"*" is not allowed as a ServiceEntry host'),
+    ("Sidecar", "spec.outboundTrafficPolicy.mode", "ALLOW", ("spec", "outboundTrafficPolicy", "mode"),
+     'is not one of REGISTRY_ONLY, ALLOW_ANY'),
+    ("Sidecar", "spec.workloadSelector.labels.app", "rat*", ("spec", "workloadSelector", "labels", "app"),
+     "must not contain '*'"),
+    ("WorkloadEntry", "spec.ports.http", 99999, ("spec", "ports", "http"), "out of range 1–65535"),
+    ("WorkloadEntry", "spec.weight", -5, ("spec", "weight"), "-5 is out of range 0–4294967295"),
+    ("WorkloadGroup", "spec.probe.tcpSocket", {"port": 8080}, ("spec", "probe"),
+     "only one of httpGet, tcpSocket, exec, grpc may be set"),
+    ("EnvoyFilter", "spec.configPatches.0.applyTo", "HTTP_FILTERS", ("spec", "configPatches", 0, "applyTo"),
+     'did you mean "HTTP_FILTER"?'),
+    ("EnvoyFilter", "spec.configPatches.0.match.proxy.proxyVersion", "1.2[",
+     ("spec", "configPatches", 0, "match", "proxy", "proxyVersion"), "invalid regular expression"),
+    ("EnvoyFilter", "spec.configPatches.0.match.app", "x", ("spec", "configPatches", 0, "match", "app"),
+     "unknown field"),
+    ("ProxyConfig", "spec.concurrency", "2", ("spec", "concurrency"), "expected an integer, got a string"),
+    ("ProxyConfig", "spec.image.imageType", 3, ("spec", "image", "imageType"), "expected a string, got an integer (3)"),
+    ("AuthorizationPolicy", "spec.action", "ALOW", ("spec", "action"),
+     '"ALOW" is not one of ALLOW, DENY, AUDIT, CUSTOM (did you mean "ALLOW"?)'),
+    ("AuthorizationPolicy", "spec.targetRef", {"kind": "Gateway", "group": "gateway.networking.k8s.io", "name": "gw"},
+     ("spec",), "only one of selector, targetRef, targetRefs may be set"),
+    ("AuthorizationPolicy", "spec.rules.0.to.0.operation.method", ["GET"], ("spec", "rules", 0, "to", 0, "operation", "method"),
+     'unknown field (did you mean "methods"?)'),
+    ("PeerAuthentication", "spec.mtls.mode", "STRIC", ("spec", "mtls", "mode"),
+     '"STRIC" is not one of UNSET, DISABLE, PERMISSIVE, STRICT (did you mean "STRICT"?)'),
+    ("PeerAuthentication", "spec.mtls", "STRICT", ("spec", "mtls"), 'expected an object, got a string ("STRICT")'),
+    ("RequestAuthentication", "spec.jwtRules.0.timeout", "5", ("spec", "jwtRules", 0, "timeout"),
+     "is not a valid duration"),
+    ("RequestAuthentication", "spec.jwtRules.0.jwks", "{}", ("spec", "jwtRules", 0),
+     "only one of jwksUri, jwks_uri, jwks may be set"),
+    ("Telemetry", "spec.tracing.0.randomSamplingPercentage", "10%",
+     ("spec", "tracing", 0, "randomSamplingPercentage"), 'expected a number, got a string ("10%")'),
+    ("Telemetry", "spec.metrics.0.overrides.0.match.metric", "REQUEST_COUNTS",
+     ("spec", "metrics", 0, "overrides", 0, "match", "metric"), 'did you mean "REQUEST_COUNT"?'),
+    ("WasmPlugin", "spec.phase", "AUTH", ("spec", "phase"), 'is not one of UNSPECIFIED_PHASE, AUTHN, AUTHZ, STATS'),
+    ("WasmPlugin", "spec.pluginConfig", "x", ("spec", "pluginConfig"), "expected an object"),
+    ("TrafficExtension", "spec.wasm", DELETE, ("spec",), "one of wasm, lua must be set"),
+    ("TrafficExtension", "spec.selector.matchLabels", [], ("spec", "selector", "matchLabels"), "expected an object, got a list"),
+]
+
+
+def _set(body: dict, dotted: str, value) -> None:
+    parts = [int(p) if p.isdigit() else p for p in dotted.split(".")]
+    node = body
+    for p in parts[:-1]:
+        node = node[p]
+    if value is DELETE:
+        del node[parts[-1]]
+    else:
+        node[parts[-1]] = copy.deepcopy(value)
+
+
+@pytest.mark.parametrize("kind,where,value,path,message", MISTAKES,
+                         ids=[f"{m[0]}:{m[1]}={m[2] if m[2] is not DELETE else 'DELETE'}" for m in MISTAKES])
+def test_mistake_is_reported_with_path_and_one_line_message(kind, where, value, path, message):
+    body = yaml.safe_load(VALID[kind])
+    _set(body, where, value)
+    errors = validate(Resource.from_dict(body))
+    at_path = [e for e in errors if e.path == path]
+    assert at_path, f"no error at {path}: {errors}"
+    assert any(message in e.message for e in at_path), at_path
+    for e in errors:
+        assert "\n" not in e.message
+        assert e.message.startswith(format_path(e.path) + ": ")
+
+
+def test_all_mistake_kinds_are_covered():
+    assert {m[0] for m in MISTAKES} == {k.kind for k in KINDS}
+
+
+def test_messages_read_like_the_documented_examples():
+    body = yaml.safe_load(VALID["VirtualService"])
+    body["spec"]["http"][0]["timeout"] = "10x"
+    body["spec"]["http"][0]["retries"]["atempts"] = 3
+    messages = [e.message for e in validate(Resource.from_dict(body))]
+    assert 'spec.http[0].timeout: "10x" is not a valid duration (use e.g. "1s", "500ms", "1m30s")' in messages
+    assert 'spec.http[0].retries.atempts: unknown field (did you mean "attempts"?)' in messages
+
+
+def test_error_path_leads_to_the_line_of_the_field():
+    text = VALID["VirtualService"].replace("timeout: 1.5s", "timeout: 1.5sec")
+    loaded = load_text(text, "vs.yaml")
+    (res,) = loaded.resources
+    (err,) = validate(res)
+    assert err.path == ("spec", "http", 0, "timeout")
+    want = next(i for i, line in enumerate(text.splitlines(), 1) if "timeout: 1.5sec" in line)
+    assert res.line_of(err.path) == want
+
+
+def test_integer_map_keys_are_reported_as_strings():
+    body = yaml.safe_load(VALID["PeerAuthentication"])
+    body["spec"]["portLevelMtls"] = {0: {"mode": "DISABLE"}, 8080: {"mode": "PERMISIVE"}}
+    errors = validate(Resource.from_dict(body))
+    assert {e.path for e in errors} == {("spec", "portLevelMtls", "0"),
+                                        ("spec", "portLevelMtls", "8080", "mode")}
+    assert any('spec.portLevelMtls["0"]: invalid key: "0" is not a port number' in e.message for e in errors)
+
+
+def test_null_fields_count_as_unset():
+    body = yaml.safe_load(VALID["VirtualService"])
+    body["spec"]["http"][0]["timeout"] = None
+    assert validate(Resource.from_dict(body)) == []
+    body["spec"]["http"][0]["route"][0]["destination"]["host"] = None
+    (err,) = validate(Resource.from_dict(body))
+    assert err.message.endswith("destination.host: required field missing")
+
+
+# --- object-level checks -----------------------------------------------------------------------
+
+def test_metadata_name_is_required_and_dns1123():
+    body = yaml.safe_load(VALID["Gateway"])
+    body["metadata"]["name"] = "Public_GW"
+    (err,) = validate(Resource.from_dict(body))
+    assert err.path == ("metadata", "name") and '"Public_GW" is not a valid name' in err.message
+    del body["metadata"]["name"]
+    (err,) = validate(Resource.from_dict(body))
+    assert err.message == "metadata.name: required field missing"
+    body["metadata"]["generateName"] = "gw-"
+    assert validate(Resource.from_dict(body)) == []
+
+
+def test_metadata_namespace_labels_and_unknown_fields():
+    body = yaml.safe_load(VALID["Gateway"])
+    body["metadata"].update({"namespace": "Istio.System", "labels": {"enabled": True}, "lables": {}})
+    msgs = sorted(e.message for e in validate(Resource.from_dict(body)))
+    assert msgs == [
+        'metadata.labels.enabled: expected a string, got a boolean (true) (quote the value)',
+        'metadata.lables: unknown field (did you mean "labels"?)',
+        'metadata.namespace: "Istio.System" is not a valid namespace: use lowercase letters, digits and '
+        "'-', starting and ending with a letter or digit (at most 63 characters)",
+    ]
+
+
+def test_unknown_top_level_field_and_version():
+    body = yaml.safe_load(VALID["Sidecar"])
+    body["specs"] = body.pop("spec")
+    body["apiVersion"] = "networking.istio.io/v2"
+    msgs = [e.message for e in validate(Resource.from_dict(body))]
+    assert 'specs: unknown field (did you mean "spec"?)' in msgs
+    assert any(m.startswith('apiVersion: "networking.istio.io/v2" is not a served version of Sidecar (use '
+                            "networking.istio.io/v1") for m in msgs)
+
+
+def test_spec_of_wrong_type():
+    body = yaml.safe_load(VALID["Sidecar"])
+    body["spec"] = ["egress"]
+    assert [e.message for e in validate(Resource.from_dict(body))] == ["spec: expected an object, got a list"]
+
+
+def test_non_istio_objects_are_not_validated():
+    svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "Bad_Name"}, "spec": {"bogus": 1}}
+    assert validate(Resource.from_dict(svc)) == []
+    # an Istio kind name under another group is not Istio's
+    other = {"apiVersion": "example.com/v1", "kind": "Gateway", "metadata": {"name": "x"}, "spec": {"y": 1}}
+    assert validate(Resource.from_dict(other)) == []
+
+
+@pytest.mark.parametrize("version", ["v1", "v1beta1", "v1alpha3"])
+def test_networking_versions_share_a_schema(version):
+    body = yaml.safe_load(VALID["VirtualService"])
+    body["apiVersion"] = f"networking.istio.io/{version}"
+    assert validate(Resource.from_dict(body)) == []
+    body["spec"]["tcpp"] = []
+    assert [e.message for e in validate(Resource.from_dict(body))] == ['spec.tcpp: unknown field (did you mean "tcp"?)']
+
+
+def test_regex_problem():
+    assert regex_problem("^/api/v[0-9]+") is None
+    assert regex_problem("(a") and "missing )" in regex_problem("(a")
+    assert "backreferences" in regex_problem(r"(a)\1")
+    assert regex_problem(r"\\1") is None  # an escaped backslash followed by 1 is not a backreference
+
+
+def test_schema_error_detail():
+    e = SchemaError(("spec", "x"), "spec.x: bad")
+    assert e.detail == "bad"
+    assert format_path(("spec", "m", "a.b/c", 0)) == 'spec.m["a.b/c"][0]'
+
+
+# --- the schema files --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", [k.kind for k in KINDS])
+def test_schema_file_is_valid_draft_2020_12(kind):
+    import jsonschema
+
+    schema = spec_schema(kind)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+
+
+def _objects(node, path=""):
+    if isinstance(node, dict):
+        if "properties" in node:
+            yield path, node
+        for k, v in node.items():
+            yield from _objects(v, f"{path}/{k}")
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _objects(v, f"{path}/{i}")
 
 
 @pytest.mark.parametrize("kind", [k.kind for k in KINDS])
-def test_crd_openapi_has_object_shape(kind):
+def test_every_message_rejects_unknown_fields(kind):
+    for path, node in _objects(spec_schema(kind)):
+        if path.endswith(("/not", "/oneOf", "/anyOf")):
+            continue
+        assert node.get("additionalProperties") is False, f"{kind} {path} accepts unknown fields"
+
+
+def test_schemas_are_small():
+    total = sum(len(json.dumps(spec_schema(k.kind), separators=(",", ":"))) for k in KINDS)
+    assert total < 150_000
+
+
+# --- jsonschema agrees with the compiled validator ---------------------------------------------
+
+def _reference_validator(kind):
+    """A jsonschema validator of the same schema, taught meshctl's two value annotations."""
+    import jsonschema
+    from jsonschema import validators
+
+    from meshctl.schemas.validate import duration_ns
+
+    def x_regex(validator, flag, instance, schema):
+        if flag and isinstance(instance, str) and regex_problem(instance):
+            yield jsonschema.ValidationError("bad regex")
+
+    def x_format(validator, fmt, instance, schema):
+        if fmt == "duration" and isinstance(instance, str) and re.search(schema["pattern"], instance) \
+                and duration_ns(instance) < 1e6:
+            yield jsonschema.ValidationError("short duration")
+
+    cls = validators.extend(jsonschema.Draft202012Validator,
+                            {"x-meshctl-regex": x_regex, "x-meshctl-format": x_format})
+    return cls(spec_schema(kind))
+
+
+@pytest.mark.parametrize("kind", [k.kind for k in KINDS])
+def test_compiled_validator_agrees_with_jsonschema(kind):
+    from meshctl.schemas.validate import validate_spec
+
+    ref = _reference_validator(kind)
+    samples = [yaml.safe_load(VALID[kind])["spec"]]
+    for m in MISTAKES:
+        if m[0] == kind and m[1].startswith("spec."):
+            body = yaml.safe_load(VALID[kind])
+            _set(body, m[1], m[2])
+            samples.append(body["spec"])
+    for spec in samples:
+        ours = validate_spec(kind, spec)
+        theirs = list(ref.iter_errors(spec))
+        assert bool(ours) == bool(theirs), (spec, ours, [t.message for t in theirs])
+        # every error path we report is a path jsonschema also complains about (or its parent)
+        their_paths = {("spec",) + tuple(t.absolute_path) for t in theirs}
+        for e in ours:
+            assert any(e.path[:len(tp)] == tp for tp in their_paths), (e, their_paths)
+
+
+# --- CRD openAPIV3Schema -----------------------------------------------------------------------
+
+_JUNCTOR_FORBIDDEN = {"type", "properties", "items", "additionalProperties", "description", "default",
+                      "nullable", "x-kubernetes-preserve-unknown-fields", "x-kubernetes-int-or-string",
+                      "x-kubernetes-embedded-resource", "$ref"}
+
+
+def structural_problems(node, path="") -> list[str]:
+    """Violations of Kubernetes' structural-schema rules (apiextensions.k8s.io/v1)."""
+    out: list[str] = []
+    if not isinstance(node, dict):
+        return [f"{path}: not an object"]
+    if "$ref" in node:
+        out.append(f"{path}: $ref")
+    has_type = "type" in node
+    if not (has_type or node.get("x-kubernetes-int-or-string") or node.get("x-kubernetes-preserve-unknown-fields")):
+        out.append(f"{path}: no type")
+    if has_type and node["type"] not in ("object", "array", "string", "integer", "number", "boolean"):
+        out.append(f"{path}: bad type {node['type']!r}")
+    if node.get("x-kubernetes-int-or-string") and "type" in node:
+        out.append(f"{path}: int-or-string with type")
+    if "additionalProperties" in node:
+        if not isinstance(node["additionalProperties"], dict):
+            out.append(f"{path}: additionalProperties is not a schema")
+        if "properties" in node:
+            out.append(f"{path}: properties and additionalProperties together")
+    if "properties" in node and node.get("type") != "object":
+        out.append(f"{path}: properties without type object")
+    if "items" in node and node.get("type") != "array":
+        out.append(f"{path}: items without type array")
+    if node.get("type") == "array" and "items" not in node:
+        out.append(f"{path}: array without items")
+    for bad in ("$schema", "$defs", "$id", "const", "propertyNames", "patternProperties", "dependentSchemas"):
+        if bad in node:
+            out.append(f"{path}: {bad}")
+    for k in ("oneOf", "anyOf", "allOf"):
+        for i, b in enumerate(node.get(k, [])):
+            out += _junctor_problems(b, f"{path}/{k}/{i}")
+    if "not" in node:
+        out += _junctor_problems(node["not"], f"{path}/not")
+    for name, sub in node.get("properties", {}).items():
+        out += structural_problems(sub, f"{path}/{name}")
+    if isinstance(node.get("items"), dict):
+        out += structural_problems(node["items"], f"{path}[]")
+    if isinstance(node.get("additionalProperties"), dict):
+        out += structural_problems(node["additionalProperties"], f"{path}{{}}")
+    return out
+
+
+def _junctor_problems(node, path) -> list[str]:
+    out = []
+    for k, v in node.items():
+        if k in _JUNCTOR_FORBIDDEN:
+            out.append(f"{path}: {k} inside a junctor")
+        if k in ("oneOf", "anyOf", "allOf"):
+            for i, b in enumerate(v):
+                out += _junctor_problems(b, f"{path}/{k}/{i}")
+        if k == "not":
+            out += _junctor_problems(v, f"{path}/not")
+    return out
+
+
+def test_structural_checker_catches_violations():
+    bad = {"type": "object", "properties": {
+        "a": {"$ref": "#/x"}, "b": {"properties": {}}, "c": {"type": "object", "additionalProperties": False},
+        "d": {"type": "object", "oneOf": [{"type": "string"}]}}}
+    problems = structural_problems(bad)
+    assert any("/a: $ref" in p for p in problems)
+    assert any("/b: no type" in p for p in problems)
+    assert any("/c: additionalProperties is not a schema" in p for p in problems)
+    assert any("type inside a junctor" in p for p in problems)
+
+
+@pytest.mark.parametrize("kind", [k.kind for k in KINDS])
+def test_crd_openapi_is_structural(kind):
     schema = crd_openapi(kind)
-    assert schema["type"] == "object"
+    assert structural_problems(schema) == []
     assert set(schema["properties"]) == {"apiVersion", "kind", "metadata", "spec", "status"}
     assert schema["properties"]["status"]["x-kubernetes-preserve-unknown-fields"] is True
+    text = json.dumps(schema)
+    assert "x-meshctl" not in text and "$ref" not in text
+
+
+def test_crd_openapi_keeps_the_checks_kubernetes_can_express():
+    vs = crd_openapi("VirtualService")["properties"]["spec"]
+    http = vs["properties"]["http"]["items"]["properties"]
+    assert http["timeout"]["pattern"].startswith("^")
+    assert http["timeout"]["x-kubernetes-validations"][0]["rule"] == "duration(self) >= duration('1ms')"
+    uri = http["match"]["items"]["properties"]["uri"]
+    assert uri["oneOf"] == [{"required": ["exact"]}, {"required": ["prefix"]}, {"required": ["regex"]}]
+    port = http["route"]["items"]["properties"]["destination"]["properties"]["port"]["properties"]["number"]
+    assert (port["minimum"], port["maximum"]) == (0, 65535)
+    pa = crd_openapi("PeerAuthentication")["properties"]["spec"]
+    assert pa["properties"]["mtls"]["properties"]["mode"]["enum"] == ["UNSET", "DISABLE", "PERMISSIVE", "STRICT"]
+    wasm = crd_openapi("WasmPlugin")["properties"]["spec"]["properties"]["pluginConfig"]
+    assert wasm == {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+
+
+def test_crd_openapi_same_for_every_version():
+    for k in KINDS:
+        schemas = {json.dumps(crd_openapi(k.kind, v), sort_keys=True) for v in k.versions}
+        assert len(schemas) == 1
 
 
 def test_crd_openapi_rejects_unknown_kind():
     with pytest.raises(KeyError):
         crd_openapi("Deployment")
+
+
+@pytest.mark.parametrize("kind", [k.kind for k in KINDS])
+def test_crd_object_validates_against_kubernetes_openapi(kind):
+    kv = pytest.importorskip("kubernetes_validate")
+    from meshctl.schemas import BY_KIND
+
+    ik = BY_KIND[kind]
+    schema = crd_openapi(kind)
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": ik.crd_name},
+           "spec": {"group": ik.group, "scope": "Namespaced",
+                    "names": {"kind": kind, "plural": ik.plural, "singular": kind.lower(),
+                              "listKind": f"{kind}List", "shortNames": list(ik.short_names)},
+                    "versions": [{"name": v, "served": True, "storage": v == ik.storage_version,
+                                  "schema": {"openAPIV3Schema": schema}} for v in ik.versions]}}
+    kv.validate(crd, kv.latest_version(), strict=True)
+
+
+def test_crd_size_is_reasonable():
+    total = sum(len(yaml.safe_dump(crd_openapi(k.kind))) * len(k.versions) for k in KINDS)
+    assert total < 500_000  # Istio's own CRDs for the same kinds are about 1 MB

@@ -73,3 +73,15 @@ def cli(monkeypatch):
         return CLIResult(result)
 
     return run
+
+
+@pytest.fixture
+def kube_api(tmp_path):
+    """A fresh fake Kubernetes API server (tests/kube/fakeapi.py); `.kubeconfig` points at it."""
+    from tests.kube.fakeapi import FakeKube
+
+    server = FakeKube(tmp_path / "fake-kube").start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,84 @@
+"""AuthorizationPolicy checks: policies that select no workload, source namespaces that do not exist."""
+from __future__ import annotations
+
+from meshctl.analysis.framework import Analyzer, Context, as_dict, as_list, dig, register
+from meshctl.analysis.workloads import LabelIndex, in_mesh, pod_in_ambient, selector_string, str_labels
+
+
+def mesh_pods(ctx: Context) -> LabelIndex:
+    """Pods in the mesh (sidecar or ambient), by namespace and label; namespaces with pods are
+    present even when none of their pods is in the mesh."""
+    def build(c: Context) -> LabelIndex:
+        index = LabelIndex(())
+        for pod in c.of_kind("Pod"):
+            ns = pod.namespace or ""
+            index.by_ns.setdefault(ns, [])
+            if in_mesh(c, pod) or pod_in_ambient(pod):
+                entry = (pod, str_labels(pod.labels))
+                index.by_ns[ns].append(entry)
+                for k, v in entry[1].items():
+                    index.by_label.setdefault((ns, k, v), []).append(entry)
+        return index
+
+    return ctx.index("authz.mesh_pods", build)
+
+
+def namespace_pattern_matches(pattern: str, names: set[str], lowered: set[str]) -> bool:
+    """Whether an AuthorizationPolicy namespace expression (`*`, `prefix*`, `*suffix`, exact,
+    case-insensitive) matches one of the namespaces."""
+    if pattern == "*":
+        return True
+    if pattern.startswith("*"):
+        suffix = pattern[1:]
+        return any(n.endswith(suffix) for n in names)
+    if pattern.endswith("*"):
+        prefix = pattern[:-1]
+        return any(n.startswith(prefix) for n in names)
+    return pattern.lower() in lowered
+
+
+@register
+class AuthorizationPoliciesAnalyzer(Analyzer):
+    name = "auth.AuthorizationPoliciesAnalyzer"
+    description = "Checks the validity of authorization policies"
+    inputs = ("AuthorizationPolicy", "Namespace", "Pod")
+
+    def analyze(self, ctx: Context) -> None:
+        policies = ctx.of_kind("AuthorizationPolicy")
+        if not policies:
+            return
+        index = mesh_pods(ctx)
+        root = str(ctx.mesh_config.get("rootNamespace") or ctx.istio_namespace)
+        names = {r.name for r in ctx.of_kind("Namespace")}
+        lowered = {n.lower() for n in names}
+        for ap in policies:
+            self.no_matching_workloads(ctx, ap, index, root)
+            self.unknown_namespaces(ctx, ap, names, lowered)
+
+    @staticmethod
+    def no_matching_workloads(ctx: Context, ap, index: LabelIndex, root: str) -> None:
+        selector = ap.spec.get("selector")
+        labels = as_dict(dig(selector, "matchLabels"))
+        path = ("spec", "selector") if selector is not None else ("metadata", "name")
+        if (ap.namespace or "") == root:
+            if selector is not None and not index.select_anywhere(labels):
+                ctx.report("IST0127", ap, selector_string(labels), path=path)
+            return
+        if selector is None:
+            if not index.by_ns.get(ap.namespace or ""):
+                ctx.report("IST0127", ap, "", path=path)
+            return
+        if not index.select(ap.namespace, labels):
+            ctx.report("IST0127", ap, selector_string(labels), path=path)
+
+    @staticmethod
+    def unknown_namespaces(ctx: Context, ap, names: set[str], lowered: set[str]) -> None:
+        for i, rule in enumerate(as_list(ap.spec.get("rules"))):
+            for j, frm in enumerate(as_list(as_dict(rule).get("from"))):
+                source = as_dict(as_dict(frm).get("source"))
+                for field in ("namespaces", "notNamespaces"):
+                    for k, ns in enumerate(as_list(source.get(field))):
+                        ns = str(ns)
+                        if not namespace_pattern_matches(ns, names, lowered):
+                            ctx.report("IST0101", ap, "namespace", ns,
+                                       path=("spec", "rules", i, "from", j, "source", field, k))

@@ -1,0 +1,62 @@
+"""Sidecar resources: selectors that select nothing, overlapping selections, several default
+Sidecars in a namespace, and Sidecars that cannot apply to ambient workloads."""
+from __future__ import annotations
+
+from meshctl.analysis.framework import Analyzer, Context, as_dict, dig, register
+from meshctl.analysis.workloads import (
+    namespace_in_ambient, namespace_object, pod_in_ambient, pods, selector_string,
+)
+
+
+@register
+class SelectorAnalyzer(Analyzer):
+    name = "sidecar.SelectorAnalyzer"
+    description = ("Validates that sidecars that define a workload selector match at least one pod, "
+                   "and that there aren't multiple sidecar resources that select overlapping pods")
+    inputs = ("Sidecar", "Pod", "Namespace")
+
+    def analyze(self, ctx: Context) -> None:
+        index = pods(ctx)
+        by_pod: dict[int, tuple[object, list]] = {}
+        defaults: dict[str, list] = {}
+        for sc in ctx.of_kind("Sidecar"):
+            labels = as_dict(dig(sc.spec, "workloadSelector", "labels"))
+            if not labels:
+                defaults.setdefault(sc.namespace or "", []).append(sc)
+                continue
+            selected = index.select(sc.namespace, labels)
+            if not selected:
+                first = sorted(labels)[0]
+                ctx.report("IST0101", sc, "selector", selector_string(labels),
+                           path=("spec", "workloadSelector", "labels", first))
+                continue
+            for pod in selected:
+                by_pod.setdefault(id(pod), (pod, []))[1].append(sc)
+
+        reported: set[int] = set()
+        for pod, sidecars in by_pod.values():
+            ambient = pod_in_ambient(pod)
+            if len(sidecars) == 1 and not ambient:
+                continue
+            names = sorted(s.name for s in sidecars)
+            for sc in sidecars:
+                if ambient:
+                    if id(sc) not in reported:
+                        reported.add(id(sc))
+                        ctx.report("IST0167", sc, "selected workload is in ambient mode, the policy has no impact",
+                                   path=("spec", "workloadSelector"))
+                    continue
+                ctx.report("IST0110", sc, names, pod.namespace or "", pod.name, path=("metadata", "name"))
+
+        for ns, sidecars in defaults.items():
+            if namespace_in_ambient(namespace_object(ctx, ns)):
+                for sc in sidecars:
+                    if id(sc) not in reported:
+                        reported.add(id(sc))
+                        ctx.report("IST0167", sc, "namespace is in ambient mode, the policy has no impact",
+                                   path=("metadata", "namespace"))
+                continue
+            if len(sidecars) > 1:
+                names = sorted(s.name for s in sidecars)
+                for sc in sidecars:
+                    ctx.report("IST0111", sc, names, ns, path=("metadata", "name"))

@@ -1,0 +1,296 @@
+"""The mutate stage of `meshctl canary shift`: on the cluster, or in a manifest file in place.
+
+Cluster: every write is a read-modify-write carrying the resourceVersion it read; on a conflict
+(someone else wrote in between) the object is read again and the same change re-applied, so two
+operators shifting at once lose nothing (`update`).
+
+File (-f): the VirtualService's document is changed by minimal text edits (textedit), so other
+documents, comments and key order stay byte-identical; the file is replaced atomically.
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+import os
+import random
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+from meshctl.canary import plan
+from meshctl.errors import ClusterError, InputError
+
+NET_API = "networking.istio.io/v1"
+MAX_ATTEMPTS = 200
+
+
+@dataclass
+class ShiftResult:
+    target: str                 # "VirtualService ns/name" or the file path
+    host: str
+    before: list[tuple[str, int]]
+    after: list[tuple[str, int]]
+    changed: bool
+    dry_run: bool = False
+    diff: str = ""
+    created: list[str] = field(default_factory=list)
+    attempts: int = 1
+    header: Optional[tuple[str, str]] = None
+    mirror: Optional[float] = None
+
+    def to_dict(self) -> dict:
+        out = {
+            "target": self.target, "host": self.host,
+            "before": {s: w for s, w in self.before}, "after": {s: w for s, w in self.after},
+            "changed": self.changed, "dryRun": self.dry_run, "attempts": self.attempts,
+        }
+        if self.created:
+            out["created"] = self.created
+        if self.header:
+            out["header"] = {"name": self.header[0], "value": self.header[1]}
+        if self.mirror is not None:
+            out["mirrorPercent"] = self.mirror
+        if self.dry_run:
+            out["diff"] = self.diff
+        return out
+
+
+# --- helpers ---------------------------------------------------------------------------------
+def _clean(obj: dict) -> dict:
+    """The object as a user reads it: without server bookkeeping."""
+    out = copy.deepcopy(obj)
+    meta = out.get("metadata") or {}
+    for k in ("managedFields", "resourceVersion", "uid", "generation", "creationTimestamp", "selfLink"):
+        meta.pop(k, None)
+    out.pop("status", None)
+    return out
+
+
+def object_diff(old: dict | None, new: dict, name: str) -> str:
+    from meshctl.output import to_yaml
+
+    a = to_yaml(_clean(old)).splitlines(keepends=True) if old else []
+    b = to_yaml(_clean(new)).splitlines(keepends=True)
+    return "".join(difflib.unified_diff(a, b, f"{name} (cluster)", f"{name} (shifted)"))
+
+
+def update(k, api_version: str, kind: str, name: str, namespace: str,
+           mutate: Callable[[dict], Optional[dict]]) -> tuple[dict, dict, int]:
+    """Read-modify-write with optimistic concurrency. `mutate(obj)` returns the new object (or
+    None for no change) and is called again on the fresh object after each conflict.
+    Returns (object read, object written or read, attempts)."""
+    from meshctl import kube
+
+    delay = 0.005
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        current = k.get(api_version, kind, name, namespace)
+        if current is None:
+            raise ClusterError(f"{kind} {namespace}/{name} no longer exists",
+                               hint="it was deleted while meshctl was changing it")
+        new = mutate(copy.deepcopy(current))
+        if new is None or new == current:
+            return current, current, attempt
+        new.setdefault("metadata", {})["resourceVersion"] = (current.get("metadata") or {}).get("resourceVersion")
+        try:
+            written = k.replace(new)
+        except kube.AlreadyExists:
+            raise
+        except kube.Conflict:
+            time.sleep(random.uniform(0, delay))
+            delay = min(delay * 2, 0.2)
+            continue
+        return current, written, attempt
+    raise ClusterError(f"{kind} {namespace}/{name} kept changing: gave up after {MAX_ATTEMPTS} conflicting writes",
+                       hint="another controller may be rewriting it; check its managedFields")
+
+
+# --- cluster ---------------------------------------------------------------------------------
+def find_on_cluster(k, host: str, namespace: str) -> tuple[dict | None, dict | None]:
+    vss = k.list(NET_API, "VirtualService", namespace)
+    drs = k.list(NET_API, "DestinationRule", namespace)
+    return plan.find_virtual_service(vss, host, namespace), plan.find_destination_rule(drs, host, namespace)
+
+
+def _create_from_pods(k, host: str, namespace: str, weights: list[int], subsets: list[str] | None,
+                      dr: dict | None, dry_run: bool) -> tuple[dict, dict, list[str]]:
+    """The DestinationRule (existing or new) and a new VirtualService for `host`, from the
+    `version` labels of the pods its Service selects."""
+    name = plan.short_name(host)
+    created: list[str] = []
+    if dr is None:
+        svc = k.get("v1", "Service", name, namespace)
+        if svc is None:
+            raise InputError(f"--create: no Service {namespace}/{name} to take versions from",
+                             hint="create the Service first, or write the DestinationRule yourself")
+        selector = (svc.get("spec") or {}).get("selector") or {}
+        if not selector:
+            raise InputError(f"--create: Service {namespace}/{name} has no selector",
+                             hint="subsets come from the pods the Service selects")
+        sel = ",".join(f"{a}={b}" for a, b in sorted(selector.items()))
+        versions = plan.versions_of(k.list("v1", "Pod", namespace, label_selector=sel))
+        if not versions:
+            raise InputError(f"--create: no pod selected by Service {namespace}/{name} has a 'version' label",
+                             hint="label each Deployment's pods with version: v1, v2, ...")
+        if subsets and any(s not in versions for s in subsets):
+            missing = [s for s in subsets if s not in versions]
+            raise InputError(f"--create: no pod of {namespace}/{name} has version {', '.join(missing)} "
+                             f"(versions: {', '.join(versions)})", hint="fix --subsets or the pods' labels")
+        dr = plan.new_destination_rule(host if "." in host else name, namespace, versions)
+        if not dry_run:
+            dr = k.create(dr)
+        created.append(plan.ref(dr))
+    vs = plan.new_virtual_service(host if "." in host else name, namespace)
+    return dr, vs, created
+
+
+def shift_cluster(k, host: str, namespace: str, weights: list[int], subsets: list[str] | None = None,
+                  header: tuple[str, str] | None = None, mirror: float | None = None,
+                  dry_run: bool = False, create: bool = False,
+                  also: Callable[[dict], None] | None = None) -> ShiftResult:
+    """Shift the weights of HOST's default route on the cluster. `also(obj)` (optional) changes
+    the object further inside the same read-modify-write (e.g. bookkeeping annotations)."""
+    vs, dr = find_on_cluster(k, host, namespace)
+    created: list[str] = []
+    if vs is None:
+        if not create:
+            raise InputError(f"no VirtualService serves {host} in namespace {namespace}",
+                             hint="check the host and -n, or pass --create to make one from the Service's pods")
+        dr, new_vs, created = _create_from_pods(k, host, namespace, weights, subsets, dr, dry_run)
+        subsets = plan.resolve_subsets(new_vs, dr, host, namespace, weights, subsets, f" in namespace {namespace}")
+        shift = plan.Shift(host, namespace, subsets, weights, header, mirror)
+        body = plan.apply_shift(new_vs, shift)
+        if also:
+            also(body)
+        diff = object_diff(None, body, plan.ref(body))
+        if not dry_run:
+            body = k.create(body)
+        created.append(plan.ref(body))
+        return ShiftResult(plan.ref(body), host, [], plan.current_weights(body, host, namespace), True,
+                           dry_run, diff, created, 1, header, mirror)
+
+    name = vs["metadata"]["name"]
+    vs_ns = vs["metadata"].get("namespace") or namespace
+    subsets = plan.resolve_subsets(vs, dr, host, namespace, weights, subsets, f" in namespace {namespace}")
+    shift = plan.Shift(host, namespace, subsets, weights, header, mirror)
+
+    def mutate(obj: dict) -> dict:
+        new = plan.apply_shift(obj, shift)
+        if also:
+            also(new)
+        return new
+
+    if dry_run:
+        new = mutate(copy.deepcopy(vs))
+        return ShiftResult(plan.ref(vs), host, plan.current_weights(vs, host, namespace),
+                           plan.current_weights(new, host, namespace), new != vs, True,
+                           object_diff(vs, new, plan.ref(vs)), [], 1, header, mirror)
+    before, after, attempts = update(k, NET_API, "VirtualService", name, vs_ns, mutate)
+    return ShiftResult(plan.ref(after), host, plan.current_weights(before, host, namespace),
+                       plan.current_weights(after, host, namespace), after is not before, False,
+                       "", [], attempts, header, mirror)
+
+
+# --- files -----------------------------------------------------------------------------------
+def _write_atomic(path: str, data: bytes) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        mode = os.stat(path).st_mode & 0o7777
+    except OSError:
+        mode = 0o644
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".meshctl-", dir=directory)
+    except OSError as e:
+        raise InputError(f"{path}: cannot write beside it: {e.strerror or e}",
+                         hint="check the directory's permissions") from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def shift_files(paths: list[str], host: str, namespace: str | None, weights: list[int],
+                subsets: list[str] | None = None, header: tuple[str, str] | None = None,
+                mirror: float | None = None, dry_run: bool = False, create: bool = False) -> ShiftResult:
+    """Shift HOST's weights in the manifest file holding its VirtualService; other files given
+    with -f are read only (e.g. the one holding the DestinationRule)."""
+    from meshctl import loader
+
+    if create:
+        raise InputError("--create works on the cluster only",
+                         hint="write the DestinationRule and VirtualService into the file, then shift")
+    if "-" in paths:
+        raise InputError("-f - (stdin) cannot be edited in place", hint="pass the manifest file's path")
+    texts: dict[str, tuple[bytes, str]] = {}
+    loaded: dict[str, Any] = {}
+    for path in paths:
+        if os.path.isdir(path):
+            raise InputError(f"{path}: is a directory", hint="pass the manifest file holding the VirtualService")
+        raw = loader.read_source(path)
+        text, problem = loader.decode(raw, path)
+        if problem:
+            raise InputError(str(problem), hint="fix the file, then shift again")
+        texts[path] = (raw, text)
+        loaded[path] = loader.load_text(text, path, namespace)
+    bodies = [(path, r) for path, result in loaded.items() for r in result.resources]
+    items = [r.body for _, r in bodies]
+    vs_body = plan.find_virtual_service(items, host, namespace)
+    if vs_body is None:
+        problems = [str(p) for result in loaded.values() for p in result.problems]
+        extra = f" ({problems[0]})" if problems else ""
+        raise InputError(f"no VirtualService for {host} in {', '.join(paths)}{extra}",
+                         hint="pass the manifest that holds it with -f; names and hosts are matched")
+    path, res = next((p, r) for p, r in bodies if r.body is vs_body)
+    ns = namespace or res.namespace or "default"
+    dr = plan.find_destination_rule(items, host, ns)
+    for problem in loaded[path].problems:
+        if problem.line and res.node is not None and res.node.start_mark.line + res.line_offset + 1 <= problem.line \
+                <= res.node.end_mark.line + res.line_offset + 1:
+            raise InputError(str(problem), hint="fix the VirtualService's document first")
+    where = f" in {', '.join(paths)}"
+    subsets = plan.resolve_subsets(vs_body, dr, host, ns, weights, subsets, where)
+    shift = plan.Shift(host, ns, subsets, weights, header, mirror)
+    new_body = plan.apply_shift(vs_body, shift)
+    raw, text = texts[path]
+    before = plan.current_weights(vs_body, host, ns)
+    after = plan.current_weights(new_body, host, ns)
+    if new_body == vs_body:
+        return ShiftResult(f"{path}", host, before, after, False, dry_run, "", [], 1, header, mirror)
+    if res.node is None:  # a JSON file: rewrite it whole, keeping its indentation style
+        new_text = _rewrite_json(text, res.body, new_body)
+    else:
+        def reparsed(candidate: str) -> Any:
+            again = loader.load_text(candidate, path, namespace)
+            for r in again.resources:
+                if r.line == res.line and r.kind == res.kind:
+                    return r.body
+            return None
+
+        from meshctl.canary import textedit
+        new_text = textedit.patch_document(text, res.node, res.line_offset, vs_body, new_body, check=reparsed)
+    diff = "".join(difflib.unified_diff(text.splitlines(keepends=True), new_text.splitlines(keepends=True),
+                                        path, f"{path} (shifted)"))
+    if not dry_run:
+        bom = b"\xef\xbb\xbf" if raw.startswith(b"\xef\xbb\xbf") else b""
+        _write_atomic(path, bom + new_text.encode("utf-8"))
+    return ShiftResult(path, host, before, after, True, dry_run, diff, [], 1, header, mirror)
+
+
+def _rewrite_json(text: str, old: dict, new: dict) -> str:
+    import json
+
+    data = json.loads(text)
+    if isinstance(data, list):
+        data = [new if d == old else d for d in data]
+    elif isinstance(data, dict) and isinstance(data.get("items"), list) and data != old:
+        data["items"] = [new if d == old else d for d in data["items"]]
+    else:
+        data = new
+    return json.dumps(data, indent=2) + "\n"

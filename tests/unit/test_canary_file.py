@@ -1,0 +1,216 @@
+"""`meshctl canary shift -f FILE`: GitOps edits in place, everything else byte-identical."""
+from __future__ import annotations
+
+import json
+
+import yaml
+
+SERVICE = """\
+# bookinfo reviews
+apiVersion: v1
+kind: Service
+metadata:
+  name: reviews   # the service
+spec:
+  ports:
+  - port: 9080
+"""
+
+VS = """\
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: reviews
+  namespace: default
+spec:
+  hosts:
+  - reviews   # short name
+  http:
+  - match:
+    - headers:
+        end-user:
+          exact: jason
+    route:
+    - destination:
+        host: reviews
+        subset: v2
+  - route:
+    - destination:
+        host: reviews
+        subset: v1
+      weight: 100  # all on v1
+    - destination:
+        host: reviews
+        subset: v2
+      weight: 0
+    timeout: 5s   # keep
+"""
+
+DR = """\
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: reviews
+spec:
+  host: reviews
+  subsets:
+  - name: v1
+    labels: {version: v1}
+  - name: v2
+    labels: {version: v2}
+  - name: v3
+    labels: {version: v3}
+"""
+
+
+def manifest(tmp_path, vs=VS):
+    path = tmp_path / "reviews.yaml"
+    path.write_text(SERVICE + "---\n" + vs + "---\n" + DR)
+    return path
+
+
+def docs(path):
+    return list(yaml.safe_load_all(path.read_text()))
+
+
+def route(path):
+    vs = docs(path)[1]
+    default = [h for h in vs["spec"]["http"] if "match" not in h][0]
+    return [(r["destination"]["subset"], r.get("weight")) for r in default["route"]]
+
+
+def test_shift_file_changes_only_the_weights(cli, tmp_path):
+    path = manifest(tmp_path)
+    r = cli("canary", "shift", "reviews", "90/10", "-f", str(path))
+    assert r.exit_code == 0, r
+    assert "100/0 (v1,v2) → 90/10 (v1,v2)" in r.stdout and r.stderr == ""
+    expected = (SERVICE + "---\n" + VS.replace("weight: 100  # all on v1", "weight: 90  # all on v1")
+                .replace("weight: 0\n", "weight: 10\n") + "---\n" + DR)
+    assert path.read_text() == expected
+
+
+def test_shift_file_three_way_header_and_mirror_keep_other_documents(cli, tmp_path):
+    path = manifest(tmp_path)
+    r = cli("canary", "shift", "reviews", "80/10/10", "--subsets", "v1,v2,v3", "--header", "x-user=beta",
+            "--mirror", "5", "-f", str(path))
+    assert r.exit_code == 0, r
+    text = path.read_text()
+    assert text.startswith(SERVICE + "---\n") and text.endswith("---\n" + DR)
+    assert "weight: 80  # all on v1" in text and "timeout: 5s   # keep" in text and "- reviews   # short name" in text
+    assert route(path) == [("v1", 80), ("v2", 10), ("v3", 10)]
+    http = docs(path)[1]["spec"]["http"]
+    assert http[0]["match"][0]["headers"] == {"end-user": {"exact": "jason"}}, "existing header route stays first"
+    assert http[1] == {"match": [{"headers": {"x-user": {"exact": "beta"}}}],
+                       "route": [{"destination": {"host": "reviews", "subset": "v3"}}]}
+    assert http[2]["mirror"] == {"host": "reviews", "subset": "v3"} and http[2]["mirrorPercentage"] == {"value": 5.0}
+
+
+def test_shift_file_dry_run_prints_diff_and_writes_nothing(cli, tmp_path):
+    path = manifest(tmp_path)
+    before = path.read_bytes()
+    r = cli("canary", "shift", "reviews", "75/25", "-f", str(path), "--dry-run")
+    assert r.exit_code == 0, r
+    assert "-      weight: 100  # all on v1\n+      weight: 75  # all on v1" in r.stdout
+    assert "dry run" in r.stderr
+    assert path.read_bytes() == before
+
+
+def test_shift_file_json_output(cli, tmp_path):
+    path = manifest(tmp_path)
+    r = cli("canary", "shift", "reviews", "60/40", "-f", str(path), "-o", "json")
+    assert r.exit_code == 0, r
+    data = json.loads(r.stdout)
+    assert data["before"] == {"v1": 100, "v2": 0} and data["after"] == {"v1": 60, "v2": 40} and data["changed"]
+
+
+def test_shift_file_errors_are_one_line_and_leave_file_intact(cli, tmp_path):
+    path = manifest(tmp_path)
+    before = path.read_bytes()
+    cases = [
+        (["90/20"], "sum to 110"),
+        (["90/10", "--subsets", "v1,v9"], "subset 'v9' is not defined in DestinationRule default/reviews"),
+        (["abc"], "must be N/M"),
+        (["90/10", "--header", "nonsense"], "must be NAME=VALUE"),
+        (["90/10", "--mirror", "150"], "outside 0..100"),
+    ]
+    for extra, needle in cases:
+        r = cli("canary", "shift", "reviews", *extra, "-f", str(path))
+        assert r.exit_code == 2, (extra, r)
+        assert r.stderr.startswith("error: ") and needle in r.stderr, (extra, r)
+        assert "Traceback" not in r.stderr
+    r = cli("canary", "shift", "ratings", "90/10", "-f", str(path))
+    assert r.exit_code == 2 and "no VirtualService for ratings" in r.stderr
+    r = cli("canary", "shift", "reviews", "90/10", "-f", str(tmp_path / "missing.yaml"))
+    assert r.exit_code == 2 and "no such file" in r.stderr
+    assert path.read_bytes() == before
+
+
+def test_shift_file_without_destination_rule_is_a_clear_error(cli, tmp_path):
+    path = tmp_path / "vs.yaml"
+    path.write_text(VS)
+    r = cli("canary", "shift", "reviews", "90/10", "-f", str(path))
+    assert r.exit_code == 2
+    assert "no DestinationRule for host reviews" in r.stderr and "hint:" in r.stderr
+    dr = tmp_path / "dr.yaml"
+    dr.write_text(DR)
+    r = cli("canary", "shift", "reviews", "90/10", "-f", str(path), "-f", str(dr))
+    assert r.exit_code == 0, r
+    assert "weight: 90  # all on v1" in path.read_text()
+    assert dr.read_text() == DR
+
+
+def test_shift_file_flow_style_and_crlf(cli, tmp_path):
+    flow = VS.replace("""  - route:
+    - destination:
+        host: reviews
+        subset: v1
+      weight: 100  # all on v1
+    - destination:
+        host: reviews
+        subset: v2
+      weight: 0
+""", """  - route: [{destination: {host: reviews, subset: v1}, weight: 100}, {destination: {host: reviews, subset: v2}}]
+""")
+    path = tmp_path / "flow.yaml"
+    path.write_text(flow + "---\n" + DR)
+    r = cli("canary", "shift", "reviews", "70/30", "-f", str(path))
+    assert r.exit_code == 0, r
+    vs = docs(path)[0]
+    assert [(r["destination"]["subset"], r["weight"]) for r in vs["spec"]["http"][1]["route"]] == [("v1", 70), ("v2", 30)]
+    assert path.read_text().endswith("---\n" + DR)
+    # CRLF line ends are kept (the DestinationRule given in a second file)
+    crlf = tmp_path / "crlf.yaml"
+    crlf.write_bytes(VS.replace("\n", "\r\n").encode())
+    dr = tmp_path / "dr.yaml"
+    dr.write_text(DR)
+    r = cli("canary", "shift", "reviews", "70/30", "--header", "x-user=beta", "-f", str(crlf), "-f", str(dr))
+    assert r.exit_code == 0, r
+    raw = crlf.read_bytes()
+    assert b"\n" not in raw.replace(b"\r\n", b""), raw
+    assert b"weight: 70  # all on v1\r\n" in raw and b"exact: beta\r\n" in raw
+
+
+def test_shift_file_indented_sequences_keep_their_style(cli, tmp_path):
+    indented = """\
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: reviews
+spec:
+  hosts:
+    - reviews
+  http:
+    - route:
+        - destination:
+            host: reviews
+            subset: v1
+"""
+    path = tmp_path / "indented.yaml"
+    path.write_text(indented + "---\n" + DR)
+    r = cli("canary", "shift", "reviews", "90/10", "--subsets", "v1,v2", "--header", "x-user=beta", "-f", str(path))
+    assert r.exit_code == 0, r
+    text = path.read_text()
+    assert "    - match:\n        - headers:" in text, text
+    assert "            subset: v1\n          weight: 90\n        - destination:" in text, text
+    vs = list(yaml.safe_load_all(text))[0]
+    assert [(r["destination"]["subset"], r["weight"]) for r in vs["spec"]["http"][1]["route"]] == [("v1", 90), ("v2", 10)]

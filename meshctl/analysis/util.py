@@ -50,3 +50,267 @@ def is_control_plane(r: Resource) -> bool:
     """Istio's own objects (labelled `istio` or `release: istio`)."""
     labels = r.labels
     return "istio" in labels or labels.get("release") == "istio"
+
+
+# --- label selectors ----------------------------------------------------------------------------
+
+def str_map(value: Any) -> dict[str, str]:
+    """A label map with string values (non-mapping → {})."""
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): "" if v is None else str(v).lower() if isinstance(v, bool) else str(v) for k, v in value.items()}
+
+
+def selector_string(selector: dict[str, str]) -> str:
+    """A map selector as Kubernetes prints it: `k1=v1,k2=v2`, sorted by key; "" when empty."""
+    return ",".join(f"{k}={selector[k]}" for k in sorted(selector))
+
+
+def selector_matches(selector: dict[str, str], labels: dict) -> bool:
+    """Equality map selector; empty selects everything."""
+    for k, v in selector.items():
+        if k not in labels or str_label(labels[k]) != v:
+            return False
+    return True
+
+
+def str_label(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return str(v).lower()
+    return str(v)
+
+
+class LabelIndex:
+    """Objects indexed by each `key=value` label, so a map selector finds its matches by
+    intersecting a few small sets instead of scanning every object."""
+
+    def __init__(self, items: list[Resource], labels_of=None):
+        self.items = items
+        self._labels_of = labels_of or (lambda r: r.labels)
+        self._by_pair: dict[tuple[str, str], list[int]] = {}
+        self.labels: list[dict[str, str]] = []
+        for i, r in enumerate(items):
+            labels = str_map(self._labels_of(r))
+            self.labels.append(labels)
+            for k, v in labels.items():
+                self._by_pair.setdefault((k, v), []).append(i)
+
+    def select(self, selector: dict[str, str], namespace: str | None = None) -> list[Resource]:
+        if not selector:
+            cands = range(len(self.items))
+        else:
+            lists = []
+            for k, v in selector.items():
+                ids = self._by_pair.get((k, v))
+                if not ids:
+                    return []
+                lists.append(ids)
+            lists.sort(key=len)
+            cands = lists[0]
+            if len(lists) > 1:
+                cands = [i for i in cands if selector_matches(selector, self.labels[i])]
+        out = [self.items[i] for i in cands]
+        if namespace is not None:
+            out = [r for r in out if r.namespace == namespace]
+        return out
+
+    def any(self, selector: dict[str, str], namespace: str | None = None) -> bool:
+        return bool(self.select(selector, namespace))
+
+
+def pod_index(ctx) -> LabelIndex:
+    """All Pods (outside ignored namespaces) by label (built once per run)."""
+    return ctx.index("pods-by-label", lambda c: LabelIndex(c.of_kind("Pod")))
+
+
+# --- hosts -------------------------------------------------------------------------------------
+
+CLUSTER_DOMAIN_SUFFIX = "svc.cluster.local"
+_FQDN = __import__("re").compile(r"^(.+)\.(.+)\.svc\.cluster\.local$")
+
+
+def to_fqdn(namespace: str | None, host: str) -> str:
+    """A short name becomes `name.namespace.svc.cluster.local`; wildcards and dotted names stay."""
+    if not host.startswith("*") and "." not in host:
+        return f"{host}.{namespace or ''}.{CLUSTER_DOMAIN_SUFFIX}"
+    return host
+
+
+def name_from_host(default_namespace: str | None, host: str) -> tuple[str, str]:
+    """(namespace, name) a host refers to: parsed from `name.ns.svc.cluster.local`, else the
+    host itself in the default namespace."""
+    m = _FQDN.match(host)
+    if m:
+        return m.group(2), m.group(1)
+    return default_namespace or "", host
+
+
+def host_matches(a: str, b: str) -> bool:
+    """Istio's host.Name.Matches: equal, or one wildcard (`*.foo.com`, `*`) covering the other."""
+    aw = a.startswith("*")
+    bw = b.startswith("*")
+    if aw and bw:
+        return b[1:].endswith(a[1:]) if len(a) < len(b) else a[1:].endswith(b[1:])
+    if aw:
+        return b.endswith(a[1:])
+    if bw:
+        return a.endswith(b[1:])
+    return a == b
+
+
+def short_or_full_name(default_namespace: str | None, name: str) -> tuple[str, str]:
+    """`ns/name` → (ns, name); `name` → (default_namespace, name)."""
+    ns, sep, rest = name.partition("/")
+    if sep:
+        return ns, rest
+    return default_namespace or "", name
+
+
+class HostEntry:
+    """What a host resolves to: a ServiceEntry's (or a Kubernetes Service's) ports and workload selector."""
+
+    __slots__ = ("ports", "workload_labels", "resource")
+
+    def __init__(self, ports: list[int], workload_labels: dict[str, str], resource: Resource):
+        self.ports = ports
+        self.workload_labels = workload_labels
+        self.resource = resource
+
+
+class ServiceHosts:
+    """Hosts visible per namespace scope, from ServiceEntries and Kubernetes Services, keyed
+    `scope/fqdn` (scope: a namespace or `*`), with wildcard hosts kept apart for suffix matching."""
+
+    def __init__(self) -> None:
+        self.exact: dict[str, HostEntry] = {}
+        self.wildcards: list[tuple[str, str, HostEntry]] = []  # (scope, host, entry)
+
+    def add(self, scope: str, namespace: str | None, host: str, entry: HostEntry) -> None:
+        fqdn = to_fqdn(namespace, host)
+        key = f"{scope}/{fqdn}"
+        if key not in self.exact and fqdn.startswith("*"):
+            self.wildcards.append((scope, fqdn, entry))
+        self.exact[key] = entry
+
+    def lookup(self, source_ns: str | None, export_to: list, host: str) -> HostEntry | None:
+        """Istio's GetDestinationHost: what `host`, seen from `source_ns`, resolves to."""
+        ns = source_ns or ""
+        fqdn = to_fqdn(ns, host)
+        e = self.exact.get(f"*/{fqdn}")
+        if e is not None:
+            return e
+        scopes = [str(x) for x in export_to] if export_to else [ns]
+        for s in scopes:
+            e = self.exact.get(f"{ns if s == '.' else s}/{fqdn}")
+            if e is not None:
+                return e
+        bare = fqdn[1:] if fqdn.startswith("*") else fqdn
+        for scope, wh, entry in self.wildcards:
+            if scope != "*" and scope != ns:
+                continue
+            if bare.endswith(wh[1:]):
+                return entry
+        return None
+
+
+def _int(v: Any) -> int:
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return 0
+
+
+def build_service_hosts(ctx) -> ServiceHosts:
+    from meshctl.analysis.framework import as_list, dig
+
+    out = ServiceHosts()
+    for se in ctx.of_kind("ServiceEntry"):
+        if se.group != "networking.istio.io":
+            continue
+        spec = se.spec
+        ports = [_int(dig(p, "number")) for p in as_list(spec.get("ports")) if isinstance(p, dict)]
+        entry = HostEntry(ports, str_map(dig(spec, "workloadSelector", "labels")), se)
+        export = [str(x) for x in as_list(spec.get("exportTo"))]
+        if not export or "*" in export:
+            scopes = ["*"]
+        else:
+            scopes = list(dict.fromkeys(se.namespace or "" if x == "." else x for x in export))
+        for h in as_list(spec.get("hosts")):
+            if isinstance(h, str):
+                for scope in scopes:
+                    out.add(scope, se.namespace, h, entry)
+    for svc in ctx.of_kind("Service"):
+        ports = [_int(dig(p, "port")) for p in as_list(svc.spec.get("ports")) if isinstance(p, dict)]
+        entry = HostEntry(ports, {}, svc)
+        anno = svc.annotations.get("networking.istio.io/exportTo")
+        if not anno:
+            scopes = ["*"]
+        else:
+            scopes = [(svc.namespace or "") if x.strip() == "." else x.strip() for x in str(anno).split(",")]
+        for scope in scopes:
+            out.add(scope, svc.namespace, svc.name, entry)
+    return out
+
+
+def service_hosts(ctx) -> ServiceHosts:
+    return ctx.index("service-hosts", build_service_hosts)
+
+
+# --- kinds -------------------------------------------------------------------------------------
+
+ISTIO_NETWORKING = "networking.istio.io"
+K8S_GATEWAY_GROUP = "gateway.networking.k8s.io"
+
+
+def istio_gateways(ctx) -> list[Resource]:
+    """Istio Gateways (networking.istio.io), not Gateway API Gateways of the same kind name."""
+    return ctx.index("istio-gateways", lambda c: [g for g in c.of_kind("Gateway") if g.group == ISTIO_NETWORKING])
+
+
+def of_group(ctx, kind: str, group: str) -> list[Resource]:
+    return ctx.index(f"kind:{group}/{kind}", lambda c: [r for r in c.of_kind(kind) if r.group == group])
+
+
+# --- mesh membership -------------------------------------------------------------------------------
+
+INJECT_LABEL = "sidecar.istio.io/inject"
+PROXY_CONTAINER = "istio-proxy"
+
+
+def has_istio_proxy(containers: list) -> bool:
+    """An `istio-proxy` container with an image."""
+    for c in containers:
+        if isinstance(c, dict) and c.get("name") == PROXY_CONTAINER:
+            return bool(c.get("image"))
+    return False
+
+
+def _namespace_labels(ctx, namespace: str | None) -> dict | None:
+    ns = ctx.resources.get("Namespace", None, namespace or "")
+    return None if ns is None else ns.labels
+
+
+def in_mesh(ctx, annotations: dict, labels: dict, namespace: str | None, containers: list) -> bool:
+    """Whether a workload has (or will get) a sidecar: an istio-proxy container, else the
+    inject label, else the inject annotation, else its namespace's istio-injection label."""
+    if has_istio_proxy(containers):
+        return True
+    if INJECT_LABEL in labels:
+        return str_label(labels[INJECT_LABEL]) == "true"
+    if INJECT_LABEL in annotations:
+        return str_label(annotations[INJECT_LABEL]) == "true"
+    ns_labels = _namespace_labels(ctx, namespace)
+    if ns_labels is not None:
+        return ns_labels.get("istio-injection") == "enabled"
+    return False
+
+
+def deployment_in_mesh(ctx, dep: Resource) -> bool:
+    from meshctl.analysis.framework import as_dict, as_list, dig
+
+    template = as_dict(dig(dep.body, "spec", "template"))
+    meta = as_dict(template.get("metadata"))
+    return in_mesh(ctx, as_dict(meta.get("annotations")), as_dict(meta.get("labels")), dep.namespace,
+                   as_list(dig(template, "spec", "containers")))

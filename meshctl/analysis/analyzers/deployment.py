@@ -1,0 +1,71 @@
+"""Deployment analyzers: a workload behind several Services that disagree on a port."""
+from __future__ import annotations
+
+from meshctl.analysis.framework import Analyzer, Context, as_list, dig, register
+from meshctl.analysis.util import deployment_in_mesh, selector_matches, str_map
+from meshctl.resources import Resource
+
+_WAYPOINT = "istio.io-mesh-controller"
+
+
+def _int(v) -> int:
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return 0
+
+
+@register
+class MultiServiceAnalyzer(Analyzer):
+    name = "deployment.MultiServiceAnalyzer"
+    description = "Checks association between services and pods"
+    inputs = ("Service", "Deployment", "Namespace")
+
+    def analyze(self, ctx: Context) -> None:
+        services: dict[str, list[tuple[Resource, dict]]] = {}
+        for svc in ctx.of_kind("Service"):
+            sel = str_map(svc.spec.get("selector"))
+            if sel:
+                services.setdefault(svc.namespace or "", []).append((svc, sel))
+        for dep in ctx.of_kind("Deployment"):
+            if dep.labels.get("gateway.istio.io/managed") == _WAYPOINT or not deployment_in_mesh(ctx, dep):
+                continue
+            pod_labels = str_map(dig(dep.spec, "template", "metadata", "labels"))
+            matching = [svc for svc, sel in services.get(dep.namespace or "", ()) if selector_matches(sel, pod_labels)]
+            if not matching:
+                continue
+            self._protocols(ctx, dep, matching)
+            self._target_ports(ctx, dep, matching)
+
+    @staticmethod
+    def _protocols(ctx: Context, dep: Resource, svcs: list[Resource]) -> None:
+        ports: dict[int, dict[str, list[str]]] = {}
+        for svc in svcs:
+            for p in as_list(svc.spec.get("ports")):
+                if not isinstance(p, dict):
+                    continue
+                proto = str(p.get("protocol") or "TCP")
+                ports.setdefault(_int(p.get("port")), {}).setdefault(proto, []).append(svc.full_name)
+        for port in sorted(ports):
+            by_proto = ports[port]
+            if len(by_proto) > 1:
+                names = sorted(n for names in by_proto.values() for n in names)
+                ctx.report("IST0116", dep, dep.name, port, names, path=("metadata", "name"))
+
+    @staticmethod
+    def _target_ports(ctx: Context, dep: Resource, svcs: list[Resource]) -> None:
+        targets: dict[str, dict[int, str]] = {}
+        for svc in svcs:
+            for p in as_list(svc.spec.get("ports")):
+                if not isinstance(p, dict):
+                    continue
+                tp = p.get("targetPort")
+                t = "" if tp is None else str(tp)
+                if t in ("", "0"):
+                    t = str(_int(p.get("port")))
+                targets.setdefault(t, {})[_int(p.get("port"))] = svc.full_name
+        for t in sorted(targets):
+            by_port = targets[t]
+            if len(by_port) > 1:
+                ctx.report("IST0137", dep, dep.name, sorted(by_port.values()), t, sorted(by_port),
+                           path=("metadata", "name"))

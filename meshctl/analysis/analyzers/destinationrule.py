@@ -1,0 +1,108 @@
+"""DestinationRule analyzers: TLS without server verification; subsets that select no pods."""
+from __future__ import annotations
+
+from meshctl.analysis.framework import Analyzer, Context, as_list, dig, register
+from meshctl.analysis.util import LabelIndex, service_hosts, str_map
+
+_VERIFYING_MODES = ("SIMPLE", "MUTUAL")
+
+
+def _unverified(tls, has_selector: bool) -> bool:
+    """TLS to the server without caCertificates (a credentialName on a workload-scoped rule counts)."""
+    if not isinstance(tls, dict) or tls.get("mode") not in _VERIFYING_MODES:
+        return False
+    if tls.get("caCertificates"):
+        return False
+    return not (tls.get("credentialName") and has_selector)
+
+
+def _port_string(port) -> str:
+    """The port selector as Istio prints it (`number:9080`)."""
+    if isinstance(port, dict) and port.get("number"):
+        return f"number:{port['number']}"
+    return ""
+
+
+@register
+class CaCertificateAnalyzer(Analyzer):
+    name = "destinationrule.CaCertificateAnalyzer"
+    description = "Checks if caCertificates is set when TLS mode is SIMPLE/MUTUAL"
+    inputs = ("DestinationRule",)
+
+    def analyze(self, ctx: Context) -> None:
+        for dr in ctx.of_kind("DestinationRule"):
+            spec = dr.spec
+            host = str(spec.get("host") or "")
+            has_selector = spec.get("workloadSelector") is not None
+            tls = dig(spec, "trafficPolicy", "tls")
+            if _unverified(tls, has_selector):
+                ctx.report("IST0128", dr, dr.full_name, dr.namespace or "", tls["mode"], host,
+                           path=("spec", "trafficPolicy", "tls", "caCertificates"))
+            for i, p in enumerate(as_list(dig(spec, "trafficPolicy", "portLevelSettings"))):
+                tls = dig(p, "tls")
+                if _unverified(tls, has_selector):
+                    ctx.report("IST0129", dr, dr.full_name, dr.namespace or "", tls["mode"], host,
+                               _port_string(dig(p, "port")),
+                               path=("spec", "trafficPolicy", "portLevelSettings", i, "tls", "caCertificates"))
+
+
+def _locality(node_labels: dict) -> str:
+    region = node_labels.get("topology.kubernetes.io/region", "")
+    zone = node_labels.get("topology.kubernetes.io/zone", "")
+    subzone = node_labels.get("topology.istio.io/subzone", "")
+    if not zone:
+        return region
+    return f"{region}/{zone}/{subzone}" if subzone else f"{region}/{zone}"
+
+
+def _augmented_labels(pod, nodes: dict[str, dict]) -> dict[str, str]:
+    """A pod's labels plus the topology labels Istio adds from its node (as the registry does)."""
+    labels = str_map(pod.labels)
+    node = str(pod.spec.get("nodeName") or "")
+    if node in nodes:
+        parts = _locality(nodes[node]).split("/")
+        region, zone, subzone = (parts + ["", "", ""])[:3]
+        if region:
+            labels["topology.kubernetes.io/region"] = region
+        if zone:
+            labels["topology.kubernetes.io/zone"] = zone
+        if subzone:
+            labels["topology.istio.io/subzone"] = subzone
+    if node:
+        labels["kubernetes.io/hostname"] = node
+    return labels
+
+
+@register
+class SubsetSelectPodAnalyzer(Analyzer):
+    name = "destinationrule.SubsetSelectPodAnalyzer"
+    description = "Checks if pods are selected by subsets in destination rules."
+    inputs = ("DestinationRule", "Pod", "Service", "ServiceEntry", "Node")
+
+    def analyze(self, ctx: Context) -> None:
+        hosts = service_hosts(ctx)
+        pending: list[tuple] = []
+        for dr in ctx.of_kind("DestinationRule"):
+            spec = dr.spec
+            host = str(spec.get("host") or "")
+            export = [str(x) for x in as_list(spec.get("exportTo"))]
+            entry = hosts.lookup(dr.namespace, export, host)
+            if entry is None:
+                ctx.report("IST0174", dr, host, path=("spec", "host"))
+                continue
+            for i, ss in enumerate(as_list(spec.get("subsets"))):
+                selector = dict(entry.workload_labels)
+                selector.update(str_map(dig(ss, "labels")))
+                pending.append((dr, str(dig(ss, "name") or ""), selector, ("spec", "subsets", i, "name")))
+        if not pending:
+            return
+        nodes = {n.name: str_map(n.labels) for n in ctx.resources.of_kind("Node")}
+        pods = ctx.of_kind("Pod")
+        index = LabelIndex(pods, labels_of=lambda p: _augmented_labels(p, nodes)) if nodes or any(
+            p.spec.get("nodeName") for p in pods) else None
+        from meshctl.analysis.util import pod_index
+
+        index = index or pod_index(ctx)
+        for dr, subset, selector, path in pending:
+            if not index.any(selector):
+                ctx.report("IST0173", dr, subset, path=path)

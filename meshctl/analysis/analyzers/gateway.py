@@ -1,0 +1,318 @@
+"""Gateway analyzers: ports the gateway Service does not expose, TLS secrets that are missing or
+invalid, gateways that conflict on selector/port/host, certificates shared between gateways."""
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from datetime import datetime, timezone
+
+from meshctl.analysis.framework import Analyzer, Context, as_list, dig, register
+from meshctl.analysis.util import (
+    istio_gateways, pod_index, selector_matches, selector_string, short_or_full_name, str_map,
+)
+from meshctl.resources import Resource
+
+
+def _selector_path(selector: dict[str, str]) -> tuple:
+    """The line Istio points at for a selector finding: the selector's first label."""
+    s = selector_string(selector)
+    label = s.split(",")[0].partition("=")[0] if "=" in s else ""
+    return ("spec", "selector", label) if label else ("spec", "selector")
+
+
+def _int(v) -> int:
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return 0
+
+
+@register
+class IngressGatewayPortAnalyzer(Analyzer):
+    name = "gateway.IngressGatewayPortAnalyzer"
+    description = "Checks a gateway's ports against the gateway's Kubernetes service ports"
+    inputs = ("Gateway", "Pod", "Service")
+
+    def analyze(self, ctx: Context) -> None:
+        gws = istio_gateways(ctx)
+        if not gws:
+            return
+        pods = pod_index(ctx)
+        services_by_ns: dict[str, list[Resource]] = {}
+        for svc in ctx.of_kind("Service"):
+            services_by_ns.setdefault(svc.namespace or "", []).append(svc)
+        for gw in gws:
+            selector = str_map(gw.spec.get("selector"))
+            matched = pods.select(selector)
+            if not matched:
+                ctx.report("IST0101", gw, "selector", selector_string(selector), path=_selector_path(selector))
+                continue
+            target_ports: set[int] = set()
+            port_map: dict[int, int] = {}
+            for pod in matched:
+                for svc in services_by_ns.get(pod.namespace or "", ()):
+                    if not selector_matches(str_map(svc.spec.get("selector")), pod.labels):
+                        continue
+                    for port in as_list(svc.spec.get("ports")):
+                        if not isinstance(port, dict) or port.get("protocol") != "TCP":
+                            continue
+                        tp = _int(port.get("targetPort"))
+                        if tp:
+                            target_ports.add(tp)
+                            port_map.setdefault(_int(port.get("port")), tp)
+                        else:
+                            target_ports.add(_int(port.get("port")))
+            for server in as_list(gw.spec.get("servers")):
+                number = dig(server, "port", "number")
+                if number is None:
+                    continue
+                n = _int(number)
+                if n not in target_ports and n not in port_map:
+                    ctx.report("IST0162", gw, n, selector_string(selector), path=_selector_path(selector))
+
+
+# --- secrets ------------------------------------------------------------------------------------
+
+def _secret_bytes(secret: Resource, key: str) -> bytes:
+    data = secret.body.get("data")
+    if isinstance(data, dict) and isinstance(data.get(key), str):
+        try:
+            return base64.b64decode(data[key], validate=False)
+        except (binascii.Error, ValueError):
+            return b""
+    sdata = secret.body.get("stringData")
+    if isinstance(sdata, dict) and isinstance(sdata.get(key), str):
+        return sdata[key].encode()
+    return b""
+
+
+def _certificate(secret: Resource) -> bytes | None:
+    """The certificate of a TLS secret (`cert`/`key` or `tls.crt`/`tls.key`), None if absent."""
+    for cert_key, key_key in (("cert", "key"), ("tls.crt", "tls.key")):
+        cert, key = _secret_bytes(secret, cert_key), _secret_bytes(secret, key_key)
+        if cert and key:
+            return cert
+    return None
+
+
+_PEM = re.compile(rb"-----BEGIN CERTIFICATE-----\s*(.+?)\s*-----END CERTIFICATE-----", re.S)
+
+
+def _der_read(data: bytes, pos: int) -> tuple[int, int, int]:
+    """(tag, start of content, end of content) of the DER element at `pos`."""
+    tag = data[pos]
+    length = data[pos + 1]
+    pos += 2
+    if length & 0x80:
+        n = length & 0x7F
+        if n == 0 or n > 4:
+            raise ValueError("bad DER length")
+        length = int.from_bytes(data[pos:pos + n], "big")
+        pos += n
+    end = pos + length
+    if end > len(data):
+        raise ValueError("truncated DER")
+    return tag, pos, end
+
+
+def _der_time(tag: int, raw: bytes) -> datetime:
+    text = raw.decode("ascii")
+    if tag == 0x17:  # UTCTime YYMMDDHHMMSSZ
+        year = int(text[:2])
+        text = ("19" if year >= 50 else "20") + text
+    return datetime.strptime(text.rstrip("Z")[:14], "%Y%m%d%H%M%S").replace(tzinfo=timezone.utc)
+
+
+def certificate_validity(pem: bytes) -> list[tuple[datetime, datetime]]:
+    """(notBefore, notAfter) of each certificate in the first PEM block; raises ValueError when
+    the data is not a PEM certificate."""
+    m = _PEM.search(pem)
+    if not m:
+        raise ValueError("pem decode failed")
+    der = base64.b64decode(b"".join(m.group(1).split()), validate=False)
+    out = []
+    pos = 0
+    while pos < len(der):
+        tag, start, end = _der_read(der, pos)          # Certificate
+        if tag != 0x30:
+            raise ValueError("not a certificate")
+        tag, tbs, tbs_end = _der_read(der, start)      # TBSCertificate
+        p = tbs
+        tag, s, e = _der_read(der, p)
+        if tag == 0xA0:                                 # [0] version
+            p = e
+            tag, s, e = _der_read(der, p)
+        p = e                                           # serialNumber
+        for _ in range(2):                              # signature, issuer
+            tag, s, e = _der_read(der, p)
+            p = e
+        tag, vs, ve = _der_read(der, p)                 # validity
+        t1, s1, e1 = _der_read(der, vs)
+        t2, s2, e2 = _der_read(der, e1)
+        out.append((_der_time(t1, der[s1:e1]), _der_time(t2, der[s2:e2])))
+        pos = end
+    return out
+
+
+def valid_certificate_secret(secret: Resource, now: datetime | None = None) -> bool:
+    cert = _certificate(secret)
+    if cert is None:
+        return False
+    now = now or datetime.now(timezone.utc)
+    try:
+        periods = certificate_validity(cert)
+    except (ValueError, IndexError, UnicodeDecodeError):
+        return False
+    return bool(periods) and all(nb <= now <= na for nb, na in periods)
+
+
+@register
+class SecretAnalyzer(Analyzer):
+    name = "gateway.SecretAnalyzer"
+    description = "Checks a gateway's referenced secrets for correctness"
+    inputs = ("Gateway", "Pod", "Secret")
+
+    def analyze(self, ctx: Context) -> None:
+        gws = istio_gateways(ctx)
+        if not gws:
+            return
+        pods = pod_index(ctx)
+        for gw in gws:
+            selector = str_map(gw.spec.get("selector"))
+            selected = pods.select(selector)
+            if not selected:
+                ctx.report("IST0101", gw, "selector", selector_string(selector), path=_selector_path(selector))
+                continue
+            gw_ns = selected[0].namespace or ""
+            for i, server in enumerate(as_list(gw.spec.get("servers"))):
+                cn = dig(server, "tls", "credentialName")
+                if not isinstance(cn, str) or not cn:
+                    continue
+                path = ("spec", "servers", i, "tls", "credentialName")
+                ns, name = short_or_full_name(gw_ns, cn)
+                secret = ctx.resources.get("Secret", ns, name)
+                if secret is None:
+                    ctx.report("IST0101", gw, "credentialName", cn, path=path)
+                    continue
+                if not valid_certificate_secret(secret):
+                    ctx.report("IST0161", gw, gw.name, gw_ns, path=path)
+
+
+# --- conflicting gateways -------------------------------------------------------------------------
+
+@register
+class ConflictingGatewayAnalyzer(Analyzer):
+    name = "gateway.ConflictingGatewayAnalyzer"
+    description = "Checks a gateway's selector, port number and hosts"
+    inputs = ("Gateway", "Pod")
+
+    def analyze(self, ctx: Context) -> None:
+        gws = istio_gateways(ctx)
+        # selector → port → gateway name → {host: bind}
+        table: dict[str, dict[str, dict[str, dict[str, str]]]] = {}
+        for gw in gws:
+            sel = selector_string(str_map(gw.spec.get("selector")))
+            for server in as_list(gw.spec.get("servers")):
+                port = str(_int(dig(server, "port", "number")))
+                bind = str(dig(server, "bind") or "")
+                table.setdefault(sel, {}).setdefault(port, {})[gw.full_name] = {
+                    str(h): bind for h in as_list(dig(server, "hosts"))}
+        pods = None
+        for gw in gws:
+            selector = str_map(gw.spec.get("selector"))
+            sel = selector_string(selector)
+            hits: list[dict[str, dict[str, dict[str, str]]]] = []
+            for other_sel, by_port in table.items():
+                matched = sel == other_sel
+                if not matched and (other_sel in sel or sel in other_sel):
+                    pods = pods or pod_index(ctx)
+                    other = _parse_selector(other_sel)
+                    matched = any(selector_matches(other, p.labels) for p in pods.select(selector))
+                if matched:
+                    hits.append(by_port)
+            if sel and not hits:
+                ctx.report("IST0101", gw, "selector", sel, path=_selector_path(selector))
+                continue
+            for i, server in enumerate(as_list(gw.spec.get("servers"))):
+                port = str(_int(dig(server, "port", "number")))
+                hosts = [str(h) for h in as_list(dig(server, "hosts"))]
+                bind = str(dig(server, "bind") or "")
+                conflicts = []
+                for by_port in hits:
+                    for other_name, known in by_port.get(port, {}).items():
+                        if other_name != gw.full_name and _duplicates(hosts, bind, known):
+                            conflicts.append(other_name)
+                if conflicts:
+                    ctx.report("IST0145", gw, ",".join(sorted(conflicts)), sel, port, ",".join(hosts),
+                               path=("spec", "servers", i))
+
+
+def _parse_selector(text: str) -> dict[str, str]:
+    out = {}
+    for pair in text.split(","):
+        kv = pair.split("=")
+        if len(kv) == 2:
+            out[kv[0]] = kv[1]
+    return out
+
+
+def _duplicates(hosts: list[str], bind: str, known: dict[str, str]) -> bool:
+    """Istio's CheckDuplicates: hosts already known with the same bind; otherwise the hosts
+    become known (the table is shared between the checks, as in Istio)."""
+    dups = [h for h in hosts if h in known and known[h] == bind]
+    if not dups:
+        for h in hosts:
+            known[h] = bind
+    return bool(dups)
+
+
+# --- duplicate certificates -----------------------------------------------------------------------
+
+def _same_certificate(a: dict, b: dict) -> bool:
+    ca, cb = a.get("credentialName") or "", b.get("credentialName") or ""
+    if ca and cb:
+        return ca == cb
+    if not ca and not cb:
+        sa, sb = a.get("serverCertificate") or "", b.get("serverCertificate") or ""
+        if sa and sb and sa == sb:
+            ka, kb = a.get("privateKey") or "", b.get("privateKey") or ""
+            return bool(ka and kb and ka == kb)
+    return False
+
+
+def _selector_subset(x: dict[str, str], y: dict[str, str]) -> bool:
+    count = 0
+    for k, v in x.items():
+        if k in y:
+            if y[k] != v:
+                return False
+            count += 1
+    return count == len(x)
+
+
+@register
+class CertificateAnalyzer(Analyzer):
+    name = "gateway.CertificateAnalyzer"
+    description = "Checks a gateway certificate"
+    inputs = ("Gateway",)
+
+    def analyze(self, ctx: Context) -> None:
+        gws = istio_gateways(ctx)
+        # only gateways that use TLS can share a certificate (in any namespace: Istio does not
+        # scope gateways to their namespace by default)
+        tls_gws = [gw for gw in gws if any(isinstance(dig(s, "tls"), dict) for s in as_list(gw.spec.get("servers")))]
+        for gw in gws:
+            servers = [s for s in as_list(gw.spec.get("servers")) if isinstance(dig(s, "tls"), dict)]
+            if not servers:
+                continue
+            selector = str_map(gw.spec.get("selector"))
+            for other in tls_gws:
+                if other is gw:
+                    continue
+                if selector and not _selector_subset(selector, str_map(other.spec.get("selector"))):
+                    continue
+                for s in servers:
+                    for o in as_list(other.spec.get("servers")):
+                        if isinstance(dig(o, "tls"), dict) and _same_certificate(s["tls"], o["tls"]):
+                            ctx.report("IST0138", gw, [gw.full_name, other.full_name], path=("metadata", "name"))

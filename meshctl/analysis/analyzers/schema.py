@@ -1,0 +1,57 @@
+"""Schema validation as analyzers, one per Istio kind (`schema.ValidationAnalyzer.<Kind>`):
+IST0106 for every schema error, at the line of the offending field. The VirtualService one also
+reports rules that can never be reached (IST0130) and matches that never apply (IST0131).
+
+The validator (meshctl.schemas.validate) is imported only when an Istio object is present, so
+analyzing plain Kubernetes manifests does not pay for it.
+"""
+from __future__ import annotations
+
+from meshctl.analysis.framework import Analyzer, Context, register
+from meshctl.schemas import KINDS
+
+
+def _validator():
+    try:
+        from meshctl.schemas.validate import validate
+    except ImportError:  # pragma: no cover - the validator ships with meshctl
+        return None
+    return validate
+
+
+class _SchemaAnalyzer(Analyzer):
+    kind = ""
+    group = ""
+
+    def analyze(self, ctx: Context) -> None:
+        resources = [r for r in ctx.of_kind(self.kind) if r.group == self.group]
+        if not resources:
+            return
+        validate = _validator()
+        if validate is not None:
+            for r in resources:
+                for err in validate(r):
+                    ctx.report("IST0106", r, err.message, path=tuple(err.path))
+        self.extra(ctx, resources)
+
+    def extra(self, ctx: Context, resources) -> None:
+        return None
+
+
+def _make(kind: str, group: str) -> type[Analyzer]:
+    attrs = {"name": f"schema.ValidationAnalyzer.{kind}",
+             "description": f"Runs schema validation as an analyzer on '{kind}' resources",
+             "inputs": (kind,), "kind": kind, "group": group}
+    if kind == "VirtualService":
+        def extra(self, ctx: Context, resources) -> None:
+            from meshctl.analysis.analyzers.virtualservice import unreachable_rules
+
+            for r in resources:
+                for code, args, path in unreachable_rules(r):
+                    ctx.report(code, r, *args, path=path)
+        attrs["extra"] = extra
+    return register(type(f"{kind}ValidationAnalyzer", (_SchemaAnalyzer,), attrs))
+
+
+for _k in KINDS:
+    _make(_k.kind, _k.group)

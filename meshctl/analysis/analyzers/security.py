@@ -1,0 +1,449 @@
+"""meshctl's own posture checks (MSH01xx): mutual TLS, authorization defaults, TLS toward mesh
+hosts, HTTPS redirects, JWT enforcement, and route settings that surprise people.
+
+All analyzers here are named `security.*`, so `--analyzers security` selects them together.
+Each builds its indexes once and looks workloads up by label, so a run stays linear.
+"""
+from __future__ import annotations
+
+import ipaddress
+
+from meshctl.analysis.framework import Analyzer, Context, as_dict, as_list, dig, register
+from meshctl.analysis.workloads import (
+    INJECT_LABEL, INJECTION_LABEL, WORKLOAD_KINDS, LabelIndex, namespace_object, selector_string,
+    template_annotations, template_labels, workloads,
+)
+from meshctl.resources import Resource
+
+MAX_NAMES = 3
+
+
+def _root(ctx: Context) -> str:
+    return str(ctx.mesh_config.get("rootNamespace") or ctx.istio_namespace)
+
+
+def _names(items: list[Resource]) -> str:
+    names = sorted(f"{r.kind} {r.name}" for r in items)
+    shown = ", ".join(names[:MAX_NAMES])
+    return shown + (f" and {len(names) - MAX_NAMES} more" if len(names) > MAX_NAMES else "")
+
+
+def _opted_out(ctx: Context, r: Resource) -> bool:
+    """Workloads explicitly kept out of the mesh (no sidecar, so mesh policy does not apply)."""
+    if template_labels(r).get(INJECT_LABEL) == "false" or template_annotations(r).get(INJECT_LABEL) == "false":
+        return True
+    ns = namespace_object(ctx, r.namespace)
+    return ns is not None and ns.labels.get(INJECTION_LABEL) == "disabled"
+
+
+def _app_namespaces(ctx: Context) -> dict[str, list[Resource]]:
+    """Workloads that should be in the mesh, per namespace, outside Istio's own and the root
+    namespace (control plane and gateways live there)."""
+    def build(c: Context) -> dict[str, list[Resource]]:
+        skip = {c.istio_namespace, _root(c)}
+        out: dict[str, list[Resource]] = {}
+        index = workloads(c)
+        for ns, entries in index.by_ns.items():
+            if ns in skip:
+                continue
+            chosen = [r for r, _ in entries if not _opted_out(c, r) and not _owned_pod(r)]
+            if chosen:
+                out[ns] = chosen
+        return out
+
+    return ctx.index("security.app_namespaces", build)
+
+
+def _owned_pod(r: Resource) -> bool:
+    """A Pod created by a controller: its Deployment/StatefulSet/... stands for it."""
+    return r.kind == "Pod" and bool(as_list(r.metadata.get("ownerReferences")))
+
+
+def _namespace_anchor(ctx: Context, ns: str, items: list[Resource]) -> tuple[Resource, tuple]:
+    """Where to report a finding about a namespace: its Namespace object, else its first workload."""
+    obj = namespace_object(ctx, ns)
+    if obj is not None:
+        return obj, ("metadata", "name")
+    first = min(items, key=lambda r: (r.source or "", r.line, r.kind, r.name))
+    return first, ("metadata", "namespace")
+
+
+def _selector(spec: dict) -> dict | None:
+    sel = spec.get("selector")
+    return as_dict(dig(sel, "matchLabels")) if sel is not None else None
+
+
+def _has_target(spec: dict) -> bool:
+    return spec.get("targetRef") is not None or bool(as_list(spec.get("targetRefs")))
+
+
+# --- mutual TLS -------------------------------------------------------------------------------
+
+def _mode(pa: Resource) -> str:
+    return str(dig(pa.spec, "mtls", "mode") or "UNSET").upper()
+
+
+@register
+class PeerAuthenticationAnalyzer(Analyzer):
+    name = "security.PeerAuthenticationAnalyzer"
+    description = "Checks that workloads require mutual TLS (PeerAuthentication mode STRICT)"
+    inputs = ("PeerAuthentication", "Pod", *WORKLOAD_KINDS)
+
+    def analyze(self, ctx: Context) -> None:
+        root = _root(ctx)
+        mesh_mode = "UNSET"
+        ns_policy: dict[str, Resource] = {}
+        selected: list[Resource] = []
+        for pa in ctx.of_kind("PeerAuthentication"):
+            if _has_target(pa.spec):
+                continue
+            sel = _selector(pa.spec)
+            ns = pa.namespace or ""
+            if sel:
+                selected.append(pa)
+            elif ns == root:
+                mesh_mode = _mode(pa)
+                if mesh_mode in ("PERMISSIVE", "DISABLE"):
+                    ctx.report("MSH0102", pa, mesh_mode, path=("spec", "mtls", "mode"))
+            else:
+                ns_policy[ns] = pa
+
+        apps = _app_namespaces(ctx)
+        index = workloads(ctx)
+        # workload-level policies override the namespace's mode for what they select
+        override: dict[int, str] = {}
+        for pa in selected:
+            mode = _mode(pa)
+            if mode == "UNSET":
+                continue
+            for r in index.select(pa.namespace, _selector(pa.spec)):
+                override.setdefault(id(r), mode)
+
+        mesh_effective = mesh_mode if mesh_mode != "UNSET" else "PERMISSIVE"
+        for ns, items in sorted(apps.items()):
+            policy = ns_policy.get(ns)
+            ns_mode = _mode(policy) if policy is not None else "UNSET"
+            effective = ns_mode if ns_mode != "UNSET" else mesh_effective
+            weak = [r for r in items if override.get(id(r), effective) != "STRICT"]
+            if not weak:
+                continue
+            modes = sorted({override.get(id(r), effective) for r in weak})
+            shown = "/".join(modes)
+            if mesh_mode == "UNSET" and ns_mode == "UNSET" and modes == ["PERMISSIVE"]:
+                shown = "PERMISSIVE (the default)"
+            if policy is not None and ns_mode in ("PERMISSIVE", "DISABLE"):
+                anchor, path = policy, ("spec", "mtls", "mode")
+            else:
+                anchor, path = _namespace_anchor(ctx, ns, weak)
+            ctx.report("MSH0101", anchor, shown, len(weak), ns, _names(weak), ns, root, path=path)
+
+
+# --- authorization ------------------------------------------------------------------------------
+
+def _action(ap: Resource) -> str:
+    return str(ap.spec.get("action") or "ALLOW").upper()
+
+
+@register
+class AuthorizationPolicyAnalyzer(Analyzer):
+    name = "security.AuthorizationPolicyAnalyzer"
+    description = "Checks for ALLOW policies that allow everything and workloads without a default deny"
+    inputs = ("AuthorizationPolicy", "Pod", *WORKLOAD_KINDS)
+
+    def analyze(self, ctx: Context) -> None:
+        root = _root(ctx)
+        mesh_wide = False
+        ns_wide: set[str] = set()
+        selected: list[Resource] = []
+        for ap in ctx.of_kind("AuthorizationPolicy"):
+            if _action(ap) != "ALLOW":
+                continue
+            for i, rule in enumerate(as_list(ap.spec.get("rules"))):
+                rule = as_dict(rule)
+                if not any(as_list(rule.get(k)) for k in ("from", "to", "when")):
+                    ctx.report("MSH0103", ap, i, path=("spec", "rules", i))
+            if _has_target(ap.spec):
+                continue
+            sel = _selector(ap.spec)
+            if sel:
+                selected.append(ap)
+            elif (ap.namespace or "") == root:
+                mesh_wide = True
+            else:
+                ns_wide.add(ap.namespace or "")
+        if mesh_wide:
+            return
+
+        index = workloads(ctx)
+        covered: set[int] = set()
+        for ap in selected:
+            covered.update(id(r) for r in index.select(ap.namespace, _selector(ap.spec)))
+        for ns, items in sorted(_app_namespaces(ctx).items()):
+            if ns in ns_wide:
+                continue
+            open_ = [r for r in items if id(r) not in covered]
+            if open_:
+                anchor, path = _namespace_anchor(ctx, ns, open_)
+                ctx.report("MSH0104", anchor, len(open_), ns, _names(open_), ns, root, path=path)
+
+
+def _requires_principal(ap: Resource) -> bool:
+    """Whether an ALLOW/DENY policy makes a request principal (a valid token) necessary."""
+    action = _action(ap)
+    for rule in as_list(ap.spec.get("rules")):
+        rule = as_dict(rule)
+        for frm in as_list(rule.get("from")):
+            source = as_dict(as_dict(frm).get("source"))
+            if action == "ALLOW" and as_list(source.get("requestPrincipals")):
+                return True
+            if action == "DENY" and as_list(source.get("notRequestPrincipals")):
+                return True
+        if action == "ALLOW":
+            for cond in as_list(rule.get("when")):
+                if str(as_dict(cond).get("key") or "").startswith("request.auth."):
+                    return True
+    return False
+
+
+def _targets(spec: dict) -> frozenset:
+    refs = as_list(spec.get("targetRefs")) or ([spec["targetRef"]] if isinstance(spec.get("targetRef"), dict) else [])
+    return frozenset((str(as_dict(r).get("kind")), str(as_dict(r).get("name"))) for r in refs)
+
+
+@register
+class RequestAuthenticationAnalyzer(Analyzer):
+    name = "security.RequestAuthenticationAnalyzer"
+    description = "Checks that RequestAuthentication is paired with an AuthorizationPolicy requiring a token"
+    inputs = ("RequestAuthentication",)
+
+    def analyze(self, ctx: Context) -> None:
+        ras = ctx.of_kind("RequestAuthentication")
+        if not ras:
+            return
+        root = _root(ctx)
+        by_ns: dict[str, list[Resource]] = {}
+        for ap in ctx.of_kind("AuthorizationPolicy"):
+            if _requires_principal(ap):
+                by_ns.setdefault(ap.namespace or "", []).append(ap)
+        mesh_wide = any(_selector(ap.spec) is None and not _has_target(ap.spec) for ap in by_ns.get(root, []))
+        for ra in ras:
+            ns = ra.namespace or ""
+            sel = _selector(ra.spec)
+            targets = _targets(ra.spec)
+            if mesh_wide and not targets:
+                continue
+            if self.enforced(sel, targets, by_ns.get(ns, [])):
+                continue
+            if targets:
+                scope = "the targeted " + ", ".join(f"{k} {n}" for k, n in sorted(targets))
+                path = ("spec", "targetRefs") if ra.spec.get("targetRefs") else ("spec", "targetRef")
+            elif sel:
+                scope = f"the workloads selected by {selector_string(sel)}"
+                path = ("spec", "selector")
+            else:
+                scope = "the mesh" if ns == root else f"the workloads of namespace {ns}"
+                path = ("metadata", "name")
+            ctx.report("MSH0107", ra, scope, path=path)
+
+    @staticmethod
+    def enforced(sel: dict | None, targets: frozenset, candidates: list[Resource]) -> bool:
+        for ap in candidates:
+            if targets:
+                if _targets(ap.spec) == targets:
+                    return True
+                continue
+            if _has_target(ap.spec):
+                continue
+            ap_sel = _selector(ap.spec)
+            if not ap_sel:  # the whole namespace
+                return True
+            # the policy selects at least every workload the RequestAuthentication selects
+            if sel and all(str(sel.get(k)) == str(v) and k in sel for k, v in ap_sel.items()):
+                return True
+        return False
+
+
+# --- TLS toward mesh hosts ---------------------------------------------------------------------
+
+def _service_hosts(ctx: Context) -> set[str]:
+    def build(c: Context) -> set[str]:
+        domain = str(c.mesh_config.get("clusterDomain") or "cluster.local")
+        return {f"{s.name}.{s.namespace or 'default'}.svc.{domain}" for s in c.of_kind("Service")}
+
+    return ctx.index("security.service_hosts", build)
+
+
+def mesh_host(ctx: Context, host: str, namespace: str | None) -> bool:
+    """Whether a DestinationRule host is a Kubernetes service of the mesh."""
+    host = host.strip().lower()
+    if not host or host == "*":
+        return False
+    domain = str(ctx.mesh_config.get("clusterDomain") or "cluster.local")
+    if host.endswith(f".svc.{domain}") or host.endswith(".svc"):
+        return True
+    parts = host.split(".")
+    services = _service_hosts(ctx)
+    if len(parts) == 1:
+        return f"{host}.{namespace or 'default'}.svc.{domain}" in services
+    if len(parts) == 2:
+        return f"{host}.svc.{domain}" in services
+    return False
+
+
+def _tls_disabled(policy: dict, prefix: tuple):
+    """Paths of tls.mode DISABLE in a traffic policy (and its port-level settings)."""
+    if str(dig(policy, "tls", "mode") or "").upper() == "DISABLE":
+        yield (*prefix, "tls", "mode")
+    for i, pls in enumerate(as_list(policy.get("portLevelSettings"))):
+        if str(dig(pls, "tls", "mode") or "").upper() == "DISABLE":
+            yield (*prefix, "portLevelSettings", i, "tls", "mode")
+
+
+@register
+class DestinationRuleTLSAnalyzer(Analyzer):
+    name = "security.DestinationRuleTLSAnalyzer"
+    description = "Checks for DestinationRules that turn TLS off toward hosts inside the mesh"
+    inputs = ("DestinationRule",)
+
+    def analyze(self, ctx: Context) -> None:
+        for dr in ctx.of_kind("DestinationRule"):
+            host = str(dr.spec.get("host") or "")
+            paths = list(_tls_disabled(as_dict(dr.spec.get("trafficPolicy")), ("spec", "trafficPolicy")))
+            for j, subset in enumerate(as_list(dr.spec.get("subsets"))):
+                paths += _tls_disabled(as_dict(as_dict(subset).get("trafficPolicy")),
+                                       ("spec", "subsets", j, "trafficPolicy"))
+            if paths and mesh_host(ctx, host, dr.namespace):
+                for path in paths:
+                    ctx.report("MSH0105", dr, host, path=path)
+
+
+# --- gateways -----------------------------------------------------------------------------------
+
+LOCAL_SUFFIXES = (".local", ".localhost", ".internal", ".svc", ".test", ".example", ".invalid", ".lan", ".home.arpa")
+HTTP_PROTOCOLS = ("HTTP", "HTTP2")
+TLS_PROTOCOLS = ("HTTPS", "TLS")
+
+
+def _bare_host(host: str) -> str:
+    """A Gateway host without its `namespace/` prefix."""
+    return host.split("/", 1)[1] if "/" in host else host
+
+
+def public_host(host: str) -> bool:
+    """A DNS name reachable from outside: dotted, not a wildcard-only host, not a local or
+    reserved name, not a private address."""
+    h = host.lower().rstrip(".")
+    if h in ("*", "localhost") or "." not in h or h.endswith(LOCAL_SUFFIXES):
+        return False
+    try:
+        ip = ipaddress.ip_address(h)
+    except ValueError:
+        return True
+    return ip.is_global
+
+
+class _HostSet:
+    """Hosts served over HTTPS by gateways of one selector: exact names, wildcards, suffixes."""
+
+    def __init__(self) -> None:
+        self.exact: set[str] = set()
+        self.suffixes: set[str] = set()  # every parent domain of an exact host
+        self.star = False
+
+    def add(self, host: str) -> None:
+        h = host.lower()
+        if h == "*":
+            self.star = True
+            return
+        self.exact.add(h)
+        parts = h.lstrip("*.").split(".")
+        for i in range(len(parts)):
+            self.suffixes.add(".".join(parts[i:]))
+
+    def overlaps(self, host: str) -> bool:
+        h = host.lower()
+        if self.star or h in self.exact:
+            return True
+        if h == "*":
+            return bool(self.exact)
+        if h.startswith("*."):
+            return h[2:] in self.suffixes
+        parts = h.split(".")
+        return any("*." + ".".join(parts[i:]) in self.exact for i in range(1, len(parts)))
+
+
+@register
+class GatewayHTTPSRedirectAnalyzer(Analyzer):
+    name = "security.GatewayHTTPSRedirectAnalyzer"
+    description = "Checks that Gateway servers serving plain HTTP redirect to HTTPS"
+    inputs = ("Gateway",)
+
+    def analyze(self, ctx: Context) -> None:
+        gateways = [g for g in ctx.of_kind("Gateway") if g.group == "networking.istio.io"]
+        https: dict[tuple, _HostSet] = {}
+        for g in gateways:
+            key = tuple(sorted(as_dict(g.spec.get("selector")).items()))
+            for server in as_list(g.spec.get("servers")):
+                server = as_dict(server)
+                if str(dig(server, "port", "protocol") or "").upper() in TLS_PROTOCOLS:
+                    hosts = https.setdefault(key, _HostSet())
+                    for h in as_list(server.get("hosts")):
+                        hosts.add(_bare_host(str(h)))
+        for g in gateways:
+            key = tuple(sorted(as_dict(g.spec.get("selector")).items()))
+            secured = https.get(key)
+            for i, server in enumerate(as_list(g.spec.get("servers"))):
+                server = as_dict(server)
+                if str(dig(server, "port", "protocol") or "").upper() not in HTTP_PROTOCOLS:
+                    continue
+                if dig(server, "tls", "httpsRedirect") is True:
+                    continue
+                hosts = [_bare_host(str(h)) for h in as_list(server.get("hosts"))]
+                finding = next(((h, "the host is also served over HTTPS") for h in hosts
+                                if secured is not None and secured.overlaps(h)), None)
+                if finding is None:
+                    finding = next(((h, "the host is a public name") for h in hosts if public_host(h)), None)
+                if finding is not None:
+                    ctx.report("MSH0106", g, i, finding[0], finding[1], path=("spec", "servers", i, "port", "protocol"))
+
+
+# --- routes -------------------------------------------------------------------------------------
+
+def _weight(dest: dict):
+    w = dest.get("weight")
+    return w if isinstance(w, int) and not isinstance(w, bool) else None
+
+
+@register
+class RouteWeightAnalyzer(Analyzer):
+    name = "security.RouteWeightAnalyzer"
+    description = "Checks that the destination weights of each route add up to 100"
+    inputs = ("VirtualService",)
+
+    def analyze(self, ctx: Context) -> None:
+        for vs in ctx.of_kind("VirtualService"):
+            for kind in ("http", "tcp", "tls"):
+                for i, route in enumerate(as_list(vs.spec.get(kind))):
+                    dests = [as_dict(d) for d in as_list(as_dict(route).get("route"))]
+                    weights = [_weight(d) for d in dests]
+                    if not any(w is not None for w in weights):
+                        continue
+                    total = sum(w or 0 for w in weights)
+                    if total != 100:
+                        ctx.report("MSH0108", vs, f"{kind}[{i}]", total, path=("spec", kind, i, "route"))
+
+
+@register
+class RetryTimeoutAnalyzer(Analyzer):
+    name = "security.RetryTimeoutAnalyzer"
+    description = "Checks that routes with retries set a per-try timeout"
+    inputs = ("VirtualService",)
+
+    def analyze(self, ctx: Context) -> None:
+        for vs in ctx.of_kind("VirtualService"):
+            for i, route in enumerate(as_list(vs.spec.get("http"))):
+                retries = as_dict(as_dict(route).get("retries"))
+                attempts = retries.get("attempts")
+                if isinstance(attempts, int) and not isinstance(attempts, bool) and attempts > 0 \
+                        and not retries.get("perTryTimeout"):
+                    ctx.report("MSH0109", vs, f"Route http[{i}]", attempts, path=("spec", "http", i, "retries"))

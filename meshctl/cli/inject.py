@@ -1,8 +1,155 @@
-"""Commands of this group are registered here by register(app)."""
+"""`meshctl inject` (sidecar injection into manifests, or ambient labels) and
+`meshctl dataplane enroll|status` (namespace enrolment in a cluster). Thin: parse flags, call
+meshctl.inject.pipeline / meshctl.inject.ambient, print."""
 from __future__ import annotations
+
+from typing import Annotated, List, Optional
 
 import typer
 
+from meshctl.cli.common import ContextOpt, KubeconfigOpt, check_output, settings
+from meshctl.errors import InputError
+
+
+def _complete_profile(incomplete: str) -> list[str]:
+    from meshctl.install.profiles import complete_profile
+
+    return complete_profile(incomplete)
+
+
+def _bool_flag(name: str, value: Optional[str]) -> Optional[bool]:
+    if value is None:
+        return None
+    v = value.strip().lower()
+    if v in ("true", "1", "yes", "on"):
+        return True
+    if v in ("false", "0", "no", "off"):
+        return False
+    raise InputError(f"invalid value {value!r} for {name}", hint=f"use {name}=true or {name}=false")
+
+
+def inject(
+    ctx: typer.Context,
+    filename: Annotated[List[str], typer.Option(
+        "--filename", "-f", help="Workload manifest: a file, a directory, or - for stdin (repeatable).")],
+    out: Annotated[Optional[str], typer.Option(
+        "--output", "-o", help="Write the result to this file (atomically) instead of stdout.")] = None,
+    recursive: Annotated[bool, typer.Option("--recursive", "-R", help="Read directories recursively.")] = False,
+    remove: Annotated[bool, typer.Option(
+        "--remove", help="Take the injected sidecar (or the ambient label) out again.")] = False,
+    mode: Annotated[str, typer.Option("--mode", help="sidecar (default) or ambient.")] = "sidecar",
+    profile: Annotated[str, typer.Option("--profile", "-p", help="Install profile the settings come from.",
+                                         autocompletion=_complete_profile)] = "sidecar",
+    values: Annotated[Optional[List[str]], typer.Option(
+        "--values", help="A YAML file of install values merged over the profile (repeatable).")] = None,
+    set_: Annotated[Optional[List[str]], typer.Option(
+        "--set", help="Set one install value: --set components.cni.enabled=true (repeatable).")] = None,
+    revision: Annotated[Optional[str], typer.Option("--revision", "-r", help="Control-plane revision.")] = None,
+    mesh_config: Annotated[Optional[str], typer.Option(
+        "--mesh-config", help="A MeshConfig file (or the `istio` ConfigMap) overriding values.meshConfig.")] = None,
+    native_sidecar: Annotated[Optional[str], typer.Option(
+        "--native-sidecar", metavar="BOOL",
+        help="true (default): istio-proxy is an init container with restartPolicy Always; "
+             "false: a regular container.")] = None,
+    use_kube: Annotated[bool, typer.Option(
+        "--use-kube", help="Read the settings from the cluster's istio-sidecar-injector and istio ConfigMaps.")] = False,
+    istio_namespace: Annotated[str, typer.Option(
+        "--istio-namespace", help="Namespace of the control plane (with --use-kube).")] = "istio-system",
+    kubeconfig: KubeconfigOpt = None,
+    context: ContextOpt = None,
+) -> None:
+    """Inject the Envoy sidecar into workload manifests (Deployment, StatefulSet, DaemonSet,
+    ReplicaSet, ReplicationController, Job, CronJob, Pod, DeploymentConfig, List); every other
+    document passes through unchanged. With --mode ambient, label the pod templates for ambient
+    mode instead."""
+    from meshctl import output
+    from meshctl.inject import pipeline, stream
+
+    opts = settings(ctx, kubeconfig=kubeconfig, context=context)
+    cfg = None
+    if mode not in pipeline.MODES:
+        raise InputError(f"unknown mode {mode!r}", hint="use --mode sidecar or --mode ambient")
+    if not (remove and mode == "ambient"):
+        cfg = pipeline.build_config(
+            profile=profile, values_files=values or (), sets=set_ or (), revision=revision,
+            mesh_config_file=mesh_config, native_sidecar=_bool_flag("--native-sidecar", native_sidecar),
+            use_kube=use_kube, kubeconfig=opts.kubeconfig, context=opts.context, istio_namespace=istio_namespace)
+    text = pipeline.run(filename, cfg, mode=mode, remove=remove, recursive=recursive, warn=output.warn)
+    stream.write_output(text, out)
+
+
+dataplane_app = typer.Typer(name="dataplane", help="Enrol namespaces in the mesh (ambient or sidecar) and show "
+                                                   "which namespaces and pods are in which mode.",
+                            no_args_is_help=True)
+
+
+@dataplane_app.command("enroll")
+def dataplane_enroll(
+    ctx: typer.Context,
+    namespace: Annotated[str, typer.Argument(help="The namespace to label.")],
+    mode: Annotated[str, typer.Option("--mode", help="ambient, sidecar or none.")] = "ambient",
+    revision: Annotated[Optional[str], typer.Option(
+        "--revision", "-r", help="With --mode sidecar: label istio.io/rev=<revision> instead of istio-injection.")] = None,
+    output_format: Annotated[Optional[str], typer.Option("--output", "-o", help="text (default), json or yaml.")] = None,
+    kubeconfig: KubeconfigOpt = None,
+    context: ContextOpt = None,
+) -> None:
+    """Label NAMESPACE for a data-plane mode; list the pods that need a restart to follow it."""
+    from meshctl import kube, output
+    from meshctl.inject import ambient
+
+    opts = settings(ctx, kubeconfig=kubeconfig, context=context)
+    fmt = check_output(output_format or opts.output, ("text", "json", "yaml"), "text")
+    if mode not in ambient.MODES:
+        raise InputError(f"unknown data-plane mode {mode!r}", hint="use --mode ambient, sidecar or none")
+    result = ambient.enroll(kube.client(opts.kubeconfig, opts.context), namespace, mode, revision)
+    if fmt != "text":
+        output.emit(result, fmt)
+        return
+    con = output.console()
+    con.print(f"namespace {namespace}: {result['previous']} → {mode}")
+    for row in result["restart"]:
+        output.warn(f"pod {row['namespace']}/{row['pod']} runs in {row['actual']} mode; restart it "
+                    f"(kubectl rollout restart on its workload) to move it to {row['expected']} mode")
+
+
+@dataplane_app.command("status")
+def dataplane_status(
+    ctx: typer.Context,
+    namespace: Annotated[Optional[str], typer.Option("--namespace", "-n", help="Only this namespace.")] = None,
+    output_format: Annotated[Optional[str], typer.Option("--output", "-o", help="text (default), json or yaml.")] = None,
+    kubeconfig: KubeconfigOpt = None,
+    context: ContextOpt = None,
+) -> None:
+    """List namespaces and their data-plane mode, and pods whose state differs from it."""
+    from meshctl import kube, output
+    from meshctl.inject import ambient
+
+    opts = settings(ctx, kubeconfig=kubeconfig, context=context, namespace=namespace)
+    fmt = check_output(output_format or opts.output, ("text", "json", "yaml"), "text")
+    result = ambient.status(kube.client(opts.kubeconfig, opts.context), namespace)
+    if fmt != "text":
+        output.emit(result, fmt)
+        return
+    from rich.table import Table
+
+    con = output.console()
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    for col in ("NAMESPACE", "MODE", "PODS"):
+        table.add_column(col)
+    for row in result["namespaces"]:
+        table.add_row(row["namespace"], row["mode"], str(row["pods"]))
+    con.print(table)
+    if result["mismatched"]:
+        con.print()
+        mt = Table(box=None, pad_edge=False, show_edge=False)
+        for col in ("NAMESPACE", "POD", "EXPECTED", "ACTUAL"):
+            mt.add_column(col)
+        for row in result["mismatched"]:
+            mt.add_row(row["namespace"], row["pod"], row["expected"], row["actual"])
+        con.print(mt)
+
 
 def register(app: typer.Typer) -> None:
-    return None
+    app.command("inject")(inject)
+    app.add_typer(dataplane_app)

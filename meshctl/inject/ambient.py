@@ -1,0 +1,169 @@
+"""Ambient mode: enrolment labels for workloads and namespaces, and the data-plane status of a
+cluster (which namespaces are in which mode, which pods do not match their namespace).
+
+Modes: `ambient` (label istio.io/dataplane-mode=ambient; ztunnel carries the traffic, no
+sidecar), `sidecar` (label istio-injection=enabled, or istio.io/rev=<revision>; pods get a
+sidecar when they are created) and `none`.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from meshctl.errors import InputError
+from meshctl.inject import sidecar
+
+DATAPLANE_MODE = "istio.io/dataplane-mode"
+INJECTION = "istio-injection"
+REV = "istio.io/rev"
+SIDECAR_INJECT = "sidecar.istio.io/inject"
+REDIRECTION = "ambient.istio.io/redirection"
+MODES = ("ambient", "sidecar", "none")
+
+
+# --- workloads (offline) ----------------------------------------------------------------------
+def enroll_workload(doc: dict, cfg=None) -> dict:
+    """The workload with its pod template labelled for ambient mode (a sidecar injected earlier
+    is removed first); no containers are added. `doc` itself when there is nothing to change."""
+    if doc.get("kind") not in sidecar.WORKLOAD_KINDS:
+        return doc
+    doc = sidecar.remove_workload(doc, cfg)
+    found = sidecar.pod_template(doc)
+    if found is None:
+        return doc
+    holder, _ = found
+    meta = holder.get("metadata") if isinstance(holder.get("metadata"), dict) else {}
+    labels = meta.get("labels") if isinstance(meta.get("labels"), dict) else {}
+    if labels.get(DATAPLANE_MODE) == "ambient" and SIDECAR_INJECT not in labels:
+        return doc
+    new_labels = {k: v for k, v in labels.items() if k != SIDECAR_INJECT}
+    new_labels[DATAPLANE_MODE] = "ambient"
+    new_meta = dict(meta)
+    new_meta["labels"] = new_labels
+    return sidecar._replace_pod(doc, new_meta, holder.get("spec") or {}, had_meta="metadata" in holder)
+
+
+def unenroll_workload(doc: dict) -> dict:
+    found = sidecar.pod_template(doc) if doc.get("kind") in sidecar.WORKLOAD_KINDS else None
+    if found is None:
+        return doc
+    holder, _ = found
+    meta = holder.get("metadata") if isinstance(holder.get("metadata"), dict) else {}
+    labels = meta.get("labels") if isinstance(meta.get("labels"), dict) else {}
+    if DATAPLANE_MODE not in labels:
+        return doc
+    new_meta = dict(meta)
+    new_meta["labels"] = {k: v for k, v in labels.items() if k != DATAPLANE_MODE}
+    if not new_meta["labels"]:
+        del new_meta["labels"]
+    return sidecar._replace_pod(doc, new_meta, holder.get("spec") or {})
+
+
+# --- namespaces and pods ------------------------------------------------------------------------
+def namespace_labels(mode: str, revision: Optional[str] = None) -> dict[str, Optional[str]]:
+    """The label changes (None = remove) that put a namespace in `mode`."""
+    if mode not in MODES:
+        raise InputError(f"unknown data-plane mode {mode!r}", hint="use ambient, sidecar or none")
+    if mode == "ambient":
+        return {DATAPLANE_MODE: "ambient", INJECTION: None, REV: None}
+    if mode == "sidecar":
+        if revision and revision != "default":
+            return {REV: revision, INJECTION: None, DATAPLANE_MODE: None}
+        return {INJECTION: "enabled", REV: None, DATAPLANE_MODE: None}
+    return {DATAPLANE_MODE: None, INJECTION: None, REV: None}
+
+
+def namespace_mode(labels: dict) -> str:
+    labels = labels or {}
+    if labels.get(DATAPLANE_MODE) == "ambient":
+        return "ambient"
+    if labels.get(INJECTION) == "enabled" or (labels.get(REV) and labels.get(INJECTION) != "disabled"):
+        return "sidecar"
+    return "none"
+
+
+def pod_mode(pod: dict) -> str:
+    """What a pod actually runs: `sidecar` (an istio-proxy container), `ambient` (redirected by
+    istio-cni, or labelled for ambient) or `none`."""
+    meta = pod.get("metadata") or {}
+    spec = pod.get("spec") or {}
+    names = {c.get("name") for key in ("containers", "initContainers") for c in spec.get(key) or []
+             if isinstance(c, dict)}
+    if sidecar.PROXY in names:
+        return "sidecar"
+    annotations = meta.get("annotations") or {}
+    if annotations.get(REDIRECTION) == "enabled":
+        return "ambient"
+    return "none"
+
+
+def expected_pod_mode(ns_mode: str, pod: dict) -> str:
+    """The mode a pod should be in, given its namespace's mode and the pod's own opt-outs."""
+    labels = (pod.get("metadata") or {}).get("labels") or {}
+    if labels.get(DATAPLANE_MODE) == "none":
+        return "none"
+    if labels.get(DATAPLANE_MODE) == "ambient":
+        return "ambient"
+    if ns_mode == "sidecar" and str(labels.get(SIDECAR_INJECT, "")).lower() == "false":
+        return "none"
+    if (pod.get("spec") or {}).get("hostNetwork"):
+        return "none"
+    return ns_mode
+
+
+def _pod_row(pod: dict, want: str, have: str) -> dict:
+    meta = pod.get("metadata") or {}
+    return {"namespace": meta.get("namespace", ""), "pod": meta.get("name", ""), "expected": want, "actual": have}
+
+
+def enroll(client: Any, namespace: str, mode: str, revision: Optional[str] = None) -> dict:
+    """Label `namespace` for `mode` in the cluster; report the pods that need a restart."""
+    changes = namespace_labels(mode, revision)
+    ns = client.get("v1", "Namespace", namespace)
+    if ns is None:
+        raise InputError(f"namespace {namespace!r} not found", hint="create it first: kubectl create namespace " + namespace)
+    before = namespace_mode((ns.get("metadata") or {}).get("labels") or {})
+    client.patch("v1", "Namespace", namespace, None, {"metadata": {"labels": changes}}, patch_type="merge")
+    restart = []
+    for pod in client.list("v1", "Pod", namespace=namespace):
+        if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            continue
+        want = expected_pod_mode(mode, pod)
+        have = pod_mode(pod)
+        if want != have and (want == "sidecar" or have == "sidecar"):
+            restart.append(_pod_row(pod, want, have))
+    return {"namespace": namespace, "mode": mode, "previous": before,
+            "labels": {k: v for k, v in changes.items()}, "restart": restart}
+
+
+def status(client: Any, namespace: Optional[str] = None) -> dict:
+    """Every namespace (or one) with its mode, and the pods whose actual state differs."""
+    if namespace:
+        ns = client.get("v1", "Namespace", namespace)
+        if ns is None:
+            raise InputError(f"namespace {namespace!r} not found")
+        namespaces = [ns]
+    else:
+        namespaces = client.list("v1", "Namespace")
+    modes = {}
+    for ns in namespaces:
+        meta = ns.get("metadata") or {}
+        modes[meta.get("name", "")] = namespace_mode(meta.get("labels") or {})
+    pods = client.list("v1", "Pod", namespace=namespace) if namespace else client.list("v1", "Pod")
+    counts: dict[str, int] = {}
+    mismatched = []
+    for pod in pods:
+        meta = pod.get("metadata") or {}
+        ns_name = meta.get("namespace", "")
+        if ns_name not in modes or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            continue
+        counts[ns_name] = counts.get(ns_name, 0) + 1
+        if ns_name in sidecar.IGNORED_NAMESPACES:
+            continue
+        want = expected_pod_mode(modes[ns_name], pod)
+        have = pod_mode(pod)
+        if want != have:
+            mismatched.append(_pod_row(pod, want, have))
+    return {
+        "namespaces": [{"namespace": n, "mode": m, "pods": counts.get(n, 0)} for n, m in sorted(modes.items())],
+        "mismatched": sorted(mismatched, key=lambda r: (r["namespace"], r["pod"])),
+    }

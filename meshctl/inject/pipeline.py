@@ -1,0 +1,135 @@
+"""`meshctl inject` as a plain function: settings (profile/values/--set/mesh config, or the
+cluster's injector ConfigMaps) → load → mutate every workload → one output text.
+
+Nothing is written until every document has been processed, so an invalid input never leaves
+partial output behind.
+"""
+from __future__ import annotations
+
+import json
+from typing import Callable, Iterable, Optional
+
+from meshctl.errors import ClusterError, InputError
+from meshctl.inject import ambient, sidecar, stream
+from meshctl.inject.settings import InjectConfig, make_config
+
+MODES = ("sidecar", "ambient")
+
+
+def _read_yaml_mapping(path: str, what: str) -> dict:
+    import yaml
+
+    text, problem = stream.decode(stream.read_source(path), path)
+    if problem:
+        raise InputError(str(problem))
+    try:
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else path
+        raise InputError(f"{where}: invalid YAML in {what}: {getattr(e, 'problem', None) or e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: {what} is not a mapping")
+    return data
+
+
+def read_mesh_config(path: str) -> dict:
+    """A MeshConfig file: either the MeshConfig itself, or an `istio` ConfigMap holding it in data.mesh."""
+    import yaml
+
+    data = _read_yaml_mapping(path, "mesh config")
+    if data.get("kind") == "ConfigMap":
+        mesh = (data.get("data") or {}).get("mesh") or ""
+        data = yaml.safe_load(mesh) or {}
+        if not isinstance(data, dict):
+            raise InputError(f"{path}: data.mesh of the ConfigMap is not a MeshConfig mapping")
+    return data
+
+
+def load_values(profile: str, files: Iterable[str], sets: Iterable[str], revision: Optional[str]) -> dict:
+    """Install Values through meshctl.install.profiles."""
+    from meshctl.install import profiles
+
+    return profiles.load_values(profile, files=list(files), sets=list(sets), revision=revision)
+
+
+def cluster_settings(kubeconfig: Optional[str], context: Optional[str], revision: Optional[str],
+                     istio_namespace: str = "istio-system") -> tuple[dict, dict]:
+    """(values, mesh config) from the cluster's `istio-sidecar-injector` and `istio` ConfigMaps."""
+    import yaml
+
+    from meshctl import kube
+
+    client = kube.client(kubeconfig, context)
+    suffix = f"-{revision}" if revision and revision != "default" else ""
+    injector = client.get("v1", "ConfigMap", f"istio-sidecar-injector{suffix}", istio_namespace)
+    if injector is None:
+        raise ClusterError(f"ConfigMap {istio_namespace}/istio-sidecar-injector{suffix} not found",
+                           hint="is the control plane (of this --revision) installed? or drop --use-kube")
+    try:
+        values = json.loads((injector.get("data") or {}).get("values") or "{}")
+    except ValueError:
+        try:
+            values = yaml.safe_load((injector.get("data") or {}).get("values") or "{}") or {}
+        except yaml.YAMLError:
+            raise ClusterError(f"ConfigMap {istio_namespace}/istio-sidecar-injector{suffix}: data.values is "
+                               "neither JSON nor YAML") from None
+    mesh_cm = client.get("v1", "ConfigMap", f"istio{suffix}", istio_namespace)
+    mesh = {}
+    if mesh_cm is not None:
+        try:
+            mesh = yaml.safe_load((mesh_cm.get("data") or {}).get("mesh") or "") or {}
+        except yaml.YAMLError:
+            raise ClusterError(f"ConfigMap {istio_namespace}/istio{suffix}: data.mesh is not YAML") from None
+    if not isinstance(values, dict) or not isinstance(mesh, dict):
+        raise ClusterError(f"the injector ConfigMaps in {istio_namespace} are not mappings")
+    if revision:
+        values["revision"] = revision
+    return values, mesh
+
+
+def build_config(profile: str = "sidecar", values_files: Iterable[str] = (), sets: Iterable[str] = (),
+                 revision: Optional[str] = None, mesh_config_file: Optional[str] = None,
+                 native_sidecar: Optional[bool] = None, use_kube: bool = False,
+                 kubeconfig: Optional[str] = None, context: Optional[str] = None,
+                 istio_namespace: str = "istio-system") -> InjectConfig:
+    if use_kube:
+        values, mesh = cluster_settings(kubeconfig, context, revision, istio_namespace)
+        if sets:
+            from meshctl.install import profiles
+
+            for expr in sets:
+                profiles.apply_set(values, expr)
+    else:
+        values = load_values(profile, values_files, sets, revision)
+        mesh = {}
+    if mesh_config_file:
+        from meshctl.inject.settings import deep_merge
+
+        mesh = deep_merge(mesh, read_mesh_config(mesh_config_file))
+    return make_config(values, mesh, revision, native_sidecar)
+
+
+def run(paths: list[str], cfg: Optional[InjectConfig], mode: str = "sidecar", remove: bool = False,
+        recursive: bool = False, warn: Callable[[str], None] | None = None) -> str:
+    """The output text of `meshctl inject` (raises InputError before producing anything)."""
+    if mode not in MODES:
+        raise InputError(f"unknown mode {mode!r}", hint="use --mode sidecar or --mode ambient")
+    inputs = stream.read_inputs(paths, recursive)
+    renderer = sidecar.Renderer()
+    if mode == "ambient":
+        if remove:
+            def transform(doc: dict, where: str) -> dict:
+                return ambient.unenroll_workload(doc)
+        else:
+            def transform(doc: dict, where: str) -> dict:
+                return ambient.enroll_workload(doc, cfg)
+    elif remove:
+        def transform(doc: dict, where: str) -> dict:
+            return sidecar.remove_workload(doc, cfg)
+    else:
+        def transform(doc: dict, where: str) -> dict:
+            return sidecar.inject_workload(doc, cfg, renderer, warn=warn, where=f"{where}: {sidecar._describe(doc)}")
+    return stream.process(inputs, transform)

@@ -1,0 +1,153 @@
+"""Load and report stages of `meshctl inject`: read files, directories or stdin as YAML
+document streams, transform the workloads, pass every other document through unchanged and in
+order, and write the result (to stdout, or atomically to a file).
+"""
+from __future__ import annotations
+
+import os
+import re
+import sys
+import tempfile
+from typing import Callable, Iterable
+
+import yaml
+
+from meshctl.errors import InputError
+from meshctl.loader import decode, iter_files, read_source
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+_SEPARATOR = re.compile(r"^---(?=[ \t]|$)[^\n]*\n?", re.M)
+_END = re.compile(r"^\.\.\.[ \t]*$", re.M)
+
+Transform = Callable[[dict, str], dict]
+
+
+def read_inputs(paths: Iterable[str], recursive: bool = False) -> list[tuple[str, str]]:
+    """(source, text) of every input: files, the YAML/JSON files of directories, stdin for "-"."""
+    out = []
+    for path in paths:
+        if path != "-" and os.path.isdir(path):
+            files = iter_files(path, recursive)
+        else:
+            files = [path]
+        for f in files:
+            text, problem = decode(read_source(f), "stdin" if f == "-" else f)
+            if problem:
+                raise InputError(str(problem), hint="pass Kubernetes YAML or JSON")
+            out.append(("stdin" if f == "-" else f, text))
+    return out
+
+
+def split_documents(text: str) -> list[tuple[int, str]]:
+    """(1-based first line, raw text) of each document of a YAML stream."""
+    text = _END.sub("", text)
+    docs = []
+    start = 0
+    line = 1
+    for m in _SEPARATOR.finditer(text):
+        chunk = text[start:m.start()]
+        docs.append((line, chunk))
+        line += chunk.count("\n")
+        rest = m.group(0)[3:].strip()
+        if rest:  # "--- value": the value belongs to the next document
+            docs.append((line, rest + "\n"))
+        line += 1
+        start = m.end()
+    docs.append((line, text[start:]))
+    return [(ln, c) for ln, c in docs if c.strip()]
+
+
+def _check(node, source: str, line: int) -> None:
+    try:
+        from meshctl.loader import _check_node
+    except ImportError:  # pragma: no cover - the loader's guard is optional here
+        return
+    problem = _check_node(node)
+    if problem:
+        raise InputError(f"{source}:{line}: {problem}")
+
+
+def parse(chunk: str, source: str, line: int):
+    try:
+        loader = _Loader(chunk)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            _check(node, source, line)
+            return loader.construct_document(node)
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = line + (mark.line if mark is not None else 0)
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise InputError(f"{source}:{where}: invalid YAML: {problem}", hint="fix the document and try again") from None
+
+
+def dump(doc) -> str:
+    return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
+                     allow_unicode=True, width=1 << 30)
+
+
+def process(inputs: list[tuple[str, str]], transform: Transform) -> str:
+    """Apply `transform(doc, where)` to every mapping document (List items included); a document
+    the transform returns unchanged (the same object) is copied through as written."""
+    parts: list[str] = []
+    for source, text in inputs:
+        for line, chunk in split_documents(text):
+            doc = parse(chunk, source, line)
+            if doc is None:
+                continue
+            where = f"{source}:{line}"
+            out = doc
+            if isinstance(doc, dict):
+                if doc.get("kind") == "List" and isinstance(doc.get("items"), list):
+                    items = [transform(i, where) if isinstance(i, dict) else i for i in doc["items"]]
+                    if any(a is not b for a, b in zip(items, doc["items"])):
+                        out = dict(doc)
+                        out["items"] = items
+                else:
+                    out = transform(doc, where)
+            if out is doc:
+                parts.append(chunk if chunk.endswith("\n") else chunk + "\n")
+            else:
+                parts.append(dump(out))
+    return "---\n".join(parts)
+
+
+def write_atomic(path: str, text: str) -> None:
+    """Write `text` to `path` through a temporary file and a rename: never a half-written file."""
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".meshctl-", suffix=".tmp", dir=directory)
+    except OSError as e:
+        raise InputError(f"{path}: cannot write: {e.strerror or e}", hint="check the directory exists and is writable") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            mode = os.stat(path).st_mode & 0o777
+        except FileNotFoundError:
+            mode = 0o644
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(e, OSError):
+            raise InputError(f"{path}: cannot write: {e.strerror or e}") from None
+        raise
+
+
+def write_output(text: str, out: str | None) -> None:
+    if out and out != "-":
+        write_atomic(out, text)
+    else:
+        sys.stdout.write(text)
+        sys.stdout.flush()

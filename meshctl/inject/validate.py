@@ -1,0 +1,154 @@
+"""Validation of the per-pod injection annotations (the same checks Istio's injector makes).
+
+An invalid value is refused before anything is written; the message names the annotation and
+the value.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Callable
+
+from meshctl.errors import InputError
+
+_QUANTITY = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([KMGTPE]i|[numkKMGTPE]|[eE][+-]?\d+)?$")
+_IFACE = re.compile(r"^[^\s/:]{1,15}$")
+
+
+class AnnotationError(ValueError):
+    pass
+
+
+def _cidr_list(value: str) -> None:
+    if not value:
+        return
+    for cidr in value.split(","):
+        try:
+            if "/" not in cidr:
+                raise ValueError
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            raise AnnotationError(f"failed parsing cidr '{cidr}'") from None
+
+
+def _port(value: str) -> int:
+    text = value.strip()
+    if not text.isdigit() or int(text) > 65535:
+        raise AnnotationError(f"failed parsing port '{value}'")
+    return int(text)
+
+
+def parse_ports(value: str) -> list[int]:
+    value = value.strip()
+    return [_port(p) for p in value.split(",")] if value else []
+
+
+def _include_ip_ranges(value: str) -> None:
+    if value != "*":
+        try:
+            _cidr_list(value)
+        except AnnotationError as e:
+            raise AnnotationError(f"includeIPRanges invalid: {e}") from None
+
+
+def _exclude_ip_ranges(value: str) -> None:
+    try:
+        _cidr_list(value)
+    except AnnotationError as e:
+        raise AnnotationError(f"excludeIPRanges invalid: {e}") from None
+
+
+def _port_list(name: str, allow_star: bool = False) -> Callable[[str], None]:
+    def check(value: str) -> None:
+        if allow_star and value == "*":
+            return
+        try:
+            parse_ports(value)
+        except AnnotationError as e:
+            raise AnnotationError(f"{name} invalid: {e}") from None
+    return check
+
+
+def _status_port(value: str) -> None:
+    try:
+        _port(value)
+    except AnnotationError as e:
+        raise AnnotationError(f"statusPort invalid: {e}") from None
+
+
+def _uint32(value: str) -> None:
+    if not value.isdigit() or int(value) > 2**32 - 1:
+        raise AnnotationError("not a non-negative 32-bit integer")
+
+
+def _bool(value: str) -> None:
+    if value not in ("1", "t", "T", "true", "TRUE", "True", "0", "f", "F", "false", "FALSE", "False"):
+        raise AnnotationError("not a boolean")
+
+
+def _interception_mode(value: str) -> None:
+    if value not in ("REDIRECT", "TPROXY", "NONE"):
+        raise AnnotationError(f"interceptionMode invalid, use REDIRECT,TPROXY,NONE: {value}")
+
+
+def _quantity(value: str) -> None:
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise AnnotationError("value contains control characters")
+    if not _QUANTITY.match(value):
+        raise AnnotationError("quantities must match the regular expression "
+                              "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")
+
+
+def _interfaces(value: str) -> None:
+    for name in value.split(","):
+        if not _IFACE.match(name.strip()):
+            raise AnnotationError(f"invalid interface name '{name}'")
+
+
+def _proxy_config(value: str) -> None:
+    from meshctl.inject.settings import parse_proxy_config
+
+    parse_proxy_config(value)
+
+
+VALIDATORS: dict[str, Callable[[str], None]] = {
+    "sidecar.istio.io/interceptionMode": _interception_mode,
+    "status.sidecar.istio.io/port": _status_port,
+    "readiness.status.sidecar.istio.io/initialDelaySeconds": _uint32,
+    "readiness.status.sidecar.istio.io/periodSeconds": _uint32,
+    "readiness.status.sidecar.istio.io/failureThreshold": _uint32,
+    "traffic.sidecar.istio.io/includeOutboundIPRanges": _include_ip_ranges,
+    "traffic.sidecar.istio.io/excludeOutboundIPRanges": _exclude_ip_ranges,
+    "traffic.sidecar.istio.io/includeInboundPorts": _port_list("includeInboundPorts", allow_star=True),
+    "traffic.sidecar.istio.io/excludeInboundPorts": _port_list("excludeInboundPorts"),
+    "traffic.sidecar.istio.io/excludeOutboundPorts": _port_list("excludeOutboundPorts"),
+    "traffic.sidecar.istio.io/includeOutboundPorts": _port_list("includeOutboundPorts"),
+    "traffic.sidecar.istio.io/excludeInterfaces": _interfaces,
+    "traffic.sidecar.istio.io/kubevirtInterfaces": _interfaces,
+    "istio.io/reroute-virtual-interfaces": _interfaces,
+    "prometheus.istio.io/merge-metrics": _bool,
+    "proxy.istio.io/config": _proxy_config,
+    "sidecar.istio.io/proxyCPU": _quantity,
+    "sidecar.istio.io/proxyMemory": _quantity,
+    "sidecar.istio.io/proxyCPULimit": _quantity,
+    "sidecar.istio.io/proxyMemoryLimit": _quantity,
+}
+
+
+def validate_annotations(annotations: dict, where: str) -> None:
+    """Raise InputError naming the first invalid annotation (and every other one) of a pod."""
+    problems = []
+    for name, check in VALIDATORS.items():
+        if name not in annotations:
+            continue
+        value = annotations[name]
+        if not isinstance(value, str):
+            problems.append(f"invalid value {value!r} for annotation '{name}': annotation values must be strings")
+            continue
+        try:
+            check(value)
+        except AnnotationError as e:
+            problems.append(f"invalid value '{value}' for annotation '{name}': {e}")
+    if problems:
+        raise InputError(f"{where}: {'; '.join(problems)}",
+                         hint="fix the annotation value in the pod template, then run inject again")

@@ -291,7 +291,7 @@ class Rollout:
                 raise InputError(f"no rollout of {self.host} to resume", hint="start one with --to SUBSET")
             spec = Spec.resolve({}, opts)
             weights = plan.current_weights(vs, self.host, self.namespace)
-            others = [(w, s) for s, w in weights if s and s != opts.canary]
+            others = [(w, s) for s, w in weights if s and s != opts.canary and w > 0]
             if not others:
                 raise InputError(f"cannot tell the stable subset of {self.host}: its default route sends "
                                  f"nothing to another subset than {opts.canary}",

@@ -1,0 +1,229 @@
+"""`meshctl canary run|status|promote|abort` against the fake API server, metrics from a tiny
+Prometheus; a run killed with SIGKILL and resumed."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.kube.test_canary_support import (FakePrometheus, Webhook, annotations, json_lines, seed, wait_for,
+                                            weights)
+
+pytestmark = pytest.mark.kube
+
+PREFIX = "canary.meshctl.io/"
+
+
+def run_args(kube_api, prom, *extra):
+    return ("--kubeconfig", kube_api.kubeconfig, "canary", "run", "reviews", "--to", "v2", "--interval", "0.1s",
+            "--prometheus", prom.url, "-o", "json", *extra)
+
+
+def test_healthy_canary_is_promoted(cli, kube_api):
+    seed(kube_api)
+    with FakePrometheus(requests=200, errors=1, p99=40) as prom:
+        r = cli(*run_args(kube_api, prom, "--steps", "10,25,50", "--threshold", "2"))
+    assert r.exit_code == 0, r
+    lines = json_lines(r.stdout)
+    assert [x["action"] for x in lines] == ["start", "advance", "advance", "advance", "promote", "promoted"]
+    assert [x["weights"]["v2"] for x in lines] == [0, 10, 25, 50, 100, 100]
+    assert [x["phase"] for x in lines] == ["Initializing", "Progressing", "Progressing", "Progressing", "Promoting",
+                                           "Succeeded"]
+    assert lines[2]["metrics"] == {"requests": 200, "errors": 1, "successRate": 99.5, "p99Ms": 40.0}
+    assert {c["name"]: c["ok"] for c in lines[2]["checks"]} == {"success-rate": True, "p99": True}
+    assert weights(kube_api) == [("v1", 0), ("v2", 100)]
+    ann = annotations(kube_api)
+    assert ann[PREFIX + "phase"] == "Succeeded" and ann[PREFIX + "canary"] == "v2" and ann[PREFIX + "stable"] == "v1"
+    # Istio's standard series, for the canary's version, over the interval's window
+    q = [x for x in prom.queries if "istio_requests_total" in x][0]
+    assert 'destination_service="reviews.default.svc.cluster.local"' in q and 'destination_version="v2"' in q
+    assert "[1s]" in q and 'reporter="destination"' in q
+    assert any(x.startswith("histogram_quantile(0.99") for x in prom.queries)
+
+
+def test_failing_canary_is_rolled_back_at_threshold(cli, kube_api):
+    seed(kube_api)
+    with FakePrometheus(requests=100, errors=20, p99=40) as prom:
+        r = cli(*run_args(kube_api, prom, "--step", "20", "--threshold", "2"))
+    assert r.exit_code == 1, r
+    lines = json_lines(r.stdout)
+    assert [x["action"] for x in lines] == ["start", "advance", "fail", "rollback", "rolled-back"]
+    assert lines[-1]["phase"] == "Failed" and lines[-1]["failures"] == 2
+    assert "80.00% of 100 requests succeeded (min 99%)" in lines[2]["message"]
+    assert weights(kube_api) == [("v1", 100), ("v2", 0)]
+    assert annotations(kube_api)[PREFIX + "phase"] == "Failed"
+
+
+def test_slow_canary_is_rolled_back(cli, kube_api):
+    seed(kube_api)
+    with FakePrometheus(requests=100, errors=0, p99=900) as prom:
+        r = cli(*run_args(kube_api, prom, "--threshold", "1", "--max-p99", "500ms"))
+    assert r.exit_code == 1, r
+    fail = [x for x in json_lines(r.stdout) if x["action"] == "rollback"][0]
+    assert {c["name"]: c["ok"] for c in fail["checks"]} == {"success-rate": True, "p99": False}
+
+
+def test_no_traffic_holds_without_failing(cli, kube_api):
+    seed(kube_api)
+    # no data for the first two intervals, then healthy traffic
+    with FakePrometheus(requests=lambda n: None if n <= 2 else 50, errors=0, p99=5) as prom:
+        r = cli(*run_args(kube_api, prom, "--steps", "10,50", "--threshold", "1"))
+    assert r.exit_code == 0, r
+    lines = json_lines(r.stdout)
+    assert [x["action"] for x in lines] == ["start", "advance", "hold", "hold", "advance", "promote", "promoted"]
+    assert all(x["failures"] == 0 for x in lines)
+    assert lines[2]["weights"]["v2"] == 10 and lines[3]["weights"]["v2"] == 10
+
+
+def test_webhooks(cli, kube_api):
+    seed(kube_api)
+    with FakePrometheus() as prom, Webhook(200) as pre, Webhook(lambda n: 500 if n == 1 else 200) as step, \
+            Webhook(200) as post:
+        r = cli(*run_args(kube_api, prom, "--steps", "20,40", "--threshold", "2", "--pre-rollout", pre.url,
+                          "--rollout", step.url, "--post-rollout", post.url))
+    assert r.exit_code == 0, r
+    actions = [x["action"] for x in json_lines(r.stdout)]
+    assert actions == ["start", "advance", "fail", "advance", "promote", "promoted"], actions
+    assert [c["type"] for c in pre.calls] == ["pre-rollout"] and pre.calls[0]["canary"] == "v2"
+    assert len(step.calls) == 3 and step.calls[0]["type"] == "rollout"
+    assert [c["type"] for c in post.calls] == ["post-rollout"] and post.calls[0]["phase"] == "Succeeded"
+
+
+def test_failed_pre_rollout_aborts_before_shifting(cli, kube_api):
+    seed(kube_api)
+    rv_weights = weights(kube_api)
+    with FakePrometheus() as prom, Webhook(503) as pre:
+        r = cli(*run_args(kube_api, prom, "--pre-rollout", pre.url))
+    assert r.exit_code == 1, r
+    lines = json_lines(r.stdout)
+    assert [x["action"] for x in lines] == ["start", "rollback"]
+    assert "pre-rollout check failed" in lines[-1]["message"] and "answered 503" in lines[-1]["message"]
+    assert annotations(kube_api)[PREFIX + "phase"] == "Failed"
+    assert [w for _, w in weights(kube_api)][0] == 100 and rv_weights == [("v1", 100)]
+
+
+def test_run_errors(cli, kube_api):
+    seed(kube_api)
+    base = ("--kubeconfig", kube_api.kubeconfig, "canary", "run", "reviews")
+    r = cli(*base)
+    assert r.exit_code == 2 and "no rollout of reviews to resume" in r.stderr and "--to" in r.stderr
+    r = cli(*base, "--to", "v9", "--proxy-admin", "127.0.0.1:1")
+    assert r.exit_code == 2 and "subset 'v9' is not defined" in r.stderr
+    r = cli(*base, "--to", "v2", "--steps", "50,10")
+    assert r.exit_code == 2 and "must increase" in r.stderr
+    r = cli(*base, "--to", "v2", "--interval", "soon")
+    assert r.exit_code == 2 and "not a duration" in r.stderr
+    r = cli(*base, "--to", "v2", "--prometheus", "http://127.0.0.1:1")
+    assert r.exit_code == 3 and "Prometheus http://127.0.0.1:1 unreachable" in r.stderr
+    r = cli(*base, "--to", "v2", "--proxy-admin", "127.0.0.1:1")
+    assert r.exit_code == 3 and "127.0.0.1:1" in r.stderr
+    r = cli(*base, "--to", "v2")
+    assert r.exit_code == 2 and "no pod with an istio-proxy sidecar" in r.stderr
+    assert annotations(kube_api) == {}, "nothing written before metrics are reachable"
+    r = cli("--kubeconfig", kube_api.kubeconfig, "canary", "promote", "reviews")
+    assert r.exit_code == 2 and "no rollout recorded" in r.stderr
+
+
+def _spawn(kube_api, prom, *extra) -> subprocess.Popen:
+    env = dict(os.environ, NO_COLOR="1")
+    env.pop("KUBECONFIG", None)
+    cmd = [sys.executable, "-m", "meshctl", "--kubeconfig", kube_api.kubeconfig, "canary", "run", "reviews",
+           *extra, "--prometheus", prom.url, "-o", "json"]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+
+
+def test_killed_run_resumes_where_it_stopped(cli, kube_api):
+    seed(kube_api)
+    with FakePrometheus(requests=100, errors=0, p99=10) as prom:
+        proc = _spawn(kube_api, prom, "--to", "v2", "--interval", "0.5s", "--steps", "10,20,30,40,50")
+        try:
+            assert wait_for(lambda: annotations(kube_api).get(PREFIX + "weight") == "20", timeout=30), \
+                annotations(kube_api)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        ann = annotations(kube_api)
+        assert ann[PREFIX + "phase"] == "Progressing"
+        killed_at = int(ann[PREFIX + "weight"])
+        assert killed_at >= 20 and dict(weights(kube_api))["v2"] == killed_at, "weights and state agree"
+
+        r = cli("--kubeconfig", kube_api.kubeconfig, "canary", "status", "reviews", "-o", "json")
+        assert r.exit_code == 0, r
+        status = json.loads(r.stdout)
+        assert status["phase"] == "Progressing" and status["weight"] == killed_at and status["canary"] == "v2"
+
+        r = cli("--kubeconfig", kube_api.kubeconfig, "canary", "run", "reviews", "--interval", "0.1s", "-o", "json")
+    assert r.exit_code == 0, r
+    lines = json_lines(r.stdout)
+    assert lines[0]["action"] == "resume" and lines[0]["weights"]["v2"] == killed_at
+    advanced = [x["weights"]["v2"] for x in lines if x["action"] == "advance"]
+    assert advanced == [w for w in (10, 20, 30, 40, 50) if w > killed_at], "no step is repeated"
+    assert lines[-1]["phase"] == "Succeeded" and weights(kube_api) == [("v1", 0), ("v2", 100)]
+
+
+def test_abort_and_promote_a_running_or_stopped_rollout(cli, kube_api):
+    seed(kube_api)
+    base = ("--kubeconfig", kube_api.kubeconfig, "canary")
+    with FakePrometheus(requests=100, errors=0, p99=10) as prom:
+        proc = _spawn(kube_api, prom, "--to", "v2", "--interval", "0.3s", "--steps", "10,20,30,40,50")
+        try:
+            assert wait_for(lambda: annotations(kube_api).get(PREFIX + "weight") == "20", timeout=30)
+            r = cli(*base, "abort", "reviews")
+            assert r.exit_code == 0, r
+            assert "phase:" in r.stdout and "Failed" in r.stdout and "v1 100% / v2 0%" in r.stdout
+            out, err = proc.communicate(timeout=20)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.returncode == 1, (out, err)
+        last = json_lines(out)[-1]
+        assert last["action"] == "stopped" and last["phase"] == "Failed", last
+        assert weights(kube_api) == [("v1", 100), ("v2", 0)]
+        r = cli(*base, "abort", "reviews")  # already rolled back: still fine
+        assert r.exit_code == 0
+
+        # a new rollout, killed, then promoted by hand
+        proc = _spawn(kube_api, prom, "--to", "v2", "--interval", "0.3s", "--steps", "10,20,30,40,50")
+        try:
+            assert wait_for(lambda: annotations(kube_api).get(PREFIX + "phase") == "Progressing"
+                            and annotations(kube_api).get(PREFIX + "weight") == "10", timeout=30)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    r = cli(*base, "status", "reviews")
+    assert r.exit_code == 0 and "Progressing" in r.stdout
+    r = cli(*base, "promote", "reviews", "-o", "json")
+    assert r.exit_code == 0, r
+    data = json.loads(r.stdout)
+    assert data["phase"] == "Succeeded" and data["weights"] == {"v1": 0, "v2": 100}
+    r = cli(*base, "abort", "reviews")
+    assert r.exit_code == 1 and "already succeeded" in r.stderr
+    r = cli(*base, "run", "reviews", "--to", "v2", "--proxy-admin", "127.0.0.1:1")
+    assert r.exit_code == 2 and "cannot tell the stable subset" in r.stderr
+
+
+def test_a_second_rollout_to_another_subset_is_refused_while_one_is_active(cli, kube_api):
+    seed(kube_api)
+    with FakePrometheus() as prom:
+        proc = _spawn(kube_api, prom, "--to", "v2", "--interval", "0.3s", "--steps", "10,20,30,40,50")
+        try:
+            assert wait_for(lambda: annotations(kube_api).get(PREFIX + "phase") == "Progressing", timeout=30)
+            r = cli("--kubeconfig", kube_api.kubeconfig, "canary", "run", "reviews", "--to", "v3",
+                    "--prometheus", prom.url)
+            assert r.exit_code == 2 and "a rollout of reviews to v2 is progressing" in r.stderr, r
+        finally:
+            proc.kill()
+            proc.wait()
+    time.sleep(0)

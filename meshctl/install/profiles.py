@@ -118,7 +118,7 @@ def parse_value(text: str) -> Any:
         return int(s)
     if _FLOAT.match(s):
         return float(s)
-    if s[:1] in "[{":
+    if s[:1] in ("[", "{"):
         try:
             return json.loads(s)
         except ValueError:
@@ -150,7 +150,7 @@ def parse_path(path: str) -> list[str | int]:
     out: list[str | int] = []
     for part in parts:
         m = _SEGMENT.match(part)
-        if not part or not m or (m.group("key") is None and not out):
+        if not part or not m or m.group("key") is None:
             raise InputError(f"--set key {path!r} is malformed",
                              hint="use dotted keys and [N] list indexes, e.g. a.b[0].c=v")
         if m.group("key") is not None:

@@ -458,6 +458,7 @@ class _Dumper:
             return dumper.represent_scalar("tag:yaml.org,2002:str", data)
 
         Dumper.add_representer(str, str_rep)
+        Dumper.ignore_aliases = lambda self, data: True  # CRD versions share one schema: no &anchors
         return Dumper
 
 

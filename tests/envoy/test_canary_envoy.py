@@ -1,0 +1,188 @@
+"""`meshctl canary run` with a real Envoy: traffic flows through it while the rollout reads its
+admin /stats (Istio's outbound cluster naming), and the weights it writes to the VirtualService
+in the fake API server are turned into Envoy routes (as istiod would) by a small sync thread."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from meshctl.canary import plan
+from tests.envoy.envoyproc import HCM_TYPE, ROUTE_TYPE, ROUTER_TYPE, static_cluster, write_atomic
+from tests.kube.test_canary_support import get_vs, json_lines, seed, weights
+
+pytestmark = [pytest.mark.envoy, pytest.mark.kube]
+
+FQDN = "reviews.default.svc.cluster.local"
+SUBSETS = {"v1": (200, "stable-v1"), "v2": (200, "canary-v2"), "v3": (503, "broken-v3")}
+
+
+def cluster_name(subset: str) -> str:
+    return f"outbound|9080|{subset}|{FQDN}"
+
+
+def direct_listener(name: str, status: int, body: str) -> dict:
+    hcm = {"@type": HCM_TYPE, "stat_prefix": name,
+           "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER_TYPE}}],
+           "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [
+               {"match": {"prefix": "/"}, "direct_response": {"status": status, "body": {"inline_string": body}}}]}]}}
+    return {"name": name, "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
+            "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager",
+                                            "typed_config": hcm}]}]}
+
+
+def route_config(split: dict[str, int]) -> dict:
+    clusters = [{"name": cluster_name(s), "weight": w} for s, w in split.items() if w > 0]
+    return {"version_info": str(time.monotonic_ns()), "resources": [{
+        "@type": ROUTE_TYPE, "name": "9080", "virtual_hosts": [{
+            "name": "reviews", "domains": ["*"],
+            "routes": [{"match": {"prefix": "/"}, "route": {"weighted_clusters": {"clusters": clusters}}}]}]}]}
+
+
+def listener_ports(admin: str) -> dict[str, int]:
+    with urllib.request.urlopen(f"http://{admin}/listeners?format=json", timeout=2) as r:
+        data = json.loads(r.read())
+    return {s["name"]: s["local_address"]["socket_address"]["port_value"] for s in data["listener_statuses"]}
+
+
+@pytest.fixture(scope="module")
+def mesh(start_envoy, tmp_path_factory):
+    """Upstreams (direct responses standing for each version) and one sidecar-like Envoy whose
+    outbound clusters follow Istio's naming, routing by weights read from an RDS file."""
+    upstream = start_envoy({"static_resources": {"listeners": [
+        direct_listener(s, status, body) for s, (status, body) in SUBSETS.items()]}}, name="upstreams")
+    ports = listener_ports(upstream.admin)
+    rds_dir = tmp_path_factory.mktemp("rds")
+    rds_file = Path(rds_dir) / "rds.json"
+    write_atomic(rds_file, route_config({"v1": 100}))
+    front_hcm = {"@type": HCM_TYPE, "stat_prefix": "outbound_9080",
+                 "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER_TYPE}}],
+                 "rds": {"route_config_name": "9080", "config_source": {
+                     "path_config_source": {"path": str(rds_file)}, "resource_api_version": "V3"}}}
+    sidecar = start_envoy({
+        # Istio's proxies flush stats every 5 s; histograms reach /stats at a flush, so the test's
+        # 1 s intervals want a quicker flush.
+        "stats_flush_interval": "0.2s",
+        "static_resources": {
+            "clusters": [static_cluster(cluster_name(s), ports[s]) for s in SUBSETS],
+            "listeners": [{"name": "outbound", "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
+                           "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager",
+                                                           "typed_config": front_hcm}]}]}]}}, name="sidecar")
+    front = listener_ports(sidecar.admin)["outbound"]
+    return {"admin": sidecar.admin, "front": front, "rds": rds_file}
+
+
+class Traffic:
+    """A bounded request loop through the sidecar (the caller), plus istiod's job: turning the
+    VirtualService's weights into the sidecar's routes."""
+
+    def __init__(self, mesh, kube_api):
+        self.mesh = mesh
+        self.kube_api = kube_api
+        self.stop = threading.Event()
+        self.bodies: list[str] = []
+        self.split: dict[str, int] = {}
+        self.threads = [threading.Thread(target=self._requests, daemon=True),
+                        threading.Thread(target=self._sync, daemon=True)]
+
+    def _requests(self) -> None:
+        url = f"http://127.0.0.1:{self.mesh['front']}/reviews"
+        for _ in range(20000):  # bounded: ~a minute at most
+            if self.stop.is_set():
+                return
+            try:
+                with urllib.request.urlopen(url, timeout=2) as r:
+                    self.bodies.append(r.read().decode())
+            except urllib.error.HTTPError as e:
+                self.bodies.append(e.read().decode())
+            except OSError:
+                pass
+            time.sleep(0.003)
+
+    def _sync(self) -> None:
+        while not self.stop.is_set():
+            vs = get_vs(self.kube_api)
+            split = dict(plan.current_weights(vs, "reviews", "default"))
+            if split != self.split and sum(split.values()) == 100:
+                write_atomic(self.mesh["rds"], route_config(split))
+                self.split = split
+            time.sleep(0.05)
+
+    def __enter__(self):
+        write_atomic(self.mesh["rds"], route_config({"v1": 100}))
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for t in self.threads:
+            t.join(5)
+
+
+def run(cli, kube_api, mesh, to: str, *extra):
+    return cli("--kubeconfig", kube_api.kubeconfig, "canary", "run", "reviews", "--to", to, "--interval", "1s",
+               "--proxy-admin", mesh["admin"], "-o", "json", *extra)
+
+
+def test_healthy_canary_is_promoted(cli, kube_api, mesh):
+    seed(kube_api)
+    with Traffic(mesh, kube_api) as traffic:
+        r = run(cli, kube_api, mesh, "v2", "--steps", "25,50", "--threshold", "2")
+        time.sleep(0.5)
+        n = len(traffic.bodies)
+        time.sleep(0.5)
+        tail = traffic.bodies[n:]
+    assert r.exit_code == 0, r
+    lines = json_lines(r.stdout)
+    assert [x["action"] for x in lines] == ["start", "advance", "advance", "promote", "promoted"], lines
+    measured = [x["metrics"] for x in lines if x["metrics"]]
+    assert len(measured) == 2 and all(m["requests"] > 0 and m["successRate"] == 100.0 for m in measured), measured
+    assert all(m["p99Ms"] is not None and m["p99Ms"] < 500 for m in measured), measured
+    assert weights(kube_api) == [("v1", 0), ("v2", 100)]
+    # the promoted weights reached the proxy: the traffic now goes to the canary only
+    assert tail and set(tail) == {"canary-v2"}, set(tail)
+
+
+def test_failing_canary_is_rolled_back_within_threshold_intervals(cli, kube_api, mesh):
+    seed(kube_api)
+    threshold = 2
+    with Traffic(mesh, kube_api):
+        started = time.monotonic()
+        r = run(cli, kube_api, mesh, "v3", "--step", "20", "--threshold", str(threshold))
+        elapsed = time.monotonic() - started
+    assert r.exit_code == 1, r
+    lines = json_lines(r.stdout)
+    assert [x["action"] for x in lines] == ["start", "advance", "fail", "rollback", "rolled-back"], lines
+    analyses = [x for x in lines if x["metrics"]]
+    assert len(analyses) == threshold
+    assert all(x["metrics"]["requests"] > 0 and x["metrics"]["successRate"] < 1 for x in analyses), analyses
+    assert elapsed < threshold * 1.0 + 4, f"rolled back after {elapsed:.1f}s"
+    assert weights(kube_api) == [("v1", 100), ("v3", 0)]
+    assert get_vs(kube_api)["metadata"]["annotations"]["canary.meshctl.io/phase"] == "Failed"
+
+
+def test_stats_deltas_are_per_interval(mesh):
+    """The gate reads the canary subset's clusters and counts each interval on its own."""
+    from meshctl.canary import gates
+
+    src = gates.EnvoySource([mesh["admin"]], FQDN, "v3")
+    src.start()
+    assert src.measure().requests == 0, "no traffic between two reads: zero, whatever came before"
+    write_atomic(mesh["rds"], route_config({"v3": 100}))
+    url = f"http://127.0.0.1:{mesh['front']}/"
+    deadline = time.monotonic() + 5
+    sent = 0
+    while time.monotonic() < deadline and sent < 10:
+        try:
+            urllib.request.urlopen(url, timeout=2).read()
+        except urllib.error.HTTPError as e:
+            if e.code == 503 and e.read() == b"broken-v3":
+                sent += 1
+    m = src.measure()
+    assert (m.requests, m.errors) == (sent, sent) and m.success_rate == 0.0
+    assert src.measure().requests == 0

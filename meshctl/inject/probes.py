@@ -96,7 +96,7 @@ def dump_app_probers(spec: dict, status_port: int) -> str:
             for field, suffix in _HANDLERS:
                 p = _resolve_port(_prober(lifecycle.get(field), lifecycle=True), ports, status_port)
                 if p is not None:
-                    out[f"/app-health/{name}/{suffix}"] = p
+                    out[f"/app-lifecycle/{name}/{suffix}"] = p
     if not out:
         return ""
     return json.dumps({k: out[k] for k in sorted(out)}, separators=(",", ":"))
@@ -151,7 +151,7 @@ def rewrite_probes(spec: dict, annotations: dict, status_port: int) -> None:
             if isinstance(lifecycle, dict):
                 lifecycle = dict(lifecycle)
                 for field, suffix in _HANDLERS:
-                    new = _convert(lifecycle.get(field), f"/app-health/{name}/{suffix}", status_port, True)
+                    new = _convert(lifecycle.get(field), f"/app-lifecycle/{name}/{suffix}", status_port, True)
                     if new is not None:
                         lifecycle[field] = new
                 c["lifecycle"] = lifecycle

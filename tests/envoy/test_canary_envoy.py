@@ -13,12 +13,14 @@ import pytest
 
 from meshctl.canary import plan
 from tests.envoy.envoyproc import HCM_TYPE, ROUTE_TYPE, ROUTER_TYPE, static_cluster, write_atomic
-from tests.kube.test_canary_support import get_vs, json_lines, seed, weights
+from tests.kube.test_canary_support import destination_rule, get_vs, json_lines, seed, weights
 
 pytestmark = [pytest.mark.envoy, pytest.mark.kube]
 
 FQDN = "reviews.default.svc.cluster.local"
-SUBSETS = {"v1": (200, "stable-v1"), "v2": (200, "canary-v2"), "v3": (503, "broken-v3")}
+SUBSETS = {"v1": (200, "stable-v1"), "v2": (200, "canary-v2"), "v3": (503, "broken-v3"), "v4": (200, "slow-v4")}
+SLOW = {"v4": "0.3s"}
+FAULT_TYPE = "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"
 
 
 def cluster_name(subset: str) -> str:
@@ -26,8 +28,11 @@ def cluster_name(subset: str) -> str:
 
 
 def direct_listener(name: str, status: int, body: str) -> dict:
-    hcm = {"@type": HCM_TYPE, "stat_prefix": name,
-           "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER_TYPE}}],
+    filters = [{"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER_TYPE}}]
+    if name in SLOW:  # a slow version: every answer delayed by Envoy's fault filter
+        filters.insert(0, {"name": "envoy.filters.http.fault", "typed_config": {
+            "@type": FAULT_TYPE, "delay": {"fixed_delay": SLOW[name], "percentage": {"numerator": 100}}}})
+    hcm = {"@type": HCM_TYPE, "stat_prefix": name, "http_filters": filters,
            "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [
                {"match": {"prefix": "/"}, "direct_response": {"status": status, "body": {"inline_string": body}}}]}]}}
     return {"name": name, "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
@@ -164,6 +169,20 @@ def test_failing_canary_is_rolled_back_within_threshold_intervals(cli, kube_api,
     assert elapsed < threshold * 1.0 + 4, f"rolled back after {elapsed:.1f}s"
     assert weights(kube_api) == [("v1", 100), ("v3", 0)]
     assert get_vs(kube_api)["metadata"]["annotations"]["canary.meshctl.io/phase"] == "Failed"
+
+
+def test_slow_canary_is_rolled_back(cli, kube_api, mesh):
+    seed(kube_api)
+    kube_api.add(destination_rule(("v1", "v2", "v3", "v4")))
+    with Traffic(mesh, kube_api):
+        r = run(cli, kube_api, mesh, "v4", "--step", "20", "--threshold", "1", "--max-p99", "150ms")
+    assert r.exit_code == 1, r
+    lines = json_lines(r.stdout)
+    assert [x["action"] for x in lines] == ["start", "advance", "rollback", "rolled-back"], lines
+    m = lines[2]["metrics"]
+    assert m["successRate"] == 100.0 and 250 <= m["p99Ms"] <= 500, m
+    assert {c["name"]: c["ok"] for c in lines[2]["checks"]} == {"success-rate": True, "p99": False}
+    assert weights(kube_api) == [("v1", 100), ("v4", 0)]
 
 
 def test_stats_deltas_are_per_interval(mesh):

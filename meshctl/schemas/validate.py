@@ -193,7 +193,8 @@ _KNOWN = frozenset({
     "uniqueItems", "propertyNames", "minProperties", "maxProperties", "oneOf", "anyOf", "allOf",
     "not", "$ref", "format", "default", "x-meshctl-regex", "x-meshctl-format", "x-meshctl-message",
     "x-kubernetes-validations", "x-kubernetes-list-type", "x-kubernetes-list-map-keys",
-    "x-kubernetes-preserve-unknown-fields", "x-kubernetes-int-or-string",
+    "x-kubernetes-preserve-unknown-fields", "x-kubernetes-int-or-string", "if", "then", "else",
+    "x-meshctl-unique-by",
 })
 
 _INT32 = (-(2 ** 31), 2 ** 31 - 1)
@@ -448,6 +449,24 @@ class _Compiler:
                 checks.append(self.combinator(kw, node[kw]))
         if "not" in node:
             checks.append(self.negation(node["not"], message))
+        if "if" in node:
+            checks.append(self.conditional(node, message))
+        if "x-meshctl-unique-by" in node:
+            key = node["x-meshctl-unique-by"]
+
+            def unique_by(v, p, e, key=key):
+                if isinstance(v, list):
+                    seen: dict = {}
+                    for i, item in enumerate(v):
+                        if isinstance(item, dict) and item.get(key) is not None:
+                            k = item[key]
+                            try:
+                                first = seen.setdefault(k, i)
+                            except TypeError:
+                                continue
+                            if first != i:
+                                _err(e, p + (i, key), f"duplicate {key} {_show(k)} (also in item {first})")
+            checks.append(unique_by)
 
         if types in ("object", "array") and checks:
             return self._fused(types, expected, checks)
@@ -570,6 +589,27 @@ class _Compiler:
                 _err(e, p, "must match exactly one of the allowed forms"
                      + (f" (matches {n})" if n else (f" ({errs[0].detail})" if errs else "")))
         return one_of
+
+    def conditional(self, node: dict, message: str | None) -> Check:
+        """if/then/else; with `x-meshctl-message`, a failing branch is reported as that one line."""
+        cond = self.compile(node["if"])
+        then = self.compile(node["then"]) if "then" in node else None
+        other = self.compile(node["else"]) if "else" in node else None
+
+        def if_then(v, p, e):
+            tmp: list = []
+            cond(v, p, tmp)
+            branch = then if not tmp else other
+            if branch is None:
+                return
+            if message is None:
+                branch(v, p, e)
+                return
+            out: list = []
+            branch(v, p, out)
+            if out:
+                _err(e, p, message)
+        return if_then
 
     def negation(self, sub: Any, message: str | None = None) -> Check:
         if isinstance(sub, dict) and set(sub) == {"required"}:

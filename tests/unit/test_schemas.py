@@ -327,6 +327,27 @@ MISTAKES = [
      ("spec", "metrics", 0, "overrides", 0, "match", "metric"), 'did you mean "REQUEST_COUNT"?'),
     ("WasmPlugin", "spec.phase", "AUTH", ("spec", "phase"), 'is not one of UNSPECIFIED_PHASE, AUTHN, AUTHZ, STATS'),
     ("WasmPlugin", "spec.pluginConfig", "x", ("spec", "pluginConfig"), "expected an object"),
+    ("ServiceEntry", "spec.resolution", "NONE", ("spec",),
+     "endpoints need a resolution other than NONE (e.g. STATIC or DNS)"),
+    ("ServiceEntry", "spec.ports", [{"number": 443, "name": "https", "protocol": "TLS"},
+                                    {"number": 443, "name": "tls", "protocol": "TLS"}],
+     ("spec", "ports", 1, "number"), "duplicate number 443 (also in item 0)"),
+    ("ServiceEntry", "spec.addresses", ["10.0.0.0/16"], ("spec",), "CIDR addresses need resolution STATIC or NONE"),
+    ("WasmPlugin", "spec.url", "ftp://example.com/plugin.wasm", ("spec", "url"),
+     "is not a usable module URL (use oci://, https://, http:// or file://"),
+    ("WorkloadEntry", "spec.address", "unix:///var/run/app.sock", ("spec",),
+     "ports cannot be set for a unix:// address"),
+    ("WorkloadEntry", "spec.address", "unix://run/app/", ("spec", "address"),
+     "a unix:// address must be an absolute path or an abstract socket"),
+    ("AuthorizationPolicy", "spec.rules.0.from.0.source.serviceAccounts", ["default/sleep"],
+     ("spec", "rules", 0, "from", 0, "source"), "serviceAccounts and principals cannot be set together"),
+    ("PeerAuthentication", "spec.selector", DELETE, ("spec",), "portLevelMtls needs a selector with matchLabels"),
+    ("RequestAuthentication", "spec.jwtRules.0.jwksUri", "ftp://example.com/jwks.json",
+     ("spec", "jwtRules", 0, "jwksUri"), '"ftp://example.com/jwks.json" is not an http:// or https:// URL'),
+    ("Telemetry", "spec.metrics.0.overrides.0.tagOverrides.request_host.value", "x",
+     ("spec", "metrics", 0, "overrides", 0, "tagOverrides", "request_host"), "operation REMOVE takes no value"),
+    ("EnvoyFilter", "spec.configPatches.0.match.context", "WAYPOINT", ("spec", "configPatches", 0, "match"),
+     "waypoint must be set when context is WAYPOINT"),
     ("TrafficExtension", "spec.wasm", DELETE, ("spec",), "one of wasm, lua must be set"),
     ("TrafficExtension", "spec.selector.matchLabels", [], ("spec", "selector", "matchLabels"), "expected an object, got a list"),
 ]
@@ -481,12 +502,17 @@ def test_schema_file_is_valid_draft_2020_12(kind):
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
 
 
+_CONSTRAINTS = ("allOf", "anyOf", "oneOf", "not", "if", "then", "else")
+
+
 def _objects(node, path=""):
+    """Schema nodes describing messages (constraint fragments under allOf/if/not... are not)."""
     if isinstance(node, dict):
         if "properties" in node:
             yield path, node
         for k, v in node.items():
-            yield from _objects(v, f"{path}/{k}")
+            if k not in _CONSTRAINTS:
+                yield from _objects(v, f"{path}/{k}")
     elif isinstance(node, list):
         for i, v in enumerate(node):
             yield from _objects(v, f"{path}/{i}")
@@ -495,8 +521,6 @@ def _objects(node, path=""):
 @pytest.mark.parametrize("kind", [k.kind for k in KINDS])
 def test_every_message_rejects_unknown_fields(kind):
     for path, node in _objects(spec_schema(kind)):
-        if path.endswith(("/not", "/oneOf", "/anyOf")):
-            continue
         assert node.get("additionalProperties") is False, f"{kind} {path} accepts unknown fields"
 
 
@@ -523,8 +547,15 @@ def _reference_validator(kind):
                 and duration_ns(instance) < 1e6:
             yield jsonschema.ValidationError("short duration")
 
+    def x_unique_by(validator, key, instance, schema):
+        if isinstance(instance, list):
+            keys = [i[key] for i in instance if isinstance(i, dict) and key in i]
+            if len(keys) != len(set(keys)):
+                yield jsonschema.ValidationError("duplicate")
+
     cls = validators.extend(jsonschema.Draft202012Validator,
-                            {"x-meshctl-regex": x_regex, "x-meshctl-format": x_format})
+                            {"x-meshctl-regex": x_regex, "x-meshctl-format": x_format,
+                             "x-meshctl-unique-by": x_unique_by})
     return cls(spec_schema(kind))
 
 
@@ -543,10 +574,12 @@ def test_compiled_validator_agrees_with_jsonschema(kind):
         ours = validate_spec(kind, spec)
         theirs = list(ref.iter_errors(spec))
         assert bool(ours) == bool(theirs), (spec, ours, [t.message for t in theirs])
-        # every error path we report is a path jsonschema also complains about (or its parent)
+        # every error we report is on a path jsonschema also complains about, below or above it
+        # (rules with their own message are reported once, at the object they constrain)
         their_paths = {("spec",) + tuple(t.absolute_path) for t in theirs}
         for e in ours:
-            assert any(e.path[:len(tp)] == tp for tp in their_paths), (e, their_paths)
+            assert any(e.path[:len(tp)] == tp or tp[:len(e.path)] == e.path for tp in their_paths), \
+                (e, their_paths)
 
 
 # --- CRD openAPIV3Schema -----------------------------------------------------------------------

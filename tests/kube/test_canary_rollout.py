@@ -227,3 +227,20 @@ def test_a_second_rollout_to_another_subset_is_refused_while_one_is_active(cli, 
             proc.kill()
             proc.wait()
     time.sleep(0)
+
+
+def test_human_output_of_run_and_status(cli, kube_api):
+    seed(kube_api)
+    with FakePrometheus(requests=100, errors=0, p99=12) as prom:
+        r = cli("--kubeconfig", kube_api.kubeconfig, "canary", "run", "reviews", "--to", "v2", "--interval", "0.1s",
+                "--prometheus", prom.url, "--steps", "10,50")
+    assert r.exit_code == 0, r
+    lines = r.stdout.splitlines()
+    assert len(lines) == 5 and r.stderr == ""
+    assert "Progressing" in lines[2] and "v1 50% / v2 50%" in lines[2] and "success 100.00%" in lines[2]
+    assert "p99 12.0ms" in lines[2] and "failures 0/3" in lines[2]
+    assert "Succeeded" in lines[-1] and "v1 0% / v2 100%" in lines[-1]
+    r = cli("--kubeconfig", kube_api.kubeconfig, "canary", "status", "reviews")
+    assert r.exit_code == 0, r
+    assert r.stdout.startswith("VirtualService default/reviews (reviews): v1 0% / v2 100%\n")
+    assert "phase:            Succeeded (finished)" in r.stdout and "step:             2/2 (10/50)" in r.stdout

@@ -57,6 +57,7 @@ class AnalysisResult:
     namespaces: list[str] = field(default_factory=list)
     analyzers: list[str] = field(default_factory=list)
     from_cluster: bool = False
+    warnings: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         out = {"Error": 0, "Warning": 0, "Info": 0}
@@ -190,6 +191,35 @@ def _problem_message(p: LoadProblem) -> Message:
                    (p.message,), source=p.source, line=p.line, analyzer="loader")
 
 
+def dedupe(messages: list[Message]) -> list[Message]:
+    """Sorted, without repeats: two analyzers may report the same finding (as istioctl, a
+    message is a repeat when its level, code, resource, file:line and text are the same)."""
+    out: list[Message] = []
+    seen: set[tuple] = set()
+    for m in sorted(messages, key=Message.sort_key):
+        key = (m.level, m.code, m.origin, m.reference, m.text)
+        if key not in seen:
+            seen.add(key)
+            out.append(m)
+    return out
+
+
+def _skipped_subdirectories(paths: Sequence[str]) -> list[str]:
+    """Directories given without -R that hold no files to analyze but have subdirectories."""
+    from meshctl.loader import iter_files
+
+    out = []
+    for p in paths:
+        if p == "-" or not os.path.isdir(p):
+            continue
+        try:
+            if not iter_files(p, False) and any(e.is_dir() for e in os.scandir(p)):
+                out.append(f"{p}: no .yaml, .yml or .json files here; use -R to include its subdirectories")
+        except OSError:
+            continue
+    return out
+
+
 def count_files(paths: Sequence[str], recursive: bool) -> int:
     from meshctl.loader import iter_files
 
@@ -239,17 +269,18 @@ def analyze(opts: AnalyzeOptions) -> AnalysisResult:
     messages = run(resources, chosen, mesh_config=mesh_user, istio_namespace=opts.istio_namespace)
     messages = [m for m in messages if m.resource is None or id(m.resource) not in default_ids]
     messages.extend(_problem_message(p) for p in loaded.problems)
-    messages.sort(key=Message.sort_key)
+    messages = dedupe(messages)
 
     # filter
     kept = filter_messages(messages, suppressions, "Info")
     shown = filter_messages(kept, (), opts.output_threshold)
     n_resources = sum(1 for r in resources if id(r) not in default_ids)
+    warnings = [] if opts.recursive else _skipped_subdirectories(opts.paths)
     return AnalysisResult(
         messages=shown, failed=exceeds(kept, opts.failure_threshold), resources=n_resources,
         files=count_files(opts.paths, opts.recursive) if opts.paths else 0,
         namespaces=sorted(resources.namespaces()), analyzers=[a.name for a in chosen],
-        from_cluster=opts.use_kube)
+        from_cluster=opts.use_kube, warnings=warnings)
 
 
 def analyze_text(text: str, source: str = "input.yaml", **kwargs) -> AnalysisResult:
@@ -265,5 +296,5 @@ def analyze_text(text: str, source: str = "input.yaml", **kwargs) -> AnalysisRes
     messages = run(resources, select_analyzers(names), mesh_config=mesh_user)
     messages = [m for m in messages if m.resource is None or id(m.resource) not in default_ids]
     messages.extend(_problem_message(p) for p in loaded.problems)
-    messages.sort(key=Message.sort_key)
+    messages = dedupe(messages)
     return AnalysisResult(messages=messages, failed=exceeds(messages), resources=len(loaded.resources), files=1)

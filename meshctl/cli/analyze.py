@@ -74,5 +74,10 @@ def analyze_cmd(
         use_kube=use_kube, kubeconfig=s.kubeconfig, context=s.context, mesh_config_file=mesh_config,
         analyzers=analyzers or (), suppress=suppress or (), output_threshold=output_threshold,
         failure_threshold=failure_threshold))
+    if result.warnings:
+        from meshctl.output import warn
+
+        for w in result.warnings:
+            warn(w)
     report.write(result, fmt)
     return 1 if result.failed else 0

@@ -97,12 +97,30 @@ class SubsetSelectPodAnalyzer(Analyzer):
         if not pending:
             return
         nodes = {n.name: str_map(n.labels) for n in ctx.resources.of_kind("Node")}
-        pods = ctx.of_kind("Pod")
-        index = LabelIndex(pods, labels_of=lambda p: _augmented_labels(p, nodes)) if nodes or any(
-            p.spec.get("nodeName") for p in pods) else None
-        from meshctl.analysis.util import pod_index
-
-        index = index or pod_index(ctx)
+        pods = [(p, _augmented_labels(p, nodes)) for p in ctx.of_kind("Pod")]
+        pods.extend((w, labels) for w, labels in workload_templates(ctx))
+        index = LabelIndex([p for p, _ in pods], labels_of=_LabelsOf(pods))
         for dr, subset, selector, path in pending:
             if not index.any(selector):
                 ctx.report("IST0173", dr, subset, path=path)
+
+
+class _LabelsOf:
+    def __init__(self, pairs):
+        self._labels = {id(r): labels for r, labels in pairs}
+
+    def __call__(self, r):
+        return self._labels[id(r)]
+
+
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job")
+
+
+def workload_templates(ctx: Context):
+    """(workload, pod template labels) of workload controllers: in files, a Deployment stands
+    for the pods it will run, so a subset selecting its template labels selects pods."""
+    for kind in WORKLOAD_KINDS:
+        for w in ctx.of_kind(kind):
+            labels = dig(w.spec, "template", "metadata", "labels")
+            if isinstance(labels, dict):
+                yield w, str_map(labels)

@@ -711,3 +711,74 @@ def test_crd_object_validates_against_kubernetes_openapi(kind):
 def test_crd_size_is_reasonable():
     total = sum(len(yaml.safe_dump(crd_openapi(k.kind))) * len(k.versions) for k in KINDS)
     assert total < 500_000  # Istio's own CRDs for the same kinds are about 1 MB
+
+
+# --- property test: random edits of the valid examples, compiled validator vs jsonschema ---------
+
+def _paths(value, path=()):
+    yield path
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _paths(v, path + (k,))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _paths(v, path + (i,))
+
+
+_SCALARS = ["", "1s", "500ms", "0s", "1h2m3.5s", "10x", "^a.*$", "(", "(?=a)", "STRICT", "HTTP", "GET",
+            "unix:///sock", "oci://r/i:1", "ftp://x", "10.0.0.0/8", "*", "a*", "reviews",
+            0, 1, -1, 80, 65535, 65536, 2 ** 31, 300, 599, 1.5, 100.5, True, False]
+
+
+def _values():
+    from hypothesis import strategies as st
+
+    scalar = st.sampled_from(_SCALARS)
+    key = st.sampled_from(["exact", "prefix", "regex", "host", "number", "mode", "name", "value",
+                           "bogus", "8080", "app"])
+    return st.recursive(scalar, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(key, inner, max_size=3),
+                        max_leaves=6)
+
+
+def _reference_with_formats(kind):
+    import jsonschema
+    from jsonschema import validators
+
+    base = _reference_validator(kind)
+
+    def int32(validator, fmt, instance, schema):
+        if fmt == "int32" and isinstance(instance, int) and not isinstance(instance, bool) \
+                and not -(2 ** 31) <= instance < 2 ** 31:
+            yield jsonschema.ValidationError("int32")
+
+    cls = validators.extend(type(base), {"format": int32})
+    return cls(spec_schema(kind))
+
+
+@pytest.mark.parametrize("kind", [k.kind for k in KINDS])
+def test_random_edits_agree_with_jsonschema(kind):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from meshctl.schemas.validate import validate_spec
+
+    ref = _reference_with_formats(kind)
+    spec0 = yaml.safe_load(VALID[kind])["spec"]
+    paths = [p for p in _paths(spec0) if p]
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(st.sampled_from(paths), _values(), st.booleans())
+    def check(path, value, add_key):
+        spec = copy.deepcopy(spec0)
+        parent = spec
+        for p in path[:-1]:
+            parent = parent[p]
+        if add_key and isinstance(parent, dict):
+            parent[f"{path[-1]}x"] = value
+        else:
+            parent[path[-1]] = value
+        ours = validate_spec(kind, spec)
+        theirs = list(ref.iter_errors(spec))
+        assert bool(ours) == bool(theirs), (path, value, [e.message for e in ours], [t.message for t in theirs])
+
+    check()

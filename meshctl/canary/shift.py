@@ -38,6 +38,7 @@ class ShiftResult:
     attempts: int = 1
     header: Optional[tuple[str, str]] = None
     mirror: Optional[float] = None
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         out = {
@@ -180,15 +181,21 @@ def shift_cluster(k, host: str, namespace: str, weights: list[int], subsets: lis
             also(new)
         return new
 
+    notes = []
+    ann = (vs.get("metadata") or {}).get("annotations") or {}
+    if ann.get("canary.meshctl.io/phase") in ("Initializing", "Progressing", "Promoting", "RollingBack"):
+        notes.append(f"a rollout of {host} to {ann.get('canary.meshctl.io/canary')} is "
+                     f"{ann['canary.meshctl.io/phase'].lower()}: its next step rewrites these weights "
+                     f"(end it with 'meshctl canary abort|promote {host}')")
     if dry_run:
         new = mutate(copy.deepcopy(vs))
         return ShiftResult(plan.ref(vs), host, plan.current_weights(vs, host, namespace),
                            plan.current_weights(new, host, namespace), new != vs, True,
-                           object_diff(vs, new, plan.ref(vs)), [], 1, header, mirror)
+                           object_diff(vs, new, plan.ref(vs)), [], 1, header, mirror, notes)
     before, after, attempts = update(k, NET_API, "VirtualService", name, vs_ns, mutate)
     return ShiftResult(plan.ref(after), host, plan.current_weights(before, host, namespace),
                        plan.current_weights(after, host, namespace), after is not before, False,
-                       "", [], attempts, header, mirror)
+                       "", [], attempts, header, mirror, notes)
 
 
 # --- files -----------------------------------------------------------------------------------

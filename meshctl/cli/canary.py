@@ -63,6 +63,8 @@ def shift_cmd(
     else:
         client = _client(s)
         result = shift.shift_cluster(client, host, _namespace(s, client), w, subs, hdr, mir, dry_run, create)
+    for note in result.notes:
+        output.warn(note)
     if fmt != "text":
         output.emit(result.to_dict(), fmt)
         return

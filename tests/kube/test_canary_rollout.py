@@ -244,3 +244,17 @@ def test_human_output_of_run_and_status(cli, kube_api):
     assert r.exit_code == 0, r
     assert r.stdout.startswith("VirtualService default/reviews (reviews): v1 0% / v2 100%\n")
     assert "phase:            Succeeded (finished)" in r.stdout and "step:             2/2 (10/50)" in r.stdout
+
+
+def test_shift_during_a_rollout_warns(cli, kube_api):
+    seed(kube_api)
+    with FakePrometheus() as prom:
+        proc = _spawn(kube_api, prom, "--to", "v2", "--interval", "5s", "--steps", "10,20")
+        try:
+            assert wait_for(lambda: annotations(kube_api).get(PREFIX + "phase") == "Progressing", timeout=30)
+            r = cli("--kubeconfig", kube_api.kubeconfig, "canary", "shift", "reviews", "70/30")
+            assert r.exit_code == 0, r
+            assert "warning: a rollout of reviews to v2 is progressing" in r.stderr
+        finally:
+            proc.kill()
+            proc.wait()

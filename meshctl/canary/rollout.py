@@ -236,7 +236,19 @@ class Rollout:
             result.append(st)
             return obj
 
-        _, written, _ = update(self.k, NET_API, "VirtualService", vs_name, vs_ns, mutate)
+        from meshctl import kube
+        from meshctl.errors import ClusterError
+
+        for attempt in range(4):  # a transient API error should not end an hour-long rollout
+            try:
+                _, written, _ = update(self.k, NET_API, "VirtualService", vs_name, vs_ns, mutate)
+                break
+            except (kube.NotFound, kube.Invalid):
+                raise
+            except ClusterError:
+                if attempt == 3:
+                    raise
+                self.sleep(0.5 * 2 ** attempt)
         if preempted and not result:
             raise Preempted(preempted[-1].phase)
         return written, result[-1]

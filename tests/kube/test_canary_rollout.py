@@ -258,3 +258,21 @@ def test_shift_during_a_rollout_warns(cli, kube_api):
         finally:
             proc.kill()
             proc.wait()
+
+
+def test_ctrl_c_leaves_consistent_weights_and_says_how_to_resume(kube_api):
+    seed(kube_api)
+    with FakePrometheus() as prom:
+        proc = _spawn(kube_api, prom, "--to", "v2", "--interval", "5s", "--steps", "10,20")
+        try:
+            assert wait_for(lambda: annotations(kube_api).get(PREFIX + "phase") == "Progressing", timeout=30)
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=20)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 130, (out, err)
+    assert err.startswith("error: interrupted: the rollout of reviews stays Progressing at v1 90% / v2 10%"), err
+    assert "resume with 'meshctl canary run reviews'" in err and "Traceback" not in err
+    assert annotations(kube_api)[PREFIX + "weight"] == "10" and dict(weights(kube_api))["v2"] == 10

@@ -628,11 +628,11 @@ class _Compiler:
             return not_const
         inner = self.compile(sub)
 
-        def negate(v, p, e):
+        def negate(v, p, e, message=message):
             tmp: list = []
             inner(v, p, tmp)
             if not tmp:
-                _err(e, p, "is not allowed here")
+                _err(e, p, f"{_show(v)} {message}" if message else f"{_show(v)} is not allowed here")
         return negate
 
 

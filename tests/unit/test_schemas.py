@@ -273,6 +273,8 @@ MISTAKES = [
     ("VirtualService", "spec.hosts", "reviews", ("spec", "hosts"), 'expected a list, got a string ("reviews")'),
     ("VirtualService", "spec.http.0.fault.delay.percentage.value", 150,
      ("spec", "http", 0, "fault", "delay", "percentage", "value"), "150 is out of range 0–100"),
+    ("VirtualService", "spec.http.0.redirect", {"uri": "/v2", "redirectCode": 200},
+     ("spec", "http", 0, "redirect", "redirectCode"), "200 is not a redirect code (use a 3xx code"),
     ("DestinationRule", "spec.trafficPolicy.tls.mode", "ISTIO_MUTUALL",
      ("spec", "trafficPolicy", "tls", "mode"), 'did you mean "ISTIO_MUTUAL"?'),
     ("DestinationRule", "spec.trafficPolicy.loadBalancer.simple", "ROUND_ROBIN",
@@ -285,6 +287,8 @@ MISTAKES = [
      "out of range 0–65535"),
     ("Gateway", "spec.servers.0.port.protocol", "HTTPX", ("spec", "servers", 0, "port", "protocol"),
      '"HTTPX" is not a known protocol'),
+    ("Gateway", "spec.servers.0.port.protocol", "", ("spec", "servers", 0, "port", "protocol"),
+     '"" is not a known protocol'),
     ("Gateway", "spec.servers.0.tls.mode", "STRICT", ("spec", "servers", 0, "tls", "mode"),
      '"STRICT" is not one of PASSTHROUGH, SIMPLE, MUTUAL'),
     ("Gateway", "spec.servers.0.tls.credentialNames", ["a", "b"], ("spec", "servers", 0, "tls"),
@@ -389,6 +393,19 @@ def test_messages_read_like_the_documented_examples():
     messages = [e.message for e in validate(Resource.from_dict(body))]
     assert 'spec.http[0].timeout: "10x" is not a valid duration (use e.g. "1s", "500ms", "1m30s")' in messages
     assert 'spec.http[0].retries.atempts: unknown field (did you mean "attempts"?)' in messages
+
+
+@pytest.mark.parametrize("code", [0, 301, 308])
+def test_redirect_codes_istio_accepts(code):
+    body = yaml.safe_load(VALID["VirtualService"])
+    body["spec"]["http"][0]["redirect"] = {"uri": "/v2", "redirectCode": code}
+    assert validate(Resource.from_dict(body)) == []
+
+
+def test_empty_protocol_means_sniffing_outside_gateways():
+    body = yaml.safe_load(VALID["ServiceEntry"])
+    body["spec"]["ports"][0]["protocol"] = ""
+    assert validate(Resource.from_dict(body)) == []
 
 
 def test_error_path_leads_to_the_line_of_the_field():
@@ -549,7 +566,8 @@ def _reference_validator(kind):
 
     def x_unique_by(validator, key, instance, schema):
         if isinstance(instance, list):
-            keys = [i[key] for i in instance if isinstance(i, dict) and key in i]
+            keys = [json.dumps(i[key], sort_keys=True) for i in instance
+                    if isinstance(i, dict) and isinstance(i.get(key), (str, int, float, bool))]
             if len(keys) != len(set(keys)):
                 yield jsonschema.ValidationError("duplicate")
 

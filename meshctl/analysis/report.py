@@ -114,18 +114,18 @@ def _rule(code: str) -> dict:
     description = mt.description or mt.name
     if not description.endswith("."):
         description += "."
-    source = "Istio" if code.startswith("IST") else "meshctl"
+    source = "istio" if code.startswith("IST") else "meshctl"
     markdown = (f"**{mt.name}** ({code}, {mt.level.lower()})\n\n{description}\n\n"
-                f"Message: `{mt.template}`\n\nSee [{code}]({mt.doc_url}) for causes and fixes.")
+                f"See [{code}]({mt.doc_url}) for causes and fixes.")
     return {
         "id": code,
         "name": mt.name,
         "shortDescription": {"text": f"{mt.name}: {description}"},
         "fullDescription": {"text": description},
-        "help": {"text": f"{description} Message: {mt.template}. See {mt.doc_url}", "markdown": markdown},
+        "help": {"text": f"{description} See {mt.doc_url} for causes and fixes.", "markdown": markdown},
         "helpUri": mt.doc_url,
         "defaultConfiguration": {"level": SARIF_LEVEL.get(mt.level, "warning")},
-        "properties": {"tags": ["istio", "service-mesh", source.lower()], "precision": "high",
+        "properties": {"tags": ["service-mesh", source], "precision": "high",
                        "problem.severity": SARIF_SEVERITY.get(mt.level, "warning")},
     }
 

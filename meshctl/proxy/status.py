@@ -9,7 +9,8 @@ Status of a proxy, most severe first:
   NOT CONNECTED  the proxy has an xDS (gRPC/ADS) control plane but no connection to it
   STALE          an xDS update was rejected (update_rejected, or update_failure for file-based
                  config), the initial fetch timed out, or updates are still warming (lagging)
-  NOT READY      reachable and configured, but /ready is not LIVE (initializing, draining)
+  NOT READY      reachable and configured, but not LIVE (initializing, draining): what /ready
+                 answers, read from the server.state gauge
   SYNCED         every xDS subscription accepted its last update
   STATIC         no xDS at all: the proxy runs on its bootstrap's static resources
 
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional
 
 from meshctl.errors import MeshctlError
@@ -47,12 +48,12 @@ X_NONE = "-"
 
 CERT_WARN_SECONDS = 24 * 3600
 
-STATS_FILTER = (
-    r"^(cluster_manager\.(cds\.|warming_clusters)|listener_manager\.(lds\.|total_listeners_warming)"
-    r"|control_plane\.|server\.(state|live)$)"
-    r"|^http\..*\.rds\..*\.(version_text|update_(attempt|success|rejected|failure)|init_fetch_timeout)$"
-    r"|^cluster\..*\.(version_text|update_(success|rejected|failure)|init_fetch_timeout)$"
+STATS_FILTER = (  # kept short: httpx re-quotes the query of every request
+    r"^(cluster_manager\.(cds\.|warming)|listener_manager\.(lds\.|total_listeners_warming)|control_plane\."
+    r"|server\.state$|http\..*\.rds\.|cluster\..*\.(version_text|update_(success|rejected|failure)"
+    r"|init_fetch_timeout|membership_(healthy|total))$)"
 )
+SERVER_STATES = {0: "LIVE", 1: "DRAINING", 2: "PRE_INITIALIZING", 3: "INITIALIZING"}
 
 
 @dataclass
@@ -107,8 +108,8 @@ class ProxyStatus:
     endpoints: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["xds"] = {k: asdict(v) for k, v in self.xds.items()}
+        d = {f: getattr(self, f) for f in self.__dataclass_fields__}  # shallow: rows are not reused
+        d["xds"] = {k: dict(vars(v)) for k, v in self.xds.items()}
         return d
 
     def reason_text(self) -> str:
@@ -280,6 +281,28 @@ def endpoints(clusters: dict) -> dict:
     return {"healthy": sum(c["healthy"] for c in per), "total": sum(c["total"] for c in per), "clusters": per}
 
 
+def endpoints_from_stats(stats: dict) -> dict:
+    """Healthy/total endpoints per cluster from the membership_healthy/membership_total gauges
+    (the counts /clusters lists host by host, in one /stats answer)."""
+    per = []
+    suffix = ".membership_total"
+    for name, total in stats.items():
+        if name.startswith("cluster.") and name.endswith(suffix):
+            cluster = name[len("cluster."):-len(suffix)]
+            healthy = _int(stats.get(f"cluster.{cluster}.membership_healthy"))
+            per.append({"cluster": cluster, "healthy": healthy, "total": _int(total)})
+    per.sort(key=lambda c: c["cluster"])
+    return {"healthy": sum(c["healthy"] for c in per), "total": sum(c["total"] for c in per), "clusters": per}
+
+
+def ready_from_stats(stats: dict) -> Optional[tuple[bool, str]]:
+    """(ready, state) from server.state — what /ready answers (200 only when LIVE)."""
+    if "server.state" not in stats:
+        return None
+    state = SERVER_STATES.get(_int(stats["server.state"]), str(stats["server.state"]))
+    return state == "LIVE", state
+
+
 def listener_errors(dump: dict | None) -> list[str]:
     """Envoy's error text for rejected listeners (error_state in /config_dump?resource=dynamic_listeners)."""
     out = []
@@ -295,17 +318,23 @@ def listener_errors(dump: dict | None) -> list[str]:
     return out
 
 
-def summarize(target: ProxyTarget, server_info: dict, ready: tuple[bool, str], stats: dict,
-              certs: dict, clusters: dict, listeners_dump: Optional[dict] = None,
+def summarize(target: ProxyTarget, info: dict, ready: Optional[tuple[bool, str]], stats: dict,
+              certs: dict, clusters: Optional[dict] = None, listeners_dump: Optional[dict] = None,
               now: Optional[_dt.datetime] = None) -> ProxyStatus:
-    """A proxy's status from its admin answers (no I/O)."""
+    """A proxy's status from its admin answers (no I/O).
+
+    info: AdminClient.build_info() — {"version", "metadata"}; ready: (ready?, state text of /ready),
+    None to read it from server.state in `stats`; clusters: /clusters?format=json, None to count
+    endpoints from the membership gauges in `stats`.
+    """
     now = now or _dt.datetime.now(_dt.timezone.utc)
+    if ready is None:
+        ready = ready_from_stats(stats) or (False, "unknown")
     st = ProxyStatus(name=target.name, address=target.address, kind=target.kind, namespace=target.namespace)
-    st.envoy_version = short_envoy_version(server_info.get("version"))
-    meta = ((server_info.get("node") or {}).get("metadata") or {})
-    st.version = meta.get("ISTIO_VERSION") or st.envoy_version
-    st.state = server_info.get("state")
+    st.envoy_version = info.get("version")
+    st.version = (info.get("metadata") or {}).get("ISTIO_VERSION") or st.envoy_version
     st.ready = bool(ready[0])
+    st.state = ready[1] or info.get("state") or ("LIVE" if st.ready else None)
 
     st.xds, grpc = xds_states(stats)
     dynamic = any(x.state != X_NONE for x in st.xds.values())
@@ -349,7 +378,7 @@ def summarize(target: ProxyTarget, server_info: dict, ready: tuple[bool, str], s
     for c in soon:
         st.warnings.append(f"certificate {c['name']} expires in {human_duration(c['seconds_left'])}")
 
-    st.endpoints = endpoints(clusters)
+    st.endpoints = endpoints(clusters) if clusters is not None else endpoints_from_stats(stats)
     empty = [c["cluster"] for c in st.endpoints["clusters"] if c["total"] and not c["healthy"]]
     if empty:
         more = f" and {len(empty) - 3} more" if len(empty) > 3 else ""
@@ -433,32 +462,36 @@ async def probe(admin: AdminClient, target: ProxyTarget, address: str) -> ProxyS
             return unreachable(target, e.reason)
         return summarize_ztunnel(target, dump if isinstance(dump, dict) else {})
 
-    results = await asyncio.gather(
-        admin.server_info(address), admin.ready(address), admin.stats(address, STATS_FILTER),
-        admin.certs(address), admin.clusters(address), return_exceptions=True)
-    for r in results:
-        if isinstance(r, BaseException) and not isinstance(r, AdminUnreachable):
-            raise r
-    server_info, ready, stats, certs, clusters = results
-    if isinstance(server_info, AdminUnreachable) or isinstance(stats, AdminUnreachable):
-        return unreachable(target, (server_info if isinstance(server_info, AdminUnreachable) else stats).reason)
+    # three requests a proxy, one after the other on one kept-alive connection (cheaper than
+    # three connections; the concurrency bound keeps many proxies in flight). Readiness
+    # (server.state) and endpoint counts (membership gauges) come in the /stats answer.
+    try:
+        info = await admin.build_info(address)
+        stats = await admin.stats(address, STATS_FILTER)
+    except AdminUnreachable as e:
+        return unreachable(target, e.reason)
+    try:
+        certs = await admin.certs(address)
+    except AdminUnreachable as e:
+        certs = e
     partial = []
-    if isinstance(ready, AdminUnreachable):
-        partial.append(f"/ready: {ready.reason}")
-        ready = (server_info.get("state") == "LIVE", server_info.get("state", ""))
+    ready = ready_from_stats(stats)
+    if ready is None:
+        try:
+            ready = await admin.ready(address)
+        except AdminUnreachable as e:
+            partial.append(f"/ready: {e.reason}")
+            ready = (False, "")
     if isinstance(certs, AdminUnreachable):
         partial.append(f"/certs: {certs.reason}")
         certs = {}
-    if isinstance(clusters, AdminUnreachable):
-        partial.append(f"/clusters: {clusters.reason}")
-        clusters = {}
     listeners_dump = None
     if _int(stats.get("listener_manager.lds.update_rejected")):
         try:
             listeners_dump = await admin.config_dump(address, resource="dynamic_listeners")
         except AdminUnreachable as e:
             partial.append(f"/config_dump: {e.reason}")
-    st = summarize(target, server_info, ready, stats, certs, clusters, listeners_dump)
+    st = summarize(target, info, ready, stats, certs, None, listeners_dump)
     if partial:
         st.reasons.extend(f"could not read {p}" for p in partial)
         st.healthy = False
@@ -479,7 +512,10 @@ async def collect(targets: Iterable[ProxyTarget], timeout: float = DEFAULT_TIMEO
             if t.problem:
                 return unreachable(t, t.problem)
             if t.address:
-                return await probe(admin, t, t.address)
+                try:
+                    return await probe(admin, t, t.address)
+                finally:
+                    await admin.release(t.address)
             if forward is None:
                 return unreachable(t, "no admin address")
             async with forwards:
@@ -488,11 +524,13 @@ async def collect(targets: Iterable[ProxyTarget], timeout: float = DEFAULT_TIMEO
                     port = await asyncio.to_thread(cm.__enter__)
                 except MeshctlError as e:
                     return unreachable(t, f"port-forward to {t.pod}:{ADMIN_PORT} failed: {e.message}")
+                local = f"127.0.0.1:{port}"
                 try:
-                    st = await probe(admin, t, f"127.0.0.1:{port}")
+                    st = await probe(admin, t, local)
                     st.address = f"{t.pod}.{t.namespace}:{ADMIN_PORT}"
                     return st
                 finally:
+                    await admin.release(local)
                     await asyncio.to_thread(cm.__exit__, None, None, None)
 
         return list(await asyncio.gather(*(one(t) for t in targets)))

@@ -54,10 +54,12 @@ def copy(obj: Any) -> Any:
     return obj
 
 
-def merge(original: Any, patch: Any, path: str = "") -> Any:
-    """Return `original` with `patch` applied (neither argument is modified)."""
+def merge(original: Any, patch: Any, path: str = "", share: bool = False) -> Any:
+    """Return `original` with `patch` applied (neither argument is modified). With `share`, parts
+    of `patch` are used in the result without copying (the caller gives up the patch)."""
+    cp = _same if share else copy
     if not isinstance(patch, dict) or not isinstance(original, dict):
-        return copy(patch)
+        return cp(patch)
     out = dict(original)
     for key, value in patch.items():
         child = f"{path}.{key}" if path else key
@@ -66,20 +68,25 @@ def merge(original: Any, patch: Any, path: str = "") -> Any:
             continue
         current = original.get(key)
         if isinstance(value, dict) and isinstance(current, dict):
-            out[key] = merge(current, value, child)
+            out[key] = merge(current, value, child, share)
         elif isinstance(value, list) and isinstance(current, list):
-            out[key] = _merge_list(current, value, child)
+            out[key] = _merge_list(current, value, child, share)
         else:
-            out[key] = copy(value)
+            out[key] = cp(value)
     return out
 
 
-def _merge_list(original: list, patch: list, path: str) -> list:
+def _same(obj: Any) -> Any:
+    return obj
+
+
+def _merge_list(original: list, patch: list, path: str, share: bool = False) -> list:
+    cp = _same if share else copy
     if path in _MERGED_SCALAR_LISTS:
         return list(original) + [v for v in patch if v not in original]
     key = _merge_key(path)
     if key is None:
-        return copy(patch)
+        return cp(patch)
     if not patch:
         return list(original)
     item_path = path + ".*"
@@ -91,16 +98,16 @@ def _merge_list(original: list, patch: list, path: str) -> list:
     appended: list = []
     for item in patch:
         if not isinstance(item, dict) or key not in item:
-            appended.append(copy(item))
+            appended.append(cp(item))
             continue
         i = index.get(item[key])
         if i is None:
-            appended.append(copy(item))
+            appended.append(cp(item))
         else:
             base = merged[i]
             if path in _RETAIN_KEYS:
                 base = {k: v for k, v in base.items() if k in item}
-            merged[i] = merge(base, item, item_path)
+            merged[i] = merge(base, item, item_path, share)
     merged.extend(appended)
     # order: patch items in patch order, server-only items kept before a patched item only
     # when the original had them earlier

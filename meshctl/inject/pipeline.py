@@ -132,4 +132,4 @@ def run(paths: list[str], cfg: Optional[InjectConfig], mode: str = "sidecar", re
     else:
         def transform(doc: dict, where: str) -> dict:
             return sidecar.inject_workload(doc, cfg, renderer, warn=warn, where=f"{where}: {sidecar._describe(doc)}")
-    return stream.process(inputs, transform)
+    return stream.process(inputs, transform, frozen=renderer.frozen)

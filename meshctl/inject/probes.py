@@ -139,9 +139,13 @@ def rewrite_probes(spec: dict, annotations: dict, status_port: int) -> None:
         except ValueError:
             pass
     for key in ("containers", "initContainers"):
-        for c in spec.get(key) or []:
+        items = list(spec.get(key) or [])
+        for i, c in enumerate(items):
             if not isinstance(c, dict) or c.get("name") == PROXY:
                 continue
+            if not any(f in c for f, _ in _PROBES) and not isinstance(c.get("lifecycle"), dict):
+                continue
+            c = items[i] = dict(c)
             name = c.get("name", "")
             for field, suffix in _PROBES:
                 new = _convert(c.get(field), f"/app-health/{name}/{suffix}", status_port)
@@ -155,6 +159,8 @@ def rewrite_probes(spec: dict, annotations: dict, status_port: int) -> None:
                     if new is not None:
                         lifecycle[field] = new
                 c["lifecycle"] = lifecycle
+        if key in spec:
+            spec[key] = items
 
 
 def should_rewrite(annotations: dict, default: bool) -> bool:
@@ -168,12 +174,25 @@ def should_rewrite(annotations: dict, default: bool) -> bool:
     return default
 
 
+def _own_sidecar(spec: dict) -> dict | None:
+    """The istio-proxy container, replaced in its list by a copy the caller may modify."""
+    for key in ("containers", "initContainers"):
+        items = spec.get(key) or []
+        for i, c in enumerate(items):
+            if isinstance(c, dict) and c.get("name") == PROXY:
+                items = list(items)
+                items[i] = dict(c)
+                spec[key] = items
+                return items[i]
+    return None
+
+
 def apply_rewrite(spec: dict, annotations: dict, status_port: int, default: bool) -> None:
-    sidecar = find_container(spec, PROXY)
-    if sidecar is None or not should_rewrite(annotations, default):
+    if find_container(spec, PROXY) is None or not should_rewrite(annotations, default):
         return
     probers = dump_app_probers(spec, status_port)
     if probers:
+        sidecar = _own_sidecar(spec)
         env = list(sidecar.get("env") or [])
         env.append({"name": APP_PROBERS_ENV, "value": probers})
         sidecar["env"] = env
@@ -263,6 +282,7 @@ def apply_prometheus_merge(spec: dict, annotations: dict, status_port: int, mesh
             raise InputError(f"{where}: {err}", hint="fix the prometheus.io/port annotation")
     sidecar = find_container(spec, PROXY)
     if sidecar is not None and (cfg["scrape"] or cfg["path"] or cfg["port"] or targets):
+        sidecar = _own_sidecar(spec)
         env = list(sidecar.get("env") or [])
         env.append({"name": PROMETHEUS_ENV, "value": json.dumps(cfg, separators=(",", ":"))})
         sidecar["env"] = env

@@ -57,6 +57,10 @@ class Renderer:
     def __init__(self) -> None:
         self._env = None
         self._cache: dict[tuple, dict] = {}
+        self._contexts: dict[tuple, tuple] = {}
+        self.frozen: set[int] = set()  # ids of overlay nodes shared between pods (never modified)
+        self._dirty: set[int] = set()
+        self.emitted: dict = {}  # emitter memo of frozen nodes
 
     def _environment(self):
         if self._env is None:
@@ -74,9 +78,26 @@ class Renderer:
             self._env = env
         return self._env
 
-    def overlay(self, name: str, ctx: dict, containers: tuple[str, ...]) -> dict:
-        """A fresh copy of the rendered overlay (a partial Pod) for this context."""
-        key = (name, json.dumps(ctx, sort_keys=True),
+    def context(self, cfg: InjectConfig, annotations: dict, network: str | None) -> tuple[dict, str]:
+        """The template context for a pod with these annotations, and its cache key."""
+        try:
+            key = (id(cfg), json.dumps(annotations, sort_keys=True), network)
+        except (TypeError, ValueError):
+            key = None
+        hit = self._contexts.get(key) if key is not None else None
+        if hit is not None and hit[0] is cfg:
+            return hit[1], hit[2]
+        ctx = template_context(cfg, annotations, network_label=network)
+        ctx_key = json.dumps(ctx, sort_keys=True)
+        if key is not None:
+            self._contexts[key] = (cfg, ctx, ctx_key)
+        return ctx, ctx_key
+
+    def overlay(self, name: str, ctx: dict, containers: tuple[str, ...], ctx_key: str | None = None) -> dict:
+        """The rendered overlay (a partial Pod) for this context. It is shared between pods and
+        must not be modified: fill() copies what it changes, and every later step copies a
+        container before changing it."""
+        key = (name, ctx_key or json.dumps(ctx, sort_keys=True),
                containers if name in _PER_CONTAINER_TEMPLATES else ())
         cached = self._cache.get(key)
         if cached is None:
@@ -85,35 +106,42 @@ class Renderer:
             text = self._environment().get_template(f"{name}.yaml.j2").render(s=ctx, containers=list(containers))
             cached = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
             self._cache[key] = cached
-        return copy(cached)
+            self._index(cached)
+        return cached
 
+    def _index(self, obj: Any) -> bool:
+        """Record the ids of shared (frozen) nodes, and of nodes holding placeholders; True when
+        `obj` holds a placeholder."""
+        dirty = False
+        if isinstance(obj, dict):
+            for v in obj.values():
+                dirty |= self._index(v)
+        elif isinstance(obj, list):
+            for v in obj:
+                dirty |= self._index(v)
+        else:
+            return isinstance(obj, str) and obj.startswith("@@") and obj.endswith("@@")
+        self.frozen.add(id(obj))
+        if dirty:
+            self._dirty.add(id(obj))
+        return dirty
 
-_default_renderer: Renderer | None = None
-
-
-def default_renderer() -> Renderer:
-    global _default_renderer
-    if _default_renderer is None:
-        _default_renderer = Renderer()
-    return _default_renderer
-
-
-def _fill(obj: Any, values: dict) -> None:
-    """Replace "@@name@@" placeholders; a None value drops the map entry or the env item."""
-    if isinstance(obj, dict):
-        for k in list(obj):
-            v = obj[k]
-            if isinstance(v, str):
-                if v.startswith("@@") and v.endswith("@@"):
+    def fill(self, obj: Any, values: dict) -> Any:
+        """`obj` with its "@@name@@" placeholders replaced (copying only what changes); a None
+        value drops the map entry or the env item."""
+        if id(obj) not in self._dirty:
+            return obj
+        if isinstance(obj, dict):
+            out = {}
+            for k, v in obj.items():
+                if isinstance(v, str) and v.startswith("@@") and v.endswith("@@"):
                     r = values.get(v[2:-2])
-                    if r is None:
-                        del obj[k]
-                    else:
-                        obj[k] = r
-            elif isinstance(v, (dict, list)):
-                _fill(v, values)
-    elif isinstance(obj, list):
-        out = []
+                    if r is not None:
+                        out[k] = r
+                else:
+                    out[k] = self.fill(v, values)
+            return out
+        out_list = []
         for item in obj:
             if isinstance(item, dict):
                 v = item.get("value")
@@ -121,11 +149,12 @@ def _fill(obj: Any, values: dict) -> None:
                     r = values.get(v[2:-2])
                     if r is None:
                         continue
+                    item = dict(item)
                     item["value"] = r
-                else:
-                    _fill(item, values)
-            out.append(item)
-        obj[:] = out
+                    out_list.append(item)
+                    continue
+            out_list.append(self.fill(item, values))
+        return out_list
 
 
 # --- pod helpers ------------------------------------------------------------------------------
@@ -436,9 +465,9 @@ def _reapply_overrides(merged: dict, original: dict, template_spec: dict, prior_
             overrides[key].append(overlay)
             merged = merge(merged, {"spec": {key: [overlay]}})
     if prior_status is None and (overrides["containers"] or overrides["initContainers"]):
-        merged["metadata"].setdefault("annotations", {})
-        merged["metadata"]["annotations"][OVERRIDES] = json.dumps(
-            {k: v for k, v in overrides.items() if v}, separators=(",", ":"))
+        annotations = dict(merged["metadata"].get("annotations") or {})
+        annotations[OVERRIDES] = json.dumps({k: v for k, v in overrides.items() if v}, separators=(",", ":"))
+        merged["metadata"]["annotations"] = annotations
     return merged
 
 
@@ -448,16 +477,17 @@ def _adjust_init_user(merged: dict, original: dict, tproxy: bool) -> None:
     if not user or (sc.get("runAsUser") is None and sc.get("runAsGroup") is None):
         return
     spec = merged["spec"]
-    init = _find(spec.get("initContainers"), INIT) or _find(spec.get("initContainers"), VALIDATION)
+    init = _own(spec, "initContainers", INIT) or _own(spec, "initContainers", VALIDATION)
     if init is None:
         return
     tproxy = tproxy or (merged["metadata"].get("annotations") or {}).get("sidecar.istio.io/interceptionMode") == "TPROXY"
     if tproxy and sc.get("runAsUser") is not None:
-        proxy = _find(spec.get("containers"), PROXY) or _find(spec.get("initContainers"), PROXY)
+        proxy = _own(spec, "containers", PROXY) or _own(spec, "initContainers", PROXY)
         if proxy is not None:
-            proxy.setdefault("securityContext", {})["runAsUser"] = 0
+            proxy["securityContext"] = dict(proxy.get("securityContext") or {})
+            proxy["securityContext"]["runAsUser"] = 0
     if not tproxy and init.get("name") == VALIDATION:
-        isc = init.setdefault("securityContext", {})
+        isc = init["securityContext"] = dict(init.get("securityContext") or {})
         if sc.get("runAsUser") is not None:
             isc["runAsUser"] = sc["runAsUser"]
         if sc.get("runAsGroup") is not None:
@@ -465,11 +495,24 @@ def _adjust_init_user(merged: dict, original: dict, tproxy: bool) -> None:
     uid = sc.get("runAsUser")
     if not uid:
         return
-    args = init.get("args") or []
+    args = list(init.get("args") or [])
     for i, a in enumerate(args[:-1]):
         if a == "-u":
             args[i + 1] = str(uid)
+            init["args"] = args
             return
+
+
+def _own(spec: dict, key: str, name: str) -> dict | None:
+    """The container `name` of spec[key], replaced by a copy the caller may modify."""
+    items = spec.get(key) or []
+    for i, c in enumerate(items):
+        if isinstance(c, dict) and c.get("name") == name:
+            items = list(items)
+            items[i] = dict(c)
+            spec[key] = items
+            return items[i]
+    return None
 
 
 def _reorder(spec: dict, hold: bool) -> None:
@@ -491,7 +534,7 @@ def _reorder(spec: dict, hold: bool) -> None:
 def inject_pod(meta: dict, spec: dict, deploy: tuple[str, str, str, str], cfg: InjectConfig,
                renderer: Renderer | None = None, where: str = "pod") -> tuple[dict, dict]:
     """Inject one pod template. Returns new (metadata, spec); the arguments are not modified."""
-    renderer = renderer or default_renderer()
+    renderer = renderer or Renderer()
     prior_status = None
     restored = _undo(meta, spec)
     if restored is not None:
@@ -524,7 +567,7 @@ def inject_pod(meta: dict, spec: dict, deploy: tuple[str, str, str, str], cfg: I
 
     labels = meta.get("labels") or {}
     network = labels.get("topology.istio.io/network")
-    ctx = template_context(cfg, annotations, network_label=network)
+    ctx, ctx_key = renderer.context(cfg, annotations, network)
     network = ctx["network"]
     per_pod = _per_pod_values(stripped_meta, stripped_spec, deploy, network)
     container_names = tuple(c.get("name", "") for c in _containers(stripped_spec))
@@ -533,16 +576,15 @@ def inject_pod(meta: dict, spec: dict, deploy: tuple[str, str, str, str], cfg: I
     template_pod: dict = {}
     for name in _select_templates(annotations):
         names = container_names if name == "grpc-simple" else tuple(n for n in container_names if n != PROXY)
-        overlay = renderer.overlay(name, ctx, names)
-        _fill(overlay, per_pod)
-        template_pod = merge(template_pod, overlay)
+        overlay = renderer.fill(renderer.overlay(name, ctx, names, ctx_key), per_pod)
+        template_pod = merge(template_pod, overlay, share=True)
         t_spec = template_pod.get("spec") or {}
         m_spec = merged["spec"]
         if ctx["native"] and _find(t_spec.get("initContainers"), PROXY) and _find(m_spec.get("containers"), PROXY):
             proxy = _find(m_spec["containers"], PROXY)
             m_spec["containers"] = [c for c in m_spec["containers"] if c is not proxy]
             m_spec["initContainers"] = list(m_spec.get("initContainers") or []) + [proxy]
-        merged = merge(merged, overlay)
+        merged = merge(merged, overlay, share=True)
     merged.setdefault("metadata", {})
     merged.setdefault("spec", {})
     template_spec = template_pod.get("spec") or {}
@@ -554,8 +596,8 @@ def inject_pod(meta: dict, spec: dict, deploy: tuple[str, str, str, str], cfg: I
     _adjust_init_user(merged, {"spec": stripped_spec}, str(pc.get("interceptionMode")) == "TPROXY")
 
     m_meta, m_spec = merged["metadata"], merged["spec"]
-    m_annotations = m_meta.setdefault("annotations", {})
-    m_labels = m_meta.setdefault("labels", {})
+    m_annotations = m_meta["annotations"] = dict(m_meta.get("annotations") or {})
+    m_labels = m_meta["labels"] = dict(m_meta.get("labels") or {})
     probes.apply_prometheus_merge(m_spec, m_annotations, cfg.status_port, cfg.prometheus_merge, where)
     probes.apply_secure_prometheus(m_spec, m_annotations)
     probes.apply_rewrite(m_spec, m_annotations, cfg.status_port, cfg.rewrite_app_probes)
@@ -649,7 +691,7 @@ def inject_workload(doc: dict, cfg: InjectConfig, renderer: Renderer | None = No
         deploy = (doc_meta.get("name") or "", doc_meta.get("namespace") or "", doc.get("apiVersion") or "",
                   doc.get("kind") or "")
     meta_absent = "metadata" not in holder or _record_of(meta).get("metadata_absent") is True
-    new_meta, new_spec = inject_pod(meta, spec, deploy, cfg, renderer, where=label)
+    new_meta, new_spec = inject_pod(meta, spec, deploy, cfg, renderer or Renderer(), where=label)
     if meta_absent:
         rec = json.loads(new_meta["annotations"][UNDO])
         rec["metadata_absent"] = True

@@ -16,7 +16,6 @@ from meshctl.errors import InputError
 from meshctl.loader import decode, iter_files, read_source
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 _SEPARATOR = re.compile(r"^---(?=[ \t]|$)[^\n]*\n?", re.M)
 _END = re.compile(r"^\.\.\.[ \t]*$", re.M)
 
@@ -75,7 +74,8 @@ def parse(chunk: str, source: str, line: int):
             node = loader.get_single_node()
             if node is None:
                 return None
-            _check(node, source, line)
+            if "&" in chunk:  # aliases need anchors: only then can a document expand
+                _check(node, source, line)
             return loader.construct_document(node)
         finally:
             loader.dispose()
@@ -86,15 +86,20 @@ def parse(chunk: str, source: str, line: int):
         raise InputError(f"{source}:{where}: invalid YAML: {problem}", hint="fix the document and try again") from None
 
 
-def dump(doc) -> str:
-    return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
-                     allow_unicode=True, width=1 << 30)
+_scalars: dict = {}
 
 
-def process(inputs: list[tuple[str, str]], transform: Transform) -> str:
+def dump(doc, frozen: set | None = None, memo: dict | None = None) -> str:
+    from meshctl.inject.emit import dump as emit
+
+    return emit(doc, _scalars, frozen, memo)
+
+
+def process(inputs: list[tuple[str, str]], transform: Transform, frozen: set | None = None) -> str:
     """Apply `transform(doc, where)` to every mapping document (List items included); a document
     the transform returns unchanged (the same object) is copied through as written."""
     parts: list[str] = []
+    memo: dict = {}
     for source, text in inputs:
         for line, chunk in split_documents(text):
             doc = parse(chunk, source, line)
@@ -113,7 +118,7 @@ def process(inputs: list[tuple[str, str]], transform: Transform) -> str:
             if out is doc:
                 parts.append(chunk if chunk.endswith("\n") else chunk + "\n")
             else:
-                parts.append(dump(out))
+                parts.append(dump(out, frozen, memo))
     return "---\n".join(parts)
 
 

@@ -275,6 +275,10 @@ MISTAKES = [
      ("spec", "http", 0, "fault", "delay", "percentage", "value"), "150 is out of range 0–100"),
     ("VirtualService", "spec.http.0.redirect", {"uri": "/v2", "redirectCode": 200},
      ("spec", "http", 0, "redirect", "redirectCode"), "200 is not a redirect code (use a 3xx code"),
+    ("VirtualService", "spec.http.0.route", DELETE, ("spec", "http", 0),
+     "one of route, redirect, directResponse, delegate must be set"),
+    ("VirtualService", "spec.http.0.directResponse", {"status": 503}, ("spec", "http", 0),
+     "route and directResponse cannot be set together"),
     ("DestinationRule", "spec.trafficPolicy.tls.mode", "ISTIO_MUTUALL",
      ("spec", "trafficPolicy", "tls", "mode"), 'did you mean "ISTIO_MUTUAL"?'),
     ("DestinationRule", "spec.trafficPolicy.loadBalancer.simple", "ROUND_ROBIN",
@@ -398,7 +402,9 @@ def test_messages_read_like_the_documented_examples():
 @pytest.mark.parametrize("code", [0, 301, 308])
 def test_redirect_codes_istio_accepts(code):
     body = yaml.safe_load(VALID["VirtualService"])
-    body["spec"]["http"][0]["redirect"] = {"uri": "/v2", "redirectCode": code}
+    http = body["spec"]["http"][0]
+    del http["route"], http["fault"]
+    http["redirect"] = {"uri": "/v2", "redirectCode": code}
     assert validate(Resource.from_dict(body)) == []
 
 

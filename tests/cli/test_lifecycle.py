@@ -1,0 +1,292 @@
+"""install / verify-install / uninstall through the CLI against the fake API server."""
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.kube
+
+NS = "istio-system"
+
+
+@pytest.fixture
+def run(cli, kube_api):
+    def go(*args: str, **kw):
+        return cli(*args, "--kubeconfig", kube_api.kubeconfig, **kw)
+
+    return go
+
+
+def managed(kube_api) -> list[dict]:
+    return [o for o in kube_api.objects()
+            if (o["metadata"].get("labels") or {}).get("app.kubernetes.io/managed-by") == "meshctl"]
+
+
+def test_install_applies_everything_labelled_and_records_it(run, kube_api):
+    r = run("install", "--profile", "sidecar", "-y")
+    assert r.exit_code == 0, r
+    assert "✔ installed: 44 objects (44 created), workloads ready" in r.stdout
+    assert "CustomResourceDefinition" in r.stdout and "CREATED" in r.stdout
+    assert "created    Deployment istio-system/istiod" in r.stderr  # progress goes to stderr
+    objs = managed(kube_api)
+    assert len(objs) == 44
+    assert all(o["metadata"]["labels"].get("istio.io/rev") for o in objs if o["kind"] != "Namespace")
+    dep = kube_api.get("apps/v1", "Deployment", "istiod", NS)
+    assert [m["manager"] for m in dep["metadata"]["managedFields"]] == ["meshctl"]
+    record = kube_api.get("v1", "ConfigMap", "meshctl-install", NS)
+    assert record["data"]["profile"] == "sidecar"
+    assert yaml.safe_load(record["data"]["values.yaml"])["profile"] == "sidecar"
+    assert record["data"]["meshctlVersion"] and record["data"]["installedAt"].endswith("Z")
+    # CRDs before namespaces before namespaced objects; the record is the last write
+    writes = [p for m, p in kube_api.requests if m == "PATCH"]
+    assert "customresourcedefinitions" in writes[0] and writes[15].endswith("/namespaces/istio-system")
+    assert writes[-1].endswith("/configmaps/meshctl-install")
+
+
+def test_reinstall_converges_and_reports_unchanged(run, kube_api):
+    assert run("install", "-y").exit_code == 0
+    installed_at = kube_api.get("v1", "ConfigMap", "meshctl-install", NS)["data"]["installedAt"]
+    r = run("install", "-y")
+    assert r.exit_code == 0, r
+    assert "✔ installed: 44 objects (44 unchanged), workloads ready" in r.stdout
+    assert kube_api.get("v1", "ConfigMap", "meshctl-install", NS)["data"]["installedAt"] == installed_at
+    # a changed value configures exactly the objects it touches
+    r = run("install", "-y", "--set", "components.pilot.env.FOO=bar")
+    assert r.exit_code == 0, r
+    assert "configured Deployment istio-system/istiod" in r.stderr
+    assert "configured ConfigMap istio-system/meshctl-install" in r.stderr
+
+
+def test_install_refuses_without_confirmation_off_a_terminal(run, kube_api, monkeypatch):
+    r = run("install")
+    assert r.exit_code == 2
+    assert r.stderr.startswith("error: refusing to install without confirmation: stdin is not a terminal\n")
+    assert "hint: pass -y/--yes" in r.stderr
+    assert managed(kube_api) == []
+    from meshctl.cli import lifecycle
+
+    monkeypatch.setattr(lifecycle, "_interactive", lambda: True)
+    r = run("install", input="n\n")
+    assert r.exit_code == 1 and "install cancelled" in r.stderr and managed(kube_api) == []
+    r = run("install", input="y\n")
+    assert r.exit_code == 0 and "Install profile sidecar (revision default, 43 objects)" in r.stderr
+
+
+@pytest.mark.parametrize("flag,mode", [("--dry-run", "client"), ("--server-dry-run", "server")])
+def test_dry_run_writes_nothing(run, kube_api, flag, mode):
+    r = run("install", flag)
+    assert r.exit_code == 0, r
+    assert f"dry run ({mode}): 44 objects checked (44 would create); nothing was changed" \
+        in r.stdout
+    assert "would create Deployment istio-system/istiod" in r.stderr
+    assert managed(kube_api) == []
+    assert run("install", "-y").exit_code == 0
+    r = run("install", flag, "--set", "components.pilot.env.FOO=bar")
+    assert r.exit_code == 0, r
+    assert "would configure Deployment istio-system/istiod" in r.stderr
+    assert "would keep Service istio-system/istiod" in r.stderr
+    env = kube_api.get("apps/v1", "Deployment", "istiod", NS)["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert "FOO" not in {e["name"] for e in env}
+
+
+def test_failure_midway_says_what_was_applied_and_a_rerun_finishes(run, kube_api):
+    kube_api.fail_writes_after(20)
+    r = run("install", "-y")
+    assert r.exit_code == 3, r
+    assert "applied 20 of 43 objects; not applied: " in r.stderr
+    err = [line for line in r.stderr.splitlines() if line.startswith("error: ")]
+    assert len(err) == 1 and err[0].startswith("error: install stopped at ")
+    assert "500" in err[0]
+    assert kube_api.get("v1", "ConfigMap", "meshctl-install", NS) is None  # no record of a partial install
+    assert run("verify-install").exit_code == 1  # and verify-install says nothing is installed
+    kube_api.fail_writes_after(None)
+    r = run("install", "-y")
+    assert r.exit_code == 0, r
+    assert "(20 unchanged, 24 created)" in r.stdout or "24 created" in r.stdout and "20 unchanged" in r.stdout
+    assert kube_api.get("v1", "ConfigMap", "meshctl-install", NS) is not None
+    assert run("verify-install").exit_code == 0
+
+
+def test_permission_denied_is_exit_3_with_an_rbac_hint(run, kube_api):
+    kube_api.deny("patch", "deployments", "apps")
+    r = run("install", "-y")
+    assert r.exit_code == 3
+    assert "error: install stopped at Deployment istio-system/istiod: forbidden by the Kubernetes API server" \
+        in r.stderr
+    assert "RBAC" in r.stderr
+
+
+def test_wait_times_out_on_a_workload_that_never_gets_ready(run, kube_api):
+    kube_api.not_ready("Deployment", "istio-ingressgateway", NS)
+    r = run("install", "-y", "--timeout", "1s")
+    assert r.exit_code == 3, r
+    assert "error: timed out after 1s waiting for Deployment istio-system/istio-ingressgateway (0/1 ready)" \
+        in r.stderr
+    assert "waiting    Deployment istio-system/istio-ingressgateway: 0/1 ready" in r.stderr
+    assert kube_api.get("v1", "ConfigMap", "meshctl-install", NS) is not None  # everything was applied
+    v = run("verify-install")
+    assert v.exit_code == 1
+    assert "✖ Deployment istio-system/istio-ingressgateway: not-ready: 0/1 ready" in v.stdout
+    assert run("install", "-y", "--no-wait").exit_code == 0
+
+
+def test_crds_must_be_established_before_custom_resources(run, kube_api):
+    kube_api.not_established("peerauthentications.security.istio.io")
+    r = run("install", "-y", "--timeout", "1s")
+    assert r.exit_code == 3
+    assert "waiting for CRD peerauthentications.security.istio.io to be Established" in r.stderr
+    assert kube_api.objects("PeerAuthentication") == []
+
+
+def test_invalid_values_fail_before_touching_the_cluster(run, kube_api):
+    r = run("install", "-y", "--profile", "nope")
+    assert r.exit_code == 2 and "unknown profile 'nope'" in r.stderr
+    r = run("install", "-y", "--timeout", "soon")
+    assert r.exit_code == 2 and "invalid duration 'soon'" in r.stderr
+    assert [m for m, _ in kube_api.requests if m != "GET"] == []
+
+
+def test_reinstall_with_another_profile_prunes_what_is_no_longer_rendered(run, kube_api):
+    assert run("install", "-y", "--profile", "sidecar").exit_code == 0
+    r = run("install", "-y", "--profile", "minimal")
+    assert r.exit_code == 0, r
+    assert "pruned     Deployment istio-system/istio-ingressgateway" in r.stderr
+    assert kube_api.get("apps/v1", "Deployment", "istio-ingressgateway", NS) is None
+    assert kube_api.get("apps/v1", "Deployment", "istiod", NS) is not None
+    assert run("verify-install").exit_code == 0
+
+
+def test_verify_install_clean(run, kube_api):
+    assert run("install", "-y").exit_code == 0
+    r = run("verify-install")
+    assert r.exit_code == 0, r
+    assert "✔ CustomResourceDefinition: 15 as installed" in r.stdout
+    assert "✔ Deployment: 2 as installed and ready" in r.stdout
+    assert r.stdout.rstrip().endswith("✔ verified: 43 objects as installed, workloads ready")
+    data = json.loads(run("verify-install", "-o", "json").stdout)
+    assert data["ok"] is True and data["profile"] == "sidecar" and data["summary"]["objects"] == 43
+
+
+def test_verify_install_finds_drift_and_missing_objects(run, kube_api):
+    assert run("install", "-y").exit_code == 0
+    kube_api.edit("apps/v1", "Deployment", "istiod", NS,
+                  {"spec": {"template": {"metadata": {"labels": {"app": "hijacked"}}}}})
+    kube_api.edit("v1", "ConfigMap", "istio", NS, {"data": {"mesh": "trustDomain: evil.example\n"}})
+    kube_api.remove("v1", "Service", "istio-ingressgateway", NS)
+    # fields the server or another controller adds are not drift
+    kube_api.edit("v1", "Service", "istiod", NS, {"spec": {"clusterIP": "10.0.0.7"},
+                                                  "metadata": {"annotations": {"x": "y"}}})
+    r = run("verify-install")
+    assert r.exit_code == 1, r
+    assert ('✖ Deployment istio-system/istiod: drifted: spec.template.metadata.labels.app: installed "istiod", '
+            'now "hijacked"') in r.stdout
+    assert "✖ ConfigMap istio-system/istio: drifted: data.mesh" in r.stdout
+    assert "✖ Service istio-system/istio-ingressgateway: missing" in r.stdout
+    assert "✔ Service: 1 of 2 as installed" in r.stdout
+    assert "✖ 3 of 43 objects differ from the install: 1 missing, 2 drifted, 0 not ready" in r.stdout
+    data = json.loads(run("verify-install", "-o", "json").stdout)
+    bad = {(o["kind"], o["name"]): o["status"] for o in data["objects"] if o["status"] != "ok"}
+    assert bad == {("Deployment", "istiod"): "drifted", ("ConfigMap", "istio"): "drifted",
+                   ("Service", "istio-ingressgateway"): "missing"}
+    assert run("install", "-y").exit_code == 0  # installing again repairs it
+    assert run("verify-install").exit_code == 0
+
+
+def test_verify_install_when_nothing_is_installed(run):
+    r = run("verify-install")
+    assert r.exit_code == 1
+    assert r.stderr.startswith("error: no meshctl installation of the default revision found: ConfigMap "
+                               "istio-system/meshctl-install is missing\n")
+    r = run("verify-install", "--revision", "canary")
+    assert "revision 'canary'" in r.stderr and "meshctl-install-canary" in r.stderr
+
+
+def test_revisions_install_and_uninstall_independently(run, kube_api):
+    assert run("install", "-y", "--profile", "minimal").exit_code == 0
+    r = run("install", "-y", "--profile", "minimal", "--revision", "canary")
+    assert r.exit_code == 0, r
+    assert kube_api.get("v1", "ConfigMap", "meshctl-install-canary", NS)["data"]["revision"] == "canary"
+    assert run("verify-install", "--revision", "canary").exit_code == 0
+    r = run("uninstall", "--revision", "canary", "-y")
+    assert r.exit_code == 0, r
+    assert "deleted    Deployment istio-system/istiod-canary" in r.stderr
+    assert kube_api.get("apps/v1", "Deployment", "istiod-canary", NS) is None
+    assert kube_api.get("apps/v1", "Deployment", "istiod", NS) is not None
+    assert run("verify-install").exit_code == 0  # the default revision is untouched
+
+
+def test_uninstall_keeps_shared_objects_unless_purge_and_is_idempotent(run, kube_api):
+    assert run("install", "-y").exit_code == 0
+    kube_api.add({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "mine", "namespace": NS}})
+    r = run("uninstall", "-y")
+    assert r.exit_code == 0, r
+    lines = [line.split(None, 1) for line in r.stderr.splitlines() if line.startswith("  deleted")]
+    order = [rest.split()[0] for _, rest in lines]
+    assert order[0] == "ConfigMap" and "meshctl-install" in lines[0][1]  # the record goes first
+    assert order.index("MutatingWebhookConfiguration") < order.index("Deployment") < order.index("ServiceAccount")
+    assert kube_api.objects("Deployment") == []
+    left = sorted(f"{o['kind']}/{o['metadata']['name']}" for o in managed(kube_api)
+                  if o["kind"] != "CustomResourceDefinition")
+    assert left == ["Namespace/istio-system", "PeerAuthentication/default",
+                    "ServiceAccount/istio-reader-service-account"]
+    assert len(kube_api.objects("CustomResourceDefinition")) == 15
+    r = run("uninstall", "-y")
+    assert r.exit_code == 0 and "nothing to uninstall" in r.stdout
+    r = run("uninstall", "--purge", "-y")
+    assert r.exit_code == 0, r
+    assert managed(kube_api) == [] and kube_api.objects("CustomResourceDefinition") == []
+    assert kube_api.get("v1", "Namespace", NS) is None  # and the user's ConfigMap in it with it
+
+
+def test_uninstall_confirmation_and_dry_run(run, kube_api):
+    assert run("install", "-y", "--profile", "minimal").exit_code == 0
+    before = len(managed(kube_api))
+    r = run("uninstall")
+    assert r.exit_code == 2 and "refusing to uninstall without confirmation" in r.stderr
+    r = run("uninstall", "--dry-run")
+    assert r.exit_code == 0 and "would delete" in r.stdout
+    assert len(managed(kube_api)) == before
+    r = run("uninstall", "--purge", "--revision", "x", "-y")
+    assert r.exit_code == 2 and "cannot be combined" in r.stderr
+
+
+def _closed_kubeconfig(tmp_path) -> tuple[str, str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = f"https://127.0.0.1:{port}"
+    path = tmp_path / "closed"
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": server}}], "users": [{"name": "u", "user": {}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}))
+    return str(path), server
+
+
+@pytest.mark.parametrize("args", [("install", "-y"), ("install", "--dry-run"), ("install", "--server-dry-run"),
+                                  ("verify-install",),
+                                  ("uninstall", "-y"), ("uninstall", "--purge", "-y")])
+def test_unreachable_cluster_is_exit_3_in_one_line(cli, tmp_path, args):
+    kubeconfig, server = _closed_kubeconfig(tmp_path)
+    r = cli(*args, "--kubeconfig", kubeconfig)
+    assert r.exit_code == 3, r
+    assert r.stderr.splitlines()[0] == f"error: cannot reach the Kubernetes API server at {server}: connection refused"
+    assert r.stderr.splitlines()[1].startswith("hint: ")
+    assert "Traceback" not in r.stderr
+
+
+def test_missing_kubeconfig_is_exit_3_with_a_hint(cli, tmp_path):
+    r = cli("verify-install", "--kubeconfig", str(tmp_path / "none"))
+    assert r.exit_code == 3 and "no kubeconfig at" in r.stderr and "--kubeconfig" in r.stderr
+
+
+def test_install_json_output(run, kube_api):
+    r = run("install", "-y", "--profile", "minimal", "-o", "json")
+    assert r.exit_code == 0, r
+    data = json.loads(r.stdout)
+    assert data["ok"] is True and data["profile"] == "minimal"
+    assert {o["action"] for o in data["objects"]} == {"created"}
+    assert data["counts"]["CustomResourceDefinition"] == {"created": 15}

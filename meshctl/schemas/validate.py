@@ -19,7 +19,6 @@ The test-suite checks the compiled validators against `jsonschema` on the same s
 """
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from dataclasses import dataclass
@@ -128,6 +127,8 @@ _TYPE_TESTS: dict[str, Callable[[Any], bool]] = {
 
 
 def _did_you_mean(word: str, choices) -> str:
+    import difflib  # only when there is an error to explain
+
     choices = [str(c) for c in choices]
     if not choices:
         return ""

@@ -216,12 +216,87 @@ def schema() -> dict:
         return json.load(fh)
 
 
-@lru_cache(maxsize=1)
-def _validator():
-    import jsonschema
+class SchemaError:
+    """One problem found by `check`: the keyword that failed, where, and what was there."""
 
-    cls = jsonschema.validators.validator_for(schema())
-    return cls(schema())
+    __slots__ = ("validator", "validator_value", "absolute_path", "instance", "message")
+
+    def __init__(self, validator: str, validator_value: Any, path: list, instance: Any, message: str):
+        self.validator = validator
+        self.validator_value = validator_value
+        self.absolute_path = path
+        self.instance = instance
+        self.message = message
+
+
+_TYPES = {
+    "object": lambda x: isinstance(x, dict),
+    "array": lambda x: isinstance(x, list),
+    "string": lambda x: isinstance(x, str),
+    "boolean": lambda x: isinstance(x, bool),
+    "integer": lambda x: isinstance(x, int) and not isinstance(x, bool),
+    "number": lambda x: isinstance(x, (int, float)) and not isinstance(x, bool),
+    "null": lambda x: x is None,
+}
+
+
+def check(node: dict, value: Any, path: list | None = None, root: dict | None = None) -> list[SchemaError]:
+    """Validate `value` against the subset of JSON Schema values.schema.json uses ($ref, type,
+    enum, const, not, properties, additionalProperties, required, items, minItems, minimum,
+    maximum, minLength, maxLength, pattern). A small checker instead of the jsonschema package
+    keeps `manifest generate` quick to start; tests check that both agree."""
+    root = root if root is not None else node
+    path = path or []
+    errors: list[SchemaError] = []
+    while "$ref" in node:
+        node = {**root["$defs"][node["$ref"].rsplit("/", 1)[1]], **{k: v for k, v in node.items() if k != "$ref"}}
+    want = node.get("type")
+    if want is not None:
+        kinds = want if isinstance(want, list) else [want]
+        if not any(_TYPES[k](value) for k in kinds):
+            return [SchemaError("type", want, path, value, f"{value!r} is not of type {want}")]
+    if "enum" in node and not any(value == e and type(value) is type(e) for e in node["enum"]):
+        errors.append(SchemaError("enum", node["enum"], path, value, f"{value!r} is not one of {node['enum']}"))
+    if "const" in node and value != node["const"]:
+        errors.append(SchemaError("const", node["const"], path, value, f"{node['const']!r} was expected"))
+    if "not" in node and not check(node["not"], value, path, root):
+        errors.append(SchemaError("not", node["not"], path, value, f"{value!r} is not allowed"))
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if "minimum" in node and value < node["minimum"]:
+            errors.append(SchemaError("minimum", node["minimum"], path, value, "too small"))
+        if "maximum" in node and value > node["maximum"]:
+            errors.append(SchemaError("maximum", node["maximum"], path, value, "too large"))
+    if isinstance(value, str):
+        if "minLength" in node and len(value) < node["minLength"]:
+            errors.append(SchemaError("minLength", node["minLength"], path, value, f"{value!r} is too short"))
+        if "maxLength" in node and len(value) > node["maxLength"]:
+            errors.append(SchemaError("maxLength", node["maxLength"], path, value, f"{value!r} is too long"))
+        if "pattern" in node and not re.search(node["pattern"], value):
+            errors.append(SchemaError("pattern", node["pattern"], path, value,
+                                      f"{value!r} does not match {node['pattern']!r}"))
+    if isinstance(value, list):
+        if "minItems" in node and len(value) < node["minItems"]:
+            errors.append(SchemaError("minItems", node["minItems"], path, value, "should be non-empty"))
+        if "items" in node:
+            for i, item in enumerate(value):
+                errors.extend(check(node["items"], item, path + [i], root))
+    if isinstance(value, dict):
+        for name in node.get("required", ()):
+            if name not in value:
+                errors.append(SchemaError("required", node["required"], path, value,
+                                          f"{name!r} is a required property"))
+        props = node.get("properties", {})
+        extra = node.get("additionalProperties", True)
+        unknown = [k for k in value if k not in props]
+        if extra is False and unknown:
+            errors.append(SchemaError("additionalProperties", False, path, value,
+                                      f"unknown keys {sorted(map(str, unknown))}"))
+        for k, v in value.items():
+            if k in props:
+                errors.extend(check(props[k], v, path + [k], root))
+            elif isinstance(extra, dict):
+                errors.extend(check(extra, v, path + [k], root))
+    return errors
 
 
 def _subschema(path: Iterable[str | int]) -> dict:
@@ -293,7 +368,7 @@ def _error_message(err) -> tuple[str, str | None]:
 
 def validate(values: dict) -> dict:
     """Check merged values against the schema; raise a one-line InputError for the first problem."""
-    errors = sorted(_validator().iter_errors(values),
+    errors = sorted(check(schema(), values),
                     key=lambda e: ([str(p) for p in e.absolute_path], e.validator != "additionalProperties"))
     if errors:
         # prefer the most specific (deepest) error of the first path

@@ -70,6 +70,7 @@ def _environment():
 
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),
+        bytecode_cache=_bytecode_cache(jinja2),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
@@ -81,6 +82,27 @@ def _environment():
     env.filters["tojson"] = _tojson
     env.policies["json.dumps_kwargs"] = {"sort_keys": True}
     return env
+
+
+def _bytecode_cache(jinja2):
+    """Compiled templates cached per user (jinja2 checks each template's source checksum), so a
+    run does not recompile ~30 templates. MESHCTL_CACHE_DIR=off disables it."""
+    import os
+
+    where = os.environ.get("MESHCTL_CACHE_DIR")
+    if where == "off":
+        return None
+    if not where:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        where = os.path.join(base, "meshctl")
+    folder = os.path.join(where, "jinja2")
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        if not os.access(folder, os.W_OK):
+            return None
+    except OSError:
+        return None
+    return jinja2.FileSystemBytecodeCache(folder)
 
 
 def _component_templates(component: str) -> list[str]:
@@ -462,12 +484,47 @@ class _Dumper:
         return Dumper
 
 
-def to_yaml(objects: list[dict]) -> str:
+def _dump(data: Any) -> str:
     import yaml
 
-    dumper = _Dumper.get()
-    return "".join("---\n" + yaml.dump(o, Dumper=dumper, sort_keys=False, default_flow_style=False,
-                                       allow_unicode=True, width=1000) for o in objects)
+    return yaml.dump(data, Dumper=_Dumper.get(), sort_keys=False, default_flow_style=False,
+                     allow_unicode=True, width=1000)
+
+
+def to_yaml(objects: list[dict]) -> str:
+    """One YAML stream, `---` before each object. A CRD's schema (the same for each of its
+    versions, and most of the output) is dumped once and placed under every version."""
+    out = []
+    schema_text: dict[int, str] = {}
+    for o in objects:
+        if o.get("kind") != "CustomResourceDefinition":
+            out.append("---\n" + _dump(o))
+            continue
+        body = copy.copy(o)
+        body["spec"] = dict(o["spec"])
+        versions = []
+        tokens: dict[str, dict] = {}
+        for i, ver in enumerate(o["spec"].get("versions", [])):
+            schema = (ver.get("schema") or {}).get("openAPIV3Schema")
+            if not isinstance(schema, dict):
+                versions.append(ver)
+                continue
+            token = f"meshctl-schema-placeholder-{i}"
+            tokens[token] = schema
+            versions.append({**ver, "schema": {**ver["schema"], "openAPIV3Schema": token}})
+        body["spec"]["versions"] = versions
+        text = _dump(body)
+        for token, schema in tokens.items():
+            block = schema_text.get(id(schema))
+            if block is None:
+                block = schema_text[id(schema)] = _dump(schema)
+            head, sep, tail = text.partition(f" {token}\n")
+            line_start = head.rfind("\n") + 1
+            indent = " " * (len(head) - line_start - len(head[line_start:].lstrip()) + 2)
+            text = head + "\n" + "".join(indent + ln if ln.strip() else ln
+                                          for ln in block.splitlines(keepends=True)) + tail
+        out.append("---\n" + text)
+    return "".join(out)
 
 
 def to_json(objects: list[dict]) -> str:

@@ -245,3 +245,49 @@ def test_apply_set_in_place():
     apply_set(v, "a.b[1]=2")
     apply_set(v, "a.c[0].d=x")
     assert v == {"a": {"b": [1, 2], "c": [{"d": "x"}]}}
+
+
+def _leaves(d, path=()):
+    if isinstance(d, dict):
+        for k, v in d.items():
+            yield from _leaves(v, path + (k,))
+        yield path + ("zz-unknown",), None
+    elif isinstance(d, list):
+        for i, v in enumerate(d):
+            yield from _leaves(v, path + (i,))
+    yield path, d
+
+
+def test_schema_checker_agrees_with_jsonschema():
+    """profiles.check (a small checker, cheap to import) and the jsonschema package agree on
+    the built-in profiles and on every leaf replaced by values of other types."""
+    import jsonschema
+
+    schema = profiles.schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    reference = jsonschema.Draft202012Validator(schema)
+    cases = 0
+    for name in PROFILES:
+        assert not profiles.check(schema, load_values(name)) and reference.is_valid(load_values(name))
+    for name in ("sidecar",):  # the profiles share one shape
+        base = load_values(name)
+        for path, _ in _leaves(base):
+            if not path:
+                continue
+            node = base
+            for step in path[:-1]:
+                node = node[step]
+            missing = object()
+            original = node[path[-1]] if path[-1] in node or isinstance(node, list) else missing
+            for replacement in ("x", -1, 2.5, True, None, [], "Bad_Name", 70000):
+                node[path[-1]] = replacement
+                mine = not profiles.check(schema, base)
+                theirs = reference.is_valid(base)
+                assert mine == theirs, (name, path, replacement, profiles.check(schema, base)[:1])
+                cases += 1
+            if original is missing:
+                del node[path[-1]]
+            else:
+                node[path[-1]] = original
+        assert base == load_values(name)
+    assert cases > 1500

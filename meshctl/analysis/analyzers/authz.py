@@ -51,9 +51,16 @@ class AuthorizationPoliciesAnalyzer(Analyzer):
         root = str(ctx.mesh_config.get("rootNamespace") or ctx.istio_namespace)
         names = {r.name for r in ctx.of_kind("Namespace")}
         lowered = {n.lower() for n in names}
+        known: dict[str, bool] = {}  # pattern → matches a namespace (wildcards scan the names once)
+
+        def exists(pattern: str) -> bool:
+            if pattern not in known:
+                known[pattern] = namespace_pattern_matches(pattern, names, lowered)
+            return known[pattern]
+
         for ap in policies:
             self.no_matching_workloads(ctx, ap, index, root)
-            self.unknown_namespaces(ctx, ap, names, lowered)
+            self.unknown_namespaces(ctx, ap, exists)
 
     @staticmethod
     def no_matching_workloads(ctx: Context, ap, index: LabelIndex, root: str) -> None:
@@ -72,13 +79,13 @@ class AuthorizationPoliciesAnalyzer(Analyzer):
             ctx.report("IST0127", ap, selector_string(labels), path=path)
 
     @staticmethod
-    def unknown_namespaces(ctx: Context, ap, names: set[str], lowered: set[str]) -> None:
+    def unknown_namespaces(ctx: Context, ap, exists) -> None:
         for i, rule in enumerate(as_list(ap.spec.get("rules"))):
             for j, frm in enumerate(as_list(as_dict(rule).get("from"))):
                 source = as_dict(as_dict(frm).get("source"))
                 for field in ("namespaces", "notNamespaces"):
                     for k, ns in enumerate(as_list(source.get(field))):
                         ns = str(ns)
-                        if not namespace_pattern_matches(ns, names, lowered):
+                        if not exists(ns):
                             ctx.report("IST0101", ap, "namespace", ns,
                                        path=("spec", "rules", i, "from", j, "source", field, k))

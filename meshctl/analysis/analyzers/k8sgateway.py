@@ -26,10 +26,12 @@ class SelectorAnalyzer(Analyzer):
     inputs = (*POLICY_KINDS, "Pod")
 
     def analyze(self, ctx: Context) -> None:
-        gateway_pods: dict[str, list[dict[str, str]]] = {}
+        # distinct label sets of gateway pods, per namespace (replicas share theirs)
+        gateway_pods: dict[str, dict[tuple, dict[str, str]]] = {}
         for pod in ctx.of_kind("Pod"):
             if GATEWAY_NAME_LABEL in pod.labels:
-                gateway_pods.setdefault(pod.namespace or "", []).append(str_labels(pod.labels))
+                labels = str_labels(pod.labels)
+                gateway_pods.setdefault(pod.namespace or "", {})[tuple(sorted(labels.items()))] = labels
         if not gateway_pods:
             return
         for kind in POLICY_KINDS:
@@ -42,7 +44,7 @@ class SelectorAnalyzer(Analyzer):
                     continue
                 wanted = as_dict(dig(selector, "matchLabels"))
                 seen: set[str] = set()
-                for labels in gateway_pods.get(r.namespace or "", []):
+                for labels in gateway_pods.get(r.namespace or "", {}).values():
                     gateway = labels[GATEWAY_NAME_LABEL]
                     if gateway not in seen and matches(labels, wanted):
                         seen.add(gateway)

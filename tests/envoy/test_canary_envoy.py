@@ -205,3 +205,24 @@ def test_stats_deltas_are_per_interval(mesh):
     m = src.measure()
     assert (m.requests, m.errors) == (sent, sent) and m.success_rate == 0.0
     assert src.measure().requests == 0
+
+
+def test_proxies_found_as_pods_through_port_forward(cli, kube_api, mesh):
+    """Without --proxy-admin the calling sidecars are the namespace's pods with an istio-proxy
+    container, read through port-forward to their admin port."""
+    seed(kube_api)
+    admin_port = int(mesh["admin"].rsplit(":", 1)[1])
+    kube_api.add({"apiVersion": "v1", "kind": "Pod",
+                  "metadata": {"name": "productpage-v1-abc", "namespace": "default", "labels": {"app": "productpage"}},
+                  "spec": {"containers": [{"name": "productpage"}, {"name": "istio-proxy"}]},
+                  "status": {"phase": "Running"}})
+    kube_api.forward_pod_port("default", "productpage-v1-abc", 15000, admin_port)
+    with Traffic(mesh, kube_api):
+        r = cli("--kubeconfig", kube_api.kubeconfig, "canary", "run", "reviews", "--to", "v2", "--interval", "1s",
+                "--steps", "50", "-o", "json")
+    assert r.exit_code == 0, r
+    lines = json_lines(r.stdout)
+    assert "Envoy /stats of 127.0.0.1:" in lines[0]["message"]
+    assert [x["action"] for x in lines] == ["start", "advance", "promote", "promoted"], lines
+    assert lines[2]["metrics"]["requests"] > 0
+    assert any(p.endswith("/pods/productpage-v1-abc/portforward") for _, p in kube_api.requests)

@@ -84,6 +84,30 @@ def test_no_workloads_or_opted_out_or_istio_namespace_means_no_finding():
     assert run_yaml(istiod, "security.PeerAuthenticationAnalyzer") == []
 
 
+def test_pods_of_a_listed_controller_are_not_counted_twice():
+    pods = """
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: cart-5d9c7b-x2x9q
+  namespace: shop
+  ownerReferences: [{kind: ReplicaSet, name: cart-5d9c7b}]
+spec: {}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web-0
+  namespace: shop
+  ownerReferences: [{kind: StatefulSet, name: web}]
+spec: {}
+"""
+    msgs = run_yaml(SHOP + pods, "security.PeerAuthenticationAnalyzer")
+    # cart's pod is its Deployment's; web's StatefulSet is not in the set, so its pod counts
+    assert "3 workload(s) in namespace shop (Deployment cart, Pod web-0, StatefulSet db)" in msgs[0].text
+
+
 def test_without_namespace_object_the_first_workload_carries_the_finding():
     doc = SHOP.split("---", 1)[1]
     msgs = run_yaml(doc, "security.PeerAuthenticationAnalyzer")

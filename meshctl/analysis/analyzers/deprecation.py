@@ -1,7 +1,7 @@
 """Deprecated Istio types and fields still in use."""
 from __future__ import annotations
 
-from meshctl.analysis.framework import Analyzer, Context, as_dict, as_list, dig, register
+from meshctl.analysis.framework import Analyzer, Context, as_list, dig, register
 
 # Istio custom resource types that were removed (their CRDs are no longer installed).
 REMOVED_TYPES = frozenset({

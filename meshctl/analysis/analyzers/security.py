@@ -10,7 +10,7 @@ import ipaddress
 
 from meshctl.analysis.framework import Analyzer, Context, as_dict, as_list, dig, register
 from meshctl.analysis.workloads import (
-    INJECT_LABEL, INJECTION_LABEL, WORKLOAD_KINDS, LabelIndex, namespace_object, selector_string,
+    INJECT_LABEL, INJECTION_LABEL, WORKLOAD_KINDS, namespace_object, selector_string,
     template_annotations, template_labels, workloads,
 )
 from meshctl.resources import Resource
@@ -46,7 +46,7 @@ def _app_namespaces(ctx: Context) -> dict[str, list[Resource]]:
         for ns, entries in index.by_ns.items():
             if ns in skip:
                 continue
-            chosen = [r for r, _ in entries if not _opted_out(c, r) and not _owned_pod(r)]
+            chosen = [r for r, _ in entries if not _opted_out(c, r) and not _owned_pod(c, r)]
             if chosen:
                 out[ns] = chosen
         return out
@@ -54,9 +54,19 @@ def _app_namespaces(ctx: Context) -> dict[str, list[Resource]]:
     return ctx.index("security.app_namespaces", build)
 
 
-def _owned_pod(r: Resource) -> bool:
-    """A Pod created by a controller: its Deployment/StatefulSet/... stands for it."""
-    return r.kind == "Pod" and bool(as_list(r.metadata.get("ownerReferences")))
+def _owned_pod(ctx: Context, r: Resource) -> bool:
+    """A Pod whose controller (Deployment via its ReplicaSet, StatefulSet, ...) is in the set and
+    stands for it."""
+    if r.kind != "Pod":
+        return False
+    for ref in as_list(r.metadata.get("ownerReferences")):
+        ref = as_dict(ref)
+        kind, name = str(ref.get("kind") or ""), str(ref.get("name") or "")
+        if ctx.resources.get(kind, r.namespace, name) is not None:
+            return True
+        if kind == "ReplicaSet" and ctx.resources.get("Deployment", r.namespace, name.rsplit("-", 1)[0]) is not None:
+            return True
+    return False
 
 
 def _namespace_anchor(ctx: Context, ns: str, items: list[Resource]) -> tuple[Resource, tuple]:

@@ -557,6 +557,17 @@ class _Compiler:
                 if isinstance(v, dict) and not _present(v, names):
                     _err(e, p, f"one of {_join(names)} must be set")
             return at_least_one
+        # "these pairs exclude each other": allOf: [{not: {required: [a, b]}}, ...] in one pass
+        if kw == "allOf" and all(isinstance(b, dict) and set(b) == {"not"} and isinstance(b["not"], dict)
+                                 and set(b["not"]) == {"required"} for b in branches):
+            groups = tuple(tuple(b["not"]["required"]) for b in branches)
+
+            def exclusive(v, p, e, groups=groups):
+                if isinstance(v, dict):
+                    for g in groups:
+                        if all(v.get(n) is not None for n in g):
+                            _err(e, p, f"{' and '.join(g)} cannot be set together")
+            return exclusive
         subs = [self.compile(b) for b in branches]
         if kw == "allOf":
             def all_of(v, p, e, subs=tuple(subs)):
@@ -714,6 +725,10 @@ def validate(resource) -> list[SchemaError]:
     """Schema errors of one object (a meshctl.resources.Resource); [] for non-Istio kinds."""
     ik = istio_kind(resource.api_version, resource.kind)
     if ik is None:
+        known = BY_KIND.get(resource.kind)
+        if known is not None and resource.api_version == known.group:  # the version left out
+            return [SchemaError(("apiVersion",), f'apiVersion: "{resource.api_version}" has no version '
+                                                 f"(use {_join(known.api_versions())})")]
         return []
     body = resource.body
     errors: list[SchemaError] = []
@@ -730,7 +745,3 @@ def validate(resource) -> list[SchemaError]:
     if spec is not None:
         validator_for(ik.kind)(spec, ("spec",), errors)
     return errors
-
-
-def _kinds() -> tuple[str, ...]:  # pragma: no cover - used by tooling
-    return tuple(BY_KIND)

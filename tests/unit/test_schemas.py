@@ -478,6 +478,14 @@ def test_unknown_top_level_field_and_version():
                             "networking.istio.io/v1") for m in msgs)
 
 
+def test_api_version_without_version():
+    body = yaml.safe_load(VALID["Gateway"])
+    body["apiVersion"] = "networking.istio.io"
+    assert [e.message for e in validate(Resource.from_dict(body))] == [
+        'apiVersion: "networking.istio.io" has no version (use networking.istio.io/v1, '
+        "networking.istio.io/v1alpha3, networking.istio.io/v1beta1)"]
+
+
 def test_spec_of_wrong_type():
     body = yaml.safe_load(VALID["Sidecar"])
     body["spec"] = ["egress"]

@@ -156,6 +156,16 @@ def _reporter(fmt: str):
     return show, live
 
 
+def _milliseconds(text: str) -> float:
+    """--max-p99: a duration (500ms, 1s) or a bare number of milliseconds (as Flagger's thresholds)."""
+    from meshctl.canary import plan
+
+    raw = str(text).strip()
+    if raw.replace(".", "", 1).isdigit():
+        return float(raw)
+    return plan.parse_duration(raw, "--max-p99") * 1000
+
+
 def _metric_source(client, host: str, namespace: str, stack):
     from meshctl.canary import gates, plan
 
@@ -182,7 +192,7 @@ def run_cmd(
     interval: Annotated[Optional[str], typer.Option("--interval", help="Time between analyses (default 1m).")] = None,
     threshold: Annotated[Optional[int], typer.Option("--threshold", help="Failed checks before rolling back (default 3).")] = None,
     min_success_rate: Annotated[Optional[str], typer.Option("--min-success-rate", help="Minimum non-5xx percentage (default 99).")] = None,
-    max_p99: Annotated[Optional[str], typer.Option("--max-p99", help="Maximum p99 latency (default 500ms).")] = None,
+    max_p99: Annotated[Optional[str], typer.Option("--max-p99", help="Maximum p99 latency: 500ms, 1s, or milliseconds (default 500ms).")] = None,
     prometheus: Annotated[Optional[str], typer.Option("--prometheus", help="Read Istio's standard metrics from this Prometheus URL.")] = None,
     proxy_admin: Annotated[Optional[list[str]], typer.Option("--proxy-admin", help="Envoy admin ADDR:PORT of a proxy calling the host (repeatable; default: sidecars in the namespace, through port-forward).")] = None,
     pre_rollout: Annotated[Optional[list[str]], typer.Option("--pre-rollout", help="Webhook URL called before shifting; non-2xx aborts.")] = None,
@@ -202,13 +212,16 @@ def run_cmd(
 
     s = settings(ctx, kubeconfig=kubeconfig, context=context, namespace=namespace, output=output_format)
     fmt = check_output(s.output, ("text", "json"), "text")
+    canary = plan.parse_subsets(to) if to else None
+    if canary and len(canary) > 1:
+        raise MeshctlError(f"--to {to!r} names several subsets", hint="roll out one canary subset at a time")
     opts = rollout.Options(
-        canary=plan.parse_subsets(to)[0] if to else None,
+        canary=canary[0] if canary else None,
         step=step, steps=plan.parse_steps(steps) if steps else None, max_weight=max_weight,
         interval=plan.parse_duration(interval, "--interval") if interval else None,
         threshold=threshold,
         min_success_rate=plan.parse_percent(min_success_rate, "--min-success-rate") if min_success_rate else None,
-        max_p99_ms=plan.parse_duration(max_p99, "--max-p99") * 1000 if max_p99 else None,
+        max_p99_ms=_milliseconds(max_p99) if max_p99 else None,
         pre_rollout=pre_rollout or [], rollout=rollout_hook or [], post_rollout=post_rollout or [],
         prometheus=prometheus, proxy_admin=proxy_admin or [],
     )

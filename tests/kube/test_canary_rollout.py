@@ -62,10 +62,15 @@ def test_failing_canary_is_rolled_back_at_threshold(cli, kube_api):
 def test_slow_canary_is_rolled_back(cli, kube_api):
     seed(kube_api)
     with FakePrometheus(requests=100, errors=0, p99=900) as prom:
-        r = cli(*run_args(kube_api, prom, "--threshold", "1", "--max-p99", "500ms"))
+        r = cli(*run_args(kube_api, prom, "--threshold", "1", "--max-p99", "0.8s"))
     assert r.exit_code == 1, r
     fail = [x for x in json_lines(r.stdout) if x["action"] == "rollback"][0]
     assert {c["name"]: c["ok"] for c in fail["checks"]} == {"success-rate": True, "p99": False}
+    assert fail["checks"][1]["threshold"] == 800.0
+    with FakePrometheus(requests=100, errors=0, p99=900) as prom:  # a bare number is milliseconds
+        r = cli(*run_args(kube_api, prom, "--threshold", "1", "--max-p99", "850"))
+    assert r.exit_code == 1, r
+    assert json_lines(r.stdout)[-2]["checks"][1]["threshold"] == 850.0
 
 
 def test_no_traffic_holds_without_failing(cli, kube_api):
@@ -114,6 +119,8 @@ def test_run_errors(cli, kube_api):
     assert r.exit_code == 2 and "no rollout of reviews to resume" in r.stderr and "--to" in r.stderr
     r = cli(*base, "--to", "v9", "--proxy-admin", "127.0.0.1:1")
     assert r.exit_code == 2 and "subset 'v9' is not defined" in r.stderr
+    r = cli(*base, "--to", "v2,v3")
+    assert r.exit_code == 2 and "names several subsets" in r.stderr
     r = cli(*base, "--to", "v2", "--steps", "50,10")
     assert r.exit_code == 2 and "must increase" in r.stderr
     r = cli(*base, "--to", "v2", "--interval", "soon")

@@ -214,3 +214,36 @@ spec:
     assert "            subset: v1\n          weight: 90\n        - destination:" in text, text
     vs = list(yaml.safe_load_all(text))[0]
     assert [(r["destination"]["subset"], r["weight"]) for r in vs["spec"]["http"][1]["route"]] == [("v1", 90), ("v2", 10)]
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@st.composite
+def shifts(draw):
+    subsets = draw(st.sampled_from([["v1", "v2"], ["v2", "v1"], ["v1", "v3"], ["v1", "v2", "v3"], ["v3", "v1", "v2"]]))
+    cuts = sorted(draw(st.lists(st.integers(0, 100), min_size=len(subsets) - 1, max_size=len(subsets) - 1)))
+    weights = [b - a for a, b in zip([0] + cuts, cuts + [100])]
+    header = draw(st.sampled_from([None, ("x-user", "beta"), ("x-user", "alpha"), ("x-group", "canary")]))
+    mirror = draw(st.sampled_from([None, 0.0, 5.0, 50.0]))
+    return subsets, weights, header, mirror
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(shifts(), min_size=1, max_size=4))
+def test_successive_file_shifts_keep_everything_else(tmp_path, steps):
+    """Any sequence of shifts: the file always parses to exactly the planned object, the other
+    documents stay byte-identical, and the comments outside rewritten values survive."""
+    from meshctl.canary import plan, shift
+
+    path = manifest(tmp_path)
+    for subsets, weights, header, mirror in steps:
+        before = docs(path)[1]
+        shift.shift_files([str(path)], "reviews", None, weights, subsets, header, mirror)
+        text = path.read_text()
+        expected = plan.apply_shift(before, plan.Shift("reviews", "default", subsets, weights, header, mirror))
+        assert docs(path)[1] == expected
+        assert text.startswith(SERVICE + "---\n") and text.endswith("---\n" + DR)
+        assert "- reviews   # short name" in text and "timeout: 5s   # keep" in text
+        assert route(path) == list(zip(subsets, weights))

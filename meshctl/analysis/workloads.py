@@ -33,7 +33,7 @@ WORKLOAD_KINDS: dict[str, tuple[str, ...]] = {
 
 def selector_string(labels: Mapping[str, Any] | None) -> str:
     """A map selector as Kubernetes prints it: `k1=v1,k2=v2`, keys sorted."""
-    return ",".join(f"{k}={'' if v is None else v}" for k, v in sorted(as_dict(labels).items()))
+    return ",".join(f"{k}={v}" for k, v in sorted(str_labels(labels).items()))
 
 
 def str_labels(labels: Any) -> dict[str, str]:

@@ -390,9 +390,9 @@ class GatewayHTTPSRedirectAnalyzer(Analyzer):
 
     def analyze(self, ctx: Context) -> None:
         gateways = [g for g in ctx.of_kind("Gateway") if g.group == "networking.istio.io"]
-        https: dict[tuple, _HostSet] = {}
+        https: dict[str, _HostSet] = {}
         for g in gateways:
-            key = tuple(sorted(as_dict(g.spec.get("selector")).items()))
+            key = selector_string(g.spec.get("selector"))
             for server in as_list(g.spec.get("servers")):
                 server = as_dict(server)
                 if str(dig(server, "port", "protocol") or "").upper() in TLS_PROTOCOLS:
@@ -400,7 +400,7 @@ class GatewayHTTPSRedirectAnalyzer(Analyzer):
                     for h in as_list(server.get("hosts")):
                         hosts.add(_bare_host(str(h)))
         for g in gateways:
-            key = tuple(sorted(as_dict(g.spec.get("selector")).items()))
+            key = selector_string(g.spec.get("selector"))
             secured = https.get(key)
             for i, server in enumerate(as_list(g.spec.get("servers"))):
                 server = as_dict(server)

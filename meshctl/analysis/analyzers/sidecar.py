@@ -26,7 +26,7 @@ class SelectorAnalyzer(Analyzer):
                 continue
             selected = index.select(sc.namespace, labels)
             if not selected:
-                first = sorted(labels)[0]
+                first = min(str(k) for k in labels)
                 ctx.report("IST0101", sc, "selector", selector_string(labels),
                            path=("spec", "workloadSelector", "labels", first))
                 continue

@@ -47,7 +47,7 @@ class SelectorAnalyzer(Analyzer):
             selected = index.select(t.namespace, labels)
             if not selected:
                 ctx.report("IST0101", t, "selector", selector_string(labels),
-                           path=("spec", "selector", "matchLabels", sorted(labels)[0]))
+                           path=("spec", "selector", "matchLabels", min(str(k) for k in labels)))
                 continue
             for pod in selected:
                 by_pod.setdefault(id(pod), (pod, []))[1].append(t)

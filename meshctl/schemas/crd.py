@@ -16,14 +16,15 @@ from typing import Any
 # Keywords allowed inside oneOf/anyOf/allOf/not branches of a structural schema.
 _JUNCTOR_OK = frozenset({
     "required", "enum", "format", "pattern", "minimum", "maximum", "exclusiveMinimum",
-    "exclusiveMaximum", "minLength", "maxLength", "minItems", "maxItems", "uniqueItems",
+    "exclusiveMaximum", "minLength", "maxLength", "minItems", "maxItems",
     "multipleOf", "minProperties", "maxProperties", "oneOf", "anyOf", "allOf", "not",
 })
-# JSON Schema keywords that OpenAPI v3 / Kubernetes does not know.
+# JSON Schema keywords that OpenAPI v3 / Kubernetes does not know or forbids in CRDs
+# (`uniqueItems: true` is refused by the API server; the analyzer still checks it).
 _DROP = frozenset({"$schema", "$id", "$defs", "definitions", "$comment", "const", "examples",
                    "if", "then", "else", "dependentRequired", "dependentSchemas", "propertyNames",
                    "patternProperties", "unevaluatedProperties", "contains", "prefixItems",
-                   "x-meshctl-regex", "title", "$anchor"})
+                   "x-meshctl-regex", "title", "$anchor", "uniqueItems"})
 # Formats the API server understands (others are dropped: they would only warn).
 _K8S_FORMATS = frozenset({"int32", "int64", "float", "double", "byte", "date", "date-time",
                           "password", "uri", "email", "hostname", "ipv4", "ipv6", "cidr",
@@ -57,12 +58,11 @@ def _junctor_branch(node: Any, root: dict) -> dict | None:
     for k, v in node.items():
         if k in ("oneOf", "anyOf", "allOf"):
             branches = [b for b in (_junctor_branch(x, root) for x in v) if b is not None]
-            if len(branches) == len(v) and branches:
+            if k == "allOf":
+                if branches:  # dropping a conjunct only loosens the check
+                    out[k] = branches
+            elif len(branches) == len(v) and branches:
                 out[k] = branches
-            elif k == "allOf":
-                out[k] = branches if branches else None
-                if not branches:
-                    out.pop(k)
             else:
                 return None  # a branch we cannot express: the junctor as a whole must go
         elif k == "not":
@@ -135,7 +135,7 @@ def structural(node: Any, root: dict) -> dict:
                 out[k] = v
         elif k in ("description", "required", "enum", "pattern", "minimum", "maximum",
                    "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength", "minItems",
-                   "maxItems", "uniqueItems", "multipleOf", "minProperties", "maxProperties",
+                   "maxItems", "multipleOf", "minProperties", "maxProperties",
                    "default", "nullable", "x-kubernetes-preserve-unknown-fields",
                    "x-kubernetes-int-or-string", "x-kubernetes-list-type",
                    "x-kubernetes-list-map-keys", "x-kubernetes-map-type",

@@ -26,7 +26,6 @@ from typing import Any, Callable
 
 from meshctl.schemas import BY_KIND, istio_kind, spec_schema
 
-Path = tuple
 Check = Callable[[Any, tuple, list], None]
 
 __all__ = ["SchemaError", "validate", "validate_spec", "format_path", "validator_for"]

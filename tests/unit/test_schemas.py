@@ -646,7 +646,10 @@ def structural_problems(node, path="") -> list[str]:
         out.append(f"{path}: items without type array")
     if node.get("type") == "array" and "items" not in node:
         out.append(f"{path}: array without items")
-    for bad in ("$schema", "$defs", "$id", "const", "propertyNames", "patternProperties", "dependentSchemas"):
+    if node.get("uniqueItems"):
+        out.append(f"{path}: uniqueItems: true")
+    for bad in ("$schema", "$defs", "$id", "const", "propertyNames", "patternProperties", "dependentSchemas",
+                "definitions", "dependencies", "additionalItems", "if", "then", "else"):
         if bad in node:
             out.append(f"{path}: {bad}")
     for k in ("oneOf", "anyOf", "allOf"):
@@ -679,12 +682,33 @@ def _junctor_problems(node, path) -> list[str]:
 def test_structural_checker_catches_violations():
     bad = {"type": "object", "properties": {
         "a": {"$ref": "#/x"}, "b": {"properties": {}}, "c": {"type": "object", "additionalProperties": False},
-        "d": {"type": "object", "oneOf": [{"type": "string"}]}}}
+        "d": {"type": "object", "oneOf": [{"type": "string"}]},
+        "e": {"type": "array", "items": {"type": "string"}, "uniqueItems": True}}}
     problems = structural_problems(bad)
     assert any("/a: $ref" in p for p in problems)
     assert any("/b: no type" in p for p in problems)
     assert any("/c: additionalProperties is not a schema" in p for p in problems)
     assert any("type inside a junctor" in p for p in problems)
+    assert any("/e: uniqueItems" in p for p in problems)
+
+
+def test_crd_conversion_drops_what_kubernetes_refuses():
+    from meshctl.schemas.crd import structural
+
+    schema = {"type": "object", "properties": {
+        "tags": {"type": "array", "items": {"type": "string"}, "uniqueItems": True},
+        "m": {"type": "object", "additionalProperties": False, "properties": {"a": {"$ref": "#/$defs/A"}}},
+        "v": {"type": ["integer", "string"]}, "n": {"type": ["boolean", "null"]},
+        "x": {"type": "string", "x-meshctl-regex": True, "if": {"pattern": "a"}, "then": {"maxLength": 2}}},
+        "$defs": {"A": {"type": "integer", "exclusiveMinimum": 0}}}
+    out = structural(schema, schema)
+    assert structural_problems(out) == []
+    p = out["properties"]
+    assert p["tags"] == {"type": "array", "items": {"type": "string"}}
+    assert p["m"]["properties"]["a"] == {"type": "integer", "minimum": 0, "exclusiveMinimum": True}
+    assert p["v"] == {"x-kubernetes-int-or-string": True}
+    assert p["n"] == {"type": "boolean", "nullable": True}
+    assert p["x"] == {"type": "string"}
 
 
 @pytest.mark.parametrize("kind", [k.kind for k in KINDS])

@@ -15,7 +15,17 @@ _PLAIN = re.compile(r"^[A-Za-z_/$][-A-Za-z0-9_./$()@,=+]*(?: [-A-Za-z0-9_./$()@,
 _RESERVED = frozenset({
     "y", "n", "yes", "no", "on", "off", "true", "false", "null", "~",
 })
-_BLOCK_SAFE = re.compile(r"^[^\x00-\x08\x0b-\x1f\x7f\u0085\u2028\u2029\ufeff]*$")
+_UNPRINTABLE = re.compile("[^\t\n\r\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]|[\u2028\u2029\ufeff]")
+
+
+def _escape(m: re.Match) -> str:
+    c = ord(m.group(0))
+    return f"\\u{c:04x}" if c <= 0xFFFF else f"\\U{c:08x}"
+
+
+def quote(s: str) -> str:
+    """A YAML double-quoted scalar (JSON escapes, and \\u escapes for what YAML must not see raw)."""
+    return _UNPRINTABLE.sub(_escape, json.dumps(s, ensure_ascii=False))
 
 
 def _scalar_str(s: str, cache: dict) -> str:
@@ -24,7 +34,7 @@ def _scalar_str(s: str, cache: dict) -> str:
         if _PLAIN.match(s) and s.lower() not in _RESERVED:
             out = s
         else:
-            out = json.dumps(s)
+            out = quote(s)
         cache[s] = out
     return out
 
@@ -53,7 +63,7 @@ def _scalar(v, cache: dict) -> str:
 
 def _block(s: str) -> str | None:
     """A literal block header + body lines for a multi-line string, or None when unsafe."""
-    if "\n" not in s or not _BLOCK_SAFE.match(s) or "\t" in s:
+    if "\n" not in s or "\t" in s or "\r" in s or _UNPRINTABLE.search(s):
         return None
     if s.endswith("\n\n") or s.startswith((" ", "\n")):
         return None
@@ -119,7 +129,7 @@ def _emit_entry(head: str, item, indent: str, out: list, cache: dict, in_list: b
     elif isinstance(item, str) and "\n" in item:
         block = _block(item)
         if block is None:
-            out.append(f"{indent}{head} {json.dumps(item)}")
+            out.append(f"{indent}{head} {quote(item)}")
         else:
             style, lines = block
             out.append(f"{indent}{head} {style}")

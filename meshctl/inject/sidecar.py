@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from typing import Any, Callable
 
 from meshctl.errors import InputError
@@ -58,6 +59,7 @@ class Renderer:
         self._env = None
         self._cache: dict[tuple, dict] = {}
         self._contexts: dict[tuple, tuple] = {}
+        self._revisions: dict[tuple, tuple] = {}
         self.frozen: set[int] = set()  # ids of overlay nodes shared between pods (never modified)
         self._dirty: set[int] = set()
         self.emitted: dict = {}  # emitter memo of frozen nodes
@@ -77,6 +79,15 @@ class Renderer:
             env.filters["named"] = lambda d, name: {"name": name, **{k: v for k, v in d.items() if k != "name"}}
             self._env = env
         return self._env
+
+    def for_revision(self, cfg: InjectConfig, revision: str) -> InjectConfig:
+        """`cfg` for a pod that names its control-plane revision (istio.io/rev)."""
+        key = (id(cfg), revision)
+        hit = self._revisions.get(key)
+        if hit is None or hit[0] is not cfg:
+            hit = (cfg, replace(cfg, revision=revision))
+            self._revisions[key] = hit
+        return hit[1]
 
     def context(self, cfg: InjectConfig, annotations: dict, network: str | None) -> tuple[dict, str]:
         """The template context for a pod with these annotations, and its cache key."""
@@ -549,6 +560,9 @@ def inject_pod(meta: dict, spec: dict, deploy: tuple[str, str, str, str], cfg: I
     original = {"metadata": meta, "spec": spec}
     annotations = meta.get("annotations") or {}
     validate_annotations(annotations, where)
+    pod_revision = (meta.get("labels") or {}).get("istio.io/rev") or annotations.get("istio.io/rev")
+    if not cfg.revision and pod_revision and str(pod_revision) != "default":
+        cfg = renderer.for_revision(cfg, str(pod_revision))
     if prior_status is not None:
         meta, spec = _istio_strip(meta, spec, cfg.status_port)
         text = (meta.get("annotations") or {}).get(OVERRIDES)

@@ -147,7 +147,7 @@ def validate_annotations(annotations: dict, where: str) -> None:
             continue
         try:
             check(value)
-        except AnnotationError as e:
+        except ValueError as e:
             problems.append(f"invalid value '{value}' for annotation '{name}': {e}")
     if problems:
         raise InputError(f"{where}: {'; '.join(problems)}",

@@ -194,3 +194,41 @@ def test_pods_through_port_forward(cli, kube_api, synced, stale):
     r = cli("--kubeconfig", kube_api.kubeconfig, "proxy-status", "-n", "empty")
     assert r.exit_code == 0 and r.stdout == ""
     assert "no mesh proxies found in namespace empty" in r.stderr
+
+
+def test_ztunnel_pod_reads_its_config_dump(cli, kube_api):
+    """ztunnel is not Envoy: its admin port serves workloads, services and certificates."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    expires = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1, hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    body = json.dumps({"workloads": [{"name": "reviews-1"}, {"name": "ratings-1"}], "services": [{"name": "reviews"}],
+                       "certificates": [{"identity": "spiffe://cluster.local/ns/shop/sa/reviews",
+                                         "certChain": [{"expirationTime": expires, "serialNumber": "7"}]}]}).encode()
+
+    class Ztunnel(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(200 if self.path == "/config_dump" else 404)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Ztunnel)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        kube_api.add({"apiVersion": "v1", "kind": "Pod",
+                      "metadata": {"name": "ztunnel-abc", "namespace": "istio-system", "labels": {"app": "ztunnel"}},
+                      "spec": {"containers": [{"name": "istio-proxy", "image": "ztunnel"}]},
+                      "status": {"phase": "Running"}})
+        kube_api.forward_pod_port("istio-system", "ztunnel-abc", 15000, server.server_address[1])
+        r = cli("--kubeconfig", kube_api.kubeconfig, "proxy-status", "-A", "-o", "json")
+        assert r.exit_code == 0, r
+        (p,) = json.loads(r.stdout)["proxies"]
+        assert (p["name"], p["kind"], p["status"], p["healthy"]) == ("ztunnel-abc.istio-system", "ztunnel", "SYNCED", True)
+        assert p["warnings"] == ["ztunnel: 2 workload(s), 1 service(s)"]
+        assert 86400 < p["cert_seconds_left"] <= 26 * 3600
+    finally:
+        server.shutdown()

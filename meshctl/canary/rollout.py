@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
+import socket
 import time
+import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Optional
 
@@ -123,6 +126,7 @@ class State:
     started: str = ""
     lastTransition: str = ""
     heartbeat: str = ""
+    runner: str = ""
     message: str = ""
     analysis: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
@@ -314,6 +318,7 @@ class Rollout:
                                  f" in namespace {self.namespace}")
             st = State(phase="", stable=stable, canary=opts.canary)
         spec_d = asdict(spec)
+        runner = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
         source = make_source(spec, st, dr)
         source.start()  # unreachable metrics: stop here, before any change
         timeout = opts.webhook_timeout
@@ -325,6 +330,7 @@ class Rollout:
                 s.phase, s.stable, s.canary = INITIALIZING, st.stable, st.canary
                 s.weight, s.failures, s.step, s.started = 0, 0, -1, started
                 s.analysis, s.metrics, s.message = spec_d, {}, "pre-rollout checks"
+                s.runner = runner
 
             _, st = self._write(name, vs_ns, lambda s: s.phase not in ACTIVE, init)
             self._emit(st, "start", message=f"rolling {st.canary} out over {st.stable}: steps "
@@ -332,7 +338,7 @@ class Rollout:
                                             f"metrics from {source.describe()}")
         else:
             def refresh(s: State) -> None:
-                s.analysis = spec_d
+                s.analysis, s.runner = spec_d, runner  # a later run takes over from an earlier one
                 if s.step >= len(spec.steps) or (s.step >= 0 and spec.steps[s.step] != s.weight):
                     below = [i for i, w in enumerate(spec.steps) if w <= s.weight]
                     s.step = below[-1] if below else 0
@@ -343,7 +349,7 @@ class Rollout:
         ident = st.started
 
         def mine(phases: tuple[str, ...]) -> Callable[[State], bool]:
-            return lambda s: s.started == ident and s.phase in phases
+            return lambda s: s.started == ident and s.runner == runner and s.phase in phases
 
         try:
             if st.phase == INITIALIZING:
@@ -379,7 +385,7 @@ class Rollout:
                 checks = checks + hooks
                 if not all(c.ok for c in hooks):
                     verdict = "fail"
-                st = self._step(name, vs_ns, ident, st, spec, verdict, metrics, checks)
+                st = self._step(name, vs_ns, mine((PROGRESSING,)), st, spec, verdict, metrics, checks)
 
             if st.phase == PROMOTING:
                 _, st = self._write(name, vs_ns, mine((PROMOTING,)),
@@ -398,12 +404,14 @@ class Rollout:
         except Preempted:
             vs, _ = self._find()
             st = State.of(vs)
-            self._emit(st, "stopped", message=f"the rollout was ended elsewhere: {st.phase} ({st.message})")
+            if st.phase in ACTIVE and st.started == ident:
+                self._emit(st, "stopped", message=f"another 'meshctl canary run' ({st.runner}) took this rollout over")
+            else:
+                self._emit(st, "stopped", message=f"the rollout was ended elsewhere: {st.phase} ({st.message})")
         return st.phase
 
-    def _step(self, name: str, vs_ns: str, ident: str, st: State, spec: Spec, verdict: str,
+    def _step(self, name: str, vs_ns: str, mine: Callable[[State], bool], st: State, spec: Spec, verdict: str,
               metrics: gates.Metrics, checks: list[gates.Check]) -> State:
-        mine = lambda s: s.started == ident and s.phase == PROGRESSING  # noqa: E731
         summary = "; ".join(c.message for c in checks if c.message)
         if verdict == "hold":
             def hold(s: State) -> None:

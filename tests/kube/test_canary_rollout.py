@@ -283,3 +283,25 @@ def test_ctrl_c_leaves_consistent_weights_and_says_how_to_resume(kube_api):
     assert err.startswith("error: interrupted: the rollout of reviews stays Progressing at v1 90% / v2 10%"), err
     assert "resume with 'meshctl canary run reviews'" in err and "Traceback" not in err
     assert annotations(kube_api)[PREFIX + "weight"] == "10" and dict(weights(kube_api))["v2"] == 10
+
+
+def test_a_second_run_takes_over_instead_of_doubling_steps(cli, kube_api):
+    seed(kube_api)
+    with FakePrometheus() as prom:
+        first = _spawn(kube_api, prom, "--to", "v2", "--interval", "0.5s", "--steps", "10,20,30,40,50")
+        try:
+            assert wait_for(lambda: annotations(kube_api).get(PREFIX + "phase") == "Progressing", timeout=30)
+            second = _spawn(kube_api, prom, "--interval", "0.5s")
+            out2, err2 = second.communicate(timeout=60)
+            out1, err1 = first.communicate(timeout=20)
+        finally:
+            for p in (first,):
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+    assert second.returncode == 0, err2
+    assert first.returncode == 1, err1
+    assert "took this rollout over" in json_lines(out1)[-1]["message"]
+    second_steps = [x["weights"]["v2"] for x in json_lines(out2) if x["action"] == "advance"]
+    assert second_steps == sorted(second_steps) and len(set(second_steps)) == len(second_steps)
+    assert weights(kube_api) == [("v1", 0), ("v2", 100)]

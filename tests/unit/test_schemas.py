@@ -277,6 +277,8 @@ MISTAKES = [
      ("spec", "http", 0, "redirect", "redirectCode"), "200 is not a redirect code (use a 3xx code"),
     ("VirtualService", "spec.http.0.route", DELETE, ("spec", "http", 0),
      "one of route, redirect, directResponse, delegate must be set"),
+    ("VirtualService", "spec.http.0.directResponse", {"status": 503, "body": {"bytes": "not base64!"}},
+     ("spec", "http", 0, "directResponse", "body", "bytes"), '"not base64!" is not base64'),
     ("VirtualService", "spec.http.0.directResponse", {"status": 503}, ("spec", "http", 0),
      "route and directResponse cannot be set together"),
     ("DestinationRule", "spec.trafficPolicy.tls.mode", "ISTIO_MUTUALL",

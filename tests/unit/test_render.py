@@ -477,3 +477,44 @@ def test_template_errors(tmp_path, monkeypatch, restore_env, name, text, message
         R.render_yaml(load_values("minimal"))
     assert message in e.value.message
     assert "\n" not in e.value.message
+
+
+def test_injection_template_refers_to_what_istiod_provides(rendered):
+    """istiod executes the sidecar template (Go text/template) with SidecarTemplateData, Istio's
+    injection functions and sprig. Without Go at hand, check what can be checked statically:
+    balanced actions and blocks, only known functions, fields of the data that exist, and
+    `.Values` paths present in the ConfigMap's `values`."""
+    import re
+
+    cm = _find(rendered["sidecar"], "ConfigMap", "istio-sidecar-injector")
+    values = json.loads(cm["data"]["values"])
+    config = _load(cm["data"]["config"])
+    assert config["defaultTemplates"] == ["sidecar"] and config["policy"] == "enabled"
+    text = config["templates"]["sidecar"]
+    actions = re.findall(r"\{\{-?\s*(.*?)\s*-?\}\}", text, re.S)
+    assert text.count("{{") == text.count("}}") == len(actions)
+    opens = sum(1 for a in actions if re.match(r"(if|range|with|define)\b", a))
+    ends = sum(1 for a in actions if a == "end")
+    assert opens == ends
+    istio_funcs = {"formatDuration", "isset", "excludeInboundPort", "includeInboundPorts", "applicationPorts",
+                   "annotation", "valueOrDefault", "toJSON", "fromJSON", "structToJSON", "protoToJSON", "toYaml",
+                   "indent", "directory", "contains", "toLower", "env", "omit", "strdict", "toJsonMap", "mergeMaps"}
+    builtins = {"if", "else", "end", "range", "with", "define", "template", "and", "or", "not", "eq", "ne",
+                "index", "len", "print", "printf", "block"}
+    sprig = {"default", "quote"}
+    for a in actions:
+        a = re.sub(r"`[^`]*`|\"[^\"]*\"", "''", a)
+        if a.startswith("/*"):
+            continue
+        for word in re.findall(r"(?:^|[|(]\s*|\b(?:if|else if|with|range)\s+)([a-zA-Z]\w*)", a):
+            assert word in istio_funcs | builtins | sprig, f"unknown function {word!r} in {{{{ {a} }}}}"
+    fields = {"DeploymentMeta": {"Name", "Namespace"}, "TypeMeta": {"APIVersion", "Kind"},
+              "ObjectMeta": {"Labels", "Annotations", "Name", "Namespace"}, "Spec": {"Containers"}}
+    for top, sub in re.findall(r"\.(DeploymentMeta|TypeMeta|ObjectMeta|Spec)\.(\w+)", text):
+        assert sub in fields[top], f".{top}.{sub}"
+    assert not re.search(r"toJSON \.Values", text)  # toJSON takes map[string]string; use structToJSON
+    for path in set(re.findall(r"\.Values((?:\.\w+)+)", text)):
+        node = values
+        for step in path.strip(".").split("."):
+            assert isinstance(node, dict) and step in node, f".Values{path} is not in the injector values"
+            node = node[step]

@@ -19,6 +19,7 @@ The test-suite checks the compiled validators against `jsonschema` on the same s
 """
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -61,8 +62,13 @@ def format_path(path: tuple) -> str:
         elif _PLAIN_KEY.match(str(step)):
             out.append(("." if out else "") + str(step))
         else:
-            out.append(f'["{step}"]')
+            out.append(f"[{_quote(str(step))}]")
     return "".join(out) or "(root)"
+
+
+def _quote(text: str) -> str:
+    """A double-quoted string on one line (quotes, backslashes and control characters escaped)."""
+    return json.dumps(text, ensure_ascii=False)
 
 
 def _err(errors: list, path: tuple, text: str) -> None:
@@ -72,7 +78,7 @@ def _err(errors: list, path: tuple, text: str) -> None:
 def _show(value: Any, limit: int = 60) -> str:
     if isinstance(value, str):
         s = value if len(value) <= limit else value[: limit - 1] + "…"
-        return '"' + s.replace('"', '\\"') + '"'
+        return _quote(s)
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -726,7 +732,7 @@ def validate(resource) -> list[SchemaError]:
     if ik is None:
         known = BY_KIND.get(resource.kind)
         if known is not None and resource.api_version == known.group:  # the version left out
-            return [SchemaError(("apiVersion",), f'apiVersion: "{resource.api_version}" has no version '
+            return [SchemaError(("apiVersion",), f"apiVersion: {_quote(resource.api_version)} has no version "
                                                  f"(use {_join(known.api_versions())})")]
         return []
     body = resource.body

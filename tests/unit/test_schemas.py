@@ -518,6 +518,17 @@ def test_regex_problem():
     assert regex_problem(r"\\1") is None  # an escaped backslash followed by 1 is not a backreference
 
 
+def test_messages_stay_on_one_line():
+    body = yaml.safe_load(VALID["Gateway"])
+    body["spec"]["servers"][0]["tls"]["mode"] = 'SIM\nPLE "x"'
+    body["spec"]["selector"] = {"istio": "ingress"}
+    body["spec"]["servers"][0]["port"]["bad\nkey"] = 1
+    msgs = [e.message for e in validate(Resource.from_dict(body))]
+    assert any(m.startswith('spec.servers[0].tls.mode: "SIM\\nPLE \\"x\\"" is not one of') for m in msgs)
+    assert 'spec.servers[0].port["bad\\nkey"]: unknown field' in msgs
+    assert all("\n" not in m for m in msgs)
+
+
 def test_schema_error_detail():
     e = SchemaError(("spec", "x"), "spec.x: bad")
     assert e.detail == "bad"
@@ -838,5 +849,27 @@ def test_random_edits_agree_with_jsonschema(kind):
         ours = validate_spec(kind, spec)
         theirs = list(ref.iter_errors(spec))
         assert bool(ours) == bool(theirs), (path, value, [e.message for e in ours], [t.message for t in theirs])
+
+    check()
+
+
+def test_arbitrary_documents_never_crash_the_validator():
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    leaf = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8) | st.binary(max_size=4)
+    key = st.text(max_size=6) | st.integers(min_value=-5, max_value=70000) | st.sampled_from(
+        ["http", "route", "match", "uri", "regex", "timeout", "ports", "number", "mtls", "mode", "selector"])
+    tree = st.recursive(leaf, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(key, inner, max_size=4),
+                        max_leaves=12)
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(st.sampled_from([k for k in KINDS]), tree, tree)
+    def check(ik, spec, metadata):
+        body = {"apiVersion": ik.api_versions()[0], "kind": ik.kind, "metadata": metadata, "spec": spec}
+        for err in validate(Resource.from_dict(body)):
+            assert isinstance(err, SchemaError)
+            assert "\n" not in err.message and "\r" not in err.message
+            assert err.message.startswith(format_path(err.path) + ": ")
 
     check()

@@ -17,15 +17,16 @@ def _complete_profile(incomplete: str) -> list[str]:
 
 
 ProfileOpt = Annotated[str, typer.Option("--profile", "-p", help="Profile to start from (see 'meshctl profile list').",
-                                         autocompletion=_complete_profile)]
+                                         metavar="PROFILE", autocompletion=_complete_profile)]
 ValuesOpt = Annotated[Optional[List[str]], typer.Option(
-    "--values", "-f", help="A YAML file of values merged over the profile (repeatable, later files win).")]
+    "--values", "-f", metavar="FILE",
+    help="A YAML file of values merged over the profile (repeatable, later files win).")]
 SetOpt = Annotated[Optional[List[str]], typer.Option(
-    "--set", help="Set one value: --set a.b[0].c=v (repeatable, applied after -f; typed: numbers, "
+    "--set", metavar="KEY=VALUE", help="Set one value: --set a.b[0].c=v (repeatable, applied after -f; typed: numbers, "
                   "true/false; quote to keep a string: --set tag='\"1.24\"').")]
 RevisionOpt = Annotated[Optional[str], typer.Option(
-    "--revision", "-r", help="Render a revisioned control plane (istiod-<revision>) to run beside the default one.")]
-OutputOpt = Annotated[Optional[str], typer.Option("--output", "-o", help="yaml (default) or json.")]
+    "--revision", "-r", metavar="NAME", help="Render a revisioned control plane (istiod-<revision>) to run beside the default one.")]
+OutputOpt = Annotated[Optional[str], typer.Option("--output", "-o", metavar="FORMAT", help="yaml (default) or json.")]
 
 manifest_app = typer.Typer(name="manifest", help="Render the install manifest without touching a cluster.",
                            no_args_is_help=True)
@@ -53,7 +54,11 @@ def manifest_generate(
 
 
 @profile_app.command("list")
-def profile_list(ctx: typer.Context, output: OutputOpt = None) -> None:
+def profile_list(
+    ctx: typer.Context,
+    output: Annotated[Optional[str], typer.Option("--output", "-o", metavar="FORMAT",
+                                                  help="text (default), yaml or json.")] = None,
+) -> None:
     """List the built-in profiles."""
     from meshctl.install import profiles
 

@@ -290,3 +290,15 @@ def test_install_json_output(run, kube_api):
     assert data["ok"] is True and data["profile"] == "minimal"
     assert {o["action"] for o in data["objects"]} == {"created"}
     assert data["counts"]["CustomResourceDefinition"] == {"created": 15}
+
+
+def test_ambient_profile_waits_for_daemonsets(run, kube_api):
+    kube_api.nodes = 3
+    r = run("install", "-y", "--profile", "ambient")
+    assert r.exit_code == 0, r
+    assert kube_api.get("apps/v1", "DaemonSet", "ztunnel", NS)["status"]["numberReady"] == 3
+    kube_api.not_ready("DaemonSet", "ztunnel", NS)
+    v = run("verify-install")
+    assert v.exit_code == 1
+    assert "✖ DaemonSet istio-system/ztunnel: not-ready: 0/3 pods ready" in v.stdout
+    assert "✔ DaemonSet: 1 of 2 as installed and ready" in v.stdout

@@ -45,12 +45,15 @@ def traffic(start_envoy):
         except urllib.error.HTTPError:
             pass
     proxy.wait_stat("cluster.reviews.upstream_rq_completed", lambda v: v >= 8)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:  # until the next flush has merged the latency samples
-        h = fetch_stats_sync(proxy.admin, r"^cluster\.reviews\.upstream_rq_time$")["cluster.reviews.upstream_rq_time"]
-        if h.quantiles.get("p100") is not None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # until a flush has merged all 8 latency samples
+        h = fetch_stats_sync(proxy.admin, r"^cluster\.reviews\.upstream_rq_time$",
+                             histogram_buckets=True)["cluster.reviews.upstream_rq_time"]
+        if h.buckets and h.buckets[-1][1] >= 8:
             break
         time.sleep(0.05)
+    else:
+        pytest.fail(f"latency histogram never held the 8 requests: {h.buckets[-1:]} {proxy.stats().get('cluster.reviews.upstream_rq_completed')}")
     yield proxy
     upstream.shutdown()
 

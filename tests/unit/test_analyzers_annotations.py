@@ -80,6 +80,9 @@ def test_value_checks():
     assert validate_value("interfaces", "eth0,net1") is None
     assert validate_value("interfaces", "0eth")
     assert validate_value("proxy-config", "[1, 2]")
+    assert validate_value("proxy-config", "{concurrency: 2, holdApplicationUntilProxyStarts: true}") is None
+    assert validate_value("proxy-config", "{proxy_metadata: {A: b}}") is None
+    assert "holdApplicationUntilProxyStart" in validate_value("proxy-config", "{holdApplicationUntilProxyStart: true}")
 
 
 def test_annotation_table_is_complete_enough():

@@ -113,6 +113,28 @@ def _quantity(value: str) -> None:
         raise ValueError(f"'{value}' is not a resource quantity (e.g. 100m, 128Mi)")
 
 
+# ProxyConfig's fields (proto names; the camelCase JSON names are accepted too).
+_PROXY_CONFIG_FIELDS = frozenset({
+    "config_path", "binary_path", "drain_duration", "discovery_address", "discovery_refresh_delay",
+    "zipkin_address", "statsd_udp_address", "envoy_metrics_service_address", "proxy_admin_port",
+    "availability_zone", "control_plane_auth_policy", "custom_config_file", "stat_name_length",
+    "concurrency", "proxy_bootstrap_template_path", "interception_mode", "tracing", "sds",
+    "envoy_access_log_service", "envoy_metrics_service", "proxy_metadata", "runtime_values", "status_port",
+    "extra_stat_tags", "gateway_topology", "termination_drain_duration", "mesh_id", "readiness_probe",
+    "proxy_stats_matcher", "hold_application_until_proxy_starts", "ca_certificates_pem", "image",
+    "private_key_provider", "proxy_headers", "file_flush_interval", "file_flush_min_size_kb",
+    "stats_compression", "connection_settings", "service_cluster", "tracing_service_name",
+})
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(p.capitalize() for p in rest)
+
+
+_PROXY_CONFIG_NAMES = _PROXY_CONFIG_FIELDS | {_camel(f) for f in _PROXY_CONFIG_FIELDS}
+
+
 def _proxy_config(value: str) -> None:
     import yaml
 
@@ -120,8 +142,13 @@ def _proxy_config(value: str) -> None:
         data = yaml.load(value, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as e:
         raise ValueError(f"failed to parse proxy config: {getattr(e, 'problem', None) or e}") from None
-    if data is not None and not isinstance(data, dict):
+    if data is None:
+        return
+    if not isinstance(data, dict):
         raise ValueError("proxy config must be a mapping of ProxyConfig fields")
+    unknown = sorted(str(k) for k in data if str(k) not in _PROXY_CONFIG_NAMES)
+    if unknown:
+        raise ValueError(f"unknown ProxyConfig field {unknown[0]!r}")
 
 
 VALIDATORS: dict[str, Callable[[str], None]] = {

@@ -52,6 +52,28 @@ Warn = Callable[[str], None]
 
 
 # --- rendering --------------------------------------------------------------------------------
+_ENV = None
+
+
+def _jinja_environment():
+    """The Jinja2 environment over templates/inject/ (built once; compiled templates are cached by it)."""
+    global _ENV
+    if _ENV is None:
+        import jinja2
+
+        from meshctl.paths import templates_dir
+
+        env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(templates_dir() / "inject")),
+            trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+            undefined=jinja2.StrictUndefined, autoescape=False)
+        env.filters["q"] = lambda v: json.dumps("" if v is None else str(v))
+        env.filters["j"] = lambda v: json.dumps(v)
+        env.filters["named"] = lambda d, name: {"name": name, **{k: v for k, v in d.items() if k != "name"}}
+        _ENV = env
+    return _ENV
+
+
 class Renderer:
     """Jinja2 templates of templates/inject/, each rendered once per distinct context."""
 
@@ -66,18 +88,7 @@ class Renderer:
 
     def _environment(self):
         if self._env is None:
-            import jinja2
-
-            from meshctl.paths import templates_dir
-
-            env = jinja2.Environment(
-                loader=jinja2.FileSystemLoader(str(templates_dir() / "inject")),
-                trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
-                undefined=jinja2.StrictUndefined, autoescape=False)
-            env.filters["q"] = lambda v: json.dumps("" if v is None else str(v))
-            env.filters["j"] = lambda v: json.dumps(v)
-            env.filters["named"] = lambda d, name: {"name": name, **{k: v for k, v in d.items() if k != "name"}}
-            self._env = env
+            self._env = _jinja_environment()
         return self._env
 
     def for_revision(self, cfg: InjectConfig, revision: str) -> InjectConfig:

@@ -324,6 +324,16 @@ MISTAKES = [
      ("spec",), "only one of selector, targetRef, targetRefs may be set"),
     ("AuthorizationPolicy", "spec.rules.0.to.0.operation.method", ["GET"], ("spec", "rules", 0, "to", 0, "operation", "method"),
      'unknown field (did you mean "methods"?)'),
+    ("AuthorizationPolicy", "spec.provider", {"name": "ext-authz"}, ("spec",),
+     "provider is only used with action CUSTOM"),
+    ("AuthorizationPolicy", "spec.rules.0.from", [], ("spec", "rules", 0, "from"), "must not be empty"),
+    ("AuthorizationPolicy", "spec.rules.0.to.0.operation", {}, ("spec", "rules", 0, "to", 0, "operation"),
+     "must not be empty"),
+    ("Sidecar", "spec.egress.0.hosts", [], ("spec", "egress", 0, "hosts"), "must not be empty"),
+    ("Sidecar", "spec.outboundTrafficPolicy", {"mode": "REGISTRY_ONLY", "egressProxy": {"host": "proxy"}},
+     ("spec", "outboundTrafficPolicy"), "egressProxy is only used with mode ALLOW_ANY"),
+    ("RequestAuthentication", "spec.jwtRules.0", {"audiences": ["a"]}, ("spec", "jwtRules", 0),
+     "one of issuer, jwksUri, jwks_uri must be set"),
     ("PeerAuthentication", "spec.mtls.mode", "STRIC", ("spec", "mtls", "mode"),
      '"STRIC" is not one of UNSET, DISABLE, PERMISSIVE, STRICT (did you mean "STRICT"?)'),
     ("PeerAuthentication", "spec.mtls", "STRICT", ("spec", "mtls"), 'expected an object, got a string ("STRICT")'),
@@ -386,6 +396,30 @@ def test_mistake_is_reported_with_path_and_one_line_message(kind, where, value, 
     for e in errors:
         assert "\n" not in e.message
         assert e.message.startswith(format_path(e.path) + ": ")
+
+
+@pytest.mark.parametrize("action,rules,provider,message", [
+    ("DENY", None, None, "spec: action DENY without rules never applies (add an empty rule {} to deny every request)"),
+    ("CUSTOM", None, {"name": "ext"}, "spec: action CUSTOM without rules never applies"),
+    ("CUSTOM", [{}], None, "spec: action CUSTOM needs provider.name"),
+    ("CUSTOM", [{}], {"name": ""}, "spec: action CUSTOM needs provider.name"),
+    ("CUSTOM", [{}], {"name": "ext"}, None),
+    ("DENY", [{}], None, None),
+    ("ALLOW", None, None, None),
+])
+def test_authorization_policy_actions(action, rules, provider, message):
+    spec = {"action": action}
+    if rules is not None:
+        spec["rules"] = rules
+    if provider is not None:
+        spec["provider"] = provider
+    body = {"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
+            "metadata": {"name": "p", "namespace": "ns"}, "spec": spec}
+    msgs = [e.message for e in validate(Resource.from_dict(body))]
+    if message is None:
+        assert msgs == []
+    else:
+        assert len(msgs) == 1 and msgs[0].startswith(message), msgs
 
 
 def test_all_mistake_kinds_are_covered():

@@ -307,7 +307,7 @@ def apply_objects(k, objects: Iterable[Any], *, dry_run: Optional[str] = None, p
                     pending_crds = [n for n in installed_crds.values() if n not in established]
                     wait_for_crds(k, pending_crds, crd_timeout, progress)
                     established.update(pending_crds)
-                action = _apply_one(k, body, ref, dry_run, field_manager)
+                action = _apply_one(k, body, ref, dry_run, field_manager, crd_timeout, progress)
             except MeshctlError as e:
                 report.failed = ref
                 report.error = e
@@ -322,8 +322,22 @@ def apply_objects(k, objects: Iterable[Any], *, dry_run: Optional[str] = None, p
     return report
 
 
-def _apply_one(k, body: dict, ref: Ref, dry_run: Optional[str], field_manager: str) -> str:
+def _apply_one(k, body: dict, ref: Ref, dry_run: Optional[str], field_manager: str, timeout: float = 60.0,
+               progress: Optional[Progress] = None, sleep: Callable[[float], None] = time.sleep) -> str:
     live = k.get(ref.api_version, ref.kind, ref.name, ref.namespace)
+    if live is not None and (live.get("metadata") or {}).get("deletionTimestamp") and not dry_run:
+        # Still being deleted (a namespace or CRD right after an uninstall --purge): applying now
+        # would be lost with it, and a terminating namespace refuses new objects. Wait it out.
+        if progress is not None:
+            progress.note(f"  waiting    for {ref} to finish terminating")
+        deadline = time.monotonic() + timeout
+        while live is not None and (live.get("metadata") or {}).get("deletionTimestamp"):
+            if time.monotonic() >= deadline:
+                raise ClusterError(f"{ref} is still being deleted after {_fmt_duration(timeout)}",
+                                   hint="wait for the deletion to finish "
+                                        f"(kubectl get {ref.kind.lower()} {ref.name}), then install again")
+            sleep(0.5)
+            live = k.get(ref.api_version, ref.kind, ref.name, ref.namespace)
     if dry_run == "client":
         if live is None:
             return "would create"

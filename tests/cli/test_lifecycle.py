@@ -302,3 +302,16 @@ def test_ambient_profile_waits_for_daemonsets(run, kube_api):
     assert v.exit_code == 1
     assert "✖ DaemonSet istio-system/ztunnel: not-ready: 0/3 pods ready" in v.stdout
     assert "✔ DaemonSet: 1 of 2 as installed and ready" in v.stdout
+
+
+def test_install_right_after_purge_waits_for_terminating_objects(run, kube_api):
+    assert run("install", "-y", "--profile", "minimal").exit_code == 0
+    kube_api.deletion_delay = 1.0  # deleted namespaces and CRDs stay Terminating for a second
+    assert run("uninstall", "--purge", "-y").exit_code == 0
+    assert kube_api.get("v1", "Namespace", NS)["status"]["phase"] == "Terminating"
+    r = run("install", "-y", "--profile", "minimal")
+    assert r.exit_code == 0, r
+    assert "waiting    for CustomResourceDefinition" in r.stderr
+    assert "created    Namespace istio-system" in r.stderr  # gone by then, so created afresh
+    assert kube_api.get("v1", "Namespace", NS)["status"]["phase"] == "Active"
+    assert run("verify-install").exit_code == 0

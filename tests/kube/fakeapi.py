@@ -367,6 +367,8 @@ class FakeKube:
         # The bearer token the kubeconfig carries; a request with another token gets 401.
         self.token: Optional[str] = "fake-token"
         self.nodes = 1
+        # Seconds a deleted Namespace or CRD stays Terminating before it is gone (0: at once).
+        self.deletion_delay = 0.0
         self._version = {"major": "1", "minor": "30"}
         for name in ("default", "kube-system", "kube-public", "kube-node-lease"):
             self.add({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
@@ -833,9 +835,15 @@ class FakeKube:
             if not namespace:
                 raise ApiError(404, "NotFound", "the server could not find the requested resource")
             ns_type = self._types[("", "Namespace")]
-            if self._key(ns_type, None, namespace) not in self._store:
+            ns = self._store.get(self._key(ns_type, None, namespace))
+            if ns is None:
                 raise ApiError(404, "NotFound", f'namespaces "{namespace}" not found',
                                {"name": namespace, "kind": "namespaces"})
+            if ns["metadata"].get("deletionTimestamp"):
+                raise ApiError(403, "Forbidden", f"{rt.display} is forbidden: unable to create new content in "
+                                                 f"namespace {namespace} because it is being terminated",
+                               {"group": rt.group, "kind": rt.plural,
+                                "causes": [{"reason": "NamespaceTerminating", "field": "metadata.namespace"}]})
 
     def _check_body(self, rt: RType, api_version: str, namespace: Optional[str], obj: Any,
                     name: Optional[str] = None) -> dict:
@@ -1105,12 +1113,31 @@ class FakeKube:
         if obj is None:
             raise self._not_found(rt, name)
         if not dry_run:
-            self._delete_key(rt, key)
+            if self.deletion_delay > 0 and rt.builtin and rt.kind in ("Namespace", "CustomResourceDefinition"):
+                # as the real server: the object stays, Terminating, while its contents are removed
+                if not obj["metadata"].get("deletionTimestamp"):
+                    obj["metadata"]["deletionTimestamp"] = _now()
+                    obj["metadata"]["resourceVersion"] = self._next_rv()
+                    if rt.kind == "Namespace":
+                        obj["status"] = {"phase": "Terminating"}
+                    uid = obj["metadata"]["uid"]
+                    timer = threading.Timer(self.deletion_delay, self._finish_deletion, (rt, key, uid))
+                    timer.daemon = True
+                    timer.start()
+                obj = copy.deepcopy(obj)
+            else:
+                self._delete_key(rt, key)
         if rt.delete_returns_object:
             return 200, self._render(obj, rt, api_version)
         return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                      "details": {"name": name, "group": rt.group, "kind": rt.plural,
                                  "uid": obj["metadata"].get("uid")}}
+
+    def _finish_deletion(self, rt: RType, key: tuple, uid: str) -> None:
+        with self._lock:
+            obj = self._store.get(key)
+            if obj is not None and obj["metadata"].get("uid") == uid:
+                self._delete_key(rt, key)
 
     def _ssar(self, review: Any) -> tuple[int, dict]:
         if not isinstance(review, dict):

@@ -260,6 +260,8 @@ class _Compiler:
             tlist = [types] if isinstance(types, str) else list(types)
             tests = [_TYPE_TESTS[t] for t in tlist]
             expected = " or ".join(_TYPE_NAMES[t] for t in tlist if t != "null") or "null"
+            if node.get("x-meshctl-format") == "duration":
+                expected += ' (a duration such as "10s" or "500ms")'
             if len(tests) == 1:
                 t0 = tests[0]
 

@@ -251,6 +251,8 @@ DELETE = object()
 MISTAKES = [
     ("VirtualService", "spec.http.0.timeout", "10x", ("spec", "http", 0, "timeout"),
      '"10x" is not a valid duration (use e.g. "1s"'),
+    ("VirtualService", "spec.http.0.timeout", 10, ("spec", "http", 0, "timeout"),
+     'expected a string (a duration such as "10s" or "500ms"), got an integer (10)'),
     ("VirtualService", "spec.http.0.retries.atempts", 3, ("spec", "http", 0, "retries", "atempts"),
      'unknown field (did you mean "attempts"?)'),
     ("VirtualService", "spec.http.0.retries.perTryTimeout", "0s",

@@ -12,7 +12,8 @@ is unchanged. It behaves like the API server where meshctl depends on it:
 - server-side apply (application/apply-patch+yaml with fieldManager): create or merge, fields a
   manager stops applying are removed, managedFields record the manager;
 - delete (returns the object for the kinds whose real registry does, a Status otherwise;
-  namespaces and CRDs cascade); dryRun=All on every write;
+  namespaces and CRDs cascade, at once or, with `deletion_delay`, after staying Terminating for
+  a while, during which a namespace refuses new objects with 403); dryRun=All on every write;
 - custom resources of registered CRDs (a CRD write registers its group/versions/plural and marks
   it Established);
 - SelfSubjectAccessReview answered from a rule set (allow all unless `deny(...)`), and the same

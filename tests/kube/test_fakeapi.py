@@ -157,8 +157,8 @@ data: {a: "1"}
 """)
 
     def run(*args: str) -> str:
-        out = subprocess.run([kubectl, "--kubeconfig", kube_api.kubeconfig, *args], capture_output=True,
-                             text=True, timeout=60)
+        out = subprocess.run([kubectl, "--kubeconfig", kube_api.kubeconfig, "--cache-dir", str(tmp_path / "cache"),
+                              *args], capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
         return out.stdout
 
@@ -182,6 +182,20 @@ data: {a: "1"}
                              "deployments", "-n", "demo"], capture_output=True, text=True, timeout=60)
     assert denied.stdout.strip() == "no" and denied.returncode == 1
     assert "v1.30.0" in run("version", "-o", "json")
+    # custom resources: kubectl finds a CRD's kind through discovery, as with a real server
+    from meshctl import kube
+
+    k = kube.client(kube_api.kubeconfig)
+    k.apply({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+             "metadata": {"name": "virtualservices.networking.istio.io"},
+             "spec": {"group": "networking.istio.io", "scope": "Namespaced",
+                      "names": {"plural": "virtualservices", "singular": "virtualservice", "kind": "VirtualService",
+                                "shortNames": ["vs"]},
+                      "versions": [{"name": "v1", "served": True, "storage": True}]}})
+    k.apply({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+             "metadata": {"name": "r", "namespace": "demo"}, "spec": {"hosts": ["r"]}})
+    got = json.loads(run("get", "vs", "-A", "-o", "json"))
+    assert [(i["kind"], i["metadata"]["name"]) for i in got["items"]] == [("VirtualService", "r")]
 
 
 def test_fake_kube_standalone(tmp_path):

@@ -125,3 +125,25 @@ def test_client_dry_run_reads_only(kube_api):
     report = apply.apply_objects(k, objs, dry_run="client")
     assert [o.action for o in report.outcomes] == ["would create", "would create"]
     assert {m for m, _ in kube_api.requests} == {"GET"}
+
+
+def test_install_verify_uninstall_as_functions(kube_api):
+    from meshctl.errors import CheckFailed
+    from meshctl.install import profiles, render
+
+    k = kube.client(kube_api.kubeconfig)
+    values = profiles.load_values("minimal", revision="blue")
+    objects = render.render(values)  # Resources work as well as dicts
+    report = apply.install(k, objects, values, timeout=5)
+    assert report.ok and report.not_ready == {}
+    assert report.record.ref == Ref("v1", "ConfigMap", "meshctl-install-blue", "istio-system")
+    result = apply.verify(k, revision="blue")
+    assert result.ok and result.profile == "minimal" and result.revision == "blue"
+    owned = apply.owned_objects(k, revision="blue")
+    assert owned[0].name == "meshctl-install-blue"
+    assert all(r.kind != "CustomResourceDefinition" for r in owned)
+    gone = apply.uninstall(k, owned)
+    assert gone.error is None and len(gone.deleted) == len(owned)
+    with pytest.raises(CheckFailed):
+        apply.verify(k, revision="blue")
+    assert apply.owned_objects(k, revision="blue") == []

@@ -175,7 +175,7 @@ def _print_install_summary(report, dry: Optional[str]) -> None:
     if dry:
         con.print(f"dry run ({dry}): {n} objects checked ({detail}); nothing was changed", highlight=False)
     elif report.error is None:
-        ready = ", workloads ready" if report.not_ready == {} else ""
+        ready = ", workloads ready" if report.waited else " (not waiting for workloads to be ready)"
         con.print(_line("✔", f"installed: {n} objects ({detail}){ready}"), highlight=False)
     elif report.failed is None:
         con.print(_line("✖", f"applied {n} objects ({detail}); {len(report.not_ready)} workload(s) not ready"),

@@ -205,6 +205,7 @@ class ApplyReport:
     error: Optional[MeshctlError] = None
     not_ready: dict[Ref, str] = field(default_factory=dict)
     record: Optional[Outcome] = None
+    waited: bool = False  # whether readiness was waited for
 
     @property
     def ok(self) -> bool:
@@ -469,6 +470,7 @@ def install(k, objects: Iterable[Any], values: dict, *, dry_run: Optional[str] =
     report.outcomes.append(report.record)
     progress.object(rref, report.record.action)
     if wait:
+        report.waited = True
         report.not_ready = wait_for_workloads(k, bodies, timeout, progress, sleep=sleep)
         if report.not_ready:
             first, why = next(iter(report.not_ready.items()))

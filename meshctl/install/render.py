@@ -276,6 +276,7 @@ def _injector(values: dict, rev: str) -> tuple[dict, str]:
             "tag": values["tag"],
             "istioNamespace": g.get("istioNamespace", values.get("namespace", "istio-system")),
             "imagePullPolicy": g.get("imagePullPolicy", "IfNotPresent"),
+            "logging": g.get("logging") or {"level": "default:info"},
             "proxy": proxy,
             "proxy_init": {"image": _image(values, _get(values, ("global", "proxyInit", "image")) or "proxyv2")},
             "multiCluster": g.get("multiCluster") or {"clusterName": "Kubernetes"},
@@ -293,7 +294,11 @@ def _injector(values: dict, rev: str) -> tuple[dict, str]:
         "alwaysInjectSelector": [],
         "neverInjectSelector": [],
         "injectedAnnotations": {},
-        "templates": {"sidecar": _read_data("pilot/files/sidecar-injection.yaml")},
+        "templates": {
+            "sidecar": _read_data("pilot/files/sidecar-injection.yaml"),
+            "waypoint": _read_data("pilot/files/waypoint.yaml"),
+            "kube-gateway": _read_data("pilot/files/kube-gateway.yaml"),
+        },
     }
     return injector_values, _yaml_text(config)
 

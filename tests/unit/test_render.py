@@ -479,39 +479,63 @@ def test_template_errors(tmp_path, monkeypatch, restore_env, name, text, message
     assert "\n" not in e.value.message
 
 
-def test_injection_template_refers_to_what_istiod_provides(rendered):
-    """istiod executes the sidecar template (Go text/template) with SidecarTemplateData, Istio's
-    injection functions and sprig. Without Go at hand, check what can be checked statically:
-    balanced actions and blocks, only known functions, fields of the data that exist, and
-    `.Values` paths present in the ConfigMap's `values`."""
+# What istiod hands the templates of ConfigMap istio-sidecar-injector (Istio 1.24):
+# SidecarTemplateData for injection, the deployment controller's input for gateways/waypoints.
+_POD_DATA = {"DeploymentMeta": {"Name", "Namespace"}, "TypeMeta": {"APIVersion", "Kind"},
+             "ObjectMeta": {"Labels", "Annotations", "Name", "Namespace"}, "Spec": {"Containers"}}
+_POD_TOP = {"TypeMeta", "DeploymentMeta", "ObjectMeta", "Spec", "ProxyConfig", "MeshConfig", "Values", "Revision",
+            "ProxyImage", "ProxyUID", "ProxyGID", "InboundTrafficPolicyMode", "CompliancePolicy"}
+_GATEWAY_TOP = {"Name", "Namespace", "UID", "ObjectMeta", "Spec", "DeploymentName", "ServiceAccount", "Ports",
+                "ServiceType", "ClusterID", "KubeVersion", "Revision", "ProxyUID", "ProxyGID", "CompliancePolicy",
+                "InfrastructureLabels", "InfrastructureAnnotations", "GatewayNameLabel", "ProxyImage", "ProxyConfig",
+                "MeshConfig", "Values"}
+_GO_FUNCS = {
+    # Istio's injection functions
+    "formatDuration", "isset", "excludeInboundPort", "includeInboundPorts", "applicationPorts", "annotation",
+    "valueOrDefault", "toJSON", "fromJSON", "structToJSON", "protoToJSON", "toYaml", "indent", "directory",
+    "contains", "toLower", "env", "omit", "strdict", "toJsonMap", "mergeMaps",
+    # text/template built-ins
+    "if", "else", "end", "range", "with", "define", "template", "and", "or", "not", "eq", "ne", "ge", "gt", "le",
+    "lt", "index", "len", "print", "printf", "block",
+    # sprig functions used
+    "default", "quote", "list", "nindent",
+}
+
+
+@pytest.mark.parametrize("name, top", [("sidecar", _POD_TOP), ("waypoint", _GATEWAY_TOP),
+                                       ("kube-gateway", _GATEWAY_TOP)])
+def test_injector_templates_refer_to_what_istiod_provides(rendered, name, top):
+    """istiod executes these Go templates. Without Go at hand, check what can be checked
+    statically: balanced actions and blocks, only functions istiod provides, only fields of the
+    data it passes, and `.Values` paths that exist in the ConfigMap's `values`."""
     import re
 
-    cm = _find(rendered["sidecar"], "ConfigMap", "istio-sidecar-injector")
+    cm = _find(rendered["ambient"], "ConfigMap", "istio-sidecar-injector")
     values = json.loads(cm["data"]["values"])
     config = _load(cm["data"]["config"])
     assert config["defaultTemplates"] == ["sidecar"] and config["policy"] == "enabled"
-    text = config["templates"]["sidecar"]
+    text = config["templates"][name]
     actions = re.findall(r"\{\{-?\s*(.*?)\s*-?\}\}", text, re.S)
-    assert text.count("{{") == text.count("}}") == len(actions)
-    opens = sum(1 for a in actions if re.match(r"(if|range|with|define)\b", a))
-    ends = sum(1 for a in actions if a == "end")
-    assert opens == ends
-    istio_funcs = {"formatDuration", "isset", "excludeInboundPort", "includeInboundPorts", "applicationPorts",
-                   "annotation", "valueOrDefault", "toJSON", "fromJSON", "structToJSON", "protoToJSON", "toYaml",
-                   "indent", "directory", "contains", "toLower", "env", "omit", "strdict", "toJsonMap", "mergeMaps"}
-    builtins = {"if", "else", "end", "range", "with", "define", "template", "and", "or", "not", "eq", "ne",
-                "index", "len", "print", "printf", "block"}
-    sprig = {"default", "quote"}
+    assert text.count("{{") == len(actions)  # (a literal "}}" can close YAML flow mappings)
+    blocks: list[str] = []  # inside range/with the dot is another value: fields are not checked
     for a in actions:
-        a = re.sub(r"`[^`]*`|\"[^\"]*\"", "''", a)
         if a.startswith("/*"):
             continue
+        a = re.sub(r"`[^`]*`|\"[^\"]*\"", "''", a)
         for word in re.findall(r"(?:^|[|(]\s*|\b(?:if|else if|with|range)\s+)([a-zA-Z]\w*)", a):
-            assert word in istio_funcs | builtins | sprig, f"unknown function {word!r} in {{{{ {a} }}}}"
-    fields = {"DeploymentMeta": {"Name", "Namespace"}, "TypeMeta": {"APIVersion", "Kind"},
-              "ObjectMeta": {"Labels", "Annotations", "Name", "Namespace"}, "Spec": {"Containers"}}
-    for top, sub in re.findall(r"\.(DeploymentMeta|TypeMeta|ObjectMeta|Spec)\.(\w+)", text):
-        assert sub in fields[top], f".{top}.{sub}"
+            assert word in _GO_FUNCS, f"unknown function {word!r} in {{{{ {a} }}}}"
+        head = a.split()[0] if a.split() else ""
+        if head == "end":
+            blocks.pop()
+            continue
+        if not any(b in ("range", "with") for b in blocks) or head in ("range", "with"):
+            for field in re.findall(r"(?:^|[\s(|])\.([A-Z]\w*)", a):
+                assert field in top, f"{name}: .{field} is not in the data istiod passes"
+        if head in ("if", "range", "with", "define"):
+            blocks.append(head)
+    assert not blocks
+    for parent, sub in re.findall(r"\.(DeploymentMeta|TypeMeta|ObjectMeta)\.(\w+)", text):
+        assert sub in _POD_DATA[parent], f".{parent}.{sub}"
     assert not re.search(r"toJSON \.Values", text)  # toJSON takes map[string]string; use structToJSON
     for path in set(re.findall(r"\.Values((?:\.\w+)+)", text)):
         node = values

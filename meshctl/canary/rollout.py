@@ -323,35 +323,36 @@ class Rollout:
         source.start()  # unreachable metrics: stop here, before any change
         timeout = opts.webhook_timeout
 
-        if not resumed:
-            started = now_iso()
-
-            def init(s: State) -> None:
-                s.phase, s.stable, s.canary = INITIALIZING, st.stable, st.canary
-                s.weight, s.failures, s.step, s.started = 0, 0, -1, started
-                s.analysis, s.metrics, s.message = spec_d, {}, "pre-rollout checks"
-                s.runner = runner
-
-            _, st = self._write(name, vs_ns, lambda s: s.phase not in ACTIVE, init)
-            self._emit(st, "start", message=f"rolling {st.canary} out over {st.stable}: steps "
-                                            f"{'/'.join(map(str, spec.steps))}% every {spec.interval:g}s; "
-                                            f"metrics from {source.describe()}")
-        else:
-            def refresh(s: State) -> None:
-                s.analysis, s.runner = spec_d, runner  # a later run takes over from an earlier one
-                if s.step >= len(spec.steps) or (s.step >= 0 and spec.steps[s.step] != s.weight):
-                    below = [i for i, w in enumerate(spec.steps) if w <= s.weight]
-                    s.step = below[-1] if below else 0
-
-            _, st = self._write(name, vs_ns, lambda s: s.phase == st.phase and s.started == st.started, refresh)
-            self._emit(st, "resume", message=f"resumed at {st.weight}% (step {st.step + 1}/{len(spec.steps)}, "
-                                             f"{st.failures} failed checks)")
-        ident = st.started
+        ident = st.started if resumed else ""
 
         def mine(phases: tuple[str, ...]) -> Callable[[State], bool]:
             return lambda s: s.started == ident and s.runner == runner and s.phase in phases
 
         try:
+            if not resumed:
+                started = now_iso()
+
+                def init(s: State) -> None:
+                    s.phase, s.stable, s.canary = INITIALIZING, st.stable, st.canary
+                    s.weight, s.failures, s.step, s.started = 0, 0, -1, started
+                    s.analysis, s.metrics, s.message = spec_d, {}, "pre-rollout checks"
+                    s.runner = runner
+
+                _, st = self._write(name, vs_ns, lambda s: s.phase not in ACTIVE, init)
+                self._emit(st, "start", message=f"rolling {st.canary} out over {st.stable}: steps "
+                                                f"{'/'.join(map(str, spec.steps))}% every {spec.interval:g}s; "
+                                                f"metrics from {source.describe()}")
+            else:
+                def refresh(s: State) -> None:
+                    s.analysis, s.runner = spec_d, runner  # a later run takes over from an earlier one
+                    if s.step >= len(spec.steps) or (s.step >= 0 and spec.steps[s.step] != s.weight):
+                        below = [i for i, w in enumerate(spec.steps) if w <= s.weight]
+                        s.step = below[-1] if below else 0
+
+                _, st = self._write(name, vs_ns, lambda s: s.phase == st.phase and s.started == st.started, refresh)
+                self._emit(st, "resume", message=f"resumed at {st.weight}% (step {st.step + 1}/{len(spec.steps)}, "
+                                                 f"{st.failures} failed checks)")
+            ident = st.started
             if st.phase == INITIALIZING:
                 hooks = [gates.call_webhook(u, "pre-rollout", self._payload(st, INITIALIZING), timeout)
                          for u in spec.preRollout]
@@ -404,7 +405,10 @@ class Rollout:
         except Preempted:
             vs, _ = self._find()
             st = State.of(vs)
-            if st.phase in ACTIVE and st.started == ident:
+            if not ident:
+                self._emit(st, "stopped", message=f"another 'meshctl canary run' changed the rollout meanwhile: "
+                                                  f"{st.phase} to {st.canary} ({st.runner})")
+            elif st.phase in ACTIVE and st.started == ident:
                 self._emit(st, "stopped", message=f"another 'meshctl canary run' ({st.runner}) took this rollout over")
             else:
                 self._emit(st, "stopped", message=f"the rollout was ended elsewhere: {st.phase} ({st.message})")

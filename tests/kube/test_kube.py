@@ -283,3 +283,24 @@ def test_importing_meshctl_kube_does_not_import_the_client():
     code = "import sys, meshctl.kube; print('kubernetes' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_in_cluster_service_account_when_no_kubeconfig(tmp_path, monkeypatch):
+    from kubernetes.config import incluster_config
+
+    token, ca = tmp_path / "token", tmp_path / "ca.crt"
+    token.write_text("sa-token")
+    ca.write_text("not a real certificate")
+    monkeypatch.setattr(incluster_config, "SERVICE_TOKEN_FILENAME", str(token))
+    monkeypatch.setattr(incluster_config, "SERVICE_CERT_FILENAME", str(ca))
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+    k = kube.client()
+    assert (k.server, k.context) == ("https://10.96.0.1:443", "in-cluster")
+    assert k.configuration.api_key["BearerToken"].endswith("sa-token")
+    token.unlink()
+    with pytest.raises(ClusterError) as info:
+        kube.client()
+    assert "in-cluster service account" in info.value.message

@@ -291,3 +291,33 @@ def test_schema_checker_agrees_with_jsonschema():
                 node[path[-1]] = original
         assert base == load_values(name)
     assert cases > 1500
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_key = st.text(alphabet=st.characters(blacklist_characters="[]\\=", blacklist_categories=("Cs", "Cc")),
+               min_size=1, max_size=8)
+_path = st.lists(st.one_of(_key, st.integers(min_value=0, max_value=20)), min_size=1, max_size=6).filter(
+    lambda p: isinstance(p[0], str))
+
+
+@settings(max_examples=200, deadline=None)
+@given(_path)
+def test_set_path_round_trip(path):
+    """Any path of keys (dots included) and indexes survives format_path → parse_path."""
+    assert parse_path(profiles.format_path(path)) == path
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.integers(min_value=-10**12, max_value=10**12), st.booleans(), st.none(),
+                 st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=20)))
+def test_set_value_round_trip(value):
+    """A value written as --set would quote it comes back with its type: JSON-looking numbers and
+    booleans are typed, quoted strings stay strings."""
+    import json
+
+    if isinstance(value, str):
+        assert parse_value(f'"{value}"') == value
+    else:
+        assert parse_value(json.dumps(value)) == value

@@ -277,6 +277,17 @@ def test_port_forward_reaches_the_pod_port(k, kube_api):
     with pytest.raises(kube.NotFound):
         with k.port_forward("default", "missing", 80):
             pass
+    kube_api.add({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "pending", "namespace": "default"},
+                  "status": {"phase": "Pending"}})
+    with pytest.raises(ClusterError) as info:
+        with k.port_forward("default", "pending", 80):
+            pass
+    assert "is Pending, not Running" in info.value.message
+    kube_api.deny("create", "pods/portforward", namespace="default")
+    with pytest.raises(ClusterError) as info:
+        with k.port_forward("default", "istiod-1", 15014):
+            pass
+    assert "forbidden" in info.value.message and "pods/portforward" in info.value.hint
 
 
 def test_importing_meshctl_kube_does_not_import_the_client():

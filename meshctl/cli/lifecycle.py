@@ -213,7 +213,7 @@ def _line(mark: str, text: str):
     """A rich Text: a coloured ✔/✖ mark, then plain text (no markup parsing of object names)."""
     from rich.text import Text
 
-    style = {"✔": "green", "✖": "red"}.get(mark, "")
+    style = {"✔": "green", "✖": "red", "‼": "yellow"}.get(mark, "")
     return Text.assemble((mark, style), " " + text)
 
 
@@ -224,6 +224,11 @@ def _print_verification(result) -> None:
     when = f", installed {result.installed_at}" if result.installed_at else ""
     con.print(f"meshctl install: profile {result.profile or '?'}, revision {result.revision or 'default'}"
               f"{when} (record {result.record})", highlight=False, markup=False)
+    from meshctl import __version__
+
+    if result.meshctl_version and result.meshctl_version != __version__:
+        con.print(_line("‼", f"installed by meshctl {result.meshctl_version}, checked with meshctl {__version__}: "
+                             "differences may come from changed templates"), highlight=False)
     groups: dict[str, list] = {}
     for c in result.checks:
         groups.setdefault(c.ref.kind, []).append(c)

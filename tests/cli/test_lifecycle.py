@@ -317,3 +317,11 @@ def test_install_right_after_purge_waits_for_terminating_objects(run, kube_api):
     assert "created    Namespace istio-system" in r.stderr  # gone by then, so created afresh
     assert kube_api.get("v1", "Namespace", NS)["status"]["phase"] == "Active"
     assert run("verify-install").exit_code == 0
+
+
+def test_verify_install_notes_a_different_meshctl_version(run, kube_api):
+    assert run("install", "-y", "--profile", "minimal").exit_code == 0
+    kube_api.edit("v1", "ConfigMap", "meshctl-install", NS, {"data": {"meshctlVersion": "0.0.1"}})
+    r = run("verify-install")
+    assert r.exit_code == 0
+    assert "‼ installed by meshctl 0.0.1, checked with meshctl" in r.stdout

@@ -71,7 +71,14 @@ def _quote(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
+class _Probe(list):
+    """Error sink of a sub-check whose errors are only counted (`if`, `not`, `oneOf` branches)."""
+
+
 def _err(errors: list, path: tuple, text: str) -> None:
+    if type(errors) is _Probe:
+        errors.append(None)
+        return
     errors.append(SchemaError(path, f"{format_path(path)}: {text}"))
 
 
@@ -291,6 +298,9 @@ class _Compiler:
                 except TypeError:
                     ok = False
                 if not ok:
+                    if type(e) is _Probe:
+                        e.append(None)
+                        return
                     hint = _did_you_mean(v, [a for a in allowed if isinstance(a, str)]) if isinstance(v, str) else ""
                     if len(allowed) == 1:
                         _err(e, p, f"{_show(v)} is not allowed here (must be {shown}){hint}")
@@ -571,8 +581,12 @@ class _Compiler:
 
             def exclusive(v, p, e, groups=groups):
                 if isinstance(v, dict):
+                    get = v.get
                     for g in groups:
-                        if all(v.get(n) is not None for n in g):
+                        for n in g:
+                            if get(n) is None:
+                                break
+                        else:
                             _err(e, p, f"{' and '.join(g)} cannot be set together")
             return exclusive
         subs = [self.compile(b) for b in branches]
@@ -582,11 +596,11 @@ class _Compiler:
                     s(v, p, e)
             return all_of
 
-        def count_ok(v, p):
+        def count_ok(v, p, probe):
             n = 0
             first_errors = None
             for s in subs:
-                tmp: list = []
+                tmp: list = _Probe() if probe else []
                 s(v, p, tmp)
                 if not tmp:
                     n += 1
@@ -594,19 +608,21 @@ class _Compiler:
                     first_errors = tmp
             return n, first_errors
 
+        def detail(errs) -> str:
+            return f" ({errs[0].detail})" if errs and errs[0] is not None else ""
+
         if kw == "anyOf":
             def any_of(v, p, e):
-                n, errs = count_ok(v, p)
+                n, errs = count_ok(v, p, type(e) is _Probe)
                 if n == 0:
-                    _err(e, p, "does not match any of the allowed forms"
-                         + (f" ({errs[0].detail})" if errs else ""))
+                    _err(e, p, "does not match any of the allowed forms" + detail(errs))
             return any_of
 
         def one_of(v, p, e):
-            n, errs = count_ok(v, p)
+            n, errs = count_ok(v, p, type(e) is _Probe)
             if n != 1:
                 _err(e, p, "must match exactly one of the allowed forms"
-                     + (f" (matches {n})" if n else (f" ({errs[0].detail})" if errs else "")))
+                     + (f" (matches {n})" if n else detail(errs)))
         return one_of
 
     def conditional(self, node: dict, message: str | None) -> Check:
@@ -616,7 +632,7 @@ class _Compiler:
         other = self.compile(node["else"]) if "else" in node else None
 
         def if_then(v, p, e):
-            tmp: list = []
+            tmp = _Probe()
             cond(v, p, tmp)
             branch = then if not tmp else other
             if branch is None:
@@ -624,7 +640,7 @@ class _Compiler:
             if message is None:
                 branch(v, p, e)
                 return
-            out: list = []
+            out = _Probe()
             branch(v, p, out)
             if out:
                 _err(e, p, message)
@@ -648,7 +664,7 @@ class _Compiler:
         inner = self.compile(sub)
 
         def negate(v, p, e, message=message):
-            tmp: list = []
+            tmp = _Probe()
             inner(v, p, tmp)
             if not tmp:
                 _err(e, p, f"{_show(v)} {message}" if message else f"{_show(v)} is not allowed here")

@@ -192,8 +192,6 @@ def _istiod_env(values: dict, rev: str, ns: str, ambient: bool) -> list[dict]:
         derived["ENABLE_NATIVE_SIDECARS"] = "true"
     if ambient:
         derived["PILOT_ENABLE_AMBIENT"] = "true"
-    if _get(values, ("components", "cni", "enabled")):
-        derived["PILOT_ENABLE_NODE_UNTAINT_CONTROLLERS"] = "false"
     user = {str(k): ("true" if v is True else "false" if v is False else str(v))
             for k, v in (_get(values, ("components", "pilot", "env")) or {}).items()}
     names = {e["name"] for e in env}

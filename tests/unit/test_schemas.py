@@ -909,3 +909,24 @@ def test_arbitrary_documents_never_crash_the_validator():
             assert err.message.startswith(format_path(err.path) + ": ")
 
     check()
+
+
+def test_valid_objects_take_the_fast_path(monkeypatch):
+    """Conditions (`if`, `not`, branches) only count errors: explaining them (did-you-mean,
+    message formatting) must not happen for objects that are valid."""
+    import meshctl.schemas.validate as v
+
+    def boom(*_a, **_k):
+        raise AssertionError("a message was built for a valid object")
+
+    monkeypatch.setattr(v, "_did_you_mean", boom)
+    monkeypatch.setattr(v, "format_path", boom)
+    v._validators.clear()
+    try:
+        for kind, text in VALID.items():
+            assert validate(resource(text)) == [], kind
+        ap = {"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
+              "metadata": {"name": "p"}, "spec": {"action": "ALLOW"}}
+        assert validate(Resource.from_dict(ap)) == []
+    finally:
+        v._validators.clear()

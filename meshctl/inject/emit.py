@@ -11,7 +11,7 @@ import json
 import math
 import re
 
-_PLAIN = re.compile(r"^[A-Za-z_/$][-A-Za-z0-9_./$()@,=+]*(?: [-A-Za-z0-9_./$()@,=+]+)*$")
+_PLAIN = re.compile(r"^[A-Za-z_/$][-A-Za-z0-9_./$()@,=+:]*(?: [-A-Za-z0-9_./$()@,=+:]+)*$")
 _RESERVED = frozenset({
     "y", "n", "yes", "no", "on", "off", "true", "false", "null", "~",
 })
@@ -24,14 +24,17 @@ def _escape(m: re.Match) -> str:
 
 
 def quote(s: str) -> str:
-    """A YAML double-quoted scalar (JSON escapes, and \\u escapes for what YAML must not see raw)."""
+    """A single-quoted YAML scalar when `s` is one printable line, else a double-quoted one (JSON
+    escapes, and \\u escapes for what YAML must not see raw)."""
+    if "\n" not in s and "\r" not in s and "\t" not in s and not _UNPRINTABLE.search(s):
+        return "'" + s.replace("'", "''") + "'"
     return _UNPRINTABLE.sub(_escape, json.dumps(s, ensure_ascii=False))
 
 
 def _scalar_str(s: str, cache: dict) -> str:
     out = cache.get(s)
     if out is None:
-        if _PLAIN.match(s) and s.lower() not in _RESERVED:
+        if _PLAIN.match(s) and s.lower() not in _RESERVED and ": " not in s and not s.endswith(":"):
             out = s
         else:
             out = quote(s)

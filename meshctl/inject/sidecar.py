@@ -336,7 +336,17 @@ def _spec_record(orig: dict, final: dict) -> dict:
             if None in names or len(set(names)) != len(names):
                 rec[key] = {"value": orig[key]}
                 continue
-            changed = {i["name"]: i for i in orig[key] if by_name.get(i["name"]) != i}
+            changed = {}
+            for item in orig[key]:
+                now = by_name.get(item["name"])
+                if now == item:
+                    continue
+                if isinstance(now, dict) and all(k in now for k in item):
+                    # only fields changed or added: keep the originals of the changed ones
+                    changed[item["name"]] = {"fields": {k: v for k, v in item.items() if now[k] != v},
+                                             "added": [k for k in now if k not in item]}
+                else:
+                    changed[item["name"]] = {"item": item}
             rec[key] = {"names": names, "changed": changed}
         else:
             rec[key] = {"value": orig[key]}
@@ -365,7 +375,19 @@ def _apply_spec_record(spec: dict, rec: dict) -> dict:
         elif "names" in r:
             by_name = {i.get("name"): i for i in out.get(key) or [] if isinstance(i, dict)}
             changed = r.get("changed") or {}
-            out[key] = [changed[n] if n in changed else by_name[n] for n in r["names"] if n in changed or n in by_name]
+            items = []
+            for n in r["names"]:
+                c = changed.get(n)
+                if c is None:
+                    if n in by_name:
+                        items.append(by_name[n])
+                elif "item" in c:
+                    items.append(c["item"])
+                elif n in by_name:
+                    item = {k: v for k, v in by_name[n].items() if k not in c.get("added", ())}
+                    item.update(c.get("fields") or {})
+                    items.append(item)
+            out[key] = items
         else:
             out[key] = r.get("value")
     return out

@@ -27,8 +27,8 @@ def test_emitter_writes_kubectl_style_blocks():
            "spec": {"containers": [{"name": "c", "args": ["-p", "15001", ""]}], "volumes": []},
            "value": "{}\n"}
     assert dump(doc) == (
-        "metadata:\n  name: x\n  annotations:\n    a: \"15020\"\n"
-        "spec:\n  containers:\n  - name: c\n    args:\n    - \"-p\"\n    - \"15001\"\n    - \"\"\n  volumes: []\n"
+        "metadata:\n  name: x\n  annotations:\n    a: '15020'\n"
+        "spec:\n  containers:\n  - name: c\n    args:\n    - '-p'\n    - '15001'\n    - ''\n  volumes: []\n"
         "value: |\n  {}\n")
 
 

@@ -542,3 +542,17 @@ def test_injector_templates_refer_to_what_istiod_provides(rendered, name, top):
         for step in path.strip(".").split("."):
             assert isinstance(node, dict) and step in node, f".Values{path} is not in the injector values"
             node = node[step]
+
+
+def test_every_combination_of_components_renders():
+    import itertools
+
+    names = ("base", "pilot", "ingressGateway", "cni", "ztunnel")
+    for switches in itertools.product((False, True), repeat=len(names)):
+        sets = [f"components.{n}.enabled={str(on).lower()}" for n, on in zip(names, switches)]
+        objs = R.render_objects(load_values("minimal", sets=sets))
+        kinds = {o["kind"] for o in objs}
+        assert ("CustomResourceDefinition" in kinds) == switches[0]
+        assert (("Deployment", "istiod", "istio-system") in {_ident(o) for o in objs}) == switches[1]
+        assert ("DaemonSet" in kinds) == (switches[3] or switches[4])
+        assert objs[0]["kind"] in ("CustomResourceDefinition", "Namespace")

@@ -54,12 +54,13 @@ ISTIO_GROUPS = ["config.istio.io", "security.istio.io", "networking.istio.io", "
 # --- jinja2 -------------------------------------------------------------------------------------
 
 def _q(value: Any) -> str:
-    """A YAML-safe scalar: JSON is YAML, so strings with ':' or '#' stay strings."""
-    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+    """A YAML-safe scalar: JSON is YAML, so strings with ":" or "#" stay strings (non-ASCII is
+    escaped, so characters YAML 1.1 reads as line breaks cannot fold a value)."""
+    return json.dumps(value, sort_keys=True)
 
 
 def _tojson(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return json.dumps(value, sort_keys=True)
 
 
 @lru_cache(maxsize=1)

@@ -248,6 +248,22 @@ def order_objects(objects: Iterable[Any]) -> list[dict]:
     return sorted(bodies, key=phase)
 
 
+def owned(body: dict, revision: str = "") -> dict:
+    """The object labelled as meshctl's (a copy when labels had to be added): managed-by, and
+    the revision unless the renderer set one (shared objects carry `default`; namespaces none,
+    since istio.io/rev on a namespace turns on injection)."""
+    labels = (body.get("metadata") or {}).get("labels") or {}
+    need_rev = REV_LABEL not in labels and body.get("kind") != "Namespace"
+    if labels.get(MANAGED_BY_KEY) == MANAGED_BY and not need_rev:
+        return body
+    body = copy.deepcopy(body)
+    labels = body.setdefault("metadata", {}).setdefault("labels", {})
+    labels[MANAGED_BY_KEY] = MANAGED_BY
+    if need_rev:
+        labels[REV_LABEL] = rev_value(revision)
+    return body
+
+
 def _significant(obj: Optional[dict]) -> Optional[dict]:
     """An object without what changes on its own (status, resourceVersion, managedFields)."""
     if obj is None:
@@ -425,8 +441,8 @@ def install(k, objects: Iterable[Any], values: dict, *, dry_run: Optional[str] =
     """Apply, prune what a previous install of this revision made and no longer renders, record the
     install, and (with wait) wait for Deployments/DaemonSets/StatefulSets to be ready."""
     progress = progress or Progress()
-    bodies = order_objects(objects)
     revision = values.get("revision") or ""
+    bodies = [owned(b, revision) for b in order_objects(objects)]
     namespace = install_namespace(values)
     previous = read_record(k, revision, namespace)
     report = apply_objects(k, bodies, dry_run=dry_run, progress=progress, crd_timeout=min(timeout, 120.0))

@@ -147,3 +147,20 @@ def test_install_verify_uninstall_as_functions(kube_api):
     with pytest.raises(CheckFailed):
         apply.verify(k, revision="blue")
     assert apply.owned_objects(k, revision="blue") == []
+
+
+def test_install_labels_objects_the_renderer_left_unlabelled(kube_api):
+    k = kube.client(kube_api.kubeconfig)
+    objs = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}},
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "istio-system"}}]
+    report = apply.install(k, objs, {"profile": "test", "revision": "blue"}, wait=False)
+    assert report.ok
+    assert kube_api.get("v1", "ConfigMap", "c", "istio-system")["metadata"]["labels"] == {
+        "app.kubernetes.io/managed-by": "meshctl", "istio.io/rev": "blue"}
+    assert kube_api.get("v1", "Namespace", "istio-system")["metadata"]["labels"] == {
+        "app.kubernetes.io/managed-by": "meshctl", "kubernetes.io/metadata.name": "istio-system"}
+    assert "labels" not in objs[1]["metadata"]  # the caller's objects are left alone
+    # a namespace carries no revision: only --purge removes it
+    assert [str(r) for r in apply.owned_objects(k, revision="blue")] == [
+        "ConfigMap istio-system/meshctl-install-blue", "ConfigMap istio-system/c"]
+    assert "Namespace istio-system" in [str(r) for r in apply.owned_objects(k, purge=True)]

@@ -1,0 +1,152 @@
+"""`meshctl dataplane enroll|status` and `meshctl inject --use-kube` against the fake API server."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.kube
+
+DEPLOY = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: example/web:1}]
+"""
+
+
+def namespace(name, labels=None):
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels or {}}}
+
+
+def ns_labels(kube_api, name):
+    """The namespace's labels, without the one the API server adds to every namespace."""
+    labels = kube_api.get("v1", "Namespace", name)["metadata"].get("labels") or {}
+    return {k: v for k, v in labels.items() if k != "kubernetes.io/metadata.name"}
+
+
+def pod(name, ns, sidecar=False, annotations=None, labels=None):
+    containers = [{"name": "app", "image": "example/app:1"}]
+    init = [{"name": "istio-proxy", "image": "proxyv2", "restartPolicy": "Always"}] if sidecar else []
+    spec = {"containers": containers}
+    if init:
+        spec["initContainers"] = init
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": ns, "labels": labels or {}, "annotations": annotations or {}},
+            "spec": spec, "status": {"phase": "Running"}}
+
+
+def test_enroll_ambient_relabels_the_namespace_and_names_pods_to_restart(cli, kube_api):
+    kube_api.add(namespace("shop", {"istio-injection": "enabled", "team": "a"}))
+    kube_api.add(pod("old", "shop", sidecar=True))
+    kube_api.add(pod("plain", "shop"))
+    r = cli("--kubeconfig", kube_api.kubeconfig, "dataplane", "enroll", "shop", "--mode", "ambient")
+    assert r.exit_code == 0, r
+    assert ns_labels(kube_api, "shop") == {"team": "a", "istio.io/dataplane-mode": "ambient"}
+    assert r.stdout == "namespace shop: sidecar → ambient\n"
+    assert "pod shop/old" in r.stderr and "restart" in r.stderr
+    assert "shop/plain" not in r.stderr
+
+
+def test_enroll_sidecar_warns_about_pods_without_a_sidecar(cli, kube_api):
+    kube_api.add(namespace("shop", {"istio.io/dataplane-mode": "ambient"}))
+    kube_api.add(pod("a", "shop"))
+    kube_api.add(pod("b", "shop", sidecar=True))
+    r = cli("--kubeconfig", kube_api.kubeconfig, "dataplane", "enroll", "shop", "--mode", "sidecar", "-o", "json")
+    assert r.exit_code == 0, r
+    result = json.loads(r.stdout)
+    assert result["previous"] == "ambient" and result["mode"] == "sidecar"
+    assert [p["pod"] for p in result["restart"]] == ["a"]
+    assert ns_labels(kube_api, "shop") == {"istio-injection": "enabled"}
+
+
+def test_enroll_sidecar_with_a_revision_and_none(cli, kube_api):
+    kube_api.add(namespace("shop", {"istio-injection": "enabled"}))
+    r = cli("--kubeconfig", kube_api.kubeconfig, "dataplane", "enroll", "shop", "--mode", "sidecar", "-r", "canary")
+    assert r.exit_code == 0, r
+    assert ns_labels(kube_api, "shop") == {"istio.io/rev": "canary"}
+    r = cli("--kubeconfig", kube_api.kubeconfig, "dataplane", "enroll", "shop", "--mode", "none")
+    assert r.exit_code == 0, r
+    assert ns_labels(kube_api, "shop") == {}
+
+
+def test_enroll_refuses_unknown_modes_and_missing_namespaces(cli, kube_api):
+    r = cli("--kubeconfig", kube_api.kubeconfig, "dataplane", "enroll", "shop", "--mode", "mesh")
+    assert r.exit_code == 2 and "unknown data-plane mode" in r.stderr
+    r = cli("--kubeconfig", kube_api.kubeconfig, "dataplane", "enroll", "nowhere")
+    assert r.exit_code == 2 and "nowhere" in r.stderr
+
+
+def test_status_lists_modes_and_pods_that_differ(cli, kube_api):
+    kube_api.add(namespace("shop", {"istio.io/dataplane-mode": "ambient"}))
+    kube_api.add(namespace("web", {"istio-injection": "enabled"}))
+    kube_api.add(namespace("plain"))
+    kube_api.add(pod("ok", "shop", annotations={"ambient.istio.io/redirection": "enabled"}))
+    kube_api.add(pod("stale", "shop", sidecar=True))
+    kube_api.add(pod("fine", "web", sidecar=True))
+    kube_api.add(pod("missing", "web"))
+    kube_api.add(pod("optout", "web", labels={"sidecar.istio.io/inject": "false"}))
+    r = cli("--kubeconfig", kube_api.kubeconfig, "dataplane", "status", "-o", "json")
+    assert r.exit_code == 0, r
+    result = json.loads(r.stdout)
+    modes = {n["namespace"]: n["mode"] for n in result["namespaces"]}
+    assert modes["shop"] == "ambient" and modes["web"] == "sidecar" and modes["plain"] == "none"
+    assert [(p["namespace"], p["pod"], p["expected"], p["actual"]) for p in result["mismatched"]] == [
+        ("shop", "stale", "ambient", "sidecar"), ("web", "missing", "sidecar", "none")]
+    text = cli("--kubeconfig", kube_api.kubeconfig, "dataplane", "status")
+    assert text.exit_code == 0
+    assert "NAMESPACE" in text.stdout and "stale" in text.stdout and "missing" in text.stdout
+    one = cli("--kubeconfig", kube_api.kubeconfig, "dataplane", "status", "-n", "web", "-o", "json")
+    assert [n["namespace"] for n in json.loads(one.stdout)["namespaces"]] == ["web"]
+
+
+def test_unreachable_cluster_exits_3(cli, tmp_path):
+    cfg = tmp_path / "kubeconfig"
+    cfg.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "x",
+        "clusters": [{"name": "x", "cluster": {"server": "http://127.0.0.1:9"}}],
+        "contexts": [{"name": "x", "context": {"cluster": "x", "user": "x"}}],
+        "users": [{"name": "x", "user": {}}]}))
+    r = cli("--kubeconfig", str(cfg), "dataplane", "status")
+    assert r.exit_code == 3 and r.stdout == ""
+
+
+def _injector(kube_api, suffix="", values=None, mesh="trustDomain: corp.example\n"):
+    kube_api.add(namespace("istio-system"))
+    kube_api.add({"apiVersion": "v1", "kind": "ConfigMap",
+                  "metadata": {"name": f"istio-sidecar-injector{suffix}", "namespace": "istio-system"},
+                  "data": {"values": json.dumps(values or {}), "config": "policy: enabled\n"}})
+    kube_api.add({"apiVersion": "v1", "kind": "ConfigMap",
+                  "metadata": {"name": f"istio{suffix}", "namespace": "istio-system"}, "data": {"mesh": mesh}})
+
+
+def test_use_kube_reads_the_injector_and_mesh_config_maps(cli, kube_api):
+    _injector(kube_api, values={"global": {"hub": "registry.corp/istio", "tag": "1.30.0"},
+                                "pilot": {"cni": {"enabled": True}}})
+    r = cli("--kubeconfig", kube_api.kubeconfig, "inject", "--use-kube", "-f", "-", input=DEPLOY)
+    assert r.exit_code == 0, r
+    spec = yaml.safe_load(r.stdout)["spec"]["template"]["spec"]
+    assert [c["name"] for c in spec["initContainers"]] == ["istio-validation", "istio-proxy"]
+    proxy = spec["initContainers"][1]
+    assert proxy["image"] == "registry.corp/istio/proxyv2:1.30.0"
+    assert {e["name"]: e.get("value") for e in proxy["env"]}["TRUST_DOMAIN"] == "corp.example"
+
+
+def test_use_kube_with_a_revision_reads_its_config_maps(cli, kube_api):
+    _injector(kube_api, suffix="-canary", values={"global": {"hub": "h", "tag": "t"}, "revision": "canary"})
+    r = cli("--kubeconfig", kube_api.kubeconfig, "inject", "--use-kube", "--revision", "canary", "-f", "-", input=DEPLOY)
+    assert r.exit_code == 0, r
+    proxy = yaml.safe_load(r.stdout)["spec"]["template"]["spec"]["initContainers"][1]
+    assert {e["name"]: e.get("value") for e in proxy["env"]}["CA_ADDR"] == "istiod-canary.istio-system.svc:15012"
+
+
+def test_use_kube_without_a_control_plane_exits_3(cli, kube_api):
+    r = cli("--kubeconfig", kube_api.kubeconfig, "inject", "--use-kube", "-f", "-", input=DEPLOY)
+    assert r.exit_code == 3 and r.stdout == ""
+    assert "istio-sidecar-injector" in r.stderr

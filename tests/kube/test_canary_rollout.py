@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -233,7 +232,6 @@ def test_a_second_rollout_to_another_subset_is_refused_while_one_is_active(cli, 
         finally:
             proc.kill()
             proc.wait()
-    time.sleep(0)
 
 
 def test_human_output_of_run_and_status(cli, kube_api):

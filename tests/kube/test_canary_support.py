@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, Optional
+from typing import Callable
 from urllib.parse import parse_qs, urlsplit
 
 NET = "networking.istio.io/v1"
@@ -197,5 +197,3 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 20.0, every: float 
         time.sleep(every)
     return False
 
-
-Optional  # re-exported typing helper for test modules

@@ -230,7 +230,7 @@ def shifts(draw):
     return subsets, weights, header, mirror
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=st.lists(shifts(), min_size=1, max_size=4))
 def test_successive_file_shifts_keep_everything_else(tmp_path, steps):
     """Any sequence of shifts: the file always parses to exactly the planned object, the other

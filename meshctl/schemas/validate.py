@@ -155,34 +155,125 @@ def _did_you_mean(word: str, choices) -> str:
 
 # --- regular expressions and durations --------------------------------------------------------
 
-_RE2_UNSUPPORTED = (
-    (re.compile(r"\(\?<?[=!]"), "lookaround assertions"),
-    (re.compile(r"(?<!\\)(?:\\\\)*\\[1-9]"), "backreferences"),
-    (re.compile(r"\(\?P=\w+\)"), "backreferences"),
-    (re.compile(r"\(\?>"), "atomic groups"),
-    (re.compile(r"(?<!\\)(?:\\\\)*[*+?}]\+"), "possessive quantifiers"),
-)
+_REPEAT = re.compile(r"\{(\d+)(?:,(\d*))?\}")
+_FLAG_GROUP = re.compile(r"\(\?([a-zA-Z]*(?:-[a-zA-Z]*)?)([):])")
 _regex_cache: dict[str, str | None] = {}
 
 
+class _RE2Error(Exception):
+    pass
+
+
+def _re2_to_python(pattern: str) -> str:
+    """Rewrite RE2 syntax Python's `re` lacks into an equivalent for a syntax check (\\pL, \\z,
+    \\Q..\\E, POSIX classes, flag groups anywhere, (?<name>...)); raise _RE2Error for what RE2
+    itself refuses (lookaround, backreferences, atomic groups, possessive repeats, comments,
+    conditionals, \\Z, unknown flags, repeat counts above 1000)."""
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    in_class = False
+    while i < n:
+        c = pattern[i]
+        if c == "\\":
+            if i + 1 >= n:
+                raise _RE2Error("trailing backslash at end of expression")
+            d = pattern[i + 1]
+            if d == "Q":
+                end = pattern.find("\\E", i + 2)
+                literal = pattern[i + 2:] if end < 0 else pattern[i + 2:end]
+                out.append("".join("\\" + ch if not ch.isalnum() else ch for ch in literal))
+                i = n if end < 0 else end + 2
+                continue
+            if d in "pP" or (d == "x" and pattern.startswith("{", i + 2)):
+                if i + 2 < n and pattern[i + 2] == "{":
+                    end = pattern.find("}", i + 3)
+                    if end < 0:
+                        raise _RE2Error(f"missing }} after \\{d}{{")
+                    i = end + 1
+                else:
+                    i += 3
+                out.append("a")
+                continue
+            if d.isdigit() and d != "0" and not in_class:
+                raise _RE2Error("uses backreferences, which RE2 does not support")
+            if d == "Z":
+                raise _RE2Error("\\Z is not RE2 syntax (use \\z or $)")
+            out.append({"z": "\\Z", "C": "."}.get(d, pattern[i:i + 2]))
+            i += 2
+            continue
+        if in_class:
+            if pattern.startswith("[:", i):
+                end = pattern.find(":]", i + 2)
+                if end >= 0:
+                    out.append("a")
+                    i = end + 2
+                    continue
+            if c == "]":
+                in_class = False
+            out.append("\\[" if c == "[" else c)
+            i += 1
+            continue
+        if c == "[":
+            in_class = True
+            out.append(c)
+            i += 1
+            if i < n and pattern[i] == "^":
+                out.append("^")
+                i += 1
+            if i < n and pattern[i] == "]":
+                out.append("\\]")
+                i += 1
+            continue
+        if pattern.startswith("(?", i):
+            rest = pattern[i + 2:i + 4]
+            if rest.startswith(("=", "!", "<=", "<!")):
+                raise _RE2Error("uses lookaround assertions, which RE2 does not support")
+            for lead, what in ((">", "atomic groups"), ("#", "comments"), ("(", "conditionals"),
+                               ("P=", "backreferences"), ("P>", "recursion"), ("R", "recursion")):
+                if rest.startswith(lead):
+                    raise _RE2Error(f"uses {what}, which RE2 does not support")
+            if rest.startswith("<"):
+                out.append("(?P<")
+                i += 3
+                continue
+            m = _FLAG_GROUP.match(pattern, i)
+            if m and not pattern.startswith("(?P", i):
+                bad = set(m.group(1)) - set("imsU-")
+                if bad:
+                    raise _RE2Error(f"unknown flag {sorted(bad)[0]!r} (RE2 knows i, m, s and U)")
+                out.append("" if m.group(2) == ")" else "(?:")
+                i = m.end()
+                continue
+        if c in "*+?}" and i + 1 < n and pattern[i + 1] == "+":
+            raise _RE2Error("uses possessive repetition, which RE2 does not support")
+        if c == "{":
+            m = _REPEAT.match(pattern, i)
+            if m and any(x and int(x) > 1000 for x in m.groups()):
+                raise _RE2Error("repeat count above 1000")
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
 def regex_problem(pattern: str) -> str | None:
-    """Why `pattern` is not a usable RE2 expression, or None when it is fine (cached)."""
+    """Why `pattern` is not a usable RE2 expression (the engine Envoy runs), or None (cached)."""
     try:
         return _regex_cache[pattern]
     except KeyError:
         pass
+    import warnings
+
     problem = None
     try:
-        re.compile(pattern)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            re.compile(_re2_to_python(pattern))
+    except _RE2Error as exc:
+        problem = str(exc)
     except re.error as exc:
         problem = str(exc)
     except (OverflowError, RecursionError, ValueError) as exc:  # pragma: no cover - pathological
         problem = str(exc) or type(exc).__name__
-    else:
-        for rx, what in _RE2_UNSUPPORTED:
-            if rx.search(pattern):
-                problem = f"uses {what}, which Envoy's RE2 engine does not support"
-                break
     if len(_regex_cache) < 10000:
         _regex_cache[pattern] = problem
     return problem

@@ -557,11 +557,24 @@ def test_networking_versions_share_a_schema(version):
     assert [e.message for e in validate(Resource.from_dict(body))] == ['spec.tcpp: unknown field (did you mean "tcp"?)']
 
 
-def test_regex_problem():
-    assert regex_problem("^/api/v[0-9]+") is None
-    assert regex_problem("(a") and "missing )" in regex_problem("(a")
-    assert "backreferences" in regex_problem(r"(a)\1")
-    assert regex_problem(r"\\1") is None  # an escaped backslash followed by 1 is not a backreference
+RE2_VALID = [r"^/api/v[0-9]+", r"\pL+", r"\p{Greek}+x", r"abc\z", r"\Q.*+\E$", r"(?i)abc(?-i)def", r"(?U)a+",
+             r"[[:alpha:]]+", r"(?<name>x)", r"(?P<n>x)", r"(?i:abc)", r"\\1", r"\(?=a", r"[(?=]", r"[]a]",
+             r"[^]a]", r"a{2,1000}", r"\x{263a}", r"https://.*\.example\.com"]
+RE2_INVALID = {r"a{1001}": "repeat count above 1000", r"(?#c)": "comments", r"(?x)a": "unknown flag 'x'",
+               r"a\Z": "\\Z is not RE2 syntax", r"a++": "possessive", r"(a)\1": "backreferences",
+               r"(": "missing )", r"(?=x)y": "lookaround", r"(?<=x)y": "lookaround", r"(?>x)": "atomic",
+               "a\\": "trailing backslash", r"[a-": "unterminated character set", r"*a": "nothing to repeat",
+               r"\p{Greek": "missing }"}
+
+
+@pytest.mark.parametrize("pattern", RE2_VALID)
+def test_regex_accepted_as_re2(pattern):
+    assert regex_problem(pattern) is None
+
+
+@pytest.mark.parametrize("pattern,problem", sorted(RE2_INVALID.items()))
+def test_regex_refused_as_re2(pattern, problem):
+    assert problem in (regex_problem(pattern) or "")
 
 
 def test_messages_stay_on_one_line():

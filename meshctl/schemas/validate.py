@@ -8,12 +8,15 @@ raises on anything else, so a schema cannot silently lose a check) and produces 
 messages a person can act on: the path of the field, what is wrong, and a suggestion where
 one is obvious (`did you mean "attempts"?`, `use e.g. "1s"`).
 
-Two annotations extend standard JSON Schema:
+Annotations extending standard JSON Schema:
 
 - `x-meshctl-regex: true` on a string: the value must be a regular expression Envoy's RE2
-  engine accepts (Python `re` must compile it and it must not use lookaround or backreferences).
+  engine accepts (checked by rewriting RE2-only syntax for Python's `re` and refusing the
+  constructs RE2 lacks, see `regex_problem`).
 - `x-meshctl-format: duration`: beyond the syntax `pattern`, the duration must be at least 1ms.
-- `x-meshctl-message`: the message used when the node's `pattern`/`maxLength` check fails.
+- `x-meshctl-message`: the message used when the node's `pattern`, `maxLength`, `not` or
+  `if`/`then` check fails.
+- `x-meshctl-unique-by: <field>`: the items of a list must differ in that field.
 
 The test-suite checks the compiled validators against `jsonschema` on the same schemas.
 """

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import copy
 import datetime as _dt
 import hashlib
 import json
@@ -124,6 +123,11 @@ _BUILTINS = [
 _WORKLOADS = ("Deployment", "DaemonSet", "StatefulSet")
 
 
+def _clone(obj: Any) -> Any:
+    """A deep copy of JSON data (several times faster than copy.deepcopy on large CRDs)."""
+    return json.loads(json.dumps(obj, default=str))
+
+
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -199,8 +203,8 @@ def selector_matches(labels: dict, reqs: list[tuple[str, str, list[str]]]) -> bo
 def merge_patch(target: Any, patch: Any) -> Any:
     """RFC 7386 JSON merge patch."""
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+        return _clone(patch)
+    result = _clone(target) if isinstance(target, dict) else {}
     for k, v in patch.items():
         if v is None:
             result.pop(k, None)
@@ -212,7 +216,7 @@ def merge_patch(target: Any, patch: Any) -> Any:
 def strategic_merge(target: Any, patch: Any) -> Any:
     """A strategic merge patch approximated as a merge patch whose lists of named maps merge by name."""
     if isinstance(patch, dict) and isinstance(target, dict):
-        result = copy.deepcopy(target)
+        result = _clone(target)
         for k, v in patch.items():
             if k.startswith("$"):
                 continue
@@ -223,7 +227,7 @@ def strategic_merge(target: Any, patch: Any) -> Any:
         return result
     if (isinstance(patch, list) and isinstance(target, list) and patch
             and all(isinstance(i, dict) and "name" in i for i in patch + target)):
-        result = copy.deepcopy(target)
+        result = _clone(target)
         index = {i["name"]: n for n, i in enumerate(result)}
         for item in patch:
             if item.get("$patch") == "delete":
@@ -232,9 +236,9 @@ def strategic_merge(target: Any, patch: Any) -> Any:
             elif item["name"] in index:
                 result[index[item["name"]]] = strategic_merge(result[index[item["name"]]], item)
             else:
-                result.append(copy.deepcopy(item))
+                result.append(_clone(item))
         return result
-    return copy.deepcopy(patch)
+    return _clone(patch)
 
 
 def _pointer(path: str) -> list[str]:
@@ -247,7 +251,7 @@ def _pointer(path: str) -> list[str]:
 
 def json_patch(doc: Any, ops: list) -> Any:
     """RFC 6902 JSON patch (add, remove, replace, move, copy, test)."""
-    doc = copy.deepcopy(doc)
+    doc = _clone(doc)
 
     def parent(path):
         parts = _pointer(path)
@@ -271,15 +275,15 @@ def json_patch(doc: Any, ops: list) -> Any:
                 node, key = parent(op["path"])
                 if isinstance(node, list):
                     if key == "-":
-                        node.append(copy.deepcopy(op["value"]))
+                        node.append(_clone(op["value"]))
                     elif kind == "add":
-                        node.insert(int(key), copy.deepcopy(op["value"]))
+                        node.insert(int(key), _clone(op["value"]))
                     else:
-                        node[int(key)] = copy.deepcopy(op["value"])
+                        node[int(key)] = _clone(op["value"])
                 else:
                     if kind == "replace" and key not in node:
                         raise KeyError(key)
-                    node[key] = copy.deepcopy(op["value"])
+                    node[key] = _clone(op["value"])
             elif kind == "remove":
                 node, key = parent(op["path"])
                 if isinstance(node, list):
@@ -287,7 +291,7 @@ def json_patch(doc: Any, ops: list) -> Any:
                 else:
                     del node[key]
             elif kind in ("move", "copy"):
-                value = copy.deepcopy(get(op["from"]))
+                value = _clone(get(op["from"]))
                 if kind == "move":
                     node, key = parent(op["from"])
                     if isinstance(node, list):
@@ -450,7 +454,7 @@ class FakeKube:
     def add(self, obj: dict) -> dict:
         """Seed an object as-is (status kept), registering CRDs; returns the stored object."""
         with self._lock:
-            obj = copy.deepcopy(obj)
+            obj = _clone(obj)
             rt = self._type_for(obj.get("apiVersion", ""), obj.get("kind", ""))
             meta = obj.setdefault("metadata", {})
             if rt.namespaced:
@@ -458,7 +462,7 @@ class FakeKube:
             self._stamp_new(obj, rt)
             self._after_write(rt, obj, recompute_status="status" not in obj)
             self._store[self._key(rt, meta.get("namespace"), meta["name"])] = obj
-            return copy.deepcopy(obj)
+            return _clone(obj)
 
     def get(self, api_version: str, kind: str, name: str, namespace: Optional[str] = None) -> Optional[dict]:
         with self._lock:
@@ -471,7 +475,7 @@ class FakeKube:
             out = []
             for (group, plural, _, _), obj in sorted(self._store.items()):
                 if kind is None or obj.get("kind") == kind:
-                    out.append(copy.deepcopy(obj))
+                    out.append(_clone(obj))
             return out
 
     def edit(self, api_version: str, kind: str, name: str, namespace: Optional[str], patch: dict) -> dict:
@@ -483,7 +487,7 @@ class FakeKube:
             obj = merge_patch(old, patch)
             self._store[key] = obj
             self._bump(obj, rt, spec_changed=_spec(obj) != _spec(old))
-            return copy.deepcopy(obj)
+            return _clone(obj)
 
     def remove(self, api_version: str, kind: str, name: str, namespace: Optional[str] = None) -> None:
         with self._lock:
@@ -657,7 +661,7 @@ class FakeKube:
         return obj
 
     def _render(self, obj: dict, rt: RType, api_version: Optional[str] = None) -> dict:
-        out = copy.deepcopy(obj)
+        out = _clone(obj)
         if api_version:
             out["apiVersion"] = api_version
         return out
@@ -943,7 +947,7 @@ class FakeKube:
         entry = manager_op or self._manager_entry(manager or "unknown", "Update", api_version,
                                                   {k: v for k, v in obj.items() if k != "status"})
         if dry_run:
-            stored = copy.deepcopy(obj)
+            stored = _clone(obj)
             self._stamp_new(stored, rt)
             stored["apiVersion"] = api_version
             self._rv -= 1
@@ -975,22 +979,22 @@ class FakeKube:
                 meta[k] = old["metadata"][k]
             else:
                 meta.pop(k, None)
-        meta["managedFields"] = copy.deepcopy(old["metadata"].get("managedFields") or [])
+        meta["managedFields"] = _clone(old["metadata"].get("managedFields") or [])
         meta["resourceVersion"] = old["metadata"]["resourceVersion"]
         new["apiVersion"], new["kind"] = old["apiVersion"], old["kind"]
         if rt.namespaced:
             meta["namespace"] = namespace
         meta["name"] = name
         if sub == "status":
-            new = {**copy.deepcopy(old), "status": new.get("status")}
+            new = {**_clone(old), "status": new.get("status")}
         elif rt.status_sub:
             if "status" in old:
-                new["status"] = copy.deepcopy(old["status"])
+                new["status"] = _clone(old["status"])
             else:
                 new.pop("status", None)
 
         def significant(o):
-            o = copy.deepcopy(o)
+            o = _clone(o)
             o["metadata"].pop("managedFields", None)
             o["metadata"].pop("resourceVersion", None)
             return o
@@ -1027,7 +1031,7 @@ class FakeKube:
         manager = (query.get("fieldManager") or ["unknown"])[0]
         entry = self._manager_entry(manager, "Update", api_version, {k: v for k, v in obj.items() if k != "status"},
                                     sub)
-        return self._commit(rt, api_version, namespace, name, old, copy.deepcopy(obj), dry_run, entry, sub)
+        return self._commit(rt, api_version, namespace, name, old, _clone(obj), dry_run, entry, sub)
 
     def _patch(self, rt, api_version, namespace, name, ctype, body, dry_run, sub, query):
         if ctype == "application/apply-patch+yaml":
@@ -1075,7 +1079,7 @@ class FakeKube:
         if not isinstance(config, dict) or not config.get("apiVersion") or not config.get("kind"):
             raise ApiError(400, "BadRequest", "apply patches must set apiVersion and kind")
         config = self._check_body(rt, api_version, namespace, config, name)
-        applied = copy.deepcopy(config)
+        applied = _clone(config)
         applied["metadata"] = {k: v for k, v in applied["metadata"].items()
                                if k not in ("resourceVersion", "managedFields", "uid", "creationTimestamp")}
         entry = self._manager_entry(manager, "Apply", api_version, applied, sub)
@@ -1088,7 +1092,7 @@ class FakeKube:
                 raise ApiError(403, "Forbidden", f'{rt.display} "{name}" is forbidden: User "fake" cannot create '
                                                  f'resource "{rt.plural}" in API group "{rt.group}"',
                                {"name": name, "group": rt.group, "kind": rt.plural})
-            status, result = self._create(rt, api_version, namespace, copy.deepcopy(applied), dry_run, {}, entry)
+            status, result = self._create(rt, api_version, namespace, _clone(applied), dry_run, {}, entry)
             if not dry_run:
                 self._applied[(key, manager)] = applied
             return status, result
@@ -1096,7 +1100,7 @@ class FakeKube:
         if rv and rv != old["metadata"]["resourceVersion"]:
             raise self._conflict(rt, name)
         previous = self._applied.get((key, manager), {})
-        new = _prune(copy.deepcopy(old), previous, applied)
+        new = _prune(_clone(old), previous, applied)
         new = _apply_merge(new, applied)
         status, result = self._commit(rt, api_version, namespace, name, old, new, dry_run, entry, sub)
         if not dry_run:
@@ -1125,7 +1129,7 @@ class FakeKube:
                     timer = threading.Timer(self.deletion_delay, self._finish_deletion, (rt, key, uid))
                     timer.daemon = True
                     timer.start()
-                obj = copy.deepcopy(obj)
+                obj = _clone(obj)
             else:
                 self._delete_key(rt, key)
         if rt.delete_returns_object:
@@ -1149,7 +1153,7 @@ class FakeKube:
             resource = f"{resource}/{attrs['subresource']}"
         allowed = self.allowed(attrs.get("verb", ""), resource, attrs.get("group", ""),
                                attrs.get("namespace") or None)
-        out = copy.deepcopy(review)
+        out = _clone(review)
         out.setdefault("apiVersion", "authorization.k8s.io/v1")
         out.setdefault("kind", "SelfSubjectAccessReview")
         out.setdefault("metadata", {})["creationTimestamp"] = None
@@ -1167,11 +1171,11 @@ def _spec(obj: dict) -> dict:
 def _apply_merge(live: Any, applied: Any) -> Any:
     """Merge an applied configuration into a live object: maps merge, everything else is replaced."""
     if isinstance(live, dict) and isinstance(applied, dict):
-        out = copy.deepcopy(live)
+        out = _clone(live)
         for k, v in applied.items():
             out[k] = _apply_merge(out.get(k), v)
         return out
-    return copy.deepcopy(applied)
+    return _clone(applied)
 
 
 # --- HTTP --------------------------------------------------------------------------------------------

@@ -78,6 +78,35 @@ def heavy_imports_of_version(env: dict) -> list[str]:
     return [m for m in last.split(",") if m and m in HEAVY]
 
 
+BREAKDOWN = r"""
+import time, sys, io
+c = time.process_time
+t0 = c(); import meshctl.cli
+t1 = c(); import yaml, jinja2
+t2 = c(); from meshctl.install import profiles, render
+v = profiles.load_values("ambient")
+t3 = c(); objs = render.render_objects(v)
+t4 = c(); text = render.to_yaml(objs)
+t5 = c()
+import pydantic  # what typer 0.29 imports to coerce option values (not imported by the lines above)
+t6 = c()
+print(f"{(t1-t0)*1e3:.1f} {(t2-t1)*1e3:.1f} {(t3-t2)*1e3:.1f} {(t4-t3)*1e3:.1f} {(t5-t4)*1e3:.1f} {(t6-t5)*1e3:.1f}")
+"""
+
+
+def breakdown(env: dict, runs: int = 5) -> None:
+    """CPU milliseconds of each stage of `manifest generate --profile ambient`, in one process."""
+    rows = []
+    for _ in range(runs):
+        out = subprocess.run([sys.executable, "-c", BREAKDOWN], env=env, capture_output=True, text=True, check=True)
+        rows.append([float(x) for x in out.stdout.split()])
+    med = [statistics.median(col) for col in zip(*rows)]
+    names = ["import meshctl.cli (typer, command modules)", "import yaml + jinja2",
+             "load + validate values", "render (templates, CRDs)", "dump YAML", "import pydantic (typer's coercion)"]
+    for name, ms in zip(names, med):
+        print(f"    {name:<46} {ms:7.1f} ms cpu")
+
+
 def report(label: str, name: str, runs: tuple[list[float], list[float]]) -> None:
     samples = sorted(runs[0])
     cpu = statistics.median(runs[1])
@@ -123,6 +152,8 @@ def main() -> int:
         print("\ncompiled (after `python -m compileall meshctl`, as pip install leaves it):")
         for name, argv in commands.items():
             report("compiled", name, time_runs(argv, args.runs, env))
+        print("\n  where manifest generate spends its CPU (compiled, median of 5, in one process):")
+        breakdown(env)
     finally:
         if not args.keep_bytecode:
             for d in sorted(pycache_dirs() - before, reverse=True):

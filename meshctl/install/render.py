@@ -85,9 +85,9 @@ def _environment():
     return env
 
 
-def _bytecode_cache(jinja2):
-    """Compiled templates cached per user (jinja2 checks each template's source checksum), so a
-    run does not recompile ~30 templates. MESHCTL_CACHE_DIR=off disables it."""
+def _cache_dir(name: str) -> str | None:
+    """A per-user cache folder ($XDG_CACHE_HOME/meshctl/<name>, or $MESHCTL_CACHE_DIR/<name>);
+    None when MESHCTL_CACHE_DIR=off or the folder cannot be written."""
     import os
 
     where = os.environ.get("MESHCTL_CACHE_DIR")
@@ -96,14 +96,21 @@ def _bytecode_cache(jinja2):
     if not where:
         base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
         where = os.path.join(base, "meshctl")
-    folder = os.path.join(where, "jinja2")
+    folder = os.path.join(where, name)
     try:
         os.makedirs(folder, mode=0o700, exist_ok=True)
         if not os.access(folder, os.W_OK):
             return None
     except OSError:
         return None
-    return jinja2.FileSystemBytecodeCache(folder)
+    return folder
+
+
+def _bytecode_cache(jinja2):
+    """Compiled templates cached per user (jinja2 checks each template's source checksum), so a
+    run does not recompile ~30 templates."""
+    folder = _cache_dir("jinja2")
+    return jinja2.FileSystemBytecodeCache(folder) if folder else None
 
 
 def _component_templates(component: str) -> list[str]:
@@ -495,11 +502,43 @@ def _dump(data: Any) -> str:
                      allow_unicode=True, width=1000)
 
 
+def _schema_yaml(schema: dict, memo: dict[int, str]) -> str:
+    """The YAML text of a CRD schema: dumped once per run, and kept in the user's cache keyed by
+    a digest of the schema (its JSON, key order included), so later runs skip the dump."""
+    text = memo.get(id(schema))
+    if text is not None:
+        return text
+    import hashlib
+    import os
+
+    folder = _cache_dir("crd-yaml")
+    digest = hashlib.sha256(json.dumps(schema).encode()).hexdigest()
+    path = os.path.join(folder, f"{digest}.yaml") if folder else None
+    if path:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                text = fh.read()
+        except OSError:
+            text = None
+    if text is None:
+        text = _dump(schema)
+        if path:
+            try:
+                tmp = f"{path}.{os.getpid()}.tmp"
+                with open(tmp, "w", encoding="utf-8") as fh:
+                    fh.write(text)
+                os.replace(tmp, path)
+            except OSError:
+                pass
+    memo[id(schema)] = text
+    return text
+
+
 def to_yaml(objects: list[dict]) -> str:
     """One YAML stream, `---` before each object. A CRD's schema (the same for each of its
     versions, and most of the output) is dumped once and placed under every version."""
     out = []
-    schema_text: dict[int, str] = {}
+    memo: dict[int, str] = {}
     for o in objects:
         if o.get("kind") != "CustomResourceDefinition":
             out.append("---\n" + _dump(o))
@@ -519,9 +558,7 @@ def to_yaml(objects: list[dict]) -> str:
         body["spec"]["versions"] = versions
         text = _dump(body)
         for token, schema in tokens.items():
-            block = schema_text.get(id(schema))
-            if block is None:
-                block = schema_text[id(schema)] = _dump(schema)
+            block = _schema_yaml(schema, memo)
             head, sep, tail = text.partition(f" {token}\n")
             line_start = head.rfind("\n") + 1
             indent = " " * (len(head) - line_start - len(head[line_start:].lstrip()) + 2)

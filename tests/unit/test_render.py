@@ -556,3 +556,22 @@ def test_every_combination_of_components_renders():
         assert (("Deployment", "istiod", "istio-system") in {_ident(o) for o in objs}) == switches[1]
         assert ("DaemonSet" in kinds) == (switches[3] or switches[4])
         assert objs[0]["kind"] in ("CustomResourceDefinition", "Namespace")
+
+
+def test_caches(tmp_path, monkeypatch, restore_env):
+    """Compiled templates and CRD schema YAML are cached per user; output is the same either way."""
+    monkeypatch.setenv("MESHCTL_CACHE_DIR", "off")
+    R._environment.cache_clear()
+    values = load_values("minimal")
+    uncached = R.render_yaml(values)
+    monkeypatch.setenv("MESHCTL_CACHE_DIR", str(tmp_path))
+    R._environment.cache_clear()
+    first = R.render_yaml(values)
+    assert len(list((tmp_path / "crd-yaml").glob("*.yaml"))) == 15
+    assert list((tmp_path / "jinja2").iterdir())
+    R._environment.cache_clear()
+    assert R.render_yaml(values) == first == uncached
+    (tmp_path / "blocked").write_text("")  # a cache folder that cannot be created: no cache, no error
+    monkeypatch.setenv("MESHCTL_CACHE_DIR", str(tmp_path / "blocked"))
+    R._environment.cache_clear()
+    assert R.render_yaml(values) == uncached

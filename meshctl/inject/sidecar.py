@@ -343,8 +343,11 @@ def _spec_record(orig: dict, final: dict) -> dict:
                     continue
                 if isinstance(now, dict) and all(k in now for k in item):
                     # only fields changed or added: keep the originals of the changed ones
-                    changed[item["name"]] = {"fields": {k: v for k, v in item.items() if now[k] != v},
-                                             "added": [k for k in now if k not in item]}
+                    entry = {"fields": {k: v for k, v in item.items() if now[k] != v},
+                             "added": [k for k in now if k not in item]}
+                    if list(item) != [k for k in now if k in item]:
+                        entry["order"] = list(item)
+                    changed[item["name"]] = entry
                 else:
                     changed[item["name"]] = {"item": item}
             rec[key] = {"names": names, "changed": changed}
@@ -386,6 +389,8 @@ def _apply_spec_record(spec: dict, rec: dict) -> dict:
                 elif n in by_name:
                     item = {k: v for k, v in by_name[n].items() if k not in c.get("added", ())}
                     item.update(c.get("fields") or {})
+                    if c.get("order"):
+                        item = {k: item[k] for k in c["order"] if k in item}
                     items.append(item)
             out[key] = items
         else:
@@ -405,6 +410,8 @@ def _undo_record(orig_meta: dict, orig_spec: dict, final_meta: dict, final_spec:
     spec = _spec_record(orig_spec, final_spec)
     if spec:
         rec["spec"] = spec
+    if list(orig_spec) != [k for k in final_spec if k in orig_spec]:
+        rec["spec_order"] = list(orig_spec)
     return json.dumps(rec, separators=(",", ":"))
 
 
@@ -433,7 +440,11 @@ def _undo(meta: dict, spec: dict) -> tuple[dict, dict] | None:
     _apply_map_record(meta, "annotations", rec.get("annotations"))
     if "annotations" in meta and not meta["annotations"] and (rec.get("annotations") or {}).get("absent"):
         meta.pop("annotations")
-    return meta, _apply_spec_record(copy(spec), rec.get("spec") or {})
+    spec = _apply_spec_record(copy(spec), rec.get("spec") or {})
+    order = rec.get("spec_order")
+    if isinstance(order, list):
+        spec = {**{k: spec[k] for k in order if k in spec}, **{k: v for k, v in spec.items() if k not in order}}
+    return meta, spec
 
 
 def _istio_strip(meta: dict, spec: dict, status_port: int) -> tuple[dict, dict]:
@@ -583,7 +594,7 @@ def inject_pod(meta: dict, spec: dict, deploy: tuple[str, str, str, str], cfg: I
     restored = _undo(meta, spec)
     if restored is not None:
         meta, spec = restored
-    elif STATUS in (meta.get("annotations") or {}):
+    if STATUS in (meta.get("annotations") or {}):
         try:
             prior_status = json.loads(meta["annotations"][STATUS])
         except ValueError:

@@ -91,3 +91,23 @@ def test_bad_inputs_are_refused_with_nothing_on_stdout(shared_dir, cli):
         assert r.exit_code == 2, case["name"]
         assert r.stdout == ""
         assert case["expected_error"] in r.stderr.lower()
+
+
+def test_istio_injected_workloads_are_reinjected_to_the_same_shape(shared_dir, cfg, tmp_path):
+    """Injecting Istio's own output again keeps its pod shape, and a second pass changes nothing."""
+    from meshctl.inject import pipeline
+
+    score = _score_module(shared_dir)
+    base = shared_dir / "conformance" / "istio-inject"
+    differ = []
+    for case in _cases(shared_dir):
+        golden = base / case["golden"]
+        injected = pipeline.run([str(golden)], cfg)
+        want = {k: score.shape(m, s) for d in score.docs(golden.read_text()) for k, m, s in score.pod_specs(d)}
+        got = {k: score.shape(m, s) for d in score.docs(injected) for k, m, s in score.pod_specs(d)}
+        if want != got:
+            differ.append(case["name"])
+        out = tmp_path / "again.yaml"
+        out.write_text(injected)
+        assert pipeline.run([str(out)], cfg) == injected, case["name"]
+    assert set(differ) <= {"cronjob.yaml.injected"}, differ

@@ -58,8 +58,14 @@ def _read_yaml(path: Path | str, what: str = "values file") -> dict:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     name = str(path)
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
+        if name == "-":  # kubectl's convention: -f - reads standard input
+            import sys
+
+            name = "<stdin>"
+            raw = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
+        else:
+            with open(path, "rb") as fh:
+                raw = fh.read()
     except FileNotFoundError:
         raise InputError(f"{what} {name}: no such file", hint="check the path given to -f") from None
     except IsADirectoryError:

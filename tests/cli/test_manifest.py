@@ -172,3 +172,12 @@ def test_profile_names_complete_in_the_shell():
     env.update(COMP_WORDS="meshctl manifest generate --profile ", COMP_CWORD="4")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert out.stdout.split() == ["ambient", "minimal", "sidecar"]
+
+
+def test_values_from_stdin(cli):
+    r = cli("profile", "dump", "minimal", "-f", "-", input="tag: from-stdin\n")
+    assert r.exit_code == 0, r
+    assert _load(r.stdout)["tag"] == "from-stdin"
+    r = cli("manifest", "generate", "-f", "-", input="tag: [\n")
+    assert r.exit_code == 2 and r.stdout == ""
+    assert _one_error_line(r).startswith("error: <stdin>:2: invalid YAML")

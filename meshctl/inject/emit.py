@@ -34,7 +34,7 @@ def quote(s: str) -> str:
 def _scalar_str(s: str, cache: dict) -> str:
     out = cache.get(s)
     if out is None:
-        if _PLAIN.match(s) and s.lower() not in _RESERVED and ": " not in s and not s.endswith(":"):
+        if _PLAIN.fullmatch(s) and s.lower() not in _RESERVED and ": " not in s and not s.endswith(":"):
             out = s
         else:
             out = quote(s)

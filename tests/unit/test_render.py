@@ -1,6 +1,7 @@
 """Install rendering: goldens, Kubernetes schema validity, Istio parity, security defaults, revisions."""
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 from pathlib import Path
@@ -252,6 +253,21 @@ def test_matches_istio_inventory(profile, rendered, shared_dir):
     assert got - want == EXTRA[profile], "meshctl renders these beyond Istio (document any new one)"
 
 
+def test_istio_objects_validate_with_meshctl_schemas(rendered):
+    """Istio-kind objects (the mesh mTLS policy) are not Kubernetes kinds: meshctl's own schemas,
+    the ones its CRDs are built from, check them."""
+    validate = pytest.importorskip("meshctl.schemas.validate").validate
+    from meshctl.resources import Resource
+
+    istio_objects = [o for objs in rendered.values() for o in objs if o["apiVersion"].split("/")[0] in ISTIO_GROUPS]
+    assert {o["kind"] for o in istio_objects} == {"PeerAuthentication"}
+    for o in istio_objects:
+        assert validate(Resource.from_dict(o)) == [], _ident(o)
+    bad = copy.deepcopy(istio_objects[0])
+    bad["spec"]["mtls"]["mode"] = "SOMETIMES"
+    assert validate(Resource.from_dict(bad))
+
+
 def test_crds(rendered):
     crds = [o for o in rendered["minimal"] if o["kind"] == "CustomResourceDefinition"]
     assert sorted(c["metadata"]["name"] for c in crds) == sorted(k.crd_name for k in KINDS)
@@ -413,6 +429,10 @@ def test_revision_names(rendered):
     assert dep["spec"]["selector"]["matchLabels"] == {"app": "istiod", "istio.io/rev": "canary"}
     assert dep["spec"]["template"]["metadata"]["labels"]["istio.io/rev"] == "canary"
     assert _find(objs, "Service", "istiod-canary")["spec"]["selector"] == {"app": "istiod", "istio.io/rev": "canary"}
+    zt = _find(rendered["ambient-canary"], "DaemonSet", "ztunnel")
+    zenv = {e["name"]: e.get("value") for e in zt["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert zenv["XDS_ADDRESS"] == zenv["CA_ADDRESS"] == "istiod-canary.istio-system.svc:15012"
+    assert zt["metadata"]["labels"]["istio.io/rev"] == "canary"
     mwh = _find(objs, "MutatingWebhookConfiguration", "istio-sidecar-injector-canary")
     assert [w["name"] for w in mwh["webhooks"]] == ["rev.namespace.sidecar-injector.istio.io",
                                                     "rev.object.sidecar-injector.istio.io"]

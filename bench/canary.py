@@ -42,6 +42,20 @@ def timed(cmd: list[str], runs: int, env: dict) -> list[float]:
     return out
 
 
+def top_imports(stderr: str) -> list[tuple[str, int]]:
+    """Cumulative import time per top-level package from `python -X importtime` output."""
+    totals: dict[str, int] = {}
+    for line in stderr.splitlines():
+        if not line.startswith("import time:") or "|" not in line:
+            continue
+        _, cumulative, raw = line[len("import time:"):].split("|")
+        if not cumulative.strip().isdigit() or raw.startswith("  "):  # header, or nested in its parent
+            continue
+        package = raw.strip().split(".")[0]
+        totals[package] = totals.get(package, 0) + int(cumulative)
+    return sorted(totals.items(), key=lambda kv: -kv[1])
+
+
 def row(label: str, ms: list[float]) -> None:
     print(f"  {label:<44} median {statistics.median(ms):7.1f}   min {min(ms):7.1f}   max {max(ms):7.1f}")
 
@@ -72,10 +86,15 @@ def main() -> None:
             timed(MESHCTL + ["--kubeconfig", fake.kubeconfig, "canary", "shift", "reviews", "{s}/{w}",
                              "--subsets", "v1,v2"], args.runs, env))
         before = len(fake.requests)
-        timed(MESHCTL + ["--kubeconfig", fake.kubeconfig, "canary", "shift", "reviews", "{s}/{w}", "--subsets", "v1,v2"],
-              1, env)
+        shift_cmd = MESHCTL + ["--kubeconfig", fake.kubeconfig, "canary", "shift", "reviews", "67/33",
+                               "--subsets", "v1,v2"]
+        p = subprocess.run([sys.executable, "-X", "importtime"] + shift_cmd[1:], env=env, capture_output=True,
+                           text=True)
         print(f"  requests per cluster shift: {len(fake.requests) - before} "
               f"({', '.join(m + ' ' + p.rsplit('/', 1)[-1] for m, p in fake.requests[before:])})")
+        print("  import time of one cluster shift, by top-level package (cumulative ms, -X importtime):")
+        for name, us in top_imports(p.stderr)[:8]:
+            print(f"    {name:<24} {us / 1000:7.1f}")
 
         from meshctl import kube
         from meshctl.canary import shift

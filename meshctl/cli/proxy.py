@@ -61,7 +61,7 @@ def proxy_status(
             targets.append(status.ProxyTarget(name=addr, address=addr))
     else:
         k = _kube(s)
-        ns = None if all_namespaces else (s.namespace or "default")
+        ns = None if all_namespaces else (s.namespace or getattr(k, "namespace", None) or "default")
         targets = status.discover(k, ns)
         forward = lambda t: k.port_forward(t.namespace, t.pod, status.ADMIN_PORT)  # noqa: E731
         if not targets:
@@ -111,7 +111,7 @@ def _resolve(target: Optional[str], admin: Optional[List[str]], s) -> tuple[str,
     pod, _, ns = target.partition(".")
     if not pod:
         raise InputError(f"invalid proxy {target!r}", hint="use HOST:PORT or POD[.NAMESPACE]")
-    return ("pod", pod, ns or s.namespace or "default")
+    return ("pod", pod, ns or s.namespace)
 
 
 def _with_proxy(ctx, target, admin, namespace, kubeconfig, context, fn):
@@ -125,7 +125,8 @@ def _with_proxy(ctx, target, admin, namespace, kubeconfig, context, fn):
     from meshctl.proxy.status import ADMIN_PORT
 
     k = _kube(s)
-    with k.port_forward(how[2], how[1], ADMIN_PORT) as port:
+    namespace = how[2] or getattr(k, "namespace", None) or "default"
+    with k.port_forward(namespace, how[1], ADMIN_PORT) as port:
         return asyncio.run(fn(f"127.0.0.1:{port}"))
 
 

@@ -80,7 +80,7 @@ def _reason(exc: Exception) -> str:
             return "connection failed"
         return text.splitlines()[0]
     if isinstance(exc, httpx.RemoteProtocolError):
-        return "not an HTTP admin endpoint (" + (str(exc).splitlines()[0] if str(exc) else "protocol error") + ")"
+        return str(exc).splitlines()[0] if str(exc) else "protocol error"
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return text
 
@@ -128,11 +128,15 @@ class _AdminTransport:
             except asyncio.TimeoutError:
                 writer.close()
                 raise httpx.ReadTimeout("timed out", request=request) from None
-            except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, ValueError) as e:
+            except (asyncio.IncompleteReadError, ConnectionError) as e:
                 writer.close()
-                if reused and attempt == 0 and not isinstance(e, ValueError):
+                if reused and attempt == 0:
                     continue  # the proxy closed an idle connection: once more on a fresh one
-                raise httpx.RemoteProtocolError(f"bad or incomplete HTTP answer ({type(e).__name__})",
+                what = "connection reset" if isinstance(e, ConnectionError) else "connection closed without an answer"
+                raise httpx.RemoteProtocolError(what, request=request) from None
+            except (asyncio.LimitOverrunError, ValueError):
+                writer.close()
+                raise httpx.RemoteProtocolError("not an HTTP admin endpoint (malformed answer)",
                                                 request=request) from None
         raise AssertionError("unreachable")  # pragma: no cover
 

@@ -95,13 +95,16 @@ def test_not_http_and_error_status_and_timeout():
         writer.write(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 12\r\n\r\nPRE_INIT\nxx\n")
         await writer.drain()
 
+    async def closing(reader, writer):
+        await read_request(reader)  # then close without answering (a port-forward to a closed port)
+
     async def silent(reader, writer):
         await read_request(reader)
         await asyncio.sleep(5)
 
     async def main():
         out = []
-        for handler in (garbage, failing, silent):
+        for handler in (garbage, failing, closing, silent):
             start, _ = serve(handler)
             server, addr = await start()
             async with AdminClient(timeout=0.3) as admin:
@@ -113,9 +116,8 @@ def test_not_http_and_error_status_and_timeout():
         return out
 
     reasons = run(main())
-    assert reasons[0].startswith("not an HTTP admin endpoint")
-    assert reasons[1] == "HTTP 503: PRE_INIT"
-    assert reasons[2] == "timed out"
+    assert reasons == ["not an HTTP admin endpoint (malformed answer)", "HTTP 503: PRE_INIT",
+                       "connection closed without an answer", "timed out"]
 
 
 def test_ready_accepts_503_and_concurrency_bound():

@@ -156,30 +156,28 @@ def _load_configuration(kubeconfig: Optional[str], context: Optional[str]):
     if not existing:
         raise ClusterError(f"no kubeconfig at {path}", hint=_CONFIG_HINT)
     try:
-        loader = kube_config._get_kube_config_loader(filename=os.pathsep.join(existing), active_context=None,
-                                                     persist_config=False)
-    except ConfigException as e:
-        raise ClusterError(f"invalid kubeconfig {path}: {_first_line(e)}", hint=_CONFIG_HINT) from None
+        merged = kube_config.KubeConfigMerger(os.pathsep.join(existing)).config
+        if merged is None:
+            raise ConfigException("no configuration found")
+        raw = merged.value if hasattr(merged, "value") else merged
+        entries = [getattr(c, "value", c) for c in (raw.get("contexts") or [])]
+        names = [str(c.get("name")) for c in entries if isinstance(c, dict) and c.get("name")]
     except Exception as e:  # unreadable YAML, wrong shape
         raise ClusterError(f"invalid kubeconfig {path}: {_first_line(e)}", hint=_CONFIG_HINT) from None
-    try:
-        names = [c["name"] for c in loader.list_contexts()]
-    except Exception:
-        names = []
+    available = ", ".join(names) or "none"
     if context is not None and context not in names:
-        available = ", ".join(names) or "none"
         raise ClusterError(f"context {context!r} not found in kubeconfig {path}",
                            hint=f"available contexts: {available}")
+    if context is None and not raw.get("current-context"):
+        raise ClusterError(f"kubeconfig {path} sets no current context",
+                           hint=f"pass --context NAME (available contexts: {available})")
     try:
-        if context is not None:
-            loader.set_active_context(context)
-        elif not names:
-            raise ConfigException("it defines no contexts")
+        loader = kube_config.KubeConfigLoader(config_dict=merged, active_context=context, config_base_path=None)
         loader.load_and_set(configuration)
         current = loader.current_context
     except ConfigException as e:
         raise ClusterError(f"invalid kubeconfig {path}: {_first_line(e)}", hint=_CONFIG_HINT) from None
-    except Exception as e:
+    except Exception as e:  # credential plugins, unreadable certificate files
         raise ClusterError(f"cannot load credentials from kubeconfig {path}: {_first_line(e)}",
                            hint=_CONFIG_HINT) from None
     namespace = (current.get("context") or {}).get("namespace") or "default"

@@ -1,6 +1,7 @@
 """meshctl.kube against the fake API server: the dict API, error mapping, and import cost."""
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -245,6 +246,21 @@ def test_kubeconfig_problems(tmp_path, kube_api, monkeypatch):
     assert info.value.hint == "available contexts: fake"
     monkeypatch.setenv("KUBECONFIG", kube_api.kubeconfig)
     assert kube.client().server == kube_api.url
+    no_current = tmp_path / "no-current"
+    config = yaml.safe_load(open(kube_api.kubeconfig))
+    del config["current-context"]
+    no_current.write_text(yaml.safe_dump(config))
+    with pytest.raises(ClusterError) as info:
+        kube.client(str(no_current))
+    assert info.value.message == f"kubeconfig {no_current} sets no current context"
+    assert info.value.hint == "pass --context NAME (available contexts: fake)"
+    assert kube.client(str(no_current), context="fake").server == kube_api.url
+    # several files, as in KUBECONFIG=a:b
+    other = tmp_path / "other"
+    other.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "Config", "contexts": [
+        {"name": "second", "context": {"cluster": "fake", "user": "fake", "namespace": "team"}}]}))
+    both = f"{kube_api.kubeconfig}{os.pathsep}{other}"
+    assert kube.client(both, context="second").namespace == "team"
 
 
 def test_port_forward_reaches_the_pod_port(k, kube_api):

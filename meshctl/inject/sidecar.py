@@ -681,6 +681,19 @@ def remove_pod(meta: dict, spec: dict, status_port: int = 15020) -> tuple[dict, 
         return meta, spec
     meta, spec = _istio_strip(meta, spec, status_port)
     annotations = meta.get("annotations") or {}
+    try:
+        saved = json.loads(annotations.get(OVERRIDES) or "{}")
+    except ValueError:
+        saved = {}
+    for key in ("containers", "initContainers"):
+        for c in (saved.get(key) if isinstance(saved, dict) else None) or []:
+            if not isinstance(c, dict) or not c.get("name"):
+                continue
+            c = dict(c)
+            c.setdefault("image", "auto")  # the injector dropped `image: auto` from the override
+            target = "containers" if c["name"] == PROXY else key
+            if _find(spec.get(target), c["name"]) is None:
+                spec.setdefault(target, []).append(c)
     for k in ("istio.io/rev", OVERRIDES):
         annotations.pop(k, None)
     labels = meta.get("labels") or {}

@@ -111,3 +111,25 @@ def test_istio_injected_workloads_are_reinjected_to_the_same_shape(shared_dir, c
         out.write_text(injected)
         assert pipeline.run([str(out)], cfg) == injected, case["name"]
     assert set(differ) <= {"cronjob.yaml.injected"}, differ
+
+
+def test_remove_takes_istio_injected_sidecars_out(shared_dir, cfg):
+    """Without meshctl's undo record, --remove takes out what Istio's status annotation lists and
+    puts back the containers recorded in proxy.istio.io/overrides."""
+    from meshctl.inject import pipeline, sidecar
+
+    def names(text):
+        out = []
+        for d in (d for d in yaml.safe_load_all(text) if d):
+            for item in d["items"] if d.get("kind") == "List" else [d]:
+                found = sidecar.pod_template(item)
+                if found:
+                    spec = found[0]["spec"]
+                    out.append([sorted(c["name"] for c in spec.get(k) or []) for k in ("containers", "initContainers",
+                                                                                      "volumes")])
+        return out
+
+    base = shared_dir / "conformance" / "istio-inject"
+    differ = [c["name"] for c in _cases(shared_dir)
+              if names(pipeline.run([str(base / c["golden"])], cfg, remove=True)) != names((base / c["input"]).read_text())]
+    assert set(differ) <= {"cronjob.yaml.injected"}, differ

@@ -270,7 +270,16 @@ def shift_files(paths: list[str], host: str, namespace: str | None, weights: lis
     after = plan.current_weights(new_body, host, ns)
     if new_body == vs_body:
         return ShiftResult(f"{path}", host, before, after, False, dry_run, "", [], 1, header, mirror)
-    if res.node is None:  # a JSON file: rewrite it whole, keeping its indentation style
+    from meshctl.canary import textedit
+
+    json_node = textedit.json_value_node(text, vs_body) if res.node is None else None
+    if json_node is not None:  # a JSON manifest: JSON is YAML, so the same minimal edits apply
+        def reparsed_json(candidate: str) -> Any:
+            return plan.find_virtual_service(
+                [r.body for r in loader.load_text(candidate, path, namespace).resources], host, namespace)
+
+        new_text = textedit.patch_document(text, json_node, 0, vs_body, new_body, check=reparsed_json)
+    elif res.node is None:
         new_text = _rewrite_json(text, res.body, new_body)
     else:
         def reparsed(candidate: str) -> Any:
@@ -280,7 +289,6 @@ def shift_files(paths: list[str], host: str, namespace: str | None, weights: lis
                     return r.body
             return None
 
-        from meshctl.canary import textedit
         new_text = textedit.patch_document(text, res.node, res.line_offset, vs_body, new_body, check=reparsed)
     diff = "".join(difflib.unified_diff(text.splitlines(keepends=True), new_text.splitlines(keepends=True),
                                         path, f"{path} (shifted)"))

@@ -120,13 +120,23 @@ class _Doc:
         if old == new and type(old) is type(new):
             return
         try:
-            if isinstance(old, dict) and isinstance(new, dict) and node.id == "mapping" and not node.flow_style:
-                self._diff_mapping(node, old, new)
-                return
-            if isinstance(old, list) and isinstance(new, list) and node.id == "sequence" and not node.flow_style \
-                    and old and new:
-                self._diff_sequence(node, old, new)
-                return
+            if isinstance(old, dict) and isinstance(new, dict) and node.id == "mapping":
+                if not node.flow_style:
+                    self._diff_mapping(node, old, new)
+                    return
+                pairs = {k.value: v for k, v in node.value if k.id == "scalar"}
+                if set(old) == set(new) == set(pairs) and len(pairs) == len(node.value):
+                    for key in old:  # same keys in a flow mapping: change the values in place
+                        self.diff(pairs[key], old[key], new[key])
+                    return
+            if isinstance(old, list) and isinstance(new, list) and node.id == "sequence" and old and new:
+                if not node.flow_style:
+                    self._diff_sequence(node, old, new)
+                    return
+                if len(old) == len(new) == len(node.value):
+                    for item, a, b in zip(node.value, old, new):
+                        self.diff(item, a, b)
+                    return
         except _Unsafe:
             pass
         self.replace(node, new)
@@ -158,7 +168,15 @@ class _Doc:
         sub.edits = []
         for key in old:
             if key in new:
-                _, vnode = pairs[key]
+                knode, vnode = pairs[key]
+                if vnode.id != "scalar" and vnode.flow_style and not vnode.value and not old[key] \
+                        and isinstance(new[key], (dict, list)) and new[key]:
+                    # `key: []` becoming a collection: write it in block style under the key
+                    col = knode.start_mark.column
+                    inner = col + (0 if isinstance(new[key], list) and self.indentless else 2)
+                    pending.append((self.pos(knode.end_mark), self.end(vnode),
+                                    f":{self.nl}{' ' * inner}{self.block(new[key], inner)}"))
+                    continue
                 sub.diff(vnode, old[key], new[key])
         self.edits.extend(pending + sub.edits)
 
@@ -295,3 +313,33 @@ def patch_document(text: str, node, line_offset: int, old: Any, new: Any,
         raise InputError("cannot edit the file in place without changing other content",
                          hint="edit the VirtualService by hand, or apply the change on the cluster")
     return result
+
+
+def json_value_node(text: str, body: Any):
+    """The composed node of `body` inside a JSON file's text (a document, a list item, or an
+    item of a `kind: List`), so JSON manifests get the same minimal edits; None if not found."""
+    loader_cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        root = yaml.compose(text, Loader=loader_cls)
+    except yaml.YAMLError:
+        return None
+    if root is None:
+        return None
+
+    def value(node):
+        try:
+            return json.loads(text[node.start_mark.index:node.end_mark.index])
+        except ValueError:
+            return None
+
+    candidates = [root]
+    if root.id == "sequence":
+        candidates = list(root.value)
+    elif root.id == "mapping":
+        for k, v in root.value:
+            if k.value == "items" and v.id == "sequence":
+                candidates.extend(v.value)
+    for node in candidates:
+        if node.id == "mapping" and value(node) == body:
+            return node
+    return None

@@ -247,3 +247,30 @@ def test_successive_file_shifts_keep_everything_else(tmp_path, steps):
         assert text.startswith(SERVICE + "---\n") and text.endswith("---\n" + DR)
         assert "- reviews   # short name" in text and "timeout: 5s   # keep" in text
         assert route(path) == list(zip(subsets, weights))
+
+
+def test_shift_file_empty_http_becomes_block_and_json_manifests_are_edited_in_place(cli, tmp_path):
+    dr = tmp_path / "dr.yaml"
+    dr.write_text(DR)
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: reviews\n"
+                     "spec:\n  hosts:\n  - reviews   # keep\n  http: []\n")
+    r = cli("canary", "shift", "reviews", "90/10", "--subsets", "v1,v2", "-f", str(empty), "-f", str(dr))
+    assert r.exit_code == 0, r
+    assert empty.read_text().endswith("  - reviews   # keep\n  http:\n  - route:\n    - destination:\n"
+                                      "        host: reviews\n        subset: v1\n      weight: 90\n"
+                                      "    - destination:\n        host: reviews\n        subset: v2\n"
+                                      "      weight: 10\n")
+    js = tmp_path / "vs.json"
+    head = '{"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {"name": "reviews"},\n'
+    js.write_text(head + ' "spec": {"hosts": ["reviews"], "http": [{"route": '
+                  '[{"destination": {"host": "reviews", "subset": "v1"}, "weight": 100}]}]}}\n')
+    r = cli("canary", "shift", "reviews", "75/25", "--subsets", "v1,v2", "--header", "x-user=beta",
+            "-f", str(js), "-f", str(dr))
+    assert r.exit_code == 0, r
+    text = js.read_text()
+    assert text.startswith(head) and text.count("\n") == 2, "edited in place, layout kept"
+    data = json.loads(text)
+    assert data["spec"]["http"][0]["match"] == [{"headers": {"x-user": {"exact": "beta"}}}]
+    assert [(x["destination"]["subset"], x["weight"]) for x in data["spec"]["http"][1]["route"]] == \
+        [("v1", 75), ("v2", 25)]

@@ -187,3 +187,22 @@ def test_json_input_documents(cli, tmp_path):
     r = cli("inject", "-f", str(f))
     assert r.exit_code == 0, r
     assert "istio-proxy" in r.stdout
+
+
+def test_a_failed_write_leaves_the_old_output_and_no_temporary_file(cli, tmp_path, monkeypatch):
+    out = tmp_path / "out.yaml"
+    out.write_text("old\n")
+
+    def broken_replace(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    r = cli("inject", "-f", "-", "-o", str(out), input=DEPLOY)
+    assert r.exit_code == 2 and "No space left on device" in r.stderr
+    assert out.read_text() == "old\n"
+    assert sorted(os.listdir(tmp_path)) == ["out.yaml"]
+
+
+def test_output_into_a_missing_directory_is_an_input_error(cli, tmp_path):
+    r = cli("inject", "-f", "-", "-o", str(tmp_path / "nope" / "out.yaml"), input=DEPLOY)
+    assert r.exit_code == 2 and r.stdout == ""

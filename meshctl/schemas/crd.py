@@ -175,7 +175,7 @@ def crd_openapi(kind: str, version: str | None = None) -> dict:
     spec_node = structural(spec, spec)
     spec_node.pop("description", None)
     spec_node["description"] = f"Spec of {kind}; see https://istio.io/latest/docs/reference/config/"
-    return {
+    out = {
         "type": "object",
         "properties": {
             "apiVersion": {"type": "string"},
@@ -185,3 +185,6 @@ def crd_openapi(kind: str, version: str | None = None) -> dict:
             "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
         },
     }
+    if spec.get("x-meshctl-required"):
+        out["required"] = ["spec"]
+    return out

@@ -105,7 +105,7 @@ _TYPE_NAMES = {"object": "an object", "array": "a list", "string": "a string",
 
 def _describe(value: Any) -> str:
     if value is None:
-        return "null"
+        return "null (remove the key or give it a value)"
     if isinstance(value, bool):
         return f"a boolean ({_show(value)})"
     if isinstance(value, int):
@@ -301,7 +301,7 @@ _KNOWN = frozenset({
     "not", "$ref", "format", "default", "x-meshctl-regex", "x-meshctl-format", "x-meshctl-message",
     "x-kubernetes-validations", "x-kubernetes-list-type", "x-kubernetes-list-map-keys",
     "x-kubernetes-preserve-unknown-fields", "x-kubernetes-int-or-string", "if", "then", "else",
-    "x-meshctl-unique-by",
+    "x-meshctl-unique-by", "x-meshctl-required",
 })
 
 _INT32 = (-(2 ** 31), 2 ** 31 - 1)
@@ -314,7 +314,7 @@ def _required_only(branch: Any) -> list[str] | None:
 
 
 def _present(value: dict, names: list[str]) -> list[str]:
-    return [n for n in names if value.get(n) is not None]
+    return [n for n in names if n in value]
 
 
 def _join(names: list[str]) -> str:
@@ -489,8 +489,7 @@ class _Compiler:
                     key = k if isinstance(k, str) else str(k)
                     c = get(key)
                     if c is not None:
-                        if sub is not None:  # null means unset (the API server prunes it)
-                            c(sub, p + (key,), e)
+                        c(sub, p + (key,), e)
                         continue
                     if pn_check is not None:
                         before = len(e)
@@ -509,7 +508,7 @@ class _Compiler:
             def required_check(v, p, e, req=req):
                 if isinstance(v, dict):
                     for r in req:
-                        if v.get(r) is None:
+                        if r not in v:
                             _err(e, p + (r,), "required field missing")
             checks.append(required_check)
         if "minProperties" in node or "maxProperties" in node:
@@ -563,22 +562,44 @@ class _Compiler:
             checks.append(self.negation(node["not"], message))
         if "if" in node:
             checks.append(self.conditional(node, message))
+        key_sets = []
         if "x-meshctl-unique-by" in node:
-            key = node["x-meshctl-unique-by"]
-
-            def unique_by(v, p, e, key=key):
+            key_sets.append((node["x-meshctl-unique-by"],))
+        if node.get("x-kubernetes-list-type") == "map" and node.get("x-kubernetes-list-map-keys"):
+            key_sets.append(tuple(node["x-kubernetes-list-map-keys"]))
+        if key_sets:
+            def unique_by(v, p, e, key_sets=tuple(key_sets)):
+                if not isinstance(v, list):
+                    return
+                for keys in key_sets:
+                    seen: dict = {}
+                    for i, item in enumerate(v):
+                        if not isinstance(item, dict) or not all(k in item for k in keys):
+                            continue
+                        value = tuple(item[k] for k in keys)
+                        try:
+                            first = seen.setdefault(value, i)
+                        except TypeError:
+                            continue
+                        if first != i:
+                            if len(keys) == 1:
+                                _err(e, p + (i, keys[0]),
+                                     f"duplicate {keys[0]} {_show(value[0])} (also in item {first})")
+                            else:
+                                _err(e, p + (i,), f"duplicate {', '.join(keys)} (also in item {first})")
+            checks.append(unique_by)
+        if node.get("x-kubernetes-list-type") == "set":
+            def unique_items(v, p, e):
                 if isinstance(v, list):
                     seen: dict = {}
                     for i, item in enumerate(v):
-                        if isinstance(item, dict) and item.get(key) is not None:
-                            k = item[key]
-                            try:
-                                first = seen.setdefault(k, i)
-                            except TypeError:
-                                continue
-                            if first != i:
-                                _err(e, p + (i, key), f"duplicate {key} {_show(k)} (also in item {first})")
-            checks.append(unique_by)
+                        try:
+                            first = seen.setdefault(item, i)
+                        except TypeError:
+                            continue
+                        if first != i:
+                            _err(e, p + (i,), f"duplicate item {_show(item)} (also item {first})")
+            checks.append(unique_items)
 
         if types in ("object", "array") and checks:
             return self._fused(types, expected, checks)
@@ -675,10 +696,9 @@ class _Compiler:
 
             def exclusive(v, p, e, groups=groups):
                 if isinstance(v, dict):
-                    get = v.get
                     for g in groups:
                         for n in g:
-                            if get(n) is None:
+                            if n not in v:
                                 break
                         else:
                             _err(e, p, f"{' and '.join(g)} cannot be set together")
@@ -745,7 +765,7 @@ class _Compiler:
             names = list(sub["required"])
 
             def not_together(v, p, e, names=names):
-                if isinstance(v, dict) and all(v.get(n) is not None for n in names):
+                if isinstance(v, dict) and all(n in v for n in names):
                     _err(e, p, f"{' and '.join(names)} cannot be set together")
             return not_together
         if isinstance(sub, dict) and set(sub) == {"const"}:
@@ -858,7 +878,8 @@ def validate(resource) -> list[SchemaError]:
         if k not in _TOP_LEVEL:
             _err(errors, (k,), "unknown field" + _did_you_mean(str(k), _TOP_LEVEL))
     _check_metadata(body, errors)
-    spec = body.get("spec")
-    if spec is not None:
-        validator_for(ik.kind)(spec, ("spec",), errors)
+    if "spec" in body:
+        validator_for(ik.kind)(body["spec"], ("spec",), errors)
+    elif spec_schema(ik.kind).get("x-meshctl-required"):
+        _err(errors, ("spec",), "required field missing")
     return errors

@@ -204,6 +204,8 @@ def test_what_istio_rejects_we_reject(istio_crds, kind):
 # analyzer tests feed them to one analyzer at a time, so nothing there validates them.
 KNOWN_INVALID = {
     ("condition-analyzer.yaml", "ServiceEntry default/negative-condition-svcEntry", ("metadata", "name")),
+    # ... which also has no spec, required for a ServiceEntry by Istio's CRD
+    ("condition-analyzer.yaml", "ServiceEntry default/negative-condition-svcEntry", ("spec",)),
     ("gateway-secrets.yaml", "Gateway defaultgateway-bogusCredentialName", ("metadata", "name")),
     ("conflicting-gateways-invalid-port.yaml", "Gateway alpha", ("spec", "servers", 0, "port")),
     ("conflicting-gateways-invalid-port.yaml", "Gateway beta", ("spec", "servers", 0, "port")),
@@ -214,6 +216,10 @@ KNOWN_INVALID = {
     ("deprecation.yaml", "VirtualService foo/productpage", ("spec", "http", 0)),
     ("envoy-filter-add-operation.yaml", "EnvoyFilter bookinfo/test-auth-4", ("spec", "configPatches", 0, "match", "app")),
     ("envoy-filter-add-operation.yaml", "EnvoyFilter bookinfo/test-auth-5", ("spec", "configPatches", 0, "match", "app")),
+    # `match:` and `patch:` left empty (null): the API server refuses null for an object field
+    ("envoy-filter-remove-operation.yaml", "EnvoyFilter bookinfo/test-remove-4", ("spec", "configPatches", 0, "match")),
+    ("envoy-filter-remove-operation.yaml", "EnvoyFilter bookinfo/test-remove-4", ("spec", "configPatches", 0, "patch")),
+    ("envoy-filter-remove-operation.yaml", "EnvoyFilter bookinfo/test-remove-5", ("spec", "configPatches", 0, "match")),
     # selector and targetRef together: Istio's CRD rule allows at most one
     ("k8sgateway-selector.yaml", "Telemetry default/telemetry-effective", ("spec",)),
     # "*" as a ServiceEntry host: rejected by Istio's CRD rule `self != "*"`

@@ -359,6 +359,9 @@ MISTAKES = [
      ("spec", "metrics", 0, "overrides", 0, "match", "metric"), 'did you mean "REQUEST_COUNT"?'),
     ("WasmPlugin", "spec.phase", "AUTH", ("spec", "phase"), 'is not one of UNSPECIFIED_PHASE, AUTHN, AUTHZ, STATS'),
     ("WasmPlugin", "spec.pluginConfig", "x", ("spec", "pluginConfig"), "expected an object"),
+    ("WasmPlugin", "spec.url", "#%blah$#@", ("spec", "url"), "is not a usable module URL"),
+    ("Telemetry", "spec.metrics.0.overrides.0.tagOverrides.request_host", {"operation": "UPSERT"},
+     ("spec", "metrics", 0, "overrides", 0, "tagOverrides", "request_host"), "operation UPSERT needs a non-empty value"),
     ("ServiceEntry", "spec.resolution", "NONE", ("spec",),
      "endpoints need a resolution other than NONE (e.g. STATIC or DNS)"),
     ("ServiceEntry", "spec.ports", [{"number": 443, "name": "https", "protocol": "TLS"},
@@ -481,13 +484,38 @@ def test_integer_map_keys_are_reported_as_strings():
     assert any('spec.portLevelMtls["0"]: invalid key: "0" is not a port number' in e.message for e in errors)
 
 
-def test_null_fields_count_as_unset():
+def test_null_is_not_a_value():
+    """The API server refuses null for a field that is not nullable; so do we, with a hint."""
     body = yaml.safe_load(VALID["VirtualService"])
     body["spec"]["http"][0]["timeout"] = None
-    assert validate(Resource.from_dict(body)) == []
-    body["spec"]["http"][0]["route"][0]["destination"]["host"] = None
     (err,) = validate(Resource.from_dict(body))
-    assert err.message.endswith("destination.host: required field missing")
+    assert err.message == ('spec.http[0].timeout: expected a string (a duration such as "10s" or "500ms"), '
+                           "got null (remove the key or give it a value)")
+    body = yaml.safe_load(VALID["DestinationRule"])
+    body["spec"]["trafficPolicy"]["tls"] = {"mode": "SIMPLE", "insecureSkipVerify": None}  # nullable in Istio
+    assert validate(Resource.from_dict(body)) == []
+
+
+@pytest.mark.parametrize("kind,required", [("ServiceEntry", True), ("WorkloadEntry", True), ("WorkloadGroup", True),
+                                           ("WasmPlugin", True), ("TrafficExtension", True),
+                                           ("VirtualService", False), ("PeerAuthentication", False)])
+def test_spec_required_where_istio_requires_it(kind, required):
+    body = yaml.safe_load(VALID[kind])
+    del body["spec"]
+    msgs = [e.message for e in validate(Resource.from_dict(body))]
+    assert msgs == (["spec: required field missing"] if required else [])
+    assert ("required" in crd_openapi(kind)) is required
+
+
+def test_lists_keyed_by_name_reject_duplicates():
+    body = yaml.safe_load(VALID["ServiceEntry"])
+    body["spec"]["ports"].append({"number": 8443, "name": "https", "protocol": "TLS"})
+    (err,) = validate(Resource.from_dict(body))
+    assert err.message == 'spec.ports[1].name: duplicate name "https" (also in item 0)'
+    body = yaml.safe_load(VALID["WasmPlugin"])
+    body["spec"]["vmConfig"] = {"env": [{"name": "A", "value": "1"}, {"name": "A", "value": "2"}]}
+    (err,) = validate(Resource.from_dict(body))
+    assert err.path == ("spec", "vmConfig", "env", 1, "name")
 
 
 # --- object-level checks -----------------------------------------------------------------------

@@ -75,3 +75,36 @@ def test_json_documents_and_missing_kind():
     assert loaded.resources[0].origin == "Service s"
     loaded = load_text("metadata: {name: x}\n", "x.yaml")
     assert "no apiVersion or kind" in loaded.problems[0].message
+
+
+def test_very_deep_flow_nesting_is_refused_without_crashing():
+    # 100,000 levels would overflow the C composer's stack: refused before composing
+    loaded = load_text("[" * 100_000 + "]" * 100_000, "deep.yaml")
+    assert "deeper than 500" in loaded.problems[0].message
+
+
+def test_yaml_values_are_typed_as_pyyaml_types_them_and_timestamps_stay_strings():
+    text = """\
+apiVersion: v1
+kind: ConfigMap
+metadata: &m {name: cm, namespace: ns}
+data:
+  base: &b {x: 1}
+  merged:
+    <<: *b
+    y: 2
+  octal: 010
+  hex: 0x1f
+  float: 1.5
+  none: ~
+  yes: yes
+  when: 2020-01-01
+  plain: "007"
+"""
+    body = load_text(text, "cm.yaml").resources[0].body
+    data = body["data"]
+    assert data["merged"] == {"x": 1, "y": 2}
+    assert data["octal"] == 8 and data["hex"] == 31 and data["float"] == 1.5
+    assert data["none"] is None and data[True] is True
+    assert data["when"] == "2020-01-01"
+    assert data["plain"] == "007"

@@ -230,9 +230,6 @@ def shift_files(paths: list[str], host: str, namespace: str | None, weights: lis
     with -f are read only (e.g. the one holding the DestinationRule)."""
     from meshctl import loader
 
-    if create:
-        raise InputError("--create works on the cluster only",
-                         hint="write the DestinationRule and VirtualService into the file, then shift")
     if "-" in paths:
         raise InputError("-f - (stdin) cannot be edited in place", hint="pass the manifest file's path")
     texts: dict[str, tuple[bytes, str]] = {}
@@ -249,6 +246,8 @@ def shift_files(paths: list[str], host: str, namespace: str | None, weights: lis
     bodies = [(path, r) for path, result in loaded.items() for r in result.resources]
     items = [r.body for _, r in bodies]
     vs_body = plan.find_virtual_service(items, host, namespace)
+    if vs_body is None and create:
+        return _create_in_files(bodies, texts, host, namespace, weights, subsets, header, mirror, dry_run)
     if vs_body is None:
         problems = [str(p) for result in loaded.values() for p in result.problems]
         extra = f" ({problems[0]})" if problems else ""
@@ -296,6 +295,73 @@ def shift_files(paths: list[str], host: str, namespace: str | None, weights: lis
         bom = b"\xef\xbb\xbf" if raw.startswith(b"\xef\xbb\xbf") else b""
         _write_atomic(path, bom + new_text.encode("utf-8"))
     return ShiftResult(path, host, before, after, True, dry_run, diff, [], 1, header, mirror)
+
+
+_TEMPLATED = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job")
+
+
+def _create_in_files(bodies, texts, host: str, namespace: str | None, weights: list[int],
+                     subsets: list[str] | None, header, mirror, dry_run: bool) -> ShiftResult:
+    """--create with -f: the Service's workloads in the files give the versions; the new
+    DestinationRule (unless one exists) and VirtualService are appended to the Service's file."""
+    from meshctl.output import to_yaml
+    from meshctl.resources import matches_selector
+
+    name = plan.short_name(host)
+    services = [(p, r) for p, r in bodies if r.kind == "Service" and r.name == name
+                and (namespace is None or (r.namespace or namespace) == namespace)]
+    if not services:
+        raise InputError(f"--create: no VirtualService for {host} and no Service {name} in the files to take "
+                         "versions from", hint="pass the manifests holding the Service and its Deployments with -f")
+    path, svc = services[0]
+    ns = namespace or svc.namespace
+    selector = (svc.spec.get("selector") or {}) if isinstance(svc.spec.get("selector"), dict) else {}
+    if not selector:
+        raise InputError(f"--create: Service {name} in {path} has no selector",
+                         hint="subsets come from the workloads the Service selects")
+    pods = []
+    for _, r in bodies:
+        if r.kind in _TEMPLATED:
+            labels = (((r.spec.get("template") or {}).get("metadata") or {}).get("labels")) or {}
+        elif r.kind == "Pod":
+            labels = r.labels
+        else:
+            continue
+        if (r.namespace or ns) == ns and isinstance(labels, dict) and matches_selector(labels, selector):
+            pods.append({"metadata": {"labels": labels}})
+    versions = plan.versions_of(pods)
+    if not versions:
+        raise InputError(f"--create: no workload selected by Service {name} in the files has a 'version' label",
+                         hint="label each Deployment's pod template with version: v1, v2, ...")
+    if subsets and any(x not in versions for x in subsets):
+        raise InputError(f"--create: no workload of {name} has version "
+                         f"{', '.join(x for x in subsets if x not in versions)} (versions: {', '.join(versions)})",
+                         hint="fix --subsets or the pod templates' labels")
+    items = [r.body for _, r in bodies]
+    dr = plan.find_destination_rule(items, host, ns)
+    created, docs = [], []
+    if dr is None:
+        dr = plan.new_destination_rule(host if "." in host else name, ns or "default", versions)
+        docs.append(dr)
+    vs = plan.new_virtual_service(host if "." in host else name, ns or "default")
+    subsets = plan.resolve_subsets(vs, dr, host, ns, weights, subsets, f" in {path}")
+    vs = plan.apply_shift(vs, plan.Shift(host, ns, subsets, weights, header, mirror))
+    docs.append(vs)
+    for d in docs:
+        if ns is None:
+            d["metadata"].pop("namespace", None)
+        created.append(f"{plan.ref(d).split(' ')[0]} {d['metadata']['name']} in {path}")
+    raw, text = texts[path]
+    nl = "\r\n" if "\r\n" in text else "\n"
+    addition = "".join("---" + nl + to_yaml(d).replace("\n", nl) for d in docs)
+    new_text = text + ("" if not text or text.endswith("\n") else nl) + addition
+    diff = "".join(difflib.unified_diff(text.splitlines(keepends=True), new_text.splitlines(keepends=True),
+                                        path, f"{path} (shifted)"))
+    if not dry_run:
+        bom = b"\xef\xbb\xbf" if raw.startswith(b"\xef\xbb\xbf") else b""
+        _write_atomic(path, bom + new_text.encode("utf-8"))
+    return ShiftResult(path, host, [], plan.current_weights(vs, host, ns), True, dry_run, diff, created, 1,
+                       header, mirror)
 
 
 def _rewrite_json(text: str, old: dict, new: dict) -> str:

@@ -274,3 +274,61 @@ def test_shift_file_empty_http_becomes_block_and_json_manifests_are_edited_in_pl
     assert data["spec"]["http"][0]["match"] == [{"headers": {"x-user": {"exact": "beta"}}}]
     assert [(x["destination"]["subset"], x["weight"]) for x in data["spec"]["http"][1]["route"]] == \
         [("v1", 75), ("v2", 25)]
+
+
+APP = """\
+apiVersion: v1
+kind: Service
+metadata:
+  name: reviews  # bookinfo
+spec:
+  selector: {app: reviews}
+  ports: [{port: 9080, name: http}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: reviews-v1}
+spec:
+  template:
+    metadata: {labels: {app: reviews, version: v1}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: reviews-v2}
+spec:
+  template:
+    metadata: {labels: {app: reviews, version: v2}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: ratings-v1}
+spec:
+  template:
+    metadata: {labels: {app: ratings, version: v9}}
+"""
+
+
+def test_create_in_a_file_appends_destination_rule_and_virtual_service(cli, tmp_path):
+    path = tmp_path / "app.yaml"
+    path.write_text(APP)
+    r = cli("canary", "shift", "reviews", "90/10", "-f", str(path))
+    assert r.exit_code == 2 and "no VirtualService for reviews" in r.stderr
+    r = cli("canary", "shift", "reviews", "90/10", "--create", "-f", str(path))
+    assert r.exit_code == 0, r
+    assert "created DestinationRule reviews" in r.stdout and "created VirtualService reviews" in r.stdout
+    text = path.read_text()
+    assert text.startswith(APP + "---\n")
+    new = list(yaml.safe_load_all(text))[4:]
+    assert [d["kind"] for d in new] == ["DestinationRule", "VirtualService"]
+    assert [s["name"] for s in new[0]["spec"]["subsets"]] == ["v1", "v2"], "only the Service's workloads count"
+    assert "namespace" not in new[1]["metadata"], "the file's documents have none either"
+    r = cli("canary", "shift", "reviews", "50/50", "-f", str(path))
+    assert r.exit_code == 0, r
+    assert route_of(path) == [("v1", 50), ("v2", 50)]
+    r = cli("canary", "shift", "ratings", "90/10", "--create", "-f", str(path))
+    assert r.exit_code == 2 and "no Service ratings" in r.stderr
+
+
+def route_of(path):
+    vs = [d for d in yaml.safe_load_all(path.read_text()) if d["kind"] == "VirtualService"][0]
+    return [(x["destination"]["subset"], x["weight"]) for x in vs["spec"]["http"][-1]["route"]]

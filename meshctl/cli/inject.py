@@ -31,22 +31,22 @@ def _bool_flag(name: str, value: Optional[str]) -> Optional[bool]:
 def inject(
     ctx: typer.Context,
     filename: Annotated[List[str], typer.Option(
-        "--filename", "-f", help="Workload manifest: a file, a directory, or - for stdin (repeatable).")],
+        "--filename", "-f", metavar="FILE|DIR|-", help="Workload manifest: a file, a directory, or - for stdin (repeatable).")],
     out: Annotated[Optional[str], typer.Option(
-        "--output", "-o", help="Write the result to this file (atomically) instead of stdout.")] = None,
+        "--output", "-o", metavar="OUT", help="Write the result to this file (atomically) instead of stdout.")] = None,
     recursive: Annotated[bool, typer.Option("--recursive", "-R", help="Read directories recursively.")] = False,
     remove: Annotated[bool, typer.Option(
         "--remove", help="Take the injected sidecar (or the ambient label) out again.")] = False,
-    mode: Annotated[str, typer.Option("--mode", help="sidecar (default) or ambient.")] = "sidecar",
+    mode: Annotated[str, typer.Option("--mode", metavar="MODE", help="sidecar (default) or ambient.")] = "sidecar",
     profile: Annotated[str, typer.Option("--profile", "-p", help="Install profile the settings come from.",
                                          autocompletion=_complete_profile)] = "sidecar",
     values: Annotated[Optional[List[str]], typer.Option(
-        "--values", help="A YAML file of install values merged over the profile (repeatable).")] = None,
+        "--values", metavar="FILE", help="A YAML file of install values merged over the profile (repeatable).")] = None,
     set_: Annotated[Optional[List[str]], typer.Option(
-        "--set", help="Set one install value: --set components.cni.enabled=true (repeatable).")] = None,
+        "--set", metavar="PATH=VALUE", help="Set one install value: --set components.cni.enabled=true (repeatable).")] = None,
     revision: Annotated[Optional[str], typer.Option("--revision", "-r", help="Control-plane revision.")] = None,
     mesh_config: Annotated[Optional[str], typer.Option(
-        "--mesh-config", help="A MeshConfig file (or the `istio` ConfigMap) overriding values.meshConfig.")] = None,
+        "--mesh-config", metavar="FILE", help="A MeshConfig file (or the `istio` ConfigMap) overriding values.meshConfig.")] = None,
     native_sidecar: Annotated[Optional[str], typer.Option(
         "--native-sidecar", metavar="BOOL",
         help="true (default): istio-proxy is an init container with restartPolicy Always; "

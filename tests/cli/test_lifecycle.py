@@ -12,6 +12,18 @@ pytestmark = pytest.mark.kube
 NS = "istio-system"
 
 
+def rendered(profile: str = "sidecar") -> list[dict]:
+    from meshctl.install import profiles, render
+
+    return render.render_objects(profiles.load_values(profile))
+
+
+SIDECAR = rendered()
+N = len(SIDECAR)  # objects a sidecar install renders; the install record makes one more
+CRDS = sum(1 for o in SIDECAR if o["kind"] == "CustomResourceDefinition")
+KINDS = {k: sum(1 for o in SIDECAR if o["kind"] == k) for k in {o["kind"] for o in SIDECAR}}
+
+
 @pytest.fixture
 def run(cli, kube_api):
     def go(*args: str, **kw):
@@ -28,11 +40,11 @@ def managed(kube_api) -> list[dict]:
 def test_install_applies_everything_labelled_and_records_it(run, kube_api):
     r = run("install", "--profile", "sidecar", "-y")
     assert r.exit_code == 0, r
-    assert "✔ installed: 44 objects (44 created), workloads ready" in r.stdout
+    assert f"✔ installed: {N + 1} objects ({N + 1} created), workloads ready" in r.stdout
     assert "CustomResourceDefinition" in r.stdout and "CREATED" in r.stdout
     assert "created    Deployment istio-system/istiod" in r.stderr  # progress goes to stderr
     objs = managed(kube_api)
-    assert len(objs) == 44
+    assert len(objs) == N + 1
     assert all(o["metadata"]["labels"].get("istio.io/rev") for o in objs if o["kind"] != "Namespace")
     dep = kube_api.get("apps/v1", "Deployment", "istiod", NS)
     assert [m["manager"] for m in dep["metadata"]["managedFields"]] == ["meshctl"]
@@ -42,7 +54,8 @@ def test_install_applies_everything_labelled_and_records_it(run, kube_api):
     assert record["data"]["meshctlVersion"] and record["data"]["installedAt"].endswith("Z")
     # CRDs before namespaces before namespaced objects; the record is the last write
     writes = [p for m, p in kube_api.requests if m == "PATCH"]
-    assert "customresourcedefinitions" in writes[0] and writes[15].endswith("/namespaces/istio-system")
+    assert "customresourcedefinitions" in writes[0] and writes[CRDS].endswith("/namespaces/istio-system")
+    assert all("customresourcedefinitions" in w for w in writes[:CRDS])
     assert writes[-1].endswith("/configmaps/meshctl-install")
 
 
@@ -51,7 +64,7 @@ def test_reinstall_converges_and_reports_unchanged(run, kube_api):
     installed_at = kube_api.get("v1", "ConfigMap", "meshctl-install", NS)["data"]["installedAt"]
     r = run("install", "-y")
     assert r.exit_code == 0, r
-    assert "✔ installed: 44 objects (44 unchanged), workloads ready" in r.stdout
+    assert f"✔ installed: {N + 1} objects ({N + 1} unchanged), workloads ready" in r.stdout
     assert kube_api.get("v1", "ConfigMap", "meshctl-install", NS)["data"]["installedAt"] == installed_at
     # a changed value configures exactly the objects it touches
     r = run("install", "-y", "--set", "components.pilot.env.FOO=bar")
@@ -72,14 +85,14 @@ def test_install_refuses_without_confirmation_off_a_terminal(run, kube_api, monk
     r = run("install", input="n\n")
     assert r.exit_code == 1 and "install cancelled" in r.stderr and managed(kube_api) == []
     r = run("install", input="y\n")
-    assert r.exit_code == 0 and "Install profile sidecar (revision default, 43 objects)" in r.stderr
+    assert r.exit_code == 0 and f"Install profile sidecar (revision default, {N} objects)" in r.stderr
 
 
 @pytest.mark.parametrize("flag,mode", [("--dry-run", "client"), ("--server-dry-run", "server")])
 def test_dry_run_writes_nothing(run, kube_api, flag, mode):
     r = run("install", flag)
     assert r.exit_code == 0, r
-    assert f"dry run ({mode}): 44 objects checked (44 would create); nothing was changed" \
+    assert f"dry run ({mode}): {N + 1} objects checked ({N + 1} would create); nothing was changed" \
         in r.stdout
     assert "would create Deployment istio-system/istiod" in r.stderr
     assert managed(kube_api) == []
@@ -96,7 +109,7 @@ def test_failure_midway_says_what_was_applied_and_a_rerun_finishes(run, kube_api
     kube_api.fail_writes_after(20)
     r = run("install", "-y")
     assert r.exit_code == 3, r
-    assert "applied 20 of 43 objects; not applied: " in r.stderr
+    assert f"applied 20 of {N} objects; not applied: " in r.stderr
     err = [line for line in r.stderr.splitlines() if line.startswith("error: ")]
     assert len(err) == 1 and err[0].startswith("error: install stopped at ")
     assert "500" in err[0]
@@ -105,7 +118,7 @@ def test_failure_midway_says_what_was_applied_and_a_rerun_finishes(run, kube_api
     kube_api.fail_writes_after(None)
     r = run("install", "-y")
     assert r.exit_code == 0, r
-    assert "(20 unchanged, 24 created)" in r.stdout or "24 created" in r.stdout and "20 unchanged" in r.stdout
+    assert f"installed: {N + 1} objects (20 unchanged, {N + 1 - 20} created)" in r.stdout
     assert kube_api.get("v1", "ConfigMap", "meshctl-install", NS) is not None
     assert run("verify-install").exit_code == 0
 
@@ -132,7 +145,7 @@ def test_wait_times_out_on_a_workload_that_never_gets_ready(run, kube_api):
     assert "✖ Deployment istio-system/istio-ingressgateway: not-ready: 0/1 ready" in v.stdout
     r = run("install", "-y", "--no-wait")
     assert r.exit_code == 0
-    assert "✔ installed: 44 objects (44 unchanged) (not waiting for workloads to be ready)" in r.stdout
+    assert f"✔ installed: {N + 1} objects ({N + 1} unchanged) (not waiting for workloads to be ready)" in r.stdout
 
 
 def test_crds_must_be_established_before_custom_resources(run, kube_api):
@@ -165,11 +178,11 @@ def test_verify_install_clean(run, kube_api):
     assert run("install", "-y").exit_code == 0
     r = run("verify-install")
     assert r.exit_code == 0, r
-    assert "✔ CustomResourceDefinition: 15 as installed" in r.stdout
-    assert "✔ Deployment: 2 as installed and ready" in r.stdout
-    assert r.stdout.rstrip().endswith("✔ verified: 43 objects as installed, workloads ready")
+    assert f"✔ CustomResourceDefinition: {CRDS} as installed" in r.stdout
+    assert f"✔ Deployment: {KINDS['Deployment']} as installed and ready" in r.stdout
+    assert r.stdout.rstrip().endswith(f"✔ verified: {N} objects as installed, workloads ready")
     data = json.loads(run("verify-install", "-o", "json").stdout)
-    assert data["ok"] is True and data["profile"] == "sidecar" and data["summary"]["objects"] == 43
+    assert data["ok"] is True and data["profile"] == "sidecar" and data["summary"]["objects"] == N
 
 
 def test_verify_install_finds_drift_and_missing_objects(run, kube_api):
@@ -187,8 +200,8 @@ def test_verify_install_finds_drift_and_missing_objects(run, kube_api):
             'now "hijacked"') in r.stdout
     assert "✖ ConfigMap istio-system/istio: drifted: data.mesh" in r.stdout
     assert "✖ Service istio-system/istio-ingressgateway: missing" in r.stdout
-    assert "✔ Service: 1 of 2 as installed" in r.stdout
-    assert "✖ 3 of 43 objects differ from the install: 1 missing, 2 drifted, 0 not ready" in r.stdout
+    assert f"✔ Service: {KINDS['Service'] - 1} of {KINDS['Service']} as installed" in r.stdout
+    assert f"✖ 3 of {N} objects differ from the install: 1 missing, 2 drifted, 0 not ready" in r.stdout
     data = json.loads(run("verify-install", "-o", "json").stdout)
     bad = {(o["kind"], o["name"]): o["status"] for o in data["objects"] if o["status"] != "ok"}
     assert bad == {("Deployment", "istiod"): "drifted", ("ConfigMap", "istio"): "drifted",
@@ -234,7 +247,7 @@ def test_uninstall_keeps_shared_objects_unless_purge_and_is_idempotent(run, kube
                   if o["kind"] != "CustomResourceDefinition")
     assert left == ["Namespace/istio-system", "PeerAuthentication/default",
                     "ServiceAccount/istio-reader-service-account"]
-    assert len(kube_api.objects("CustomResourceDefinition")) == 15
+    assert len(kube_api.objects("CustomResourceDefinition")) == CRDS
     r = run("uninstall", "-y")
     assert r.exit_code == 0 and "nothing to uninstall" in r.stdout
     r = run("uninstall", "--purge", "-y")
@@ -291,7 +304,7 @@ def test_install_json_output(run, kube_api):
     data = json.loads(r.stdout)
     assert data["ok"] is True and data["profile"] == "minimal"
     assert {o["action"] for o in data["objects"]} == {"created"}
-    assert data["counts"]["CustomResourceDefinition"] == {"created": 15}
+    assert data["counts"]["CustomResourceDefinition"] == {"created": CRDS}
 
 
 def test_ambient_profile_waits_for_daemonsets(run, kube_api):

@@ -145,8 +145,11 @@ def install_cmd(
         e = report.error
         if report.failed is not None:
             applied = [o.ref for o in report.outcomes]
-            sys.stderr.write(f"applied {len(applied)} of {len(applied) + len(report.pending)} objects; "
-                             f"not applied: {_list_refs(report.pending)}\n")
+            if report.pending:
+                sys.stderr.write(f"applied {len(applied)} of {len(applied) + len(report.pending)} objects; "
+                                 f"not applied: {_list_refs(report.pending)}\n")
+            else:
+                sys.stderr.write(f"applied all {len(applied)} objects\n")
             raise MeshctlError(f"install stopped at {report.failed}: {e.message}",
                                hint=e.hint or "fix the cause and run the same command again: it finishes the job",
                                exit_code=e.exit_code)

@@ -276,20 +276,27 @@ class AdminClient:
         return data
 
     async def build_info(self, address: str) -> dict:
-        """{"version": "1.40.0", "revision": sha, "node_id", "metadata"} without /server_info.
+        """Version, node metadata and xDS sources of a proxy, without /server_info.
 
-        /server_info carries the node's list of every compiled-in extension (≈120 KB per proxy);
-        a field-masked /config_dump answers the same question in a few hundred bytes. Falls back
-        to /server_info when the proxy does not support the mask."""
-        mask = "bootstrap.node.user_agent_build_version,bootstrap.node.metadata,bootstrap.node.id"
+        {"version": "1.40.0", "revision": sha, "node_id", "metadata", "ads_cluster": name | None,
+         "dynamic": bool, "stats_filtered": bool}. /server_info carries the node's list of every
+        compiled-in extension (≈120 KB a proxy); a field-masked /config_dump answers in a few
+        hundred bytes. Falls back to /server_info when the proxy does not support the mask."""
+        mask = ("bootstrap.node.user_agent_build_version,bootstrap.node.metadata,bootstrap.node.id,"
+                "bootstrap.dynamic_resources,bootstrap.stats_config.stats_matcher")
         try:
             dump = await self.get_json(address, "/config_dump", {"mask": mask})
-            node = dump["configs"][0]["bootstrap"]["node"]
+            boot = dump["configs"][0]["bootstrap"]
+            node = boot["node"]
             build = node["user_agent_build_version"]
             v = build.get("version") or {}
+            dyn = boot.get("dynamic_resources") or {}
+            grpc = ((dyn.get("ads_config") or {}).get("grpc_services") or [{}])[0]
             return {"version": f"{v.get('major_number', 0)}.{v.get('minor_number', 0)}.{v.get('patch', 0)}",
                     "revision": (build.get("metadata") or {}).get("revision.sha"),
-                    "node_id": node.get("id"), "metadata": node.get("metadata") or {}}
+                    "node_id": node.get("id"), "metadata": node.get("metadata") or {},
+                    "ads_cluster": (grpc.get("envoy_grpc") or {}).get("cluster_name"),
+                    "dynamic": bool(dyn), "stats_filtered": bool((boot.get("stats_config") or {}).get("stats_matcher"))}
         except AdminUnreachable as e:
             if not e.reason.startswith("HTTP 4"):
                 raise

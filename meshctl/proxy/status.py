@@ -53,6 +53,18 @@ STATS_FILTER = (  # kept short: httpx re-quotes the query of every request
     r"|server\.state$|http\..*\.rds\.|cluster\..*\.(version_text|update_(success|rejected|failure)"
     r"|init_fetch_timeout|membership_(healthy|total))$)"
 )
+X_UNKNOWN = "?"
+
+
+def stats_filter(ads_cluster: Optional[str] = None) -> str:
+    """STATS_FILTER, plus the ADS cluster's active connections (the control-plane link when
+    control_plane.* is left out by a stats_matcher, as Istio's bootstrap does)."""
+    if not ads_cluster:
+        return STATS_FILTER
+    escaped = "".join("\\" + c if c in "\\.^$|?*+()[]{}-" else c for c in ads_cluster)
+    return f"{STATS_FILTER}|^cluster\\.{escaped}\\.upstream_cx_active$"
+
+
 SERVER_STATES = {0: "LIVE", 1: "DRAINING", 2: "PRE_INITIALIZING", 3: "INITIALIZING"}
 
 
@@ -189,9 +201,10 @@ def _aggregate(kind: str, subs: dict[str, Xds]) -> Xds:
     return agg
 
 
-def xds_states(stats: dict) -> tuple[dict[str, Xds], bool]:
+def xds_states(stats: dict, grpc: Optional[bool] = None) -> tuple[dict[str, Xds], bool]:
     """Per-type xDS state from /stats; second value: whether a gRPC control plane is configured."""
-    grpc = "control_plane.connected_state" in stats
+    if grpc is None:
+        grpc = "control_plane.connected_state" in stats
     out: dict[str, Xds] = {}
     for kind, prefix in (("CDS", "cluster_manager.cds."), ("LDS", "listener_manager.lds.")):
         if prefix + "update_attempt" in stats or prefix + "version_text" in stats:
@@ -336,10 +349,24 @@ def summarize(target: ProxyTarget, info: dict, ready: Optional[tuple[bool, str]]
     st.ready = bool(ready[0])
     st.state = ready[1] or info.get("state") or ("LIVE" if st.ready else None)
 
-    st.xds, grpc = xds_states(stats)
-    dynamic = any(x.state != X_NONE for x in st.xds.values())
+    ads = info.get("ads_cluster")
+    link = f"cluster.{ads}.upstream_cx_active" if ads else None
+    st.xds, grpc = xds_states(stats, "control_plane.connected_state" in stats or bool(ads))
+    dynamic = any(x.state != X_NONE for x in st.xds.values()) or bool(info.get("dynamic"))
+    if info.get("stats_filtered") and dynamic:
+        # a stats_matcher (Istio's bootstrap keeps cluster_manager/listener_manager only) hides
+        # per-cluster EDS and per-route RDS subscriptions: unknown, not absent
+        for kind in ("EDS", "RDS"):
+            if st.xds[kind].state == X_NONE:
+                st.xds[kind] = Xds(type=kind, state=X_UNKNOWN, detail="not in this proxy's stats (stats_matcher)")
     if grpc:
-        connected = _int(stats.get("control_plane.connected_state")) == 1
+        if "control_plane.connected_state" in stats:
+            connected = _int(stats.get("control_plane.connected_state")) == 1
+        elif link and link in stats:
+            connected = _int(stats[link]) > 0
+        else:
+            connected = None
+            st.warnings.append("control-plane connection not in this proxy's stats")
         st.control_plane = {"type": "grpc", "connected": connected,
                             "identifier": stats.get("control_plane.identifier") or None}
     elif dynamic:
@@ -349,7 +376,7 @@ def summarize(target: ProxyTarget, info: dict, ready: Optional[tuple[bool, str]]
 
     problems: list[str] = []
     stale: list[str] = []
-    if grpc and not st.control_plane["connected"]:
+    if grpc and st.control_plane["connected"] is False:
         who = f" {st.control_plane['identifier']}" if st.control_plane["identifier"] else ""
         problems.append(f"not connected to the control plane{who}")
     lerrs = listener_errors(listeners_dump)
@@ -384,7 +411,7 @@ def summarize(target: ProxyTarget, info: dict, ready: Optional[tuple[bool, str]]
         more = f" and {len(empty) - 3} more" if len(empty) > 3 else ""
         st.warnings.append(f"no healthy endpoint in {', '.join(empty[:3])}{more}")
 
-    if grpc and not st.control_plane["connected"]:
+    if grpc and st.control_plane["connected"] is False:
         st.status = NOT_CONNECTED
     elif stale:
         st.status = STALE
@@ -467,7 +494,7 @@ async def probe(admin: AdminClient, target: ProxyTarget, address: str) -> ProxyS
     # (server.state) and endpoint counts (membership gauges) come in the /stats answer.
     try:
         info = await admin.build_info(address)
-        stats = await admin.stats(address, STATS_FILTER)
+        stats = await admin.stats(address, stats_filter(info.get("ads_cluster")))
     except AdminUnreachable as e:
         return unreachable(target, e.reason)
     try:

@@ -307,3 +307,11 @@ def tls_bootstrap(cert: Path, key: Path, secret_name: str = "default") -> dict:
         "secrets": [{"name": secret_name, "tls_certificate": {"certificate_chain": {"filename": str(cert)},
                                                                "private_key": {"filename": str(key)}}}],
         "clusters": [static_cluster("backend", 9)], "listeners": [listener]}}
+
+
+def istio_stats_matcher() -> dict:
+    """The stats inclusion list of Istio's sidecar bootstrap (control_plane.*, per-cluster and
+    per-route stats are left out)."""
+    prefixes = ["reporter=", "cluster_manager", "listener_manager", "server", "cluster.xds-grpc", "wasm",
+                "component", "istio"]
+    return {"stats_matcher": {"inclusion_list": {"patterns": [{"prefix": p} for p in prefixes]}}}

@@ -7,8 +7,9 @@ import socket
 
 import pytest
 
-from tests.envoy.envoyproc import (ads_bootstrap, cds_resources, file_xds_bootstrap, lds_resources, make_cert,
-                                   rejected_cluster, rejected_listener, static_bootstrap, tls_bootstrap, write_atomic)
+from tests.envoy.envoyproc import (ads_bootstrap, cds_resources, file_xds_bootstrap, istio_stats_matcher, lds_resources,
+                                   make_cert, rejected_cluster, rejected_listener, static_bootstrap, tls_bootstrap,
+                                   write_atomic)
 
 
 def closed_port() -> int:
@@ -146,6 +147,18 @@ def test_no_control_plane_connection(cli, disconnected):
     assert p["status"] == "NOT CONNECTED"
     assert p["control_plane"] == {"type": "grpc", "connected": False, "identifier": None}
     assert p["reasons"][0] == "not connected to the control plane"
+    assert p["xds"]["CDS"]["state"] == "NOT SENT"
+
+
+def test_istio_like_filtered_stats(cli, start_envoy):
+    """Istio's bootstrap keeps control_plane.* and per-cluster stats out: the ADS cluster's
+    connections tell the link, and EDS/RDS show as unknown rather than absent."""
+    boot = dict(ads_bootstrap(closed_port()), stats_config=istio_stats_matcher())
+    proxy = start_envoy(boot, name="istio-like", wait_ready=False)
+    p = status_json(cli, proxy.admin)[proxy.admin]
+    assert p["status"] == "NOT CONNECTED"
+    assert p["control_plane"]["connected"] is False
+    assert (p["xds"]["EDS"]["state"], p["xds"]["RDS"]["state"]) == ("?", "?")
     assert p["xds"]["CDS"]["state"] == "NOT SENT"
 
 

@@ -203,3 +203,16 @@ def test_status_rows_and_summary():
     assert report.summary_line([ok, bad]) == "2 proxies: 1 synced, 1 stale (1 healthy)"
     d = bad.to_dict()
     assert d["xds"]["CDS"]["rejected"] == 1 and d["healthy"] is False
+
+
+def test_control_plane_link_from_the_ads_cluster_when_control_plane_stats_are_filtered():
+    info = dict(INFO, ads_cluster="xds-grpc", dynamic=True, stats_filtered=True)
+    base = {k: v for k, v in files_stats().items() if k.startswith(("cluster_manager.", "listener_manager.", "server."))}
+    up = summarize(T, info, None, dict(base, **{"cluster.xds-grpc.upstream_cx_active": 1}), {}, now=NOW)
+    assert up.status == "SYNCED" and up.control_plane == {"type": "grpc", "connected": True, "identifier": None}
+    assert (up.xds["EDS"].state, up.xds["RDS"].state) == ("?", "?")
+    down = summarize(T, info, None, dict(base, **{"cluster.xds-grpc.upstream_cx_active": 0}), {}, now=NOW)
+    assert down.status == "NOT CONNECTED"
+    unknown = summarize(T, info, None, base, {}, now=NOW)
+    assert unknown.status == "SYNCED" and unknown.control_plane["connected"] is None
+    assert "control-plane connection not in this proxy's stats" in unknown.warnings

@@ -801,6 +801,8 @@ def validator_for(kind: str) -> Check:
 
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 _TOP_LEVEL = ("apiVersion", "kind", "metadata", "spec", "status")
 _METADATA_FIELDS = (
     "name", "generateName", "namespace", "labels", "annotations", "uid", "resourceVersion",
@@ -846,9 +848,25 @@ def _check_metadata(body: dict, errors: list) -> None:
             _err(errors, ("metadata", field), f"expected an object, got {_describe(m)}")
             continue
         for k, v in m.items():
+            key = str(k)
+            if not _label_key_ok(key):
+                _err(errors, ("metadata", field, key),
+                     f"{_show(key)} is not a valid key: an optional DNS prefix and '/', then at most 63 "
+                     "letters, digits, '-', '_' or '.', starting and ending with a letter or digit")
             if not isinstance(v, str):
-                _err(errors, ("metadata", field, k),
+                _err(errors, ("metadata", field, key),
                      f"expected a string, got {_describe(v)} (quote the value)")
+            elif field == "labels" and (len(v) > 63 or not _LABEL_VALUE.match(v)):
+                _err(errors, ("metadata", field, key),
+                     f"{_show(v)} is not a valid label value: at most 63 letters, digits, '-', '_' or '.', "
+                     "starting and ending with a letter or digit")
+
+
+def _label_key_ok(key: str) -> bool:
+    prefix, slash, name = key.rpartition("/")
+    if slash and (len(prefix) > 253 or not _DNS1123_SUBDOMAIN.match(prefix)):
+        return False
+    return 0 < len(name) <= 63 and _LABEL_NAME.match(name) is not None
 
 
 def validate_spec(kind: str, spec: Any, path: tuple = ("spec",)) -> list[SchemaError]:

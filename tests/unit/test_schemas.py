@@ -544,6 +544,20 @@ def test_metadata_namespace_labels_and_unknown_fields():
     ]
 
 
+def test_label_and_annotation_syntax():
+    body = yaml.safe_load(VALID["Gateway"])
+    body["metadata"]["labels"] = {"app.kubernetes.io/name": "gw", "ok": "", "bad key": "x", "v": "-x-",
+                                  "Example.com/x": "y"}
+    body["metadata"]["annotations"] = {"sidecar.istio.io/inject": "anything goes: here", "/x": "y"}
+    errors = validate(Resource.from_dict(body))
+    assert {e.path for e in errors} == {("metadata", "annotations", "/x"), ("metadata", "labels", "Example.com/x"),
+                                        ("metadata", "labels", "bad key"), ("metadata", "labels", "v")}
+    msgs = [e.message for e in errors]
+    assert 'metadata.labels.v: "-x-" is not a valid label value: at most 63 letters, digits, \'-\', \'_\' or \'.\', ' \
+           "starting and ending with a letter or digit" in msgs
+    assert any(m.startswith('metadata.labels["bad key"]: "bad key" is not a valid key') for m in msgs)
+
+
 def test_unknown_top_level_field_and_version():
     body = yaml.safe_load(VALID["Sidecar"])
     body["specs"] = body.pop("spec")

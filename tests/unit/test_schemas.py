@@ -995,3 +995,37 @@ def test_valid_objects_take_the_fast_path(monkeypatch):
         assert validate(Resource.from_dict(ap)) == []
     finally:
         v._validators.clear()
+
+
+def test_analyze_reports_schema_errors_at_their_lines(cli, tmp_path):
+    """What a user sees: IST0106 per problem, at the line of the offending field, exit code 1."""
+    f = tmp_path / "mesh.yaml"
+    f.write_text(
+        "apiVersion: networking.istio.io/v1\n"       # 1
+        "kind: DestinationRule\n"                    # 2
+        "metadata:\n"                                # 3
+        "  name: reviews\n"                          # 4
+        "  namespace: default\n"                     # 5
+        "spec:\n"                                    # 6
+        "  host: reviews\n"                          # 7
+        "  trafficPolicy:\n"                         # 8
+        "    connectionPool:\n"                      # 9
+        "      tcp:\n"                               # 10
+        "        connectTimeout: 30\n"               # 11
+        "    tls:\n"                                 # 12
+        "      mode: ISTIO_MUTUALL\n"                # 13
+        "  subsets:\n"                               # 14
+        "  - name: v1\n"                             # 15
+        "    lables: {version: v1}\n")               # 16
+    result = cli("analyze", "-o", "json", str(f))
+    assert result.exit_code == 1, result
+    import json as _json
+
+    found = {(m["reference"], m["message"]) for m in _json.loads(result.stdout) if m["code"] == "IST0106"}
+    assert found == {
+        (f"{f}:11", 'Schema validation error: spec.trafficPolicy.connectionPool.tcp.connectTimeout: expected a '
+                    'string (a duration such as "10s" or "500ms"), got an integer (30)'),
+        (f"{f}:13", 'Schema validation error: spec.trafficPolicy.tls.mode: "ISTIO_MUTUALL" is not one of DISABLE, '
+                    'SIMPLE, MUTUAL, ISTIO_MUTUAL (did you mean "ISTIO_MUTUAL"?)'),
+        (f"{f}:16", 'Schema validation error: spec.subsets[0].lables: unknown field (did you mean "labels"?)'),
+    }

@@ -50,6 +50,21 @@ def _age(iso: str | None) -> Optional[float]:
     return (_dt.datetime.now(_dt.timezone.utc) - t).total_seconds()
 
 
+def _runner_alive(runner: str) -> bool:
+    """False when the run that last wrote was on this machine and its process is gone."""
+    host, _, rest = runner.partition("/")
+    pid = rest.partition("/")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return True  # another machine: only the heartbeat tells
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
 @dataclass
 class Options:
     """`canary run` flags; None means "not given" (a resumed run keeps its stored value)."""
@@ -207,7 +222,7 @@ class Rollout:
         d = st.to_dict()
         interval = float(st.analysis.get("interval") or DEFAULTS["interval"])
         age = _age(st.heartbeat)
-        running = st.phase in ACTIVE and age is not None and age <= 2 * interval + 15
+        running = st.phase in ACTIVE and age is not None and age <= 2 * interval + 15 and _runner_alive(st.runner)
         d["running"] = running
         d["heartbeatAgeSeconds"] = round(age, 1) if age is not None else None
         d["steps"] = st.analysis.get("steps") or []

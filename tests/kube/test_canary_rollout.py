@@ -166,6 +166,9 @@ def test_killed_run_resumes_where_it_stopped(cli, kube_api):
         assert r.exit_code == 0, r
         status = json.loads(r.stdout)
         assert status["phase"] == "Progressing" and status["weight"] == killed_at and status["canary"] == "v2"
+        assert status["running"] is False, "the process that drove it is gone"
+        r = cli("--kubeconfig", kube_api.kubeconfig, "canary", "status", "reviews")
+        assert "Progressing (stopped)" in r.stdout and "resume with: meshctl canary run reviews" in r.stdout
 
         r = cli("--kubeconfig", kube_api.kubeconfig, "canary", "run", "reviews", "--interval", "0.1s", "-o", "json")
     assert r.exit_code == 0, r
@@ -257,6 +260,8 @@ def test_shift_during_a_rollout_warns(cli, kube_api):
         proc = _spawn(kube_api, prom, "--to", "v2", "--interval", "5s", "--steps", "10,20")
         try:
             assert wait_for(lambda: annotations(kube_api).get(PREFIX + "phase") == "Progressing", timeout=30)
+            r = cli("--kubeconfig", kube_api.kubeconfig, "canary", "status", "reviews", "-o", "json")
+            assert json.loads(r.stdout)["running"] is True
             r = cli("--kubeconfig", kube_api.kubeconfig, "canary", "shift", "reviews", "70/30")
             assert r.exit_code == 0, r
             assert "warning: a rollout of reviews to v2 is progressing" in r.stderr

@@ -532,6 +532,22 @@ async def collect(targets: Iterable[ProxyTarget], timeout: float = DEFAULT_TIMEO
                   concurrency: int = DEFAULT_CONCURRENCY, forward: Optional[Forwarder] = None) -> list[ProxyStatus]:
     """Probe every target (bounded concurrency, per-request timeout); one row per target, in order."""
     targets = list(targets)
+    loop = asyncio.get_running_loop()
+    pool = None
+    if forward is not None and any(t.address is None and not t.problem for t in targets):
+        from concurrent.futures import ThreadPoolExecutor
+
+        # opening a port-forward blocks (API server round trips): enough threads to keep
+        # --concurrency of them going, not the default executor's handful
+        pool = ThreadPoolExecutor(max_workers=min(concurrency, 32), thread_name_prefix="port-forward")
+    try:
+        return await _collect(targets, timeout, concurrency, forward, loop, pool)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=False)
+
+
+async def _collect(targets, timeout, concurrency, forward, loop, pool) -> list[ProxyStatus]:
     async with AdminClient(timeout=timeout, concurrency=concurrency) as admin:
         forwards = asyncio.Semaphore(concurrency)
 
@@ -548,7 +564,7 @@ async def collect(targets: Iterable[ProxyTarget], timeout: float = DEFAULT_TIMEO
             async with forwards:
                 try:
                     cm = forward(t)
-                    port = await asyncio.to_thread(cm.__enter__)
+                    port = await loop.run_in_executor(pool, cm.__enter__)
                 except MeshctlError as e:
                     return unreachable(t, f"port-forward to {t.pod}:{ADMIN_PORT} failed: {e.message}")
                 local = f"127.0.0.1:{port}"
@@ -558,7 +574,7 @@ async def collect(targets: Iterable[ProxyTarget], timeout: float = DEFAULT_TIMEO
                     return st
                 finally:
                     await admin.release(local)
-                    await asyncio.to_thread(cm.__exit__, None, None, None)
+                    await loop.run_in_executor(pool, cm.__exit__, None, None, None)
 
         return list(await asyncio.gather(*(one(t) for t in targets)))
 

@@ -330,3 +330,21 @@ def forward_proxies(k, namespace: str, stack) -> list[str]:
         raise InputError(f"no pod with an istio-proxy sidecar in namespace {namespace} to read metrics from",
                          hint="pass --proxy-admin ADDR:PORT of proxies calling the host, or --prometheus URL")
     return [f"127.0.0.1:{stack.enter_context(k.port_forward(namespace, pod, ADMIN_PORT))}" for pod in pods]
+
+
+def source_factory(k, host: str, namespace: str, stack):
+    """make_source(spec, state, destination_rule) for Rollout.run: Prometheus when asked, else the
+    given proxies' admin endpoints, else the namespace's sidecars through port-forward (kept open
+    by `stack` for the whole run)."""
+    from meshctl.canary import plan
+
+    def make(spec, st, dr):
+        fqdn = plan.fqdn(host, namespace)
+        if spec.prometheus:
+            version = str(plan.subset_labels(dr, st.canary).get("version") or st.canary)
+            return PrometheusSource(spec.prometheus, fqdn, version)
+        if spec.proxyAdmin:
+            return EnvoySource(spec.proxyAdmin, fqdn, st.canary)
+        return EnvoySource(forward_proxies(k, namespace, stack), fqdn, st.canary)
+
+    return make

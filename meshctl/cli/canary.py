@@ -166,21 +166,6 @@ def _milliseconds(text: str) -> float:
     return plan.parse_duration(raw, "--max-p99") * 1000
 
 
-def _metric_source(client, host: str, namespace: str, stack):
-    from meshctl.canary import gates, plan
-
-    def make(spec, st, dr):
-        fqdn = plan.fqdn(host, namespace)
-        if spec.prometheus:
-            version = str(plan.subset_labels(dr, st.canary).get("version") or st.canary)
-            return gates.PrometheusSource(spec.prometheus, fqdn, version)
-        if spec.proxyAdmin:
-            return gates.EnvoySource(spec.proxyAdmin, fqdn, st.canary)
-        return gates.EnvoySource(gates.forward_proxies(client, namespace, stack), fqdn, st.canary)
-
-    return make
-
-
 @canary_app.command("run")
 def run_cmd(
     ctx: typer.Context,
@@ -206,8 +191,7 @@ def run_cmd(
     """Progressively shift HOST to a canary while it stays healthy (exit 0 promoted, 1 rolled back)."""
     import contextlib
 
-    from meshctl import output
-    from meshctl.canary import plan, rollout
+    from meshctl.canary import gates, plan, rollout
     from meshctl.errors import MeshctlError
 
     s = settings(ctx, kubeconfig=kubeconfig, context=context, namespace=namespace, output=output_format)
@@ -244,7 +228,7 @@ def run_cmd(
         with contextlib.ExitStack() as stack:
             if live is not None:
                 stack.callback(lambda: live.is_started and live.stop())
-            phase = r.run(opts, _metric_source(client, host, ns, stack))
+            phase = r.run(opts, gates.source_factory(client, host, ns, stack))
     except KeyboardInterrupt:
         weights = " / ".join(f"{k} {v}%" for k, v in (last.get("weights") or {}).items())
         raise MeshctlError(f"interrupted: the rollout of {host} stays {last.get('phase', 'as it was')}"

@@ -253,3 +253,66 @@ def test_no_istio_analyzer_case_expects_a_schema_error(shared_dir):
     # IST0106 never appears in Istio's expectations: the objects above are outside the analyzers'
     # (one per case) scope, and everything else in the test data must validate cleanly.
     assert not [c for c in cases for e in c["expected"] if e["code"] == "IST0106"]
+
+
+# --- the CRDs we install keep every rule Istio's CRDs enforce ------------------------------------
+
+def _norm(rule: str) -> str:
+    return " ".join(rule.split())
+
+
+def _pairs_excluded(node) -> set:
+    """Field pairs that may not be set together in a structural node (oneOf "at most one"
+    form, or allOf of `not: {required: [a, b]}`)."""
+    out = set()
+    branches = node.get("oneOf") or []
+    names = [b["required"][0] for b in branches if set(b) == {"required"}]
+    if any("not" in b for b in branches):
+        out |= {frozenset((a, b)) for a in names for b in names if a != b}
+    for b in node.get("allOf") or []:
+        if set(b) == {"not"} and set(b["not"]) == {"required"} and len(b["not"]["required"]) == 2:
+            out.add(frozenset(b["not"]["required"]))
+        out |= _pairs_excluded(b)
+    return out
+
+
+def _expresses(rule: str, node: dict) -> bool:
+    rules = {_norm(r["rule"]) for r in node.get("x-kubernetes-validations", [])}
+    if rule in rules:
+        return True
+    if rule == '!self.contains("*")':
+        return node.get("pattern") == "^[^*]*$"
+    if rule == PORT_RULE:
+        return node.get("minimum", 0) >= 1 and node.get("maximum", 2 ** 32) <= 65535
+    if rule == "self.size() == 0":
+        return node.get("maxLength") == 0
+    if rule == 'self != "*"':
+        return node.get("not") == {"enum": ["*"]}
+    if rule == 'self in ["", "HTTP", "HTTPS"]':
+        return node.get("enum") == ["", "HTTP", "HTTPS"]
+    if rule == "has(self.wasm) != has(self.lua)":
+        return node.get("oneOf") == [{"required": ["wasm"]}, {"required": ["lua"]}]
+    if rule == "has(self.address) || has(self.network)":
+        return node.get("anyOf") == [{"required": ["address"]}, {"required": ["network"]}]
+    fields = re.findall(r"has\(self\.(\w+)\) \? 1 : 0", rule)
+    if fields and rule.endswith("<= 1"):
+        pairs = {frozenset((a, b)) for a in fields for b in fields if a != b}
+        return pairs <= _pairs_excluded(node)
+    return False
+
+
+@pytest.mark.parametrize("kind", [k.kind for k in KINDS])
+def test_our_crd_keeps_istio_crd_rules(istio_crds, kind):
+    from meshctl.schemas import crd_openapi
+
+    ours = dict(walk(crd_openapi(kind)["properties"]["spec"]))
+    missing = set()
+    for k, api_version, schema in versions(istio_crds):
+        if k != kind:
+            continue
+        for path, node in walk(schema):
+            for r in node.get("x-kubernetes-validations", []):
+                rule = _norm(r["rule"])
+                if path not in ours or not _expresses(rule, ours[path]):
+                    missing.add(f"{'.'.join(map(str, path)) or '(spec)'}: {rule[:80]}")
+    assert sorted(missing) == []

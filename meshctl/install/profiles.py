@@ -347,12 +347,15 @@ def _error_message(err) -> tuple[str, str | None]:
             return f"unknown key {full}; did you mean {format_path(path + [close[0]])}?", None
         return f"unknown key {full}", (f"keys of {where}: {', '.join(known)}" if known else None)
     if v == "type":
-        want = err.validator_value
-        want = " or ".join(want) if isinstance(want, list) else want
+        names = {"object": "a mapping", "array": "a list"}
+        want = err.validator_value if isinstance(err.validator_value, list) else [err.validator_value]
+        want_text = " or ".join(names.get(w, w) for w in want)
         hint = None
-        if "string" in str(want) and isinstance(err.instance, (int, float, bool)):
-            hint = f"quote the value to keep it a string, e.g. --set {where}='\"{err.instance}\"'"
-        return f"{where}: expected {want}, got {_describe(err.instance)}", hint
+        if "string" in want and isinstance(err.instance, (int, float, bool)):
+            shown = json.dumps(err.instance)
+            hint = (f"quote the value to keep it a string: {where}: \"{shown}\" in a values file, "
+                    f"--set {where}='\"{shown}\"' on the command line")
+        return f"{where}: expected {want_text}, got {_describe(err.instance)}", hint
     if v == "enum":
         allowed = ", ".join(json.dumps(x) for x in err.validator_value)
         return f"{where}: {_describe(err.instance)} is not one of {allowed}", None

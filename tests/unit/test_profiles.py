@@ -160,7 +160,7 @@ def test_parse_path():
     ("components.ingressGateway.service.ports[9].port=1", "index 9 is past the end"),
     ("hub[0]=x", "hub: expected string, got a list"),  # --set may replace a value by a container
     ("components.pilot.replicas.x=1", "components.pilot.replicas: expected integer, got a mapping"),
-    ("components.ingressGateway.service.ports.name=x", "components.ingressGateway.service.ports: expected array"),
+    ("components.ingressGateway.service.ports.name=x", "components.ingressGateway.service.ports: expected a list, got a mapping"),
 ])
 def test_set_errors(expr, message):
     with pytest.raises(InputError) as e:

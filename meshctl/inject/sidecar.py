@@ -570,6 +570,17 @@ def _own(spec: dict, key: str, name: str) -> dict | None:
     return None
 
 
+def _cluster_env_last(spec: dict, cluster: str, network: str) -> None:
+    """The cluster and network the proxy belongs to go last in its environment (as Istio's
+    injector sets them after rendering)."""
+    envs = {k: v for k, v in (("ISTIO_META_CLUSTER_ID", cluster), ("ISTIO_META_NETWORK", network)) if v}
+    if not envs or probes.find_container(spec, PROXY) is None:
+        return
+    proxy = probes._own_sidecar(spec)
+    env = [e for e in proxy.get("env") or [] if not (isinstance(e, dict) and e.get("name") in envs)]
+    proxy["env"] = env + [{"name": k, "value": envs[k]} for k in sorted(envs)]
+
+
 def _reorder(spec: dict, hold: bool) -> None:
     if spec.get("containers"):
         spec["containers"] = _move(spec["containers"], PROXY, first=hold)
@@ -654,6 +665,8 @@ def inject_pod(meta: dict, spec: dict, deploy: tuple[str, str, str, str], cfg: I
     _adjust_init_user(merged, {"spec": stripped_spec}, str(pc.get("interceptionMode")) == "TPROXY")
 
     m_meta, m_spec = merged["metadata"], merged["spec"]
+    cluster = str(cfg.v("global.multiCluster.clusterName") or "")
+    _cluster_env_last(m_spec, "" if cluster == "Kubernetes" else cluster, network or "")  # Kubernetes: the default
     m_annotations = m_meta["annotations"] = dict(m_meta.get("annotations") or {})
     m_labels = m_meta["labels"] = dict(m_meta.get("labels") or {})
     probes.apply_prometheus_merge(m_spec, m_annotations, cfg.status_port, cfg.prometheus_merge, where)

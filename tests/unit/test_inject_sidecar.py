@@ -256,3 +256,20 @@ def test_unknown_template_is_an_input_error():
 def test_config_defaults_work_without_values():
     cfg = make_config({})
     assert cfg.hub == "docker.io/istio" and cfg.native_sidecar and not cfg.cni and cfg.status_port == 15020
+
+
+def test_network_from_values_or_the_pod_label_goes_last_in_the_proxy_environment():
+    meta, spec = pod(inject(deployment(), {"global": {"network": "net1"}}))
+    proxy = container(spec, "istio-proxy")
+    assert proxy["env"][-1] == {"name": "ISTIO_META_NETWORK", "value": "net1"}
+    assert meta["labels"]["topology.istio.io/network"] == "net1"
+    meta, spec = pod(inject(deployment(labels={"app": "web", "topology.istio.io/network": "net2"})))
+    assert env(container(spec, "istio-proxy"))["ISTIO_META_NETWORK"] == "net2"
+
+
+def test_tproxy_interception_runs_the_proxy_as_root_with_net_admin():
+    _, spec = pod(sidecar.inject(deployment(), VALUES, mesh_config={"defaultConfig": {"interceptionMode": "TPROXY"}}))
+    proxy = container(spec, "istio-proxy")
+    assert proxy["securityContext"]["runAsUser"] == 0
+    assert proxy["securityContext"]["capabilities"]["add"] == ["NET_ADMIN"]
+    assert "TPROXY" in container(spec, "istio-init")["args"]

@@ -595,3 +595,20 @@ def test_caches(tmp_path, monkeypatch, restore_env):
     monkeypatch.setenv("MESHCTL_CACHE_DIR", str(tmp_path / "blocked"))
     R._environment.cache_clear()
     assert R.render_yaml(values) == uncached
+
+
+def test_docs_table_matches_render(rendered):
+    """docs/install.md lists what each profile renders; keep it true."""
+    import re
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "install.md").read_text()
+    table = {}
+    for kind, name, *cells in re.findall(r"^\| (\w+) \| (`[^`]+`|the 15 Istio CRDs) \| (✓?) \| (✓?) \| (✓?) \|$",
+                                        doc, re.M):
+        table[(kind, name.strip("`"))] = {p for p, c in zip(PROFILES, cells) if c}
+    assert table
+    for profile in PROFILES:
+        listed = {k for k, ps in table.items() if profile in ps}
+        actual = {(o["kind"], "the 15 Istio CRDs" if o["kind"] == "CustomResourceDefinition" else o["metadata"]["name"])
+                  for o in rendered[profile]}
+        assert listed == actual, profile

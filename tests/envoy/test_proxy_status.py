@@ -245,3 +245,11 @@ def test_ztunnel_pod_reads_its_config_dump(cli, kube_api):
         assert 86400 < p["cert_seconds_left"] <= 26 * 3600
     finally:
         server.shutdown()
+
+
+def test_wide_output_adds_address_and_kind(cli, healthy):
+    r = cli("proxy-status", "-o", "wide", "--admin", healthy.admin)
+    assert r.exit_code == 0, r
+    header, row = r.stdout.splitlines()
+    assert header.split()[:4] == ["NAME", "ADDRESS", "KIND", "VERSION"]
+    assert row.split()[:3] == [healthy.admin, healthy.admin, "envoy"]

@@ -821,7 +821,7 @@ def _check_metadata(body: dict, errors: list) -> None:
         return
     for k in meta:
         if str(k) not in _METADATA_FIELDS:
-            _err(errors, ("metadata", k), "unknown field" + _did_you_mean(str(k), _METADATA_FIELDS))
+            _err(errors, ("metadata", str(k)), "unknown field" + _did_you_mean(str(k), _METADATA_FIELDS))
     name = meta.get("name")
     if name is None or name == "":
         if not meta.get("generateName"):
@@ -894,7 +894,7 @@ def validate(resource) -> list[SchemaError]:
              f"(use {_join(ik.api_versions())})")
     for k in body:
         if k not in _TOP_LEVEL:
-            _err(errors, (k,), "unknown field" + _did_you_mean(str(k), _TOP_LEVEL))
+            _err(errors, (str(k),), "unknown field" + _did_you_mean(str(k), _TOP_LEVEL))
     _check_metadata(body, errors)
     if "spec" in body:
         validator_for(ik.kind)(body["spec"], ("spec",), errors)

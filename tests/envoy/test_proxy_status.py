@@ -253,3 +253,16 @@ def test_wide_output_adds_address_and_kind(cli, healthy):
     header, row = r.stdout.splitlines()
     assert header.split()[:4] == ["NAME", "ADDRESS", "KIND", "VERSION"]
     assert row.split()[:3] == [healthy.admin, healthy.admin, "envoy"]
+
+
+def test_port_forward_refused_is_an_unreachable_row(cli, kube_api):
+    kube_api.add({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "reviews-1", "namespace": "shop"},
+                  "spec": {"containers": [{"name": "istio-proxy", "image": "proxyv2"}]},
+                  "status": {"phase": "Running"}})
+    kube_api.deny("create", "pods/portforward", namespace="shop")
+    r = cli("--kubeconfig", kube_api.kubeconfig, "proxy-status", "-n", "shop")
+    assert r.exit_code == 0, r
+    row = r.stdout.splitlines()[1]
+    assert row.startswith("reviews-1.shop") and "UNREACHABLE" in row and "port-forward to reviews-1:15000 failed" in row
+    r = cli("--kubeconfig", kube_api.kubeconfig, "proxy-status", "-n", "shop", "--fail-on-unhealthy")
+    assert r.exit_code == 1 and "1 of 1 proxies unhealthy: reviews-1.shop" in r.stderr

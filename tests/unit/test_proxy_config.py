@@ -112,6 +112,13 @@ def test_secret_rows_decode_inline_pem(tmp_path):
     assert rows[0] == ["RESOURCE NAME", "TYPE", "STATUS", "VALID CERT", "SERIAL NUMBER", "NOT AFTER", "NOT BEFORE"]
     assert rows[1][:5] == ["default", "Cert Chain", "ACTIVE", "true", "1a2b"]
     assert rows[2] == ["ROOTCA", "", "WARMING", "false", "", "", ""]
+    import base64
+
+    as_bytes = {"configs": [{"@type": "type.googleapis.com/envoy.admin.v3.SecretsConfigDump",
+                             "dynamic_active_secrets": [{"name": "default", "secret": {"name": "default",
+                                 "validation_context": {"trusted_ca": {
+                                     "inline_bytes": base64.b64encode(pem.encode()).decode()}}}}]}]}
+    assert config.secret_rows(config.secrets_section(as_bytes))[1][:5] == ["default", "CA", "ACTIVE", "true", "1a2b"]
     later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2)
     assert config.secret_rows(config.secrets_section(dump), now=later)[1][3] == "false"
 

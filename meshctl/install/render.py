@@ -327,7 +327,8 @@ def _context(values: dict) -> dict:
         "istio_groups": ISTIO_GROUPS,
         "istiod_selector": ({"app": "istiod", REV_LABEL: rev} if rev else {"app": "istiod", "istio": "pilot"}),
         "image": lambda name: _image(values, name),
-        "mesh_yaml": _yaml_text(_mesh_config(values, ns, istiod)),
+        "mesh_yaml": (f"# Mesh-wide mTLS: {values.get('meshMTLS') or 'STRICT'}, set by PeerAuthentication {ns}/default"
+                      f" (values key meshMTLS).\n" + _yaml_text(_mesh_config(values, ns, istiod))),
         "istiod_env": _istiod_env(values, rev, ns, ambient),
         "gateway_env": _gateway_env(values, istiod, ns, _get(values, ("components", "ingressGateway", "name"))
                                     or "istio-ingressgateway"),

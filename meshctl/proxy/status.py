@@ -385,6 +385,8 @@ def summarize(target: ProxyTarget, info: dict, ready: Optional[tuple[bool, str]]
             detail = x.detail
             if kind == "LDS" and lerrs:
                 detail = f"{detail}; {lerrs[0]}"
+            elif kind == "LDS" and listeners_dump is not None:
+                detail = f"{detail}; no listener reports an error now (a later update may have fixed it)"
             stale.append(f"{kind} {detail}")
         elif x.state == X_NOT_SENT and x.detail:
             stale.append(f"{kind} {x.detail}")

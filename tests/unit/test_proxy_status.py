@@ -216,3 +216,16 @@ def test_control_plane_link_from_the_ads_cluster_when_control_plane_stats_are_fi
     unknown = summarize(T, info, None, base, {}, now=NOW)
     assert unknown.status == "SYNCED" and unknown.control_plane["connected"] is None
     assert "control-plane connection not in this proxy's stats" in unknown.warnings
+
+
+def test_listener_error_state_in_the_reason():
+    stats = files_stats(**{"listener_manager.lds.update_rejected": 1})
+    dump = {"configs": [{"name": "l1", "active_state": {}},
+                        {"error_state": {"failed_configuration": {"name": "bad"},
+                                         "details": "goo.gle/debugstr  \nstat_prefix: \"x\"\n: route_specifier is required"}}]}
+    st = summarize(T, INFO, None, stats, {}, listeners_dump=dump, now=NOW)
+    assert st.reasons == ['LDS 1 rejected update(s) since start, at version 7; listener bad: stat_prefix: "x" : '
+                          'route_specifier is required']
+    st = summarize(T, INFO, None, stats, {}, listeners_dump={"configs": [{"name": "l1", "active_state": {}}]}, now=NOW)
+    assert st.status == "STALE"
+    assert st.reasons[0].endswith("no listener reports an error now (a later update may have fixed it)")

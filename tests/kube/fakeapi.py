@@ -34,10 +34,11 @@ import os
 import re
 import socket
 import struct
+import subprocess
 import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
@@ -383,18 +384,30 @@ class FakeKube:
         self.kubeconfig = os.path.join(self.directory, "kubeconfig")
 
     # --- lifecycle ----------------------------------------------------------------------------
-    def start(self) -> "FakeKube":
+    def start(self, tls: Optional["TLSFiles"] = None) -> "FakeKube":
+        """Serve on 127.0.0.1 (plain HTTP, or HTTPS with `tls`) and write the kubeconfig."""
         handler = type("Handler", (_Handler,), {"fake": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         port = self._server.server_address[1]
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+        cluster: dict[str, Any] = {"server": self.url}
+        if tls:
+            import ssl
+
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(tls.cert, tls.key)
+            # the handshake happens in the request's thread (see _Handler.setup), not in accept()
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True,
+                                                      do_handshake_on_connect=False)
+            with open(tls.ca, "rb") as fh:
+                cluster["certificate-authority-data"] = base64.b64encode(fh.read()).decode()
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="fake-kube-api", daemon=True)
         self._thread.start()
         config = {
             "apiVersion": "v1", "kind": "Config", "current-context": "fake", "preferences": {},
-            "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
+            "clusters": [{"name": "fake", "cluster": cluster}],
             "users": [{"name": "fake", "user": {"token": self.token or "fake-token"}}],
             "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake", "namespace": "default"}}],
         }
@@ -1178,6 +1191,38 @@ def _apply_merge(live: Any, applied: Any) -> Any:
     return _clone(applied)
 
 
+# --- TLS ---------------------------------------------------------------------------------------------
+
+class TLSFiles(NamedTuple):
+    ca: str
+    cert: str
+    key: str
+
+
+def make_tls(directory: str) -> TLSFiles:
+    """A throwaway CA and a server certificate for 127.0.0.1 (with the openssl command)."""
+    d = os.path.abspath(directory)
+    os.makedirs(d, exist_ok=True)
+    files = TLSFiles(os.path.join(d, "ca.crt"), os.path.join(d, "server.crt"), os.path.join(d, "server.key"))
+    ext = os.path.join(d, "server.ext")
+    with open(ext, "w") as fh:
+        fh.write("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n"
+                 "keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n")
+    ca_key = os.path.join(d, "ca.key")
+    csr = os.path.join(d, "server.csr")
+    for cmd in (
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", files.ca,
+         "-days", "2", "-subj", "/CN=fake-kube-ca", "-addext", "basicConstraints=critical,CA:TRUE",
+         "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+        ["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", files.key, "-out", csr,
+         "-subj", "/CN=127.0.0.1"],
+        ["openssl", "x509", "-req", "-in", csr, "-CA", files.ca, "-CAkey", ca_key, "-CAcreateserial",
+         "-out", files.cert, "-days", "2", "-extfile", ext],
+    ):
+        subprocess.run(cmd, check=True, capture_output=True)
+    return files
+
+
 # --- HTTP --------------------------------------------------------------------------------------------
 
 class _Handler(BaseHTTPRequestHandler):
@@ -1188,6 +1233,12 @@ class _Handler(BaseHTTPRequestHandler):
         return None
 
     def setup(self) -> None:
+        import ssl
+
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.settimeout(10)
+            self.request.do_handshake()
+            self.request.settimeout(None)
         super().setup()
         # As Go's servers do: without it, Nagle and delayed ACKs add 40 ms to each kept-alive request.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

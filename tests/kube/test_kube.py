@@ -1,6 +1,7 @@
 """meshctl.kube against the fake API server: the dict API, error mapping, and import cost."""
 from __future__ import annotations
 
+import base64
 import os
 import socket
 import subprocess
@@ -331,3 +332,69 @@ def test_in_cluster_service_account_when_no_kubeconfig(tmp_path, monkeypatch):
     with pytest.raises(ClusterError) as info:
         kube.client()
     assert "in-cluster service account" in info.value.message
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory):
+    import shutil
+
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is not installed")
+    from tests.kube.fakeapi import make_tls
+
+    return make_tls(str(tmp_path_factory.mktemp("tls")))
+
+
+@pytest.fixture
+def https_api(tmp_path, tls_files):
+    from tests.kube.fakeapi import FakeKube
+
+    server = FakeKube(tmp_path / "https").start(tls=tls_files)
+    yield server
+    server.stop()
+
+
+def test_https_with_the_kubeconfigs_certificate_authority(https_api, tmp_path, tls_files):
+    k = kube.client(https_api.kubeconfig)
+    assert k.server.startswith("https://127.0.0.1:")
+    assert k.version()["gitVersion"] == "v1.30.0"
+    k.apply(CM)
+    assert k.get("v1", "ConfigMap", "cfg", "default")["data"] == {"a": "1"}
+    # a certificate the kubeconfig's CA did not sign: one line naming the server
+    wrong = yaml.safe_load(open(https_api.kubeconfig))
+    with open(tls_files.cert, "rb") as fh:  # the server's own certificate is not a CA
+        wrong["clusters"][0]["cluster"]["certificate-authority-data"] = base64.b64encode(fh.read()).decode()
+    (tmp_path / "wrong").write_text(yaml.safe_dump(wrong))
+    with pytest.raises(ClusterError) as info:
+        kube.client(str(tmp_path / "wrong")).version()
+    assert info.value.message.startswith(f"TLS handshake with the Kubernetes API server at {https_api.url} failed")
+    assert "\n" not in info.value.message and "certificate-authority" in info.value.hint
+    # insecure-skip-tls-verify is honoured, quietly
+    skip = yaml.safe_load(open(https_api.kubeconfig))
+    del skip["clusters"][0]["cluster"]["certificate-authority-data"]
+    skip["clusters"][0]["cluster"]["insecure-skip-tls-verify"] = True
+    (tmp_path / "skip").write_text(yaml.safe_dump(skip))
+    assert kube.client(str(tmp_path / "skip")).get("v1", "ConfigMap", "cfg", "default") is not None
+
+
+def test_port_forward_over_https(https_api):
+    echo = socket.socket()
+    echo.bind(("127.0.0.1", 0))
+    echo.listen(1)
+
+    def serve():
+        conn, _ = echo.accept()
+        with conn:
+            conn.sendall(b"hello " + conn.recv(100))
+
+    threading.Thread(target=serve, daemon=True).start()
+    https_api.add({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default"}})
+    https_api.forward_pod_port("default", "p", 8080, echo.getsockname()[1])
+    k = kube.client(https_api.kubeconfig)
+    try:
+        with k.port_forward("default", "p", 8080) as port:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+                c.sendall(b"tls")
+                assert c.recv(100) == b"hello tls"
+    finally:
+        echo.close()

@@ -21,7 +21,9 @@ is unchanged. It behaves like the API server where meshctl depends on it:
 - Deployments, DaemonSets and StatefulSets get a ready status on every write unless `not_ready()`;
 - failure injection: `fail_writes_after(n)`;
 - pods/portforward over a websocket (v4.channel.k8s.io) to a 127.0.0.1 port set per pod with
-  `forward_pod_port()`.
+  `forward_pod_port()`;
+- plain HTTP by default, HTTPS with `start(tls=make_tls(dir))` (a throwaway CA made with openssl,
+  written into the kubeconfig as certificate-authority-data).
 """
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Probe stage: an async client for the Envoy admin interface (default port 15000).
 
-Every request goes through one `httpx.AsyncClient`, bounded by a semaphore (`concurrency`
+Every request goes through one `httpx.AsyncClient` (over `_AdminTransport`, a small HTTP/1.1
+transport with kept-alive connections per proxy), bounded by a semaphore (`concurrency`
 requests in flight at most) and a per-request timeout. A proxy that cannot be reached, times
 out, or answers something that is not Envoy's admin API raises `AdminUnreachable` (a
 `ProxyError`, exit code 3) naming the address and the path.
@@ -18,9 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-from urllib.parse import urlencode
 from dataclasses import dataclass, field
 from typing import Any, Optional
+from urllib.parse import urlencode
 
 from meshctl.errors import InputError, ProxyError
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterable, Optional
 
 from meshctl.errors import InputError
@@ -266,12 +266,10 @@ class Shift:
     weights: list[int]
     header: Optional[tuple[str, str]] = None
     mirror: Optional[float] = None
-    header_subset: Optional[str] = None
-    notes: list[str] = field(default_factory=list)
 
     @property
     def canary(self) -> str:
-        return self.header_subset or self.subsets[-1]
+        return self.subsets[-1]
 
 
 def resolve_subsets(vs: dict | None, dr: dict | None, host: str, namespace: str | None,

@@ -542,6 +542,41 @@ def workload_status(obj: dict) -> Optional[str]:
     return None
 
 
+_STARTING = {"ContainerCreating", "PodInitializing"}
+
+
+def pod_problem(k, workload: dict) -> Optional[str]:
+    """Why a workload's pods are not ready, as kubectl would show it: the first container waiting
+    for a reason other than starting (ImagePullBackOff, CrashLoopBackOff...), a container that
+    exited, or a pod that cannot be scheduled. None when nothing stands out."""
+    selector = (((workload.get("spec") or {}).get("selector") or {}).get("matchLabels") or {})
+    if not selector:
+        return None
+    namespace = (workload.get("metadata") or {}).get("namespace")
+    try:
+        pods = k.list("v1", "Pod", namespace, label_selector=",".join(f"{a}={b}" for a, b in selector.items()))
+    except MeshctlError:
+        return None
+    for pod in pods:
+        name = (pod.get("metadata") or {}).get("name", "?")
+        status = pod.get("status") or {}
+        for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+            state = cs.get("state") or {}
+            waiting = state.get("waiting") or {}
+            if waiting.get("reason") and waiting["reason"] not in _STARTING:
+                message = " ".join(str(waiting.get("message") or "").split())
+                return f"pod {name}: {waiting['reason']}" + (f" ({message[:100]})" if message else "")
+            last = (cs.get("lastState") or {}).get("terminated") or state.get("terminated") or {}
+            if last.get("exitCode") not in (None, 0):
+                return f"pod {name}: container {cs.get('name')} exited with code {last['exitCode']}" + \
+                    (f" ({last['reason']})" if last.get("reason") else "")
+        for cond in status.get("conditions") or []:
+            if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
+                message = " ".join(str(cond.get("message") or cond.get("reason") or "").split())
+                return f"pod {name}: not scheduled ({message[:100]})"
+    return None
+
+
 def wait_for_workloads(k, objects: Iterable[dict], timeout: float, progress: Progress,
                        sleep: Callable[[float], None] = time.sleep, interval: float = 1.0) -> dict[Ref, str]:
     """Poll until every workload is ready or the timeout passes; return the ones still not ready."""
@@ -559,7 +594,14 @@ def wait_for_workloads(k, objects: Iterable[dict], timeout: float, progress: Pro
                 if why:
                     pending[ref] = why
             progress.waiting(pending)
-            if not pending or time.monotonic() >= deadline:
+            if not pending:
+                return pending
+            if time.monotonic() >= deadline:
+                for ref in pending:  # say why, from the pods, once it is over
+                    live = k.get(ref.api_version, ref.kind, ref.name, ref.namespace)
+                    problem = pod_problem(k, live) if live else None
+                    if problem:
+                        pending[ref] = f"{pending[ref]}; {problem}"
                 return pending
             sleep(min(interval, max(deadline - time.monotonic(), 0.05)))
     finally:
@@ -746,7 +788,8 @@ def verify(k, revision: Optional[str] = None, namespace: str = "istio-system",
         if ref.kind in WORKLOAD_KINDS:
             why = workload_status(live)
             if why:
-                checks.append(Check(ref, "not-ready", why))
+                problem = pod_problem(k, live)
+                checks.append(Check(ref, "not-ready", f"{why}; {problem}" if problem else why))
                 continue
         checks.append(Check(ref, "ok"))
     data = record.get("data") or {}

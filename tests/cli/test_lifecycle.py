@@ -338,3 +338,20 @@ def test_verify_install_notes_a_different_meshctl_version(run, kube_api):
     r = run("verify-install")
     assert r.exit_code == 0
     assert "‼ installed by meshctl 0.0.1, checked with meshctl" in r.stdout
+
+
+def test_wait_timeout_says_why_from_the_pods(run, kube_api):
+    kube_api.not_ready("Deployment", "istiod", NS)
+    istiod = next(o for o in SIDECAR if o["kind"] == "Deployment" and o["metadata"]["name"] == "istiod")
+    kube_api.add({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
+    kube_api.add({"apiVersion": "v1", "kind": "Pod",
+                  "metadata": {"name": "istiod-7f9c-abcde", "namespace": NS,
+                               "labels": istiod["spec"]["selector"]["matchLabels"]},
+                  "status": {"phase": "Pending", "containerStatuses": [{
+                      "name": "discovery", "ready": False, "restartCount": 0,
+                      "state": {"waiting": {"reason": "ImagePullBackOff",
+                                            "message": 'Back-off pulling image "docker.io/istio/pilot:9.9"'}}}]}})
+    r = run("install", "-y", "--timeout", "1s")
+    assert r.exit_code == 3, r
+    assert ("waiting for Deployment istio-system/istiod (0/1 ready; pod istiod-7f9c-abcde: ImagePullBackOff "
+            '(Back-off pulling image "docker.io/istio/pilot:9.9"))') in r.stderr

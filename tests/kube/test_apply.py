@@ -164,3 +164,22 @@ def test_install_labels_objects_the_renderer_left_unlabelled(kube_api):
     assert [str(r) for r in apply.owned_objects(k, revision="blue")] == [
         "ConfigMap istio-system/meshctl-install-blue", "ConfigMap istio-system/c"]
     assert "Namespace istio-system" in [str(r) for r in apply.owned_objects(k, purge=True)]
+
+
+@pytest.mark.parametrize("status,expected", [
+    ({"containerStatuses": [{"name": "c", "state": {"waiting": {"reason": "ContainerCreating"}}}]}, None),
+    ({"containerStatuses": [{"name": "c", "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off"}},
+                             "lastState": {"terminated": {"exitCode": 1}}}]}, "pod p: CrashLoopBackOff (back-off)"),
+    ({"initContainerStatuses": [{"name": "init", "state": {"terminated": {"exitCode": 2, "reason": "Error"}}}]},
+     "pod p: container init exited with code 2 (Error)"),
+    ({"conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                      "message": "0/1 nodes are available: 1 Insufficient cpu."}]},
+     "pod p: not scheduled (0/1 nodes are available: 1 Insufficient cpu.)"),
+])
+def test_pod_problem(kube_api, status, expected):
+    kube_api.add({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default",
+                                                                  "labels": {"app": "x"}}, "status": status})
+    k = kube.client(kube_api.kubeconfig)
+    workload = {"kind": "Deployment", "metadata": {"namespace": "default"},
+                "spec": {"selector": {"matchLabels": {"app": "x"}}}}
+    assert apply.pod_problem(k, workload) == expected

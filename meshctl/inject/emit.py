@@ -7,6 +7,7 @@ on Kubernetes manifests, which matters when a file holds thousands of workloads.
 """
 from __future__ import annotations
 
+import datetime
 import json
 import math
 import re
@@ -61,6 +62,8 @@ def _scalar(v, cache: dict) -> str:
             mant, _, exp = text.partition("e")
             text = f"{mant}.0" + (f"e{exp if exp[0] in '+-' else '+' + exp}" if exp else "")
         return text
+    if isinstance(v, (datetime.date, datetime.datetime)):
+        return v.isoformat()  # a YAML timestamp, read back as one
     return _scalar_str(str(v), cache)
 
 

@@ -99,7 +99,7 @@ def dump_app_probers(spec: dict, status_port: int) -> str:
                     out[f"/app-lifecycle/{name}/{suffix}"] = p
     if not out:
         return ""
-    return json.dumps({k: out[k] for k in sorted(out)}, separators=(",", ":"))
+    return json.dumps({k: out[k] for k in sorted(out)}, separators=(",", ":"), default=str)
 
 
 def _rewrite_action(action: dict, url: str, port: int) -> dict:

@@ -205,7 +205,7 @@ def _move(items: list[dict], name: str, first: bool) -> list[dict]:
 def _port_json(port: dict) -> str:
     order = ("name", "hostPort", "containerPort", "protocol", "hostIP")
     out = {k: port[k] for k in order if port.get(k) not in (None, "", 0)}
-    return json.dumps(out, separators=(",", ":"))
+    return json.dumps(out, separators=(",", ":"), default=str)
 
 
 def _pod_ports(spec: dict) -> str:
@@ -412,7 +412,7 @@ def _undo_record(orig_meta: dict, orig_spec: dict, final_meta: dict, final_spec:
         rec["spec"] = spec
     if list(orig_spec) != [k for k in final_spec if k in orig_spec]:
         rec["spec_order"] = list(orig_spec)
-    return json.dumps(rec, separators=(",", ":"))
+    return json.dumps(rec, separators=(",", ":"), default=str)
 
 
 def _record_of(meta: dict) -> dict:
@@ -521,7 +521,7 @@ def _reapply_overrides(merged: dict, original: dict, template_spec: dict, prior_
             merged = merge(merged, {"spec": {key: [overlay]}})
     if prior_status is None and (overrides["containers"] or overrides["initContainers"]):
         annotations = dict(merged["metadata"].get("annotations") or {})
-        annotations[OVERRIDES] = json.dumps({k: v for k, v in overrides.items() if v}, separators=(",", ":"))
+        annotations[OVERRIDES] = json.dumps({k: v for k, v in overrides.items() if v}, separators=(",", ":"), default=str)
         merged["metadata"]["annotations"] = annotations
     return merged
 
@@ -779,7 +779,7 @@ def inject_workload(doc: dict, cfg: InjectConfig, renderer: Renderer | None = No
     if meta_absent:
         rec = json.loads(new_meta["annotations"][UNDO])
         rec["metadata_absent"] = True
-        new_meta["annotations"][UNDO] = json.dumps(rec, separators=(",", ":"))
+        new_meta["annotations"][UNDO] = json.dumps(rec, separators=(",", ":"), default=str)
     return _replace_pod(doc, new_meta, new_spec, had_meta="metadata" in holder)
 
 

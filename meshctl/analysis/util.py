@@ -117,7 +117,22 @@ class LabelIndex:
         return out
 
     def any(self, selector: dict[str, str], namespace: str | None = None) -> bool:
-        return bool(self.select(selector, namespace))
+        """Whether anything matches (without building the list of matches)."""
+        if namespace is not None:
+            return bool(self.select(selector, namespace))
+        if not selector:
+            return bool(self.items)
+        lists = []
+        for k, v in selector.items():
+            ids = self._by_pair.get((k, v))
+            if not ids:
+                return False
+            lists.append(ids)
+        if len(lists) == 1:
+            return True
+        lists.sort(key=len)
+        labels = self.labels
+        return any(selector_matches(selector, labels[i]) for i in lists[0])
 
 
 def pod_index(ctx) -> LabelIndex:

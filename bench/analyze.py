@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""Benchmark `meshctl analyze` end to end through the CLI (a new process per run).
+
+    .venv/bin/python bench/analyze.py [--runs 3] [--sizes 2000,4000] [--gen PATH] [--profile]
+
+Generates corpora with ../shared/bench/gen_corpus.py (2000 services ≈ 12,200 resources) into a
+temporary directory, runs `meshctl analyze -R DIR -o json` on each, and prints the wall time
+(median of --runs) and resources per second; then the wall time of analyzing a one-resource file.
+Targets on a 2-core machine: 2000 services ≤ 3 s; 4000 services ≤ 2.2 × the 2000 time; one
+resource ≤ 250 ms.
+
+Python's bytecode cache is enabled for the runs (PYTHONDONTWRITEBYTECODE is removed from the
+environment) as it is for users; a warm-up run fills it. --profile prints the top functions of
+one in-process run of the largest corpus (cProfile).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_GEN = ROOT.parent / "shared" / "bench" / "gen_corpus.py"
+
+
+def meshctl() -> list[str]:
+    exe = Path(sys.executable).with_name("meshctl")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "meshctl"]
+
+
+def env() -> dict:
+    e = dict(os.environ)
+    e.pop("PYTHONDONTWRITEBYTECODE", None)
+    e["NO_COLOR"] = "1"
+    return e
+
+
+def timed(args: list[str]) -> tuple[float, subprocess.CompletedProcess]:
+    t0 = time.perf_counter()
+    proc = subprocess.run(meshctl() + args, capture_output=True, env=env(), cwd=ROOT)
+    return time.perf_counter() - t0, proc
+
+
+def median_run(args: list[str], runs: int) -> tuple[float, list[float], subprocess.CompletedProcess]:
+    times = []
+    proc = None
+    for _ in range(runs):
+        t, proc = timed(args)
+        if proc.returncode not in (0, 1):
+            sys.exit(f"meshctl failed (exit {proc.returncode}): {proc.stderr.decode()[-500:]}")
+        times.append(t)
+    return statistics.median(times), times, proc
+
+
+def count_resources(directory: Path) -> int:
+    n = 0
+    for f in directory.rglob("*.yaml"):
+        n += sum(1 for line in f.read_text().splitlines() if line.startswith("kind:"))
+    return n
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--sizes", default="2000,4000", help="services per corpus, comma-separated")
+    ap.add_argument("--gen", default=str(DEFAULT_GEN), help="path of gen_corpus.py")
+    ap.add_argument("--profile", action="store_true", help="cProfile one in-process run of the largest corpus")
+    args = ap.parse_args()
+    if not Path(args.gen).exists():
+        sys.exit(f"corpus generator not found: {args.gen} (pass --gen)")
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    tmp = Path(tempfile.mkdtemp(prefix="meshctl-bench-analyze-"))
+    try:
+        one = tmp / "one.yaml"
+        one.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: one}\ndata: {a: b}\n")
+        timed([*["analyze"], str(one)])  # warm-up: fills the bytecode cache
+        results = {}
+        for n in sizes:
+            d = tmp / f"corpus-{n}"
+            subprocess.run([sys.executable, args.gen, "--services", str(n), "--out", str(d)], check=True,
+                           capture_output=True)
+            resources = count_resources(d)
+            med, times, proc = median_run(["analyze", "-R", str(d), "-o", "json"], args.runs)
+            findings = len(json.loads(proc.stdout))
+            results[n] = med
+            print(f"{n:>5} services  {resources:>6} resources  {findings:>5} findings  "
+                  f"wall {med:6.2f} s (median of {args.runs}: {', '.join(f'{t:.2f}' for t in times)})  "
+                  f"{resources / med:8.0f} resources/s")
+        if len(sizes) >= 2:
+            a, b = sizes[0], sizes[-1]
+            print(f"scaling {b}/{a} services: {results[b] / results[a]:.2f}x the time for {b / a:.1f}x the input")
+        med, times, _ = median_run(["analyze", str(one)], max(args.runs, 5))
+        print(f"one resource: wall {med * 1000:.0f} ms (median of {max(args.runs, 5)})")
+        med, times, _ = median_run(["--version"], max(args.runs, 5))
+        print(f"meshctl --version: wall {med * 1000:.0f} ms (baseline: interpreter and CLI start-up)")
+        if args.profile:
+            profile(tmp / f"corpus-{sizes[-1]}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def profile(directory: Path) -> None:
+    import cProfile
+    import pstats
+
+    sys.path.insert(0, str(ROOT))
+    from meshctl.analysis.pipeline import AnalyzeOptions, analyze
+
+    prof = cProfile.Profile()
+    prof.enable()
+    analyze(AnalyzeOptions(paths=[str(directory)], recursive=True))
+    prof.disable()
+    pstats.Stats(prof).sort_stats("cumulative").print_stats(30)
+
+
+if __name__ == "__main__":
+    main()

@@ -282,6 +282,37 @@ def regex_problem(pattern: str) -> str | None:
     return problem
 
 
+_HOST_LABEL = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?$")
+_HOST_FIRST_LABEL = re.compile(r"^(\*|(\*|\*-)?[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)$")
+
+
+def host_ok(host: str) -> bool:
+    """A host as Istio accepts it in VirtualService/DestinationRule/ServiceEntry hosts: a DNS name
+    whose first label may be a wildcard (`*`, `*.example.com`, `*-foo.example.com`), or an IP."""
+    if not host or len(host) > 255:
+        return False
+    if host.startswith("outbound_"):  # auto-generated SNI names (outbound_.80_._.reviews.default...)
+        return True
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    first, _, rest = host.partition(".")
+    if len(first) > 63 or not _HOST_FIRST_LABEL.match(first):
+        return False
+    if not rest:
+        return True
+    labels = rest.split(".")
+    if labels[-1] == "":  # a trailing dot: `istio.io.`
+        labels = labels[:-1]
+    if not labels or labels[-1].isdigit():
+        return False
+    return all(len(label) <= 63 and _HOST_LABEL.match(label) for label in labels)
+
+
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(h|ms|m|s|us|µs|ns)")
 _UNIT_NS = {"h": 3600e9, "m": 60e9, "s": 1e9, "ms": 1e6, "us": 1e3, "µs": 1e3, "ns": 1.0}
 
@@ -440,6 +471,13 @@ class _Compiler:
                     if problem:
                         _err(e, p, f"invalid regular expression {_show(v)}: {problem}")
             checks.append(regex_check)
+        if node.get("x-meshctl-format") == "host":
+            def host_check(v, p, e):
+                if isinstance(v, str) and not host_ok(v):
+                    _err(e, p, f"{_show(v)} is not a valid host name (a DNS name such as \"reviews\", "
+                               "\"reviews.prod.svc.cluster.local\" or \"*.example.com\", without scheme, "
+                               "port or path)")
+            checks.append(host_check)
 
         # numbers
         lo = node.get("minimum")

@@ -283,6 +283,9 @@ MISTAKES = [
     ("VirtualService", "spec.http.0.route.0.destination.host", DELETE,
      ("spec", "http", 0, "route", 0, "destination", "host"), "required field missing"),
     ("VirtualService", "spec.hosts", "reviews", ("spec", "hosts"), 'expected a list, got a string ("reviews")'),
+    ("VirtualService", "spec.hosts.0", "reviews:9080", ("spec", "hosts", 0),
+     '"reviews:9080" is not a valid host name (a DNS name such as "reviews"'),
+    ("DestinationRule", "spec.host", "http://reviews", ("spec", "host"), "without scheme, port or path"),
     ("VirtualService", "spec.http.0.fault.delay.percentage.value", 150,
      ("spec", "http", 0, "fault", "delay", "percentage", "value"), "150 is out of range 0–100"),
     ("VirtualService", "spec.http.0.redirect", {"uri": "/v2", "redirectCode": 200},
@@ -448,6 +451,22 @@ def test_messages_read_like_the_documented_examples():
     messages = [e.message for e in validate(Resource.from_dict(body))]
     assert 'spec.http[0].timeout: "10x" is not a valid duration (use e.g. "1s", "500ms", "1m30s")' in messages
     assert 'spec.http[0].retries.atempts: unknown field (did you mean "attempts"?)' in messages
+
+
+@pytest.mark.parametrize("host", ["reviews", "reviews.prod.svc.cluster.local", "*.example.com", "*", "istio.io.",
+                                  "*-foo.example.com", "10.0.0.1", "2001:db8::1", "Reviews"])
+def test_hosts_istio_accepts(host):
+    from meshctl.schemas.validate import host_ok
+
+    assert host_ok(host)
+
+
+@pytest.mark.parametrize("host", ["", "reviews:9080", "http://reviews", "reviews/", "a..b", "example.123",
+                                  "*.*.com", "foo*.com", "_x.com", "x" * 64 + ".com"])
+def test_hosts_istio_refuses(host):
+    from meshctl.schemas.validate import host_ok
+
+    assert not host_ok(host)
 
 
 @pytest.mark.parametrize("code", [0, 301, 308])
@@ -681,7 +700,7 @@ def _reference_validator(kind):
     import jsonschema
     from jsonschema import validators
 
-    from meshctl.schemas.validate import duration_ns
+    from meshctl.schemas.validate import duration_ns, host_ok
 
     def x_regex(validator, flag, instance, schema):
         if flag and isinstance(instance, str) and regex_problem(instance):
@@ -691,6 +710,8 @@ def _reference_validator(kind):
         if fmt == "duration" and isinstance(instance, str) and re.search(schema["pattern"], instance) \
                 and duration_ns(instance) < 1e6:
             yield jsonschema.ValidationError("short duration")
+        if fmt == "host" and isinstance(instance, str) and not host_ok(instance):
+            yield jsonschema.ValidationError("bad host")
 
     def x_unique_by(validator, key, instance, schema):
         if isinstance(instance, list):

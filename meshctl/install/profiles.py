@@ -396,7 +396,22 @@ def load_values(profile: str, files: Iterable[str] = (), sets: Iterable[str] = (
         apply_set(values, expr)
     if revision is not None:
         values["revision"] = revision
-    return validate(values)
+    return validate(_follow_namespace(values, profile))
+
+
+def _follow_namespace(values: dict, profile: str) -> dict:
+    """global.istioNamespace follows `namespace` unless it was set too; the two must agree."""
+    base = _profile_values(profile)
+    ns = values.get("namespace")
+    g = values.get("global")
+    if not isinstance(g, dict) or not isinstance(ns, str):
+        return values
+    if ns != base.get("namespace") and g.get("istioNamespace") == base["global"]["istioNamespace"]:
+        g["istioNamespace"] = ns
+    if g.get("istioNamespace") != ns:
+        raise InputError(f"namespace {ns!r} and global.istioNamespace {g.get('istioNamespace')!r} differ",
+                         hint="set only namespace: global.istioNamespace follows it")
+    return values
 
 
 def complete_profile(incomplete: str) -> list[str]:

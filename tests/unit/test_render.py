@@ -612,3 +612,36 @@ def test_docs_table_matches_render(rendered):
         actual = {(o["kind"], "the 15 Istio CRDs" if o["kind"] == "CustomResourceDefinition" else o["metadata"]["name"])
                   for o in rendered[profile]}
         assert listed == actual, profile
+
+
+def test_other_namespace():
+    values = load_values("ambient", sets=["namespace=mesh-system"])
+    assert values["global"]["istioNamespace"] == "mesh-system"  # follows namespace
+    objs = R.render_objects(values)
+    namespaced = [o for o in objs if o["metadata"].get("namespace")]
+    assert {o["metadata"]["namespace"] for o in namespaced} == {"mesh-system"}
+    names = {_ident(o) for o in objs}
+    assert ("Namespace", "mesh-system", None) in names
+    assert ("MutatingWebhookConfiguration", "istio-sidecar-injector-mesh-system", None) in names
+    assert ("ValidatingWebhookConfiguration", "istio-validator-mesh-system", None) in names
+    assert ("ClusterRole", "istiod-clusterrole-mesh-system", None) in names
+    mesh = _load(_find(objs, "ConfigMap", "istio")["data"]["mesh"])
+    assert mesh["rootNamespace"] == "mesh-system"
+    assert mesh["defaultConfig"]["discoveryAddress"] == "istiod.mesh-system.svc:15012"
+    zenv = {e["name"]: e.get("value") for e in
+            _find(objs, "DaemonSet", "ztunnel")["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert zenv["XDS_ADDRESS"] == "istiod.mesh-system.svc:15012"
+    injector = json.loads(_find(objs, "ConfigMap", "istio-sidecar-injector")["data"]["values"])
+    assert injector["global"]["istioNamespace"] == "mesh-system"
+    for o in objs:
+        for subject in o.get("subjects", []):
+            assert subject.get("namespace") in (None, "mesh-system"), _ident(o)
+
+
+def test_namespace_and_istio_namespace_must_agree():
+    from meshctl.errors import InputError
+
+    with pytest.raises(InputError) as e:
+        load_values("sidecar", sets=["namespace=a", "global.istioNamespace=b"])
+    assert e.value.message == "namespace 'a' and global.istioNamespace 'b' differ"
+    assert load_values("sidecar", sets=["namespace=a", "global.istioNamespace=a"])["global"]["istioNamespace"] == "a"

@@ -293,13 +293,10 @@ def host_ok(host: str) -> bool:
         return False
     if host.startswith("outbound_"):  # auto-generated SNI names (outbound_.80_._.reviews.default...)
         return True
-    import ipaddress
+    return _dns_host_ok(host) or _ip_ok(host)
 
-    try:
-        ipaddress.ip_address(host)
-        return True
-    except ValueError:
-        pass
+
+def _dns_host_ok(host: str) -> bool:
     first, _, rest = host.partition(".")
     if len(first) > 63 or not _HOST_FIRST_LABEL.match(first):
         return False
@@ -311,6 +308,16 @@ def host_ok(host: str) -> bool:
     if not labels or labels[-1].isdigit():
         return False
     return all(len(label) <= 63 and _HOST_LABEL.match(label) for label in labels)
+
+
+def _ip_ok(host: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(h|ms|m|s|us|µs|ns)")

@@ -13,7 +13,9 @@ Annotations extending standard JSON Schema:
 - `x-meshctl-regex: true` on a string: the value must be a regular expression Envoy's RE2
   engine accepts (checked by rewriting RE2-only syntax for Python's `re` and refusing the
   constructs RE2 lacks, see `regex_problem`).
-- `x-meshctl-format: duration`: beyond the syntax `pattern`, the duration must be at least 1ms.
+- `x-meshctl-format: duration`: beyond the syntax `pattern`, the duration must be at least 1ms;
+  `x-meshctl-format: host`: a host name as Istio accepts it (`host_ok`).
+- `x-meshctl-required: true` at the root of a spec schema: the object must have a `spec`.
 - `x-meshctl-message`: the message used when the node's `pattern`, `maxLength`, `not` or
   `if`/`then` check fails.
 - `x-meshctl-unique-by: <field>`: the items of a list must differ in that field.

@@ -35,6 +35,7 @@ class Metrics:
     errors: int = 0               # 5xx answers (Envoy-generated 503s on upstream failure included)
     p99_ms: Optional[float] = None
     error: Optional[str] = None   # the source could not be read
+    unreachable: list[str] = field(default_factory=list)  # proxies that did not answer (others did)
 
     @property
     def success_rate(self) -> Optional[float]:
@@ -49,6 +50,8 @@ class Metrics:
                "p99Ms": round(self.p99_ms, 3) if self.p99_ms is not None else None}
         if self.error:
             out["error"] = self.error
+        if self.unreachable:
+            out["unreachable"] = self.unreachable
         return out
 
 
@@ -209,7 +212,7 @@ class EnvoySource:
         requests = sum(total.counters.values())
         errors_5xx = total.counters.get("5xx", 0)
         return Metrics(requests=requests, errors=errors_5xx, p99_ms=quantile(P99, list(total.buckets.items())),
-                       error=None)
+                       error=None, unreachable=errors)
 
 
 # --- Prometheus ------------------------------------------------------------------------------

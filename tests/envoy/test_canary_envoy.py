@@ -230,3 +230,17 @@ def test_proxies_found_as_pods_through_port_forward(cli, kube_api, mesh):
     assert [x["action"] for x in lines] == ["start", "advance", "promote", "promoted"], lines
     assert lines[2]["metrics"]["requests"] > 0
     assert any(p.endswith("/pods/productpage-v1-abc/portforward") for _, p in kube_api.requests)
+
+
+def test_an_unreachable_proxy_among_others_is_reported_not_fatal(mesh):
+    from meshctl.canary import gates
+
+    src = gates.EnvoySource([mesh["admin"], "127.0.0.1:1"], FQDN, "v2")
+    src.start()
+    m = src.measure()
+    assert m.error is None and m.requests == 0
+    assert len(m.unreachable) == 1 and "127.0.0.1:1" in m.unreachable[0]
+    assert "127.0.0.1:1" in m.to_dict()["unreachable"][0]
+    all_down = gates.EnvoySource(["127.0.0.1:1"], FQDN, "v2")
+    m = all_down.measure()
+    assert m.error and gates.evaluate(m, gates.Thresholds())[0] == "fail"

@@ -173,6 +173,14 @@ data: {a: "1"}
     assert [i["metadata"]["name"] for i in listed["items"]] == ["cfg"]
     run("patch", "deploy", "web", "-n", "demo", "--type=merge", "-p", '{"spec":{"replicas":3}}')
     assert kube_api.get("apps/v1", "Deployment", "web", "demo")["metadata"]["generation"] == 2
+    # client-side apply: GET, then a strategic merge patch carrying the last-applied annotation
+    assert "deployment.apps/web configured" in run("apply", "--validate=false", "-f", str(manifest))
+    dep = kube_api.get("apps/v1", "Deployment", "web", "demo")
+    assert dep["spec"]["replicas"] == 2 and dep["metadata"]["generation"] == 3
+    assert "kubectl.kubernetes.io/last-applied-configuration" in dep["metadata"]["annotations"]
+    run("patch", "deploy", "web", "-n", "demo", "--type=json",
+        "-p", '[{"op": "replace", "path": "/spec/replicas", "value": 4}]')
+    assert kube_api.get("apps/v1", "Deployment", "web", "demo")["spec"]["replicas"] == 4
     run("delete", "cm", "cfg", "-n", "demo")
     run("delete", "deploy", "web", "-n", "demo")
     assert kube_api.get("v1", "ConfigMap", "cfg", "demo") is None

@@ -24,7 +24,7 @@ from dataclasses import replace
 from typing import Any, Callable
 
 from meshctl.errors import InputError
-from meshctl.inject import probes
+from meshctl.inject import probes, undo
 from meshctl.inject.merge import copy, merge
 from meshctl.inject.settings import InjectConfig, make_config, proxy_config_for, template_context
 from meshctl.inject.validate import validate_annotations
@@ -35,12 +35,11 @@ VALIDATION = "istio-validation"
 CORE_DUMP = "enable-core-dump"
 STATUS = "sidecar.istio.io/status"
 OVERRIDES = "proxy.istio.io/overrides"
-UNDO = "inject.meshctl.io/undo"
+UNDO = undo.UNDO
 TEMPLATES_ANNOTATION = "inject.istio.io/templates"
 IGNORED_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease", "local-path-storage"})
 TEMPLATE_NAMES = ("sidecar", "gateway", "grpc-agent", "grpc-simple")
 _PER_CONTAINER_TEMPLATES = {"grpc-agent", "grpc-simple"}
-_NAMED_LISTS = ("containers", "initContainers", "volumes", "imagePullSecrets")
 _CRONJOB_NAME = re.compile(r"^(.+)-\d{8,10}$")
 
 # kinds whose pod template is at spec.template (CronJob: spec.jobTemplate.spec.template; Pod: itself)
@@ -310,143 +309,6 @@ def _status_value(template_spec: dict, revision: str) -> str:
     return json.dumps(status, separators=(",", ":"))
 
 
-# --- undo record ------------------------------------------------------------------------------
-def _map_record(orig: Any, final: Any, absent: bool, ignore: tuple[str, ...] = ()) -> dict | None:
-    final = {k: v for k, v in (final or {}).items() if k not in ignore}
-    if absent:
-        return {"absent": True} if final else None
-    orig = orig or {}
-    if orig == final:
-        return None
-    if any(k not in final or final[k] != v for k, v in orig.items()):
-        return {"orig": orig}
-    return {"added": [k for k in final if k not in orig]}
-
-
-def _spec_record(orig: dict, final: dict) -> dict:
-    rec: dict = {}
-    for key in list(orig) + [k for k in final if k not in orig]:
-        if key in orig and key in final and orig[key] == final[key]:
-            continue
-        if key not in orig:
-            rec[key] = {"absent": True}
-        elif key in _NAMED_LISTS and isinstance(orig[key], list) and isinstance(final.get(key), list):
-            by_name = {i.get("name"): i for i in final[key] if isinstance(i, dict)}
-            names = [i.get("name") if isinstance(i, dict) else None for i in orig[key]]
-            if None in names or len(set(names)) != len(names):
-                rec[key] = {"value": orig[key]}
-                continue
-            changed = {}
-            for item in orig[key]:
-                now = by_name.get(item["name"])
-                if now == item:
-                    continue
-                if isinstance(now, dict) and all(k in now for k in item):
-                    # only fields changed or added: keep the originals of the changed ones
-                    entry = {"fields": {k: v for k, v in item.items() if now[k] != v},
-                             "added": [k for k in now if k not in item]}
-                    if list(item) != [k for k in now if k in item]:
-                        entry["order"] = list(item)
-                    changed[item["name"]] = entry
-                else:
-                    changed[item["name"]] = {"item": item}
-            rec[key] = {"names": names, "changed": changed}
-        else:
-            rec[key] = {"value": orig[key]}
-    return rec
-
-
-def _apply_map_record(meta: dict, key: str, rec: dict | None) -> None:
-    if not rec:
-        return
-    if rec.get("absent"):
-        meta.pop(key, None)
-    elif "orig" in rec:
-        meta[key] = rec["orig"]
-    else:
-        current = meta.get(key) or {}
-        for k in rec.get("added", []):
-            current.pop(k, None)
-        meta[key] = current
-
-
-def _apply_spec_record(spec: dict, rec: dict) -> dict:
-    out = dict(spec)
-    for key, r in rec.items():
-        if r.get("absent"):
-            out.pop(key, None)
-        elif "names" in r:
-            by_name = {i.get("name"): i for i in out.get(key) or [] if isinstance(i, dict)}
-            changed = r.get("changed") or {}
-            items = []
-            for n in r["names"]:
-                c = changed.get(n)
-                if c is None:
-                    if n in by_name:
-                        items.append(by_name[n])
-                elif "item" in c:
-                    items.append(c["item"])
-                elif n in by_name:
-                    item = {k: v for k, v in by_name[n].items() if k not in c.get("added", ())}
-                    item.update(c.get("fields") or {})
-                    if c.get("order"):
-                        item = {k: item[k] for k in c["order"] if k in item}
-                    items.append(item)
-            out[key] = items
-        else:
-            out[key] = r.get("value")
-    return out
-
-
-def _undo_record(orig_meta: dict, orig_spec: dict, final_meta: dict, final_spec: dict) -> str:
-    rec: dict = {"v": 1}
-    labels = _map_record(orig_meta.get("labels"), final_meta.get("labels"), "labels" not in orig_meta)
-    annotations = _map_record(orig_meta.get("annotations"), final_meta.get("annotations"),
-                              "annotations" not in orig_meta, ignore=(UNDO,))
-    if labels:
-        rec["labels"] = labels
-    if annotations:
-        rec["annotations"] = annotations
-    spec = _spec_record(orig_spec, final_spec)
-    if spec:
-        rec["spec"] = spec
-    if list(orig_spec) != [k for k in final_spec if k in orig_spec]:
-        rec["spec_order"] = list(orig_spec)
-    return json.dumps(rec, separators=(",", ":"), default=str)
-
-
-def _record_of(meta: dict) -> dict:
-    try:
-        rec = json.loads((meta.get("annotations") or {}).get(UNDO) or "{}")
-    except ValueError:
-        return {}
-    return rec if isinstance(rec, dict) else {}
-
-
-def _undo(meta: dict, spec: dict) -> tuple[dict, dict] | None:
-    """The pod (metadata, spec) before meshctl injected it, or None without a usable record."""
-    text = (meta.get("annotations") or {}).get(UNDO)
-    if not text:
-        return None
-    try:
-        rec = json.loads(text)
-    except ValueError:
-        return None
-    if not isinstance(rec, dict) or rec.get("v") != 1:
-        return None
-    meta = copy(meta)
-    meta.get("annotations", {}).pop(UNDO, None)
-    _apply_map_record(meta, "labels", rec.get("labels"))
-    _apply_map_record(meta, "annotations", rec.get("annotations"))
-    if "annotations" in meta and not meta["annotations"] and (rec.get("annotations") or {}).get("absent"):
-        meta.pop("annotations")
-    spec = _apply_spec_record(copy(spec), rec.get("spec") or {})
-    order = rec.get("spec_order")
-    if isinstance(order, list):
-        spec = {**{k: spec[k] for k in order if k in spec}, **{k: v for k, v in spec.items() if k not in order}}
-    return meta, spec
-
-
 def _istio_strip(meta: dict, spec: dict, status_port: int) -> tuple[dict, dict]:
     """Remove what an injector listed in sidecar.istio.io/status (a pod injected by Istio)."""
     meta, spec = copy(meta), copy(spec)
@@ -602,7 +464,7 @@ def inject_pod(meta: dict, spec: dict, deploy: tuple[str, str, str, str], cfg: I
     """Inject one pod template. Returns new (metadata, spec); the arguments are not modified."""
     renderer = renderer or Renderer()
     prior_status = None
-    restored = _undo(meta, spec)
+    restored = undo.restore(meta, spec)
     if restored is not None:
         meta, spec = restored
     if STATUS in (meta.get("annotations") or {}):
@@ -680,14 +542,14 @@ def inject_pod(meta: dict, spec: dict, deploy: tuple[str, str, str, str], cfg: I
     if not m_labels and "labels" not in original["metadata"]:
         del m_meta["labels"]
 
-    m_annotations[UNDO] = _undo_record(original["metadata"], original["spec"], m_meta, m_spec)
+    m_annotations[UNDO] = undo.record(original["metadata"], original["spec"], m_meta, m_spec)
     return m_meta, m_spec
 
 
 def remove_pod(meta: dict, spec: dict, status_port: int = 15020) -> tuple[dict, dict]:
     """The pod as it was before injection: exact when meshctl injected it, otherwise what the
     injector's status annotation lists is taken out."""
-    restored = _undo(meta, spec)
+    restored = undo.restore(meta, spec)
     if restored is not None:
         return restored
     if STATUS not in (meta.get("annotations") or {}):
@@ -774,7 +636,7 @@ def inject_workload(doc: dict, cfg: InjectConfig, renderer: Renderer | None = No
     else:
         deploy = (doc_meta.get("name") or "", doc_meta.get("namespace") or "", doc.get("apiVersion") or "",
                   doc.get("kind") or "")
-    meta_absent = "metadata" not in holder or _record_of(meta).get("metadata_absent") is True
+    meta_absent = "metadata" not in holder or undo.record_of(meta).get("metadata_absent") is True
     new_meta, new_spec = inject_pod(meta, spec, deploy, cfg, renderer or Renderer(), where=label)
     if meta_absent:
         rec = json.loads(new_meta["annotations"][UNDO])
@@ -822,7 +684,7 @@ def remove_workload(doc: dict, cfg: InjectConfig | None = None) -> dict:
         return doc
     status_port = cfg.status_port if cfg else 15020
     new_meta, new_spec = remove_pod(meta, spec, status_port)
-    rec = _record_of(meta)
+    rec = undo.record_of(meta)
     out = _replace_pod(doc, new_meta, new_spec)
     if rec.get("metadata_absent") and not new_meta:
         found2 = pod_template(out)

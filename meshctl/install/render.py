@@ -156,10 +156,10 @@ def _image(values: dict, name: str) -> str:
 
 
 def _yaml_text(data: Any) -> str:
+    """YAML for text inside a ConfigMap: sorted keys, multi-line strings as literal blocks."""
     import yaml
 
-    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-    return yaml.dump(data, Dumper=dumper, sort_keys=True, default_flow_style=False, width=1000)
+    return yaml.dump(data, Dumper=_Dumper.get(), sort_keys=True, default_flow_style=False, width=1000)
 
 
 def _mesh_config(values: dict, ns: str, istiod: str) -> dict:

@@ -514,6 +514,9 @@ async def probe(admin: AdminClient, target: ProxyTarget, address: str) -> ProxyS
     if isinstance(certs, AdminUnreachable):
         partial.append(f"/certs: {certs.reason}")
         certs = {}
+    elif not isinstance(certs, dict):
+        partial.append("/certs: answer is not Envoy's certificate list")
+        certs = {}
     listeners_dump = None
     if _int(stats.get("listener_manager.lds.update_rejected")):
         try:

@@ -150,3 +150,12 @@ def test_use_kube_without_a_control_plane_exits_3(cli, kube_api):
     r = cli("--kubeconfig", kube_api.kubeconfig, "inject", "--use-kube", "-f", "-", input=DEPLOY)
     assert r.exit_code == 3 and r.stdout == ""
     assert "istio-sidecar-injector" in r.stderr
+
+
+def test_enroll_without_permission_exits_3_and_changes_nothing(cli, kube_api):
+    kube_api.add(namespace("shop", {"istio-injection": "enabled"}))
+    kube_api.deny("patch", "namespaces")
+    r = cli("--kubeconfig", kube_api.kubeconfig, "dataplane", "enroll", "shop", "--mode", "ambient")
+    assert r.exit_code == 3, r
+    assert r.stdout == ""
+    assert ns_labels(kube_api, "shop") == {"istio-injection": "enabled"}

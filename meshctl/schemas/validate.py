@@ -312,6 +312,35 @@ def _dns_host_ok(host: str) -> bool:
     return all(len(label) <= 63 and _HOST_LABEL.match(label) for label in labels)
 
 
+def scoped_host_problem(value: str, gateway: bool) -> str | None:
+    """Why `value` is not a `namespace/host` entry of a Gateway server (`gateway`; the namespace
+    part may be left out there) or of a Sidecar egress listener; None when it is fine."""
+    if not value:
+        return "must not be empty"
+    if "://" in value:
+        return "a host takes no scheme (use \"example.com\" or \"namespace/example.com\")"
+    ns, slash, host = value.partition("/")
+    if not slash:
+        if not gateway:
+            return "must be namespace/host (e.g. \"./*\", \"istio-system/*\" or \"*/api.example.com\")"
+        ns, host = "", value
+    elif not ns or not host:
+        return "namespace and host may not be empty"
+    elif gateway and ns not in ("*", ".") and not _DNS1123_LABEL.match(ns):
+        return f"{_show(ns)} is not a namespace (use a namespace name, \".\" or \"*\")"
+    elif not gateway and ns.lstrip("~") not in ("", "*", ".") and not _DNS1123_LABEL.match(ns.lstrip("~")):
+        return f"{_show(ns)} is not a namespace (use a namespace name, \".\", \"*\" or \"~\")"
+    if host != "*" and "." not in host:
+        return "short names are not allowed (use a fully qualified name such as \"reviews.default.svc.cluster.local\")"
+    if "*" in host and host != "*" and not host.startswith("*."):
+        return "a wildcard must be the whole first label (\"*.example.com\")"
+    if len(host) <= 255 and _dns_host_ok(host):
+        return None
+    if gateway and _ip_ok(host):
+        return None
+    return "is not a DNS name (no scheme, port or path)"
+
+
 def _ip_ok(host: str) -> bool:
     import ipaddress
 
@@ -480,6 +509,16 @@ class _Compiler:
                     if problem:
                         _err(e, p, f"invalid regular expression {_show(v)}: {problem}")
             checks.append(regex_check)
+        if node.get("x-meshctl-format") in ("gateway-host", "sidecar-host"):
+            gateway = node["x-meshctl-format"] == "gateway-host"
+            what = "gateway host" if gateway else "egress host"
+
+            def scoped_host_check(v, p, e, gateway=gateway, what=what):
+                if isinstance(v, str):
+                    problem = scoped_host_problem(v, gateway)
+                    if problem:
+                        _err(e, p, f"{_show(v)} is not a valid {what}: {problem}")
+            checks.append(scoped_host_check)
         if node.get("x-meshctl-format") == "host":
             def host_check(v, p, e):
                 if isinstance(v, str) and not host_ok(v):

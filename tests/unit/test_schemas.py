@@ -308,6 +308,12 @@ MISTAKES = [
      "out of range 0–65535"),
     ("Gateway", "spec.servers.0.port.protocol", "HTTPX", ("spec", "servers", 0, "port", "protocol"),
      '"HTTPX" is not a known protocol'),
+    ("Gateway", "spec.servers.0.hosts.0", "https://www.example.com", ("spec", "servers", 0, "hosts", 0),
+     '"https://www.example.com" is not a valid gateway host: a host takes no scheme'),
+    ("Gateway", "spec.servers.0.hosts.0", "reviews", ("spec", "servers", 0, "hosts", 0),
+     "short names are not allowed"),
+    ("Sidecar", "spec.egress.0.hosts.0", "reviews.default.svc.cluster.local", ("spec", "egress", 0, "hosts", 0),
+     'is not a valid egress host: must be namespace/host (e.g. "./*"'),
     ("Gateway", "spec.servers.0.port.protocol", "", ("spec", "servers", 0, "port", "protocol"),
      '"" is not a known protocol'),
     ("Gateway", "spec.servers.0.tls.mode", "STRICT", ("spec", "servers", 0, "tls", "mode"),
@@ -700,7 +706,7 @@ def _reference_validator(kind):
     import jsonschema
     from jsonschema import validators
 
-    from meshctl.schemas.validate import duration_ns, host_ok
+    from meshctl.schemas.validate import duration_ns, host_ok, scoped_host_problem
 
     def x_regex(validator, flag, instance, schema):
         if flag and isinstance(instance, str) and regex_problem(instance):
@@ -712,6 +718,9 @@ def _reference_validator(kind):
             yield jsonschema.ValidationError("short duration")
         if fmt == "host" and isinstance(instance, str) and not host_ok(instance):
             yield jsonschema.ValidationError("bad host")
+        if fmt in ("gateway-host", "sidecar-host") and isinstance(instance, str) \
+                and scoped_host_problem(instance, fmt == "gateway-host"):
+            yield jsonschema.ValidationError("bad scoped host")
 
     def x_unique_by(validator, key, instance, schema):
         if isinstance(instance, list):

@@ -178,7 +178,7 @@ class Renderer:
         return out_list
 
 
-# --- pod helpers ------------------------------------------------------------------------------
+# --- pod fields --------------------------------------------------------------------------------
 def _containers(spec: dict, key: str = "containers") -> list[dict]:
     return [c for c in spec.get(key) or [] if isinstance(c, dict)]
 

@@ -14,7 +14,8 @@ Annotations extending standard JSON Schema:
   engine accepts (checked by rewriting RE2-only syntax for Python's `re` and refusing the
   constructs RE2 lacks, see `regex_problem`).
 - `x-meshctl-format: duration`: beyond the syntax `pattern`, the duration must be at least 1ms;
-  `x-meshctl-format: host`: a host name as Istio accepts it (`host_ok`).
+  `x-meshctl-format: host`: a host name as Istio accepts it (`host_ok`); `gateway-host`,
+  `sidecar-host`: a `namespace/host` entry of a Gateway server or Sidecar egress listener.
 - `x-meshctl-required: true` at the root of a spec schema: the object must have a `spec`.
 - `x-meshctl-message`: the message used when the node's `pattern`, `maxLength`, `not` or
   `if`/`then` check fails.

@@ -257,7 +257,12 @@ class AdminClient:
                 raise AdminUnreachable(address, path, _reason(e)) from None
         if response.status_code not in ok:
             body = response.text.strip().splitlines()
-            detail = f": {body[0][:200]}" if body else ""
+            if response.status_code == 404:
+                detail = " (not an Envoy admin endpoint?)"
+            elif body and not body[0].lstrip().startswith("<"):
+                detail = f": {body[0][:200]}"
+            else:
+                detail = ""
             raise AdminUnreachable(address, path, f"HTTP {response.status_code}{detail}")
         return response
 

@@ -153,3 +153,26 @@ def test_client_checks_its_arguments():
         AdminClient(concurrency=0)
     with pytest.raises(InputError):
         AdminClient(timeout=0)
+
+
+def test_a_web_server_is_not_an_admin_endpoint():
+    async def web(reader, writer):
+        await read_request(reader)
+        page = b"<!DOCTYPE HTML>\n<html>not found</html>"
+        writer.write(b"HTTP/1.0 404 Not Found\r\ncontent-type: text/html\r\ncontent-length: %d\r\n\r\n%s" % (len(page), page))
+        await writer.drain()
+
+    start, _ = serve(web)
+
+    async def main():
+        server, addr = await start()
+        async with AdminClient(timeout=1) as admin:
+            try:
+                await admin.build_info(addr)
+            except AdminUnreachable as e:
+                return str(e), addr
+            finally:
+                server.close()
+
+    message, addr = run(main())
+    assert message == f"proxy {addr} unreachable: HTTP 404 (not an Envoy admin endpoint?) (/server_info)"

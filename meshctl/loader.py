@@ -42,7 +42,7 @@ class _Loader(_BaseLoader):
 # Kubernetes reads unquoted dates as strings; so do we (and JSON output stays plain).
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", lambda loader, node: node.value)
 
-_DOC_SPLIT = re.compile(r"^(?:---|\.\.\.)(?=[ \t]|$).*$", re.M)
+_DOC_SPLIT = re.compile(r"^(?:---|\.\.\.)(?=[ \t\r]|$).*$", re.M)
 
 
 @dataclass

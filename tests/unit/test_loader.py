@@ -108,3 +108,10 @@ data:
     assert data["none"] is None and data[True] is True
     assert data["when"] == "2020-01-01"
     assert data["plain"] == "007"
+
+
+def test_crlf_multi_document_files_split_into_documents():
+    text = "apiVersion: v1\r\nkind: Service\r\nmetadata: {name: a}\r\n---\r\napiVersion: v1\r\nkind: Service\r\nmetadata: {name: b}\r\n"
+    loaded = load_text(text, "crlf.yaml")
+    assert [r.name for r in loaded.resources] == ["a", "b"]
+    assert loaded.resources[1].line == 5

@@ -176,6 +176,8 @@ def make_config(values: dict | None = None, mesh_config: dict | None = None, rev
         revision = _str(values.get("revision"))
     if native_sidecar is None:
         native_sidecar = _truthy(get(values, "global.nativeSidecar", True))
+    if revision == "default":  # the default revision is the unrevisioned control plane
+        revision = ""
     return InjectConfig(values=values, mesh=mesh, revision=revision or "", native_sidecar=native_sidecar)
 
 

@@ -16,8 +16,8 @@ from meshctl.errors import InputError
 from meshctl.loader import decode, iter_files, read_source
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_SEPARATOR = re.compile(r"^---(?=[ \t]|$)[^\n]*\n?", re.M)
-_END = re.compile(r"^\.\.\.[ \t]*$", re.M)
+_SEPARATOR = re.compile(r"^---(?=[ \t\r]|$)[^\n]*\n?", re.M)
+_END = re.compile(r"^\.\.\.[ \t\r]*$", re.M)
 
 Transform = Callable[[dict, str], dict]
 

@@ -206,3 +206,10 @@ def test_a_failed_write_leaves_the_old_output_and_no_temporary_file(cli, tmp_pat
 def test_output_into_a_missing_directory_is_an_input_error(cli, tmp_path):
     r = cli("inject", "-f", "-", "-o", str(tmp_path / "nope" / "out.yaml"), input=DEPLOY)
     assert r.exit_code == 2 and r.stdout == ""
+
+
+def test_windows_line_endings_and_document_end_markers(cli):
+    text = (DEPLOY + "...\n---\n" + SERVICE).replace("\n", "\r\n")
+    r = cli("inject", "-f", "-", input=text)
+    assert r.exit_code == 0, r
+    assert [d["kind"] for d in docs(r.stdout)] == ["Deployment", "Service"]

@@ -209,6 +209,9 @@ KNOWN_INVALID = {
     # ... which also has no spec, required for a ServiceEntry by Istio's CRD
     ("condition-analyzer.yaml", "ServiceEntry default/negative-condition-svcEntry", ("spec",)),
     ("gateway-secrets.yaml", "Gateway defaultgateway-bogusCredentialName", ("metadata", "name")),
+    # mode SIMPLE with neither credentialName nor serverCertificate/privateKey: Istio's admission
+    # validation refuses it ("SIMPLE TLS requires a server certificate")
+    ("gateway-secrets.yaml", "Gateway defaultgateway-nocredential", ("spec", "servers", 0, "tls")),
     ("conflicting-gateways-invalid-port.yaml", "Gateway alpha", ("spec", "servers", 0, "port")),
     ("conflicting-gateways-invalid-port.yaml", "Gateway beta", ("spec", "servers", 0, "port")),
     # v1alpha3 fields removed from the API long ago (the deprecation analyzer's input)

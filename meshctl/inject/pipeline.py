@@ -11,7 +11,7 @@ from typing import Callable, Iterable, Optional
 
 from meshctl.errors import ClusterError, InputError
 from meshctl.inject import ambient, sidecar, stream
-from meshctl.inject.settings import InjectConfig, make_config
+from meshctl.inject.settings import InjectConfig, get, make_config
 
 MODES = ("sidecar", "ambient")
 
@@ -64,6 +64,7 @@ def cluster_settings(kubeconfig: Optional[str], context: Optional[str], revision
 
     client = kube.client(kubeconfig, context)
     suffix = f"-{revision}" if revision and revision != "default" else ""
+    native = _native_sidecars_supported(client.version())
     injector = client.get("v1", "ConfigMap", f"istio-sidecar-injector{suffix}", istio_namespace)
     if injector is None:
         raise ClusterError(f"ConfigMap {istio_namespace}/istio-sidecar-injector{suffix} not found",
@@ -87,7 +88,19 @@ def cluster_settings(kubeconfig: Optional[str], context: Optional[str], revision
         raise ClusterError(f"the injector ConfigMaps in {istio_namespace} are not mappings")
     if revision:
         values["revision"] = revision
+    if native is not None and get(values, "global.nativeSidecar") is None:
+        values.setdefault("global", {})["nativeSidecar"] = native
     return values, mesh
+
+
+def _native_sidecars_supported(version: dict) -> Optional[bool]:
+    """Native sidecars (init containers with restartPolicy Always) are on from Kubernetes 1.29."""
+    try:
+        major = int(str(version.get("major", "")).rstrip("+"))
+        minor = int(str(version.get("minor", "")).rstrip("+"))
+    except ValueError:
+        return None
+    return (major, minor) >= (1, 29)
 
 
 def build_config(profile: str = "sidecar", values_files: Iterable[str] = (), sets: Iterable[str] = (),

@@ -159,3 +159,16 @@ def test_enroll_without_permission_exits_3_and_changes_nothing(cli, kube_api):
     assert r.exit_code == 3, r
     assert r.stdout == ""
     assert ns_labels(kube_api, "shop") == {"istio-injection": "enabled"}
+
+
+def test_use_kube_on_a_cluster_older_than_1_29_gives_classic_sidecars(cli, kube_api):
+    _injector(kube_api, values={"global": {"hub": "h", "tag": "t"}})
+    kube_api.set_version("1", "28")
+    r = cli("--kubeconfig", kube_api.kubeconfig, "inject", "--use-kube", "-f", "-", input=DEPLOY)
+    assert r.exit_code == 0, r
+    spec = yaml.safe_load(r.stdout)["spec"]["template"]["spec"]
+    assert [c["name"] for c in spec["containers"]] == ["web", "istio-proxy"]
+    kube_api.set_version("1", "30")
+    r = cli("--kubeconfig", kube_api.kubeconfig, "inject", "--use-kube", "-f", "-", input=DEPLOY)
+    assert [c["name"] for c in yaml.safe_load(r.stdout)["spec"]["template"]["spec"]["initContainers"]] == [
+        "istio-init", "istio-proxy"]

@@ -78,6 +78,13 @@ def _str(value: Any) -> str:
     return str(value)
 
 
+def _int(value: Any, what: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{what}: {value!r} is not a whole number") from None
+
+
 def _truthy(value: Any) -> bool:
     if isinstance(value, str):
         return value.lower() == "true"
@@ -346,13 +353,17 @@ def template_context(cfg: InjectConfig, annotations: dict, network_label: str | 
         "hbone": proxy_metadata.get("ISTIO_META_ENABLE_HBONE") == "true",
         "iptables_trace": proxy_metadata.get("IPTABLES_TRACE_LOGGING") == "true",
         "startup_probe": _truthy(cfg.v("global.proxy.startupProbe.enabled", True)),
-        "startup_failure_threshold": int(cfg.v("global.proxy.startupProbe.failureThreshold", 600)),
-        "readiness_initial_delay": int(readiness[0]),
-        "readiness_period": int(readiness[1]),
-        "readiness_failure_threshold": int(readiness[2]),
-        "values_readiness_initial_delay": int(cfg.v("global.proxy.readinessInitialDelaySeconds", 0)),
-        "values_readiness_period": int(cfg.v("global.proxy.readinessPeriodSeconds", 15)),
-        "values_readiness_failure_threshold": int(cfg.v("global.proxy.readinessFailureThreshold", 4)),
+        "startup_failure_threshold": _int(cfg.v("global.proxy.startupProbe.failureThreshold", 600),
+                                          "global.proxy.startupProbe.failureThreshold"),
+        "readiness_initial_delay": _int(readiness[0], "readiness initialDelaySeconds"),
+        "readiness_period": _int(readiness[1], "readiness periodSeconds"),
+        "readiness_failure_threshold": _int(readiness[2], "readiness failureThreshold"),
+        "values_readiness_initial_delay": _int(cfg.v("global.proxy.readinessInitialDelaySeconds", 0),
+                                               "global.proxy.readinessInitialDelaySeconds"),
+        "values_readiness_period": _int(cfg.v("global.proxy.readinessPeriodSeconds", 15),
+                                        "global.proxy.readinessPeriodSeconds"),
+        "values_readiness_failure_threshold": _int(cfg.v("global.proxy.readinessFailureThreshold", 4),
+                                                   "global.proxy.readinessFailureThreshold"),
         "gke_workload_certificate": cfg.v("global.caName") == "GkeWorkloadCertificate",
         "bootstrap_override": ann.get("sidecar.istio.io/bootstrapOverride") or "",
         "mount_mtls_certs": bool(cfg.v("global.mountMtlsCerts", False)),

@@ -16,7 +16,7 @@ data = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4)
                     max_leaves=20)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.dictionaries(st.text(max_size=8), data, max_size=5))
 def test_emitted_yaml_reads_back_as_the_same_data(doc):
     assert yaml.safe_load(dump(doc)) == (doc if doc else {})

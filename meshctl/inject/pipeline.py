@@ -108,6 +108,8 @@ def build_config(profile: str = "sidecar", values_files: Iterable[str] = (), set
                  native_sidecar: Optional[bool] = None, use_kube: bool = False,
                  kubeconfig: Optional[str] = None, context: Optional[str] = None,
                  istio_namespace: str = "istio-system") -> InjectConfig:
+    # istioctl writes install values as `--set values.global.x=y`; meshctl's values have no prefix
+    sets = [s[len("values."):] if s.startswith("values.") else s for s in sets]
     if use_kube:
         values, mesh = cluster_settings(kubeconfig, context, revision, istio_namespace)
         if sets:

@@ -213,3 +213,10 @@ def test_windows_line_endings_and_document_end_markers(cli):
     r = cli("inject", "-f", "-", input=text)
     assert r.exit_code == 0, r
     assert [d["kind"] for d in docs(r.stdout)] == ["Deployment", "Service"]
+
+
+def test_set_accepts_istioctl_values_prefix(cli):
+    r = cli("inject", "-f", "-", "--set", "values.global.proxy.logLevel=debug", input=DEPLOY)
+    assert r.exit_code == 0, r
+    proxy = next(c for c in pod_spec(docs(r.stdout)[0])["initContainers"] if c["name"] == "istio-proxy")
+    assert "--proxyLogLevel=debug" in proxy["args"]

@@ -19,7 +19,8 @@ Annotations extending standard JSON Schema:
 - `x-meshctl-required: true` at the root of a spec schema: the object must have a `spec`.
 - `x-meshctl-message`: the message used when the node's `pattern`, `maxLength`, `not` or
   `if`/`then` check fails.
-- `x-meshctl-unique-by: <field>`: the items of a list must differ in that field.
+- `x-meshctl-unique-by: <field>`: the items of a list must differ in that field; Kubernetes'
+  `x-kubernetes-list-type: map` (by its `x-kubernetes-list-map-keys`) and `set` are enforced too.
 
 The test-suite checks the compiled validators against `jsonschema` on the same schemas.
 """
@@ -35,7 +36,8 @@ from meshctl.schemas import BY_KIND, istio_kind, spec_schema
 
 Check = Callable[[Any, tuple, list], None]
 
-__all__ = ["SchemaError", "validate", "validate_spec", "format_path", "validator_for"]
+__all__ = ["SchemaError", "validate", "validate_spec", "format_path", "validator_for", "regex_problem",
+           "host_ok", "scoped_host_problem"]
 
 
 @dataclass(frozen=True)

@@ -1075,3 +1075,26 @@ def test_analyze_reports_schema_errors_at_their_lines(cli, tmp_path):
                     'SIMPLE, MUTUAL, ISTIO_MUTUAL (did you mean "ISTIO_MUTUAL"?)'),
         (f"{f}:16", 'Schema validation error: spec.subsets[0].lables: unknown field (did you mean "labels"?)'),
     }
+
+
+@pytest.mark.parametrize("kind", sorted(VALID))
+def test_crd_schema_accepts_the_valid_examples(kind):
+    """The CRD schema read as JSON Schema (what the API server checks besides CEL and pruning)
+    accepts the valid example, and still refuses a few typical mistakes."""
+    import jsonschema
+
+    validator = jsonschema.Draft7Validator(crd_openapi(kind))
+    assert [e.message for e in validator.iter_errors(yaml.safe_load(VALID[kind]))] == []
+
+
+def test_crd_schema_refuses_typical_mistakes():
+    import jsonschema
+
+    refused = 0
+    for kind, where, value, _path, message in MISTAKES:
+        if message is None:
+            continue
+        body = yaml.safe_load(VALID[kind])
+        _set(body, where, value)
+        refused += any(True for _ in jsonschema.Draft7Validator(crd_openapi(kind)).iter_errors(body))
+    assert refused >= 50  # the rest need CEL, unknown-field pruning or checks only meshctl makes

@@ -1,3 +1,3 @@
-from meshctl.cli import app
+from meshctl._entry import main
 
-app(prog_name="meshctl")
+main()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -42,21 +43,30 @@ def env() -> dict:
     return e
 
 
-def timed(args: list[str]) -> tuple[float, subprocess.CompletedProcess]:
+def _child_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def timed(args: list[str]) -> tuple[float, float, subprocess.CompletedProcess]:
+    """(wall seconds, CPU seconds of the child, process)."""
+    c0 = _child_cpu()
     t0 = time.perf_counter()
     proc = subprocess.run(meshctl() + args, capture_output=True, env=env(), cwd=ROOT)
-    return time.perf_counter() - t0, proc
+    return time.perf_counter() - t0, _child_cpu() - c0, proc
 
 
-def median_run(args: list[str], runs: int) -> tuple[float, list[float], subprocess.CompletedProcess]:
-    times = []
+def median_run(args: list[str], runs: int) -> tuple[float, list[float], float, subprocess.CompletedProcess]:
+    """Median wall time, all wall times, median CPU time, last process."""
+    times, cpus = [], []
     proc = None
     for _ in range(runs):
-        t, proc = timed(args)
+        t, c, proc = timed(args)
         if proc.returncode not in (0, 1):
             sys.exit(f"meshctl failed (exit {proc.returncode}): {proc.stderr.decode()[-500:]}")
         times.append(t)
-    return statistics.median(times), times, proc
+        cpus.append(c)
+    return statistics.median(times), times, statistics.median(cpus), proc
 
 
 def count_resources(directory: Path) -> int:
@@ -87,19 +97,23 @@ def main() -> None:
             subprocess.run([sys.executable, args.gen, "--services", str(n), "--out", str(d)], check=True,
                            capture_output=True)
             resources = count_resources(d)
-            med, times, proc = median_run(["analyze", "-R", str(d), "-o", "json"], args.runs)
+            med, times, cpu, proc = median_run(["analyze", "-R", str(d), "-o", "json"], args.runs)
             findings = len(json.loads(proc.stdout))
-            results[n] = med
+            results[n] = (med, cpu)
             print(f"{n:>5} services  {resources:>6} resources  {findings:>5} findings  "
                   f"wall {med:6.2f} s (median of {args.runs}: {', '.join(f'{t:.2f}' for t in times)})  "
-                  f"{resources / med:8.0f} resources/s")
+                  f"cpu {cpu:5.2f} s  {resources / med:6.0f} resources/s")
         if len(sizes) >= 2:
             a, b = sizes[0], sizes[-1]
-            print(f"scaling {b}/{a} services: {results[b] / results[a]:.2f}x the time for {b / a:.1f}x the input")
-        med, times, _ = median_run(["analyze", str(one)], max(args.runs, 5))
-        print(f"one resource: wall {med * 1000:.0f} ms (median of {max(args.runs, 5)})")
-        med, times, _ = median_run(["--version"], max(args.runs, 5))
-        print(f"meshctl --version: wall {med * 1000:.0f} ms (baseline: interpreter and CLI start-up)")
+            print(f"scaling {b}/{a} services: {results[b][0] / results[a][0]:.2f}x the wall time, "
+                  f"{results[b][1] / results[a][1]:.2f}x the CPU time for {b / a:.1f}x the input")
+        n = max(args.runs, 5)
+        med, times, cpu, _ = median_run(["analyze", str(one)], n)
+        print(f"one resource: wall {med * 1000:.0f} ms, cpu {cpu * 1000:.0f} ms (median of {n})")
+        med, times, cpu, _ = median_run(["--version"], n)
+        print(f"meshctl --version: wall {med * 1000:.0f} ms, cpu {cpu * 1000:.0f} ms (interpreter and CLI start-up)")
+        print(f"load average: {', '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs "
+              "(wall times above the CPU times mean the machine was busy)")
         if args.profile:
             profile(tmp / f"corpus-{sizes[-1]}")
     finally:

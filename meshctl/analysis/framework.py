@@ -30,7 +30,7 @@ from __future__ import annotations
 import fnmatch
 import json
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable, Sequence
 
@@ -142,7 +142,7 @@ class Message:
     def level(self) -> str:
         return self.type.level
 
-    @property
+    @cached_property
     def text(self) -> str:
         return go_format(self.type.template, self.args)
 
@@ -156,7 +156,7 @@ class Message:
             return None if self.resource.from_cluster else self.resource.source
         return self.source
 
-    @property
+    @cached_property
     def line_number(self) -> int:
         if self.resource is not None:
             return self.resource.line_of(self.path)

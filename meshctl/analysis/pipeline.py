@@ -16,6 +16,7 @@ The stages:
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -232,19 +233,27 @@ def count_files(paths: Sequence[str], recursive: bool) -> int:
     return n
 
 
-def analyze(opts: AnalyzeOptions) -> AnalysisResult:
-    """Run the pipeline. Python's cyclic garbage collector is paused meanwhile: loading builds
-    millions of small objects (YAML nodes kept for line numbers) and nothing here makes cycles
-    worth collecting, while each full collection walks them all (it cost more than the analysis)."""
+@contextmanager
+def gc_paused():
+    """Pause Python's cyclic garbage collector. Loading builds millions of small objects (YAML
+    nodes kept for line numbers) and nothing here makes cycles worth collecting, while each
+    full collection walks them all: with the collector on, collections cost more than the
+    analysis. Callers that keep the result should drop it before the pause ends."""
     import gc
 
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _analyze(opts)
+        yield
     finally:
         if enabled:
             gc.enable()
+
+
+def analyze(opts: AnalyzeOptions) -> AnalysisResult:
+    """Run the pipeline (with the cyclic garbage collector paused, see gc_paused)."""
+    with gc_paused():
+        return _analyze(opts)
 
 
 def _analyze(opts: AnalyzeOptions) -> AnalysisResult:

@@ -94,6 +94,19 @@ def to_list(result: "AnalysisResult") -> list[dict]:
     return [m.to_dict() for m in result.messages]
 
 
+def dump_json_list(items: list[dict]) -> str:
+    """json.dumps(items, indent=2, ensure_ascii=False) for a list of flat dicts, several times
+    faster (Python's C encoder does not indent, so each value is encoded on its own)."""
+    if not items:
+        return "[]"
+    enc = json.JSONEncoder(ensure_ascii=False).encode
+    if any(isinstance(v, (dict, list)) for d in items for v in d.values()):
+        return json.dumps(items, indent=2, ensure_ascii=False)
+    return "[\n" + ",\n".join(
+        "  {\n" + ",\n".join(f"    {enc(k)}: {enc(v)}" for k, v in d.items()) + "\n  }" if d else "  {}"
+        for d in items) + "\n]"
+
+
 # --- SARIF --------------------------------------------------------------------------------------
 
 def artifact_location(path: str, cwd: str | None = None) -> dict | None:
@@ -172,7 +185,7 @@ def write(result: "AnalysisResult", fmt: str, out: TextIO | None = None, err: Te
         write_text(result, out, err)
         return
     if fmt == "json":
-        out.write(json.dumps(to_list(result), indent=2, ensure_ascii=False) + "\n")
+        out.write(dump_json_list(to_list(result)) + "\n")
     elif fmt == "yaml":
         from meshctl.output import to_yaml
 

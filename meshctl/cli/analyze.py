@@ -67,17 +67,20 @@ def analyze_cmd(
                 typer.echo(f"{r['name']:<{width}}  {r['description']}")
         return 0
 
-    from meshctl.analysis.pipeline import AnalyzeOptions, analyze
+    from meshctl.analysis.pipeline import AnalyzeOptions, analyze, gc_paused
 
-    result = analyze(AnalyzeOptions(
-        paths=paths or (), recursive=recursive, namespace=s.namespace, all_namespaces=all_namespaces,
-        use_kube=use_kube, kubeconfig=s.kubeconfig, context=s.context, mesh_config_file=mesh_config,
-        analyzers=analyzers or (), suppress=suppress or (), output_threshold=output_threshold,
-        failure_threshold=failure_threshold))
-    if result.warnings:
-        from meshctl.output import warn
+    with gc_paused():  # through the report too; the result is dropped before the pause ends
+        result = analyze(AnalyzeOptions(
+            paths=paths or (), recursive=recursive, namespace=s.namespace, all_namespaces=all_namespaces,
+            use_kube=use_kube, kubeconfig=s.kubeconfig, context=s.context, mesh_config_file=mesh_config,
+            analyzers=analyzers or (), suppress=suppress or (), output_threshold=output_threshold,
+            failure_threshold=failure_threshold))
+        if result.warnings:
+            from meshctl.output import warn
 
-        for w in result.warnings:
-            warn(w)
-    report.write(result, fmt)
-    return 1 if result.failed else 0
+            for w in result.warnings:
+                warn(w)
+        report.write(result, fmt)
+        code = 1 if result.failed else 0
+        del result
+    return code

@@ -107,3 +107,9 @@ def test_sarif_document():
     again = report.to_sarif(_result(), version="1.2.3", cwd=os.getcwd())["runs"][0]["results"][0]
     assert again["partialFingerprints"] == res["partialFingerprints"]
     json.dumps(doc)  # serialisable
+
+
+def test_fast_json_list_matches_json_dumps():
+    items = [{}, {"a": 'x"é\n', "b": 1, "c": None, "d": True, "e": 2.5}, {"code": "IST0101"}]
+    for case in ([], [items[0]], items):
+        assert report.dump_json_list(case) == json.dumps(case, indent=2, ensure_ascii=False)

@@ -290,6 +290,7 @@ def test_jwt_claim_route_needs_request_authentication():
                            "@request.auth.claims.group) but found no request authentication for the gateway "
                            "(istio-system/gw) pod (edge-1). The request authentication must first be applied for "
                            "the gateway pods to validate the JWT token and make the claims available for routing."]
+    assert msgs[0].reference == reference(JWT_VS, "@request.auth.claims.group")
     with_ra = JWT_VS + """
 ---
 apiVersion: security.istio.io/v1

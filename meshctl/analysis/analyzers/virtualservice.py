@@ -319,14 +319,15 @@ def is_jwt_claim_header(name: str) -> bool:
     return (rest.startswith(".") and len(rest) > 1) or (rest.startswith("[") and rest.endswith("]") and len(rest) > 2)
 
 
-def jwt_claim_route_key(vs: Resource) -> str:
-    for http in as_list(vs.spec.get("http")):
-        for match in as_list(dig(http, "match")):
+def jwt_claim_route_key(vs: Resource) -> tuple[str, tuple]:
+    """The first header match on a JWT claim, and its path; ("", ()) when there is none."""
+    for i, http in enumerate(as_list(vs.spec.get("http"))):
+        for j, match in enumerate(as_list(dig(http, "match"))):
             for field in ("headers", "withoutHeaders"):
                 for key in as_dict(dig(match, field)):
                     if is_jwt_claim_header(str(key)):
-                        return str(key)
-    return ""
+                        return str(key), ("spec", "http", i, "match", j, field, key)
+    return "", ()
 
 
 @register
@@ -342,7 +343,7 @@ class JWTClaimRouteAnalyzer(Analyzer):
         gateways = {(g.namespace or "", g.name): g for g in istio_gateways(ctx)}
         pods: LabelIndex | None = None
         for vs in ctx.of_kind("VirtualService"):
-            key = jwt_claim_route_key(vs)
+            key, key_path = jwt_claim_route_key(vs)
             if not key:
                 continue
             for gw_name in _strs(vs.spec.get("gateways")):
@@ -356,7 +357,7 @@ class JWTClaimRouteAnalyzer(Analyzer):
                 for pod in pods.select(str_map(gw.spec.get("selector"))):
                     selectors = ra_by_ns.get(ctx.istio_namespace, []) + ra_by_ns.get(pod.namespace or "", [])
                     if not any(selector_matches(s, pod.labels) for s in selectors):
-                        ctx.report("IST0149", vs, key, f"{full[0]}/{full[1]}", pod.name)
+                        ctx.report("IST0149", vs, key, f"{full[0]}/{full[1]}", pod.name, path=key_path)
 
 
 # --- schema.ValidationAnalyzer.VirtualService: unreachable rules, ineffective matches ---------------

@@ -160,8 +160,10 @@ def to_sarif(result: "AnalysisResult", version: str | None = None, cwd: str | No
         if m.origin:
             kind, _, name = m.origin.partition(" ")
             loc["logicalLocations"] = [{"fullyQualifiedName": m.origin, "name": name, "kind": "object"}]
-        if loc:
-            r["locations"] = [loc]
+        elif art is None:  # a document from stdin that could not be loaded
+            where = "stdin" if m.file == "-" else (m.file or "input")
+            loc["logicalLocations"] = [{"fullyQualifiedName": where, "name": where, "kind": "resource"}]
+        r["locations"] = [loc]  # GitHub requires a location on every result
         digest = hashlib.sha256(f"{m.code}\0{m.origin}\0{m.text}".encode()).hexdigest()[:32]
         r["partialFingerprints"] = {"meshctlFinding/v1": digest}
         results.append(r)

@@ -55,6 +55,9 @@ def test_sarif_without_locations_or_findings_is_valid(cli, tmp_path):
     f = tmp_path / "mixed.sarif"
     f.write_text(r.stdout)
     assert _validate(f, tmp_path) == []
+    f1 = tmp_path / "stdin-broken.sarif"
+    f1.write_text(cli("analyze", "-o", "sarif", "-", input="kind: [\n").stdout)
+    assert _validate(f1, tmp_path) == []
     ok = tmp_path / "ok.yaml"
     ok.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n")
     f2 = tmp_path / "empty.sarif"

@@ -113,3 +113,11 @@ def test_fast_json_list_matches_json_dumps():
     items = [{}, {"a": 'x"é\n', "b": 1, "c": None, "d": True, "e": 2.5}, {"code": "IST0101"}]
     for case in ([], [items[0]], items):
         assert report.dump_json_list(case) == json.dumps(case, indent=2, ensure_ascii=False)
+
+
+def test_every_sarif_result_has_a_location():
+    res = analyze_text("kind: [\n", "-")
+    [r] = report.to_sarif(res, version="1", cwd=os.getcwd())["runs"][0]["results"]
+    assert r["ruleId"] == "MSH0001"
+    assert r["locations"] == [{"logicalLocations": [{"fullyQualifiedName": "stdin", "name": "stdin",
+                                                     "kind": "resource"}]}]

@@ -116,9 +116,9 @@ def root(
 
 
 def _register() -> None:
-    from meshctl.cli import analyze, canary, completion, inject, install, lifecycle, local, precheck, proxy
+    from meshctl.cli import analyze, canary, completion, inject, install, lifecycle, precheck, proxy
 
-    for module in (install, lifecycle, analyze, inject, precheck, proxy, canary, local, completion):
+    for module in (install, lifecycle, analyze, inject, precheck, proxy, canary, completion):
         module.register(app)
 
 

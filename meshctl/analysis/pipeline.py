@@ -133,7 +133,7 @@ def default_resources(mesh: dict, istio_namespace: str) -> list[Resource]:
 # Kinds read from a cluster: what the analyzers read.
 CLUSTER_KINDS: tuple[tuple[str, str], ...] = (
     ("v1", "Namespace"), ("v1", "Service"), ("v1", "Pod"), ("v1", "ConfigMap"), ("v1", "Secret"),
-    ("v1", "Node"), ("apps/v1", "Deployment"),
+    ("v1", "Node"), ("apps/v1", "Deployment"), ("apps/v1", "StatefulSet"), ("apps/v1", "DaemonSet"),
     ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"),
     ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration"),
     ("apiextensions.k8s.io/v1", "CustomResourceDefinition"),
@@ -143,7 +143,8 @@ CLUSTER_KINDS: tuple[tuple[str, str], ...] = (
     ("networking.istio.io/v1", "WorkloadGroup"), ("networking.istio.io/v1alpha3", "EnvoyFilter"),
     ("security.istio.io/v1", "AuthorizationPolicy"), ("security.istio.io/v1", "PeerAuthentication"),
     ("security.istio.io/v1", "RequestAuthentication"), ("telemetry.istio.io/v1", "Telemetry"),
-    ("extensions.istio.io/v1alpha1", "WasmPlugin"),
+    ("extensions.istio.io/v1alpha1", "WasmPlugin"), ("extensions.istio.io/v1alpha1", "TrafficExtension"),
+    ("networking.istio.io/v1beta1", "ProxyConfig"),
     ("gateway.networking.k8s.io/v1", "Gateway"), ("gateway.networking.k8s.io/v1", "HTTPRoute"),
     ("gateway.networking.k8s.io/v1", "GRPCRoute"),
 )

@@ -189,8 +189,8 @@ def cluster_resources(opts: AnalyzeOptions) -> tuple[list[Resource], dict | None
 # --- the pipeline -------------------------------------------------------------------------------
 
 def _problem_message(p: LoadProblem) -> Message:
-    return Message(message_types()[p.code if p.code in message_types() else "MSH0001"], None,
-                   (p.message,), source=p.source, line=p.line, analyzer="loader")
+    """A document that could not be loaded, as a finding at its file and line."""
+    return Message(message_types()[p.code], None, (p.message,), source=p.source, line=p.line, analyzer="loader")
 
 
 def dedupe(messages: list[Message]) -> list[Message]:
@@ -276,50 +276,47 @@ def _analyze(opts: AnalyzeOptions) -> AnalysisResult:
     mesh_user = load_mesh_config(opts.mesh_config_file) if opts.mesh_config_file else None
 
     # model
-    resources = ResourceSet()
-    defaults: list[Resource] = []
+    live: list[Resource] = []
     if opts.use_kube:
         live, live_mesh = cluster_resources(opts)
-        resources.extend(live)
         if mesh_user is None:
             mesh_user = live_mesh
-    mesh = merged_mesh_config(mesh_user)
-    if not opts.use_kube:
-        defaults = default_resources(mesh, opts.istio_namespace)
-        resources.extend(defaults)
-    resources.extend(loaded.resources)
-    default_ids = {id(r) for r in defaults}
 
     # analyze
-    messages = run(resources, chosen, mesh_config=mesh_user, istio_namespace=opts.istio_namespace)
-    messages = [m for m in messages if m.resource is None or id(m.resource) not in default_ids]
-    messages.extend(_problem_message(p) for p in loaded.problems)
-    messages = dedupe(messages)
+    messages, resources = analyze_loaded(loaded, chosen, mesh_user, opts.istio_namespace,
+                                         live=live if opts.use_kube else None)
 
     # filter
     kept = filter_messages(messages, suppressions, "Info")
     shown = filter_messages(kept, (), opts.output_threshold)
-    n_resources = sum(1 for r in resources if id(r) not in default_ids)
     warnings = [] if opts.recursive else _skipped_subdirectories(opts.paths)
     return AnalysisResult(
-        messages=shown, failed=exceeds(kept, opts.failure_threshold), resources=n_resources,
+        messages=shown, failed=exceeds(kept, opts.failure_threshold), resources=len(resources),
         files=count_files(opts.paths, opts.recursive) if opts.paths else 0,
-        namespaces=sorted(resources.namespaces()), analyzers=[a.name for a in chosen],
+        namespaces=sorted({r.namespace for r in resources if r.namespace}), analyzers=[a.name for a in chosen],
         from_cluster=opts.use_kube, warnings=warnings)
 
 
-def analyze_text(text: str, source: str = "input.yaml", **kwargs) -> AnalysisResult:
-    """Analyze YAML text (for tests and embedding): as analyze() on one file."""
-    loaded = load_text(text, source, default_namespace=kwargs.pop("namespace", None) or "default")
-    mesh_user = kwargs.pop("mesh_config", None)
-    names = kwargs.pop("analyzers", None)
-    mesh = merged_mesh_config(mesh_user)
-    defaults = default_resources(mesh, "istio-system")
-    resources = ResourceSet(defaults)
+def analyze_loaded(loaded: Loaded, analyzers, mesh_user: dict | None = None, istio_namespace: str = "istio-system",
+                   live: list[Resource] | None = None) -> tuple[list[Message], list[Resource]]:
+    """Model and analyze: the cluster's objects (`live`; None for file-only analysis, which adds
+    the stand-in ingress gateway instead), then the loaded ones on top. Returns the findings
+    (load problems included, sorted, without repeats or findings about stand-ins) and the
+    objects analyzed (without stand-ins)."""
+    resources = ResourceSet(live or ())
+    defaults = default_resources(merged_mesh_config(mesh_user), istio_namespace) if live is None else []
+    resources.extend(defaults)
     resources.extend(loaded.resources)
-    default_ids = {id(r) for r in defaults}
-    messages = run(resources, select_analyzers(names), mesh_config=mesh_user)
-    messages = [m for m in messages if m.resource is None or id(m.resource) not in default_ids]
+    stand_ins = {id(r) for r in defaults}
+    messages = run(resources, analyzers, mesh_config=mesh_user, istio_namespace=istio_namespace)
+    messages = [m for m in messages if m.resource is None or id(m.resource) not in stand_ins]
     messages.extend(_problem_message(p) for p in loaded.problems)
-    messages = dedupe(messages)
-    return AnalysisResult(messages=messages, failed=exceeds(messages), resources=len(loaded.resources), files=1)
+    return dedupe(messages), [r for r in resources if id(r) not in stand_ins]
+
+
+def analyze_text(text: str, source: str = "input.yaml", namespace: str | None = None,
+                 mesh_config: dict | None = None, analyzers: Sequence[str] | None = None) -> AnalysisResult:
+    """Analyze YAML text as analyze() analyzes one file (for tests and embedding); unfiltered."""
+    loaded = load_text(text, source, default_namespace=namespace or "default")
+    messages, resources = analyze_loaded(loaded, select_analyzers(analyzers), mesh_config)
+    return AnalysisResult(messages=messages, failed=exceeds(messages), resources=len(resources), files=1)

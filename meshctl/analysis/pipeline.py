@@ -290,6 +290,8 @@ def _analyze(opts: AnalyzeOptions) -> AnalysisResult:
     kept = filter_messages(messages, suppressions, "Info")
     shown = filter_messages(kept, (), opts.output_threshold)
     warnings = [] if opts.recursive else _skipped_subdirectories(opts.paths)
+    if opts.all_namespaces and not opts.use_kube:
+        warnings.append("-A/--all-namespaces reads every namespace of a cluster; it has no effect without --use-kube")
     return AnalysisResult(
         messages=shown, failed=exceeds(kept, opts.failure_threshold), resources=len(resources),
         files=count_files(opts.paths, opts.recursive) if opts.paths else 0,

@@ -334,3 +334,9 @@ def test_docs_show_the_real_bookinfo_output(cli, in_root):
     block = doc.split("$ meshctl analyze examples/bookinfo\n", 1)[1].split("$ echo $?", 1)[0]
     r = cli("analyze", BOOKINFO)
     assert block == r.stdout + r.stderr
+
+
+def test_all_namespaces_without_cluster_warns(cli, tmp_path):
+    r = cli("analyze", "-A", write(tmp_path, "svc.yaml", SVC))
+    assert r.exit_code == 0
+    assert "warning: -A/--all-namespaces" in r.stderr and "--use-kube" in r.stderr

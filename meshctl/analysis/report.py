@@ -8,13 +8,10 @@
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
-from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, TextIO
-from urllib.parse import quote
 
 from meshctl.analysis.framework import Message, message_types
 
@@ -114,6 +111,9 @@ def artifact_location(path: str, cwd: str | None = None) -> dict | None:
     slashes), or an absolute file URI for files outside it; None for stdin and cluster objects."""
     if not path or path in ("-", "cluster") or path.startswith("<"):
         return None
+    from pathlib import Path, PurePosixPath
+    from urllib.parse import quote
+
     cwd = cwd or os.getcwd()
     absolute = os.path.abspath(path)
     rel = os.path.relpath(absolute, cwd) if os.path.splitdrive(absolute)[0] == os.path.splitdrive(cwd)[0] else None
@@ -144,6 +144,8 @@ def _rule(code: str) -> dict:
 
 
 def to_sarif(result: "AnalysisResult", version: str | None = None, cwd: str | None = None) -> dict:
+    import hashlib
+
     if version is None:
         from meshctl import __version__ as version
     codes = sorted({m.code for m in result.messages})

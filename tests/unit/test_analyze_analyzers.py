@@ -755,3 +755,18 @@ def test_image_auto_without_webhook():
         matchExpressions: [{key: app, operator: In, values: [d]}]
     """
     assert found(run_yaml(webhook, "injection.ImageAutoAnalyzer")) == [("IST0147", "Pod default/p")]
+
+
+def test_gateway_service_ports_default_to_tcp():
+    """A Service port written without `protocol` is TCP (the API server's default)."""
+    text = GW_PODS.replace(", protocol: TCP", "") + textwrap.dedent("""
+    ---
+    apiVersion: networking.istio.io/v1
+    kind: Gateway
+    metadata: {name: gw, namespace: edge}
+    spec:
+      selector: {istio: edge}
+      servers: [{port: {number: 8080, name: http, protocol: HTTP}, hosts: ["*"]}]
+    """)
+    assert "protocol" not in GW_PODS.replace(", protocol: TCP", "")
+    assert run_yaml(text, "gateway.IngressGatewayPortAnalyzer") == []

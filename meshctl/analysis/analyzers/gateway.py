@@ -55,7 +55,7 @@ class IngressGatewayPortAnalyzer(Analyzer):
                     if not selector_matches(str_map(svc.spec.get("selector")), pod.labels):
                         continue
                     for port in as_list(svc.spec.get("ports")):
-                        if not isinstance(port, dict) or port.get("protocol") != "TCP":
+                        if not isinstance(port, dict) or (port.get("protocol") or "TCP") != "TCP":  # the API server defaults to TCP
                             continue
                         tp = _int(port.get("targetPort"))
                         if tp:

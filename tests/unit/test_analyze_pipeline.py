@@ -79,7 +79,8 @@ def test_files_replace_cluster_objects_and_stand_ins_are_not_reported():
             for r in ctx.resources:
                 ctx.report("IST0118", r, r.name, 1, "x")
 
-    svc = load_text("apiVersion: v1\nkind: Service\nmetadata: {name: mine}\n", "svc.yaml")
+    svc = load_text("apiVersion: v1\nkind: Service\nmetadata: {name: mine}\n", "svc.yaml",
+                    default_namespace="default")
     msgs, resources = analyze_loaded(svc, [Everything], {"ingressService": "edge"})
     assert [m.origin for m in msgs] == ["Service default/mine"]
     assert resources == svc.resources

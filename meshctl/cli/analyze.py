@@ -5,7 +5,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from meshctl.cli.common import ContextOpt, KubeconfigOpt, NamespaceOpt, OutputOpt, check_output, settings
+from meshctl.cli.common import ContextOpt, KubeconfigOpt, NamespaceOpt, check_output, settings
 
 HELP = """Analyze Istio configuration and report problems, with istioctl analyze's codes.
 
@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
 
 def analyze_cmd(
     ctx: typer.Context,
-    paths: Annotated[Optional[List[str]], typer.Argument(metavar="[PATH]...", show_default=False,
+    paths: Annotated[Optional[List[str]], typer.Argument(metavar="PATH", show_default=False,
                                                          help="Files, directories or - (stdin).")] = None,
     recursive: Annotated[bool, typer.Option("--recursive", "-R", help="Descend into subdirectories.")] = False,
     use_kube: Annotated[bool, typer.Option("--use-kube", help="Also read the live cluster; files replace its objects of the same identity.")] = False,
@@ -47,7 +47,8 @@ def analyze_cmd(
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
     namespace: NamespaceOpt = None,
-    output_format: OutputOpt = None,
+    output_format: Annotated[Optional[str], typer.Option(
+        "--output", "-o", help="Output format: text (default), json, yaml (istioctl's list), sarif.")] = None,
 ) -> int:
     s = settings(ctx, kubeconfig=kubeconfig, context=context, namespace=namespace, output=output_format)
     from meshctl.analysis import report

@@ -209,34 +209,34 @@ class ConflictingGatewayAnalyzer(Analyzer):
 
     def analyze(self, ctx: Context) -> None:
         gws = istio_gateways(ctx)
-        # selector → port → gateway name → {host: bind}
+        # selector → port → gateway name → {host: bind} (a gateway's last server on a port wins, as in Istio)
         table: dict[str, dict[str, dict[str, dict[str, str]]]] = {}
+        # how many servers declare each (port, host): a host declared once cannot conflict
+        declared: dict[tuple[str, str], int] = {}
         for gw in gws:
             sel = selector_string(str_map(gw.spec.get("selector")))
             for server in as_list(gw.spec.get("servers")):
                 port = str(_int(dig(server, "port", "number")))
                 bind = str(dig(server, "bind") or "")
-                table.setdefault(sel, {}).setdefault(port, {})[gw.full_name] = {
-                    str(h): bind for h in as_list(dig(server, "hosts"))}
-        pods = None
+                hosts = [str(h) for h in as_list(dig(server, "hosts"))]
+                table.setdefault(sel, {}).setdefault(port, {})[gw.full_name] = {h: bind for h in hosts}
+                for h in hosts:
+                    declared[(port, h)] = declared.get((port, h), 0) + 1
+        hits_by_selector: dict[str, list] = {}
         for gw in gws:
             selector = str_map(gw.spec.get("selector"))
             sel = selector_string(selector)
-            hits: list[dict[str, dict[str, dict[str, str]]]] = []
-            for other_sel, by_port in table.items():
-                matched = sel == other_sel
-                if not matched and (other_sel in sel or sel in other_sel):
-                    pods = pods or pod_index(ctx)
-                    other = _parse_selector(other_sel)
-                    matched = any(selector_matches(other, p.labels) for p in pods.select(selector))
-                if matched:
-                    hits.append(by_port)
+            hits = hits_by_selector.get(sel)
+            if hits is None:
+                hits = hits_by_selector[sel] = self._hits(ctx, selector, sel, table)
             if sel and not hits:
                 ctx.report("IST0101", gw, "selector", sel, path=_selector_path(selector))
                 continue
             for i, server in enumerate(as_list(gw.spec.get("servers"))):
                 port = str(_int(dig(server, "port", "number")))
                 hosts = [str(h) for h in as_list(dig(server, "hosts"))]
+                if all(declared.get((port, h), 0) <= 1 for h in hosts):
+                    continue  # no other server names these hosts: nothing to conflict with
                 bind = str(dig(server, "bind") or "")
                 conflicts = []
                 for by_port in hits:
@@ -246,6 +246,20 @@ class ConflictingGatewayAnalyzer(Analyzer):
                 if conflicts:
                     ctx.report("IST0145", gw, ",".join(sorted(conflicts)), sel, port, ",".join(hosts),
                                path=("spec", "servers", i))
+
+    @staticmethod
+    def _hits(ctx: Context, selector: dict[str, str], sel: str, table: dict) -> list:
+        """The table entries of gateways whose selector is this one, or selects a pod this one
+        selects (when one selector string contains the other, as Istio checks)."""
+        hits = []
+        for other_sel, by_port in table.items():
+            matched = sel == other_sel
+            if not matched and (other_sel in sel or sel in other_sel):
+                other = _parse_selector(other_sel)
+                matched = any(selector_matches(other, p.labels) for p in pod_index(ctx).select(selector))
+            if matched:
+                hits.append(by_port)
+        return hits
 
 
 def _parse_selector(text: str) -> dict[str, str]:
@@ -291,6 +305,18 @@ def _selector_subset(x: dict[str, str], y: dict[str, str]) -> bool:
     return count == len(x)
 
 
+def _certificate_key(tls: dict) -> tuple | None:
+    """What makes two servers' certificates the same (Istio's haveSameCertificate): the
+    credentialName, or else the serverCertificate and privateKey files; None: never the same."""
+    cred = tls.get("credentialName") or ""
+    if cred:
+        return ("credential", str(cred))
+    cert, key = tls.get("serverCertificate") or "", tls.get("privateKey") or ""
+    if cert and key:
+        return ("files", str(cert), str(key))
+    return None
+
+
 @register
 class CertificateAnalyzer(Analyzer):
     name = "gateway.CertificateAnalyzer"
@@ -298,21 +324,27 @@ class CertificateAnalyzer(Analyzer):
     inputs = ("Gateway",)
 
     def analyze(self, ctx: Context) -> None:
-        gws = istio_gateways(ctx)
-        # only gateways that use TLS can share a certificate (in any namespace: Istio does not
-        # scope gateways to their namespace by default)
-        tls_gws = [gw for gw in gws if any(isinstance(dig(s, "tls"), dict) for s in as_list(gw.spec.get("servers")))]
-        for gw in gws:
-            servers = [s for s in as_list(gw.spec.get("servers")) if isinstance(dig(s, "tls"), dict)]
-            if not servers:
-                continue
+        # gateways by the certificates their TLS servers use (in every namespace: Istio does
+        # not scope gateways to their namespace by default)
+        by_cert: dict[tuple, list[Resource]] = {}
+        certs_of: dict[int, list[tuple]] = {}
+        for gw in istio_gateways(ctx):
+            keys = []
+            for s in as_list(gw.spec.get("servers")):
+                tls = dig(s, "tls")
+                key = _certificate_key(tls) if isinstance(tls, dict) else None
+                if key is not None and key not in keys:
+                    keys.append(key)
+                    by_cert.setdefault(key, []).append(gw)
+            certs_of[id(gw)] = keys
+        for gw in istio_gateways(ctx):
             selector = str_map(gw.spec.get("selector"))
-            for other in tls_gws:
-                if other is gw:
-                    continue
-                if selector and not _selector_subset(selector, str_map(other.spec.get("selector"))):
-                    continue
-                for s in servers:
-                    for o in as_list(other.spec.get("servers")):
-                        if isinstance(dig(o, "tls"), dict) and _same_certificate(s["tls"], o["tls"]):
-                            ctx.report("IST0138", gw, [gw.full_name, other.full_name], path=("metadata", "name"))
+            reported: set[int] = set()
+            for key in certs_of[id(gw)]:
+                for other in by_cert[key]:
+                    if other is gw or id(other) in reported:
+                        continue
+                    if selector and not _selector_subset(selector, str_map(other.spec.get("selector"))):
+                        continue
+                    reported.add(id(other))
+                    ctx.report("IST0138", gw, [gw.full_name, other.full_name], path=("metadata", "name"))

@@ -22,16 +22,22 @@ class MultiServiceAnalyzer(Analyzer):
     inputs = ("Service", "Deployment", "Namespace")
 
     def analyze(self, ctx: Context) -> None:
-        services: dict[str, list[tuple[Resource, dict]]] = {}
+        # Services with a selector, indexed by (namespace, one label of their selector): a
+        # Service can only select a pod template that has that label
+        services: dict[tuple[str, str, str], list[tuple[Resource, dict]]] = {}
         for svc in ctx.of_kind("Service"):
             sel = str_map(svc.spec.get("selector"))
             if sel:
-                services.setdefault(svc.namespace or "", []).append((svc, sel))
+                k = min(sel)
+                services.setdefault((svc.namespace or "", k, sel[k]), []).append((svc, sel))
         for dep in ctx.of_kind("Deployment"):
             if dep.labels.get("gateway.istio.io/managed") == _WAYPOINT or not deployment_in_mesh(ctx, dep):
                 continue
             pod_labels = str_map(dig(dep.spec, "template", "metadata", "labels"))
-            matching = [svc for svc, sel in services.get(dep.namespace or "", ()) if selector_matches(sel, pod_labels)]
+            ns = dep.namespace or ""
+            matching = [svc for k, v in pod_labels.items() for svc, sel in services.get((ns, k, v), ())
+                        if selector_matches(sel, pod_labels)]
+            matching.sort(key=lambda r: (r.namespace or "", r.name))
             if not matching:
                 continue
             self._protocols(ctx, dep, matching)

@@ -42,34 +42,48 @@ class IngressGatewayPortAnalyzer(Analyzer):
         services_by_ns: dict[str, list[Resource]] = {}
         for svc in ctx.of_kind("Service"):
             services_by_ns.setdefault(svc.namespace or "", []).append(svc)
+        by_selector: dict[str, tuple[set[int], dict[int, int]] | None] = {}
         for gw in gws:
             selector = str_map(gw.spec.get("selector"))
-            matched = pods.select(selector)
-            if not matched:
-                ctx.report("IST0101", gw, "selector", selector_string(selector), path=_selector_path(selector))
+            key = selector_string(selector)
+            if key not in by_selector:
+                by_selector[key] = self._service_ports(pods.select(selector), services_by_ns)
+            ports = by_selector[key]
+            if ports is None:
+                ctx.report("IST0101", gw, "selector", key, path=_selector_path(selector))
                 continue
-            target_ports: set[int] = set()
-            port_map: dict[int, int] = {}
-            for pod in matched:
-                for svc in services_by_ns.get(pod.namespace or "", ()):
-                    if not selector_matches(str_map(svc.spec.get("selector")), pod.labels):
-                        continue
-                    for port in as_list(svc.spec.get("ports")):
-                        if not isinstance(port, dict) or (port.get("protocol") or "TCP") != "TCP":  # the API server defaults to TCP
-                            continue
-                        tp = _int(port.get("targetPort"))
-                        if tp:
-                            target_ports.add(tp)
-                            port_map.setdefault(_int(port.get("port")), tp)
-                        else:
-                            target_ports.add(_int(port.get("port")))
+            target_ports, port_map = ports
             for server in as_list(gw.spec.get("servers")):
                 number = dig(server, "port", "number")
                 if number is None:
                     continue
                 n = _int(number)
                 if n not in target_ports and n not in port_map:
-                    ctx.report("IST0162", gw, n, selector_string(selector), path=_selector_path(selector))
+                    ctx.report("IST0162", gw, n, key, path=_selector_path(selector))
+
+    @staticmethod
+    def _service_ports(matched: list[Resource], services_by_ns) -> tuple[set[int], dict[int, int]] | None:
+        """The TCP target ports (and port → target port) of the Services selecting the pods a
+        gateway selects; None when it selects no pod."""
+        if not matched:
+            return None
+        target_ports: set[int] = set()
+        port_map: dict[int, int] = {}
+        for pod in matched:
+            for svc in services_by_ns.get(pod.namespace or "", ()):
+                if not selector_matches(str_map(svc.spec.get("selector")), pod.labels):
+                    continue
+                for port in as_list(svc.spec.get("ports")):
+                    # a port without protocol is TCP (the API server's default)
+                    if not isinstance(port, dict) or (port.get("protocol") or "TCP") != "TCP":
+                        continue
+                    tp = _int(port.get("targetPort"))
+                    if tp:
+                        target_ports.add(tp)
+                        port_map.setdefault(_int(port.get("port")), tp)
+                    else:
+                        target_ports.add(_int(port.get("port")))
+        return target_ports, port_map
 
 
 # --- secrets ------------------------------------------------------------------------------------

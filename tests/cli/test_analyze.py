@@ -333,7 +333,7 @@ def test_docs_show_the_real_bookinfo_output(cli, in_root):
     doc = (ROOT / "docs" / "analyze.md").read_text()
     block = doc.split("$ meshctl analyze examples/bookinfo\n", 1)[1].split("$ echo $?", 1)[0]
     r = cli("analyze", BOOKINFO)
-    assert block == r.stdout + r.stderr
+    assert block == r.stdout + r.stderr, "docs/analyze.md: update the bookinfo output under 'Try it'"
 
 
 def test_all_namespaces_without_cluster_warns(cli, tmp_path):

@@ -23,7 +23,8 @@ def _check(result) -> None:
     assert result.exit_code in (0, 1, 2), result
     assert "Traceback" not in result.stderr and "internal error" not in result.stderr, result
     if result.exit_code == 2:
-        assert result.stderr.startswith("error: "), result
+        lines = result.stderr.splitlines()
+        assert lines[0].startswith("error: ") and len(lines) <= 2, result  # error, and maybe a hint
     else:
         assert isinstance(json.loads(result.stdout), list)
 

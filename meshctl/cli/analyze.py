@@ -57,7 +57,8 @@ def analyze_cmd(
     if list_analyzers:
         from meshctl.analysis.framework import all_analyzers
 
-        rows = [{"name": a.name, "description": a.description, "inputs": list(a.inputs)} for a in all_analyzers()]
+        rows = [{"name": a.name, "description": a.description, "inputs": list(a.inputs),
+                 "default": bool(getattr(a, "default", True))} for a in all_analyzers()]
         if fmt in ("json", "yaml"):
             from meshctl.output import emit
 
@@ -65,7 +66,8 @@ def analyze_cmd(
         else:
             width = max((len(r["name"]) for r in rows), default=0)
             for r in rows:
-                typer.echo(f"{r['name']:<{width}}  {r['description']}")
+                extra = "" if r["default"] else " (not run by default: select it with --analyzers)"
+                typer.echo(f"{r['name']:<{width}}  {r['description']}{extra}")
         return 0
 
     from meshctl.analysis.pipeline import AnalyzeOptions, analyze, gc_paused

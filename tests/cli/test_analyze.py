@@ -226,7 +226,9 @@ def test_list_analyzers(cli):
               "destinationrule.SubsetSelectPodAnalyzer", "deployment.MultiServiceAnalyzer"):
         assert n in names
     rows = json.loads(cli("analyze", "--list-analyzers", "-o", "json").stdout)
-    assert {"name", "description", "inputs"} <= set(rows[0])
+    assert {"name", "description", "inputs", "default"} <= set(rows[0])
+    off = [row["name"] for row in rows if not row["default"]]
+    assert all("not run by default" in l for l in r.stdout.splitlines() if l.split()[0] in off)
 
 
 def test_analyzers_subset(cli, tmp_path):

@@ -59,6 +59,7 @@ class AnalysisResult:
     analyzers: list[str] = field(default_factory=list)
     from_cluster: bool = False
     warnings: list[str] = field(default_factory=list)
+    hidden: int = 0                       # findings below the output threshold (not suppressed ones)
 
     def counts(self) -> dict[str, int]:
         out = {"Error": 0, "Warning": 0, "Info": 0}
@@ -296,7 +297,7 @@ def _analyze(opts: AnalyzeOptions) -> AnalysisResult:
         messages=shown, failed=exceeds(kept, opts.failure_threshold), resources=len(resources),
         files=count_files(opts.paths, opts.recursive) if opts.paths else 0,
         namespaces=sorted({r.namespace for r in resources if r.namespace}), analyzers=[a.name for a in chosen],
-        from_cluster=opts.use_kube, warnings=warnings)
+        from_cluster=opts.use_kube, warnings=warnings, hidden=len(kept) - len(shown))
 
 
 def analyze_loaded(loaded: Loaded, analyzers, mesh_user: dict | None = None, istio_namespace: str = "istio-system",

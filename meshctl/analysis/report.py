@@ -41,10 +41,13 @@ def _plural(n: int, word: str) -> str:
 
 def summary(result: "AnalysisResult") -> str:
     scope = _scope(result)
+    below = f" ({result.hidden} below the output threshold)" if result.hidden else ""
     if not result.messages:
+        if result.hidden:
+            return f"No validation issues at or above the output threshold when analyzing {scope}{below}."
         return f"No validation issues found when analyzing {scope}."
     c = result.counts()
-    return f"{_plural(c['Error'], 'error')}, {_plural(c['Warning'], 'warning')}, {c['Info']} info in {scope}"
+    return f"{_plural(c['Error'], 'error')}, {_plural(c['Warning'], 'warning')}, {c['Info']} info in {scope}{below}"
 
 
 def _scope(result: "AnalysisResult") -> str:
@@ -75,7 +78,7 @@ def write_text(result: "AnalysisResult", out: TextIO | None = None, err: TextIO 
             out.write(f"{level} {rest}\n")
         out.flush()
     ecolor = output.color_enabled(err)
-    if not result.messages:
+    if not result.messages and not result.failed:
         line = "✔ " + summary(result)
         err.write((f"\x1b[32m{line}\x1b[0m" if ecolor else line) + "\n")
     else:

@@ -192,6 +192,12 @@ def test_output_threshold_hides_but_still_fails(cli, tmp_path):
             write(tmp_path, "svc.yaml", SVC))
     assert r.exit_code == 1  # the Info finding still fails the run
     assert json.loads(r.stdout) == []
+    r = cli("analyze", "--output-threshold", "Error", "--failure-threshold", "Info", write(tmp_path, "svc.yaml", SVC))
+    assert r.exit_code == 1 and r.stdout == ""
+    assert r.stderr == ("✖ No validation issues at or above the output threshold when analyzing 1 resource "
+                        "from 1 file (1 below the output threshold).\n")
+    r = cli("analyze", "--output-threshold", "Warning", write(tmp_path, "svc.yaml", SVC))
+    assert r.exit_code == 0 and r.stderr.startswith("✔ No validation issues at or above the output threshold")
 
 
 def test_suppress_flag(cli, tmp_path):

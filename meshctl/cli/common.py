@@ -29,9 +29,9 @@ def _complete_namespace(ctx: typer.Context, incomplete: str) -> list[str]:
     try:
         from meshctl import kube
 
-        root = ctx.find_root()
-        obj = root.obj if isinstance(root.obj, Settings) else Settings()
-        client = kube.client(obj.kubeconfig, obj.context, timeout=2)
+        # during completion no callback has run: read the flags typed so far
+        params = {**ctx.find_root().params, **{k: v for k, v in ctx.params.items() if v is not None}}
+        client = kube.client(params.get("kubeconfig"), params.get("context"), timeout=2)
         names = [item["metadata"]["name"] for item in client.list("v1", "Namespace")]
     except Exception:  # completion must never fail loudly
         return []

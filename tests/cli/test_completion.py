@@ -38,3 +38,21 @@ def test_bash_completion_of_commands():
 
 def test_bash_completion_of_shells():
     assert set(_complete("meshctl completion ")) >= {"bash", "zsh", "fish"}
+
+
+def test_profile_names_complete():
+    words = _complete("meshctl manifest generate --profile ")
+    assert set(words) >= {"sidecar", "ambient", "minimal"}
+    assert _complete("meshctl manifest generate --profile am") == ["ambient"]
+
+
+def test_namespaces_complete_from_the_cluster(kube_api):
+    for name in ("shop", "shipping", "billing"):
+        kube_api.add({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    words = _complete(f"meshctl --kubeconfig {kube_api.kubeconfig} analyze --use-kube -n sh")
+    assert sorted(words) == ["shipping", "shop"]
+
+
+def test_namespace_completion_is_quiet_without_a_cluster(tmp_path):
+    missing = tmp_path / "none"
+    assert _complete(f"meshctl --kubeconfig {missing} analyze -n ") == []

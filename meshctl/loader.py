@@ -197,6 +197,18 @@ def _construct(node: yaml.Node, memo: dict | None):
     return out
 
 
+def _json_node(text: str):
+    """The YAML node tree of a JSON text (for line numbers), or None when YAML cannot read it."""
+    try:
+        loader = _Loader(text)
+        try:
+            return loader.get_single_node()
+        finally:
+            loader.dispose()
+    except (yaml.YAMLError, RecursionError, ValueError):
+        return None
+
+
 def _depth_problem(chunk: str) -> str | None:
     """Refuse documents nested deeper than MAX_DEPTH before composing them (deep nesting crashes
     the C composer). Cheap bound first; the event scan runs only when the bound is exceeded."""
@@ -246,15 +258,28 @@ def load_text(text: str, source: str, default_namespace: str | None = None) -> L
 def _load_text(text: str, source: str, default_namespace: str | None) -> Loaded:
     result = Loaded()
     if source.endswith(".json") and text.lstrip().startswith(("{", "[")):
+        deep = _depth_problem(text)
+        if deep:
+            result.problems.append(LoadProblem(source, 1, deep))
+            return result
         try:
             data = json.loads(text)
+        except RecursionError:
+            result.problems.append(LoadProblem(source, 1, "document nests too deeply"))
+            return result
         except ValueError as e:
             line = getattr(e, "lineno", 1)
             result.problems.append(LoadProblem(source, line, f"invalid JSON: {getattr(e, 'msg', e)}"))
             return result
-        docs = data if isinstance(data, list) else [data]
-        for doc in docs:
-            _add_document(result, doc, None, 0, 1, source, default_namespace)
+        # JSON is YAML: its YAML nodes give findings the line of the offending field
+        node = _json_node(text)
+        if isinstance(data, list):
+            docs, nodes = data, (node.value if node is not None and node.id == "sequence" else [])
+        else:
+            docs, nodes = [data], [node]
+        for i, doc in enumerate(docs):
+            n = nodes[i] if i < len(nodes) else None
+            _add_document(result, doc, n, 0, n.start_mark.line + 1 if n is not None else 1, source, default_namespace)
         return result
     for offset, chunk in _split_documents(text):
         if not chunk.strip():

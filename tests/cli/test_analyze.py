@@ -348,3 +348,17 @@ def test_all_namespaces_without_cluster_warns(cli, tmp_path):
     r = cli("analyze", "-A", write(tmp_path, "svc.yaml", SVC))
     assert r.exit_code == 0
     assert "warning: -A/--all-namespaces" in r.stderr and "--use-kube" in r.stderr
+
+
+def test_json_files_have_field_lines_and_deep_json_is_a_finding(cli, tmp_path):
+    doc = yaml.safe_load(VS_TYPO)
+    f = write(tmp_path, "vs.json", json.dumps(doc, indent=2))
+    [m] = [m for m in json.loads(cli("analyze", "-o", "json", f).stdout) if m["code"] == "IST0101"]
+    line = next(i for i, l in enumerate(Path(f).read_text().splitlines(), 1) if '"reviewz"' in l)
+    assert m["reference"] == f"{f}:{line}"
+    for name, text in (("deep-list.json", "[" * 50000 + "]" * 50000),
+                       ("deep-map.json", '{"a":' * 3000 + "1" + "}" * 3000)):
+        r = cli("analyze", "-o", "json", write(tmp_path, name, text))
+        assert r.exit_code == 1, r
+        [m] = json.loads(r.stdout)
+        assert m["code"] == "MSH0001" and "nests deeper" in m["message"]

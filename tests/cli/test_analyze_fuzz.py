@@ -77,3 +77,15 @@ def test_wrongly_typed_fields_never_crash_analyzers(cli, kind, spec, meta):
     r = cli("analyze", "-o", "json", "-", input=json.dumps(doc))
     _check(r)
     assert all(m["code"] != "IST0001" for m in json.loads(r.stdout or "[]")), r.stdout
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.sampled_from(SEEDS), cut=st.integers(0, 5000), junk=st.text(max_size=10))
+def test_mutated_json_files(cli, tmp_path_factory, seed, cut, junk):
+    import yaml
+
+    text = json.dumps([d for d in yaml.safe_load_all(seed) if d], indent=1)
+    cut %= len(text) + 1
+    f = tmp_path_factory.mktemp("json") / "input.json"
+    f.write_text(text[:cut] + junk + text[cut:])
+    _check(cli("analyze", "-o", "json", str(f)))

@@ -70,20 +70,36 @@ class AnalysisResult:
 
 # --- mesh config --------------------------------------------------------------------------------
 
-def load_mesh_config(path: str) -> dict:
-    """A MeshConfig file, or the `istio` ConfigMap holding one as YAML under data.mesh."""
+def _parse_mesh(text: str, where: str) -> object:
+    """YAML → data for mesh config, refusing nesting deep enough to crash the C parser."""
     import yaml
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    from meshctl.loader import _depth_problem
+
+    hint = "pass a MeshConfig file or the istio ConfigMap (data.mesh)"
+    deep = _depth_problem(text)
+    if deep:
+        raise InputError(f"{where}: mesh config {deep}", hint=hint)
+    try:
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f"{where}:{mark.line + 1}" if mark is not None else where
+        raise InputError(f"{at}: mesh config is not valid YAML: {getattr(e, 'problem', None) or e}",
+                         hint=hint) from None
+    except (RecursionError, ValueError, TypeError, OverflowError) as e:
+        raise InputError(f"{where}: mesh config cannot be read: {e}", hint=hint) from None
+
+
+def load_mesh_config(path: str) -> dict:
+    """A MeshConfig file, or the `istio` ConfigMap holding one as YAML under data.mesh."""
     data = read_source(path)
     try:
         text = data.decode("utf-8-sig")
-        doc = yaml.load(text, Loader=loader)
-    except (UnicodeDecodeError, yaml.YAMLError) as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else path
-        raise InputError(f"{where}: mesh config is not valid YAML: {getattr(e, 'problem', None) or e}",
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: mesh config is not UTF-8 text",
                          hint="pass a MeshConfig file or the istio ConfigMap (data.mesh)") from None
+    doc = _parse_mesh(text, path)
     if doc is None:
         return {}
     if not isinstance(doc, dict):
@@ -93,10 +109,7 @@ def load_mesh_config(path: str) -> dict:
         mesh = (doc.get("data") or {}).get("mesh") if isinstance(doc.get("data"), dict) else None
         if mesh is None:
             raise InputError(f"{path}: ConfigMap has no data.mesh", hint="the istio ConfigMap keeps MeshConfig under data.mesh")
-        try:
-            doc = yaml.load(str(mesh), Loader=loader) or {}
-        except yaml.YAMLError as e:
-            raise InputError(f"{path}: data.mesh is not valid YAML: {getattr(e, 'problem', None) or e}") from None
+        doc = _parse_mesh(str(mesh), f"{path} (data.mesh)") or {}
         if not isinstance(doc, dict):
             raise InputError(f"{path}: data.mesh must be a mapping")
     return doc
@@ -175,15 +188,16 @@ def cluster_resources(opts: AnalyzeOptions) -> tuple[list[Resource], dict | None
     mesh = None
     cm = client.get("v1", "ConfigMap", "istio", opts.istio_namespace)
     if isinstance(cm, dict):
-        import yaml
-
         text = (cm.get("data") or {}).get("mesh")
         if isinstance(text, str):
             try:
-                parsed = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-                mesh = parsed if isinstance(parsed, dict) else None
-            except yaml.YAMLError:
-                mesh = None
+                parsed = _parse_mesh(text, f"ConfigMap {opts.istio_namespace}/istio (data.mesh)")
+            except InputError as e:  # a broken mesh config in the cluster: say so, use the defaults
+                from meshctl.output import warn
+
+                warn(f"{e.message}; using the default mesh config")
+                parsed = None
+            mesh = parsed if isinstance(parsed, dict) else None
     return out, mesh
 
 

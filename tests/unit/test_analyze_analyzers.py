@@ -770,3 +770,27 @@ def test_gateway_service_ports_default_to_tcp():
     """)
     assert "protocol" not in GW_PODS.replace(", protocol: TCP", "")
     assert run_yaml(text, "gateway.IngressGatewayPortAnalyzer") == []
+
+
+def test_hostile_embedded_documents_are_ignored_not_fatal():
+    deep_json = "[" * 5000 + "]" * 5000
+    text = f"""
+    apiVersion: v1
+    kind: ConfigMap
+    metadata: {{name: istio-sidecar-injector, namespace: istio-system}}
+    data: {{values: '{deep_json}'}}
+    ---
+    apiVersion: v1
+    kind: Namespace
+    metadata: {{name: prod, labels: {{istio-injection: enabled}}}}
+    ---
+    apiVersion: v1
+    kind: Pod
+    metadata:
+      name: p
+      namespace: prod
+      annotations: {{proxy.istio.io/config: '{deep_json}'}}
+    spec: {{containers: [{{name: istio-proxy, image: x}}]}}
+    """
+    for name in ("injection.Analyzer", "injection.ImageAnalyzer"):
+        assert [m.code for m in run_yaml(text, name) if m.code == "IST0001"] == []

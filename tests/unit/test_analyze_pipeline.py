@@ -47,6 +47,9 @@ def test_mesh_config_files(tmp_path, text, expected):
     ("- 1\n", "must be a mapping"),
     ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: istio}\ndata: {other: x}\n", "no data.mesh"),
     ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: istio}\ndata:\n  mesh: '[1, 2]'\n", "must be a mapping"),
+    ("a: " + "[" * 100000 + "]" * 100000 + "\n", "nests deeper"),  # would crash the C parser
+    ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: istio}\ndata:\n  mesh: '" + "[" * 100000 + "]" * 100000
+     + "'\n", "nests deeper"),
 ])
 def test_bad_mesh_config_is_an_input_error(tmp_path, text, words):
     f = tmp_path / "mesh.yaml"

@@ -25,7 +25,7 @@ def _values(cm: Resource) -> dict:
         return {}
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}
 
@@ -184,7 +184,7 @@ class _ImageTypeResolver:
                 parsed = yaml.safe_load(anno)
                 if isinstance(parsed, dict) and _image_type(parsed):
                     variant = _image_type(parsed)
-            except yaml.YAMLError:
+            except (yaml.YAMLError, RecursionError, ValueError):
                 pass
         return "" if variant == "default" else variant
 

@@ -74,21 +74,18 @@ def _parse_mesh(text: str, where: str) -> object:
     """YAML → data for mesh config, refusing nesting deep enough to crash the C parser."""
     import yaml
 
-    from meshctl.loader import _depth_problem
+    from meshctl.analysis.util import safe_yaml_load
 
-    hint = "pass a MeshConfig file or the istio ConfigMap (data.mesh)"
-    deep = _depth_problem(text)
-    if deep:
-        raise InputError(f"{where}: mesh config {deep}", hint=hint)
     try:
-        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        return safe_yaml_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at = f"{where}:{mark.line + 1}" if mark is not None else where
         raise InputError(f"{at}: mesh config is not valid YAML: {getattr(e, 'problem', None) or e}",
-                         hint=hint) from None
-    except (RecursionError, ValueError, TypeError, OverflowError) as e:
-        raise InputError(f"{where}: mesh config cannot be read: {e}", hint=hint) from None
+                         hint="pass a MeshConfig file or the istio ConfigMap (data.mesh)") from None
+    except (ValueError, TypeError, OverflowError) as e:
+        raise InputError(f"{where}: mesh config cannot be read: {e}",
+                         hint="pass a MeshConfig file or the istio ConfigMap (data.mesh)") from None
 
 
 def load_mesh_config(path: str) -> dict:

@@ -329,3 +329,24 @@ def deployment_in_mesh(ctx, dep: Resource) -> bool:
     meta = as_dict(template.get("metadata"))
     return in_mesh(ctx, as_dict(meta.get("annotations")), as_dict(meta.get("labels")), dep.namespace,
                    as_list(dig(template, "spec", "containers")))
+
+
+# --- YAML embedded in objects ----------------------------------------------------------------------
+
+def safe_yaml_load(text: str):
+    """yaml.load for YAML (or JSON) embedded in an object — annotation values, ConfigMap data —
+    that is safe on hostile input: nesting deep enough to overflow the C parser's stack (a
+    segfault, not an exception) raises yaml.YAMLError like any other unreadable text, as does
+    nesting deep enough for a RecursionError. A drop-in for
+    `yaml.load(text, Loader=yaml.CSafeLoader)` under `except yaml.YAMLError`."""
+    import yaml
+
+    from meshctl.loader import _depth_problem
+
+    deep = _depth_problem(text)
+    if deep:
+        raise yaml.YAMLError(deep)
+    try:
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except RecursionError:
+        raise yaml.YAMLError("document nests too deeply") from None

@@ -181,7 +181,9 @@ class _ImageTypeResolver:
             try:
                 import yaml
 
-                parsed = yaml.safe_load(anno)
+                from meshctl.analysis.util import safe_yaml_load
+
+                parsed = safe_yaml_load(anno)
                 if isinstance(parsed, dict) and _image_type(parsed):
                     variant = _image_type(parsed)
             except (yaml.YAMLError, RecursionError, ValueError):

@@ -229,6 +229,40 @@ def _depth_problem(chunk: str) -> str | None:
     return None
 
 
+def safe_load_all(text: str) -> list:
+    """yaml.safe_load_all for any text a user hands us outside load_paths (values files, mesh
+    config, annotation values, ConfigMap data), safe on hostile input: nesting deep enough to
+    crash the C parser, and alias bombs, raise yaml.YAMLError like any other unreadable text."""
+    deep = _depth_problem(text)
+    if deep:
+        raise yaml.YAMLError(deep)
+    aliased = "*" in text and "&" in text
+    docs = []
+    try:
+        loader = _Loader(text)
+        try:
+            while loader.check_node():
+                node = loader.get_node()
+                if aliased:
+                    bad = _check_node(node)
+                    if bad:
+                        raise yaml.YAMLError(bad)
+                docs.append(loader.construct_document(node))
+        finally:
+            loader.dispose()
+    except RecursionError:
+        raise yaml.YAMLError("document nests too deeply") from None
+    return docs
+
+
+def safe_load(text: str):
+    """One document of text (None when empty); see safe_load_all."""
+    docs = safe_load_all(text)
+    if len(docs) > 1:
+        raise yaml.YAMLError(f"expected one YAML document, found {len(docs)}")
+    return docs[0] if docs else None
+
+
 class _GCPaused:
     """Loading keeps every node alive: pause the cyclic GC, which would rescan the growing heap
     over and over (3-6x the parse time on large corpora)."""

@@ -115,3 +115,23 @@ def test_crlf_multi_document_files_split_into_documents():
     loaded = load_text(text, "crlf.yaml")
     assert [r.name for r in loaded.resources] == ["a", "b"]
     assert loaded.resources[1].line == 5
+
+
+def test_safe_load_refuses_hostile_embedded_yaml_with_a_yaml_error():
+    import pytest
+    import yaml
+
+    from meshctl.loader import safe_load, safe_load_all
+
+    assert safe_load("a: 1\nb: [x, y]\n") == {"a": 1, "b": ["x", "y"]}
+    assert safe_load("") is None
+    assert safe_load_all("a: 1\n---\nb: 2\n") == [{"a": 1}, {"b": 2}]
+    with pytest.raises(yaml.YAMLError, match="deeper than 500"):
+        safe_load("[" * 100_000 + "]" * 100_000)
+    levels = ['a: &a ["x","x","x","x","x","x","x","x","x"]']
+    for prev, cur in zip("abcdefg", "bcdefgh"):
+        levels.append(f"{cur}: &{cur} [" + ",".join([f"*{prev}"] * 9) + "]")
+    with pytest.raises(yaml.YAMLError, match="alias bomb"):
+        safe_load("\n".join(levels))
+    with pytest.raises(yaml.YAMLError, match="one YAML document"):
+        safe_load("a: 1\n---\nb: 2\n")

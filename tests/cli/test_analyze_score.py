@@ -11,7 +11,6 @@ import importlib.machinery
 import importlib.util
 import subprocess
 
-import pytest
 
 RECALL_FLOOR = 0.95
 PRECISION_FLOOR = 0.95

@@ -22,8 +22,10 @@ def _read_yaml_mapping(path: str, what: str) -> dict:
     text, problem = stream.decode(stream.read_source(path), path)
     if problem:
         raise InputError(str(problem))
+    from meshctl.loader import safe_load
+
     try:
-        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        data = safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else path
@@ -39,10 +41,15 @@ def read_mesh_config(path: str) -> dict:
     """A MeshConfig file: either the MeshConfig itself, or an `istio` ConfigMap holding it in data.mesh."""
     import yaml
 
+    from meshctl.loader import safe_load
+
     data = _read_yaml_mapping(path, "mesh config")
     if data.get("kind") == "ConfigMap":
         mesh = (data.get("data") or {}).get("mesh") or ""
-        data = yaml.safe_load(mesh) or {}
+        try:
+            data = safe_load(mesh) or {}
+        except yaml.YAMLError as e:
+            raise InputError(f"{path}: data.mesh of the ConfigMap is not YAML: {getattr(e, 'problem', None) or e}") from None
         if not isinstance(data, dict):
             raise InputError(f"{path}: data.mesh of the ConfigMap is not a MeshConfig mapping")
     return data
@@ -61,6 +68,7 @@ def cluster_settings(kubeconfig: Optional[str], context: Optional[str], revision
     import yaml
 
     from meshctl import kube
+    from meshctl.loader import safe_load
 
     client = kube.client(kubeconfig, context)
     suffix = f"-{revision}" if revision and revision != "default" else ""
@@ -73,7 +81,7 @@ def cluster_settings(kubeconfig: Optional[str], context: Optional[str], revision
         values = json.loads((injector.get("data") or {}).get("values") or "{}")
     except ValueError:
         try:
-            values = yaml.safe_load((injector.get("data") or {}).get("values") or "{}") or {}
+            values = safe_load((injector.get("data") or {}).get("values") or "{}") or {}
         except yaml.YAMLError:
             raise ClusterError(f"ConfigMap {istio_namespace}/istio-sidecar-injector{suffix}: data.values is "
                                "neither JSON nor YAML") from None
@@ -81,7 +89,7 @@ def cluster_settings(kubeconfig: Optional[str], context: Optional[str], revision
     mesh = {}
     if mesh_cm is not None:
         try:
-            mesh = yaml.safe_load((mesh_cm.get("data") or {}).get("mesh") or "") or {}
+            mesh = safe_load((mesh_cm.get("data") or {}).get("mesh") or "") or {}
         except yaml.YAMLError:
             raise ClusterError(f"ConfigMap {istio_namespace}/istio{suffix}: data.mesh is not YAML") from None
     if not isinstance(values, dict) or not isinstance(mesh, dict):

@@ -59,8 +59,10 @@ def parse_proxy_config(text: str) -> dict:
     """The value of a `proxy.istio.io/config` annotation (YAML or JSON) as a mapping."""
     import yaml
 
+    from meshctl.loader import safe_load
+
     try:
-        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        data = safe_load(text)
     except yaml.YAMLError as e:
         raise ValueError(f"not YAML or JSON: {str(e).splitlines()[0]}") from None
     if data is None:

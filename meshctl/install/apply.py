@@ -416,9 +416,11 @@ def read_record(k, revision: Optional[str], namespace: str = "istio-system") -> 
 def recorded_values(record: dict) -> dict:
     import yaml
 
+    from meshctl.loader import safe_load
+
     text = (record.get("data") or {}).get("values.yaml") or ""
     try:
-        values = yaml.safe_load(text)
+        values = safe_load(text)
     except yaml.YAMLError as e:
         raise InputError(f"the install record {Ref.of(record)} holds unreadable values: {e}",
                          hint="re-run meshctl install to rewrite it") from None

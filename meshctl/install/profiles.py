@@ -55,7 +55,7 @@ def profile_values(name: str) -> dict:
 def _read_yaml(path: Path | str, what: str = "values file") -> dict:
     import yaml
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    from meshctl.loader import safe_load_all
     name = str(path)
     try:
         if name == "-":  # kubectl's convention: -f - reads standard input
@@ -77,7 +77,7 @@ def _read_yaml(path: Path | str, what: str = "values file") -> dict:
     except UnicodeDecodeError:
         raise InputError(f"{name}: not a UTF-8 text file", hint="-f takes a YAML file of values") from None
     try:
-        docs = [d for d in yaml.load_all(text, Loader=loader) if d is not None]
+        docs = [d for d in safe_load_all(text) if d is not None]
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = f":{mark.line + 1}" if mark is not None else ""

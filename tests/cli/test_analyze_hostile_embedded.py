@@ -62,15 +62,9 @@ def test_deep_proxy_config_annotation_in_image_analysis(tmp_path):
                          "--analyzers", "injection."))
 
 
-@pytest.mark.xfail(reason="annotations.K8sAnalyzer parses annotation values with yaml.load on the C parser; "
-                          "meshctl.analysis.util.safe_yaml_load is the drop-in that refuses such nesting",
-                   strict=False)
 def test_deep_annotation_value_all_analyzers(tmp_path):
     _assert_handled(_run(tmp_path, POD.format(annotation="proxy.istio.io/config", value=DEEP)))
 
 
-@pytest.mark.xfail(reason="multicluster analysis parses meshNetworks with yaml.load on the C parser; "
-                          "meshctl.analysis.util.safe_yaml_load is the drop-in that refuses such nesting",
-                   strict=False)
 def test_deep_mesh_networks(tmp_path):
     _assert_handled(_run(tmp_path, MESH_NETWORKS.format(value=DEEP)))

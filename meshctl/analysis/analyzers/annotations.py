@@ -138,8 +138,10 @@ _PROXY_CONFIG_NAMES = _PROXY_CONFIG_FIELDS | {_camel(f) for f in _PROXY_CONFIG_F
 def _proxy_config(value: str) -> None:
     import yaml
 
+    from meshctl.loader import safe_load
+
     try:
-        data = yaml.load(value, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        data = safe_load(value)
     except yaml.YAMLError as e:
         raise ValueError(f"failed to parse proxy config: {getattr(e, 'problem', None) or e}") from None
     if data is None:

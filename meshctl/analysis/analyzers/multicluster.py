@@ -13,6 +13,8 @@ def _mesh_networks(ctx: Context) -> list[tuple[Resource, dict, tuple]]:
     (data.meshNetworks) and from a MeshNetworks document given to the run."""
     import yaml
 
+    from meshctl.loader import safe_load
+
     out: list[tuple[Resource, dict, tuple]] = []
     given = getattr(ctx, "mesh_networks", None)
     if isinstance(given, dict):
@@ -26,7 +28,7 @@ def _mesh_networks(ctx: Context) -> list[tuple[Resource, dict, tuple]]:
         if not isinstance(text, str):
             continue
         try:
-            data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+            data = safe_load(text)
         except yaml.YAMLError:
             continue
         if isinstance(data, dict):

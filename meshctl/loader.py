@@ -83,7 +83,7 @@ def _split_documents(text: str) -> Iterable[tuple[int, str]]:
     yield line, text[start:]
 
 
-def _check_node(node: yaml.Node) -> str | None:
+def check_node(node: yaml.Node) -> str | None:
     """Refuse alias bombs and absurd nesting without constructing anything."""
     sizes: dict[int, int] = {}
     stack: list[tuple[yaml.Node, int, bool]] = [(node, 0, False)]
@@ -209,7 +209,7 @@ def _json_node(text: str):
         return None
 
 
-def _depth_problem(chunk: str) -> str | None:
+def depth_problem(chunk: str) -> str | None:
     """Refuse documents nested deeper than MAX_DEPTH before composing them (deep nesting crashes
     the C composer). Cheap bound first; the event scan runs only when the bound is exceeded."""
     bound = chunk.count("[") + chunk.count("{") + max(map(len, chunk.splitlines()), default=0)
@@ -233,7 +233,7 @@ def safe_load_all(text: str) -> list:
     """yaml.safe_load_all for any text a user hands us outside load_paths (values files, mesh
     config, annotation values, ConfigMap data), safe on hostile input: nesting deep enough to
     crash the C parser, and alias bombs, raise yaml.YAMLError like any other unreadable text."""
-    deep = _depth_problem(text)
+    deep = depth_problem(text)
     if deep:
         raise yaml.YAMLError(deep)
     aliased = "*" in text and "&" in text
@@ -244,7 +244,7 @@ def safe_load_all(text: str) -> list:
             while loader.check_node():
                 node = loader.get_node()
                 if aliased:
-                    bad = _check_node(node)
+                    bad = check_node(node)
                     if bad:
                         raise yaml.YAMLError(bad)
                 docs.append(loader.construct_document(node))
@@ -319,7 +319,7 @@ def _load_text(text: str, source: str, default_namespace: str | None) -> Loaded:
                 source, offset + 1,
                 f"document is larger than {MAX_DOCUMENT_BYTES // (1024 * 1024)} MB; split it into smaller documents"))
             continue
-        deep = _depth_problem(chunk)
+        deep = depth_problem(chunk)
         if deep:
             result.problems.append(LoadProblem(source, offset + 1, deep))
             continue
@@ -331,7 +331,7 @@ def _load_text(text: str, source: str, default_namespace: str | None) -> Loaded:
                     continue
                 aliased = "*" in chunk and "&" in chunk
                 if aliased:
-                    bad = _check_node(node)
+                    bad = check_node(node)
                     if bad:
                         result.problems.append(LoadProblem(source, node.start_mark.line + 1 + offset, bad))
                         continue

@@ -335,18 +335,7 @@ def deployment_in_mesh(ctx, dep: Resource) -> bool:
 
 def safe_yaml_load(text: str):
     """yaml.load for YAML (or JSON) embedded in an object — annotation values, ConfigMap data —
-    that is safe on hostile input: nesting deep enough to overflow the C parser's stack (a
-    segfault, not an exception) raises yaml.YAMLError like any other unreadable text, as does
-    nesting deep enough for a RecursionError. A drop-in for
-    `yaml.load(text, Loader=yaml.CSafeLoader)` under `except yaml.YAMLError`."""
-    import yaml
+    that is safe on hostile input (see meshctl.loader.safe_load)."""
+    from meshctl.loader import safe_load
 
-    from meshctl.loader import _depth_problem
-
-    deep = _depth_problem(text)
-    if deep:
-        raise yaml.YAMLError(deep)
-    try:
-        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except RecursionError:
-        raise yaml.YAMLError("document nests too deeply") from None
+    return safe_load(text)

@@ -57,17 +57,13 @@ def split_documents(text: str) -> list[tuple[int, str]]:
     return [(ln, c) for ln, c in docs if c.strip()]
 
 
-def _check(node, source: str, line: int) -> None:
-    try:
-        from meshctl.loader import _check_node
-    except ImportError:  # pragma: no cover - the loader's guard is optional here
-        return
-    problem = _check_node(node)
-    if problem:
-        raise InputError(f"{source}:{line}: {problem}")
-
-
 def parse(chunk: str, source: str, line: int):
+    """One document's data; hostile documents (deep nesting, alias bombs) are an InputError."""
+    from meshctl.loader import check_node, depth_problem
+
+    deep = depth_problem(chunk)
+    if deep:
+        raise InputError(f"{source}:{line}: {deep}")
     try:
         loader = _Loader(chunk)
         try:
@@ -75,7 +71,9 @@ def parse(chunk: str, source: str, line: int):
             if node is None:
                 return None
             if "&" in chunk:  # aliases need anchors: only then can a document expand
-                _check(node, source, line)
+                problem = check_node(node)
+                if problem:
+                    raise InputError(f"{source}:{line}: {problem}")
             return loader.construct_document(node)
         finally:
             loader.dispose()
@@ -84,6 +82,8 @@ def parse(chunk: str, source: str, line: int):
         where = line + (mark.line if mark is not None else 0)
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise InputError(f"{source}:{where}: invalid YAML: {problem}", hint="fix the document and try again") from None
+    except RecursionError:
+        raise InputError(f"{source}:{line}: document nests too deeply") from None
 
 
 _scalars: dict = {}

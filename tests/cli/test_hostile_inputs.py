@@ -46,3 +46,9 @@ def test_deep_mesh_config_for_inject(tmp_path):
     mesh = tmp_path / "mesh.yaml"
     mesh.write_text(f"defaultConfig: {DEEP}\n")
     _assert_refused(_run("inject", "-f", str(pod), "--mesh-config", str(mesh)), "nests deeper")
+
+
+def test_deep_manifest_for_inject(tmp_path):
+    manifest = tmp_path / "deep.json"
+    manifest.write_text('{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": ' + DEEP + "}")
+    _assert_refused(_run("inject", "-f", str(manifest)), "nests deeper")

@@ -15,10 +15,9 @@ def _leaf_commands() -> list[tuple[str, ...]]:
     out = []
 
     def walk(cmd, path):
-        subs = getattr(cmd, "commands", None)
-        if subs:
-            for name, sub in subs.items():
-                walk(sub, path + (name,))
+        if hasattr(cmd, "list_commands"):
+            for name in cmd.list_commands(None):
+                walk(cmd.get_command(None, name), path + (name,))
         else:
             out.append(path)
 

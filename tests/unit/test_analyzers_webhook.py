@@ -1,4 +1,4 @@
-from meshctl.analysis.analyzers.webhook import selector_matches
+from meshctl.resources import matches_label_selector as selector_matches
 
 from .analysis_helpers import found, reference, run_yaml
 

@@ -6,7 +6,7 @@ import json
 
 from meshctl.analysis.framework import Analyzer, Context, as_dict, as_list, dig, register
 from meshctl.analysis.util import PROXY_CONTAINER, str_label, str_map
-from meshctl.resources import Resource
+from meshctl.resources import Resource, matches_label_selector
 
 INJECTION_LABEL = "istio-injection"
 REVISION_LABEL = "istio.io/rev"
@@ -198,39 +198,6 @@ def _has_auto_image(pod_spec: dict) -> bool:
                for c in as_list(pod_spec.get("containers")))
 
 
-def label_selector_matches(selector, labels: dict) -> bool:
-    """A metav1.LabelSelector (matchLabels + matchExpressions); None/absent selects everything."""
-    if selector is None:
-        return True
-    if not isinstance(selector, dict):
-        return False
-    labels = str_map(labels)
-    for k, v in str_map(selector.get("matchLabels")).items():
-        if labels.get(k) != v:
-            return False
-    for expr in as_list(selector.get("matchExpressions")):
-        if not isinstance(expr, dict):
-            return False
-        key = str(expr.get("key") or "")
-        op = expr.get("operator")
-        values = [str_label(v) for v in as_list(expr.get("values"))]
-        if op == "In":
-            if labels.get(key) not in values:
-                return False
-        elif op == "NotIn":
-            if key in labels and labels[key] in values:
-                return False
-        elif op == "Exists":
-            if key not in labels:
-                return False
-        elif op == "DoesNotExist":
-            if key in labels:
-                return False
-        else:
-            return False
-    return True
-
-
 @register
 class ImageAutoAnalyzer(Analyzer):
     name = "injection.ImageAutoAnalyzer"
@@ -251,6 +218,6 @@ class ImageAutoAnalyzer(Analyzer):
             ns = ctx.resources.get("Namespace", None, dep.namespace or "default")
             ns_labels = ns.labels if ns is not None else {}
             pod_labels = as_dict(dig(dep.spec, "template", "metadata", "labels"))
-            if not any(label_selector_matches(wh.get("namespaceSelector"), ns_labels)
-                       and label_selector_matches(wh.get("objectSelector"), pod_labels) for wh in webhooks):
+            if not any(matches_label_selector(wh.get("namespaceSelector"), ns_labels)
+                       and matches_label_selector(wh.get("objectSelector"), pod_labels) for wh in webhooks):
                 ctx.report("IST0146", dep, "Deployment", dep.name, path=("spec", "template", "spec", "containers"))

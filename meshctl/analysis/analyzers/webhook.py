@@ -2,40 +2,10 @@
 from __future__ import annotations
 
 from meshctl.analysis.framework import Analyzer, Context, as_dict, as_list, register
+from meshctl.resources import matches_label_selector
 
 REV_LABEL = "istio.io/rev"
 TAG_LABEL = "istio.io/tag"
-
-
-def selector_matches(selector, labels: dict[str, str]) -> bool:
-    """A Kubernetes LabelSelector (matchLabels and matchExpressions); a missing selector matches
-    everything; a malformed one matches nothing."""
-    if selector is None:
-        return True
-    if not isinstance(selector, dict):
-        return False
-    for k, v in as_dict(selector.get("matchLabels")).items():
-        if labels.get(str(k)) != str(v):
-            return False
-    for expr in as_list(selector.get("matchExpressions")):
-        expr = as_dict(expr)
-        key, op = str(expr.get("key") or ""), expr.get("operator")
-        values = [str(v) for v in as_list(expr.get("values"))]
-        if op == "In":
-            if not values or labels.get(key) not in values:
-                return False
-        elif op == "NotIn":
-            if not values or (key in labels and labels[key] in values):
-                return False
-        elif op == "Exists":
-            if key not in labels:
-                return False
-        elif op == "DoesNotExist":
-            if key in labels:
-                return False
-        else:
-            return False
-    return True
 
 
 def _revisions(config) -> set[str]:
@@ -87,11 +57,11 @@ class WebhookAnalyzer(Analyzer):
 
         reported: set[tuple[int, str]] = set()
         for nl in ns_labels:
-            ns_hits = [h for h in hooks if selector_matches(h[2].get("namespaceSelector"), nl)]
+            ns_hits = [h for h in hooks if matches_label_selector(h[2].get("namespaceSelector"), nl)]
             if len(ns_hits) < 2:
                 continue
             for ol in obj_labels:
-                hits = [h for h in ns_hits if selector_matches(h[2].get("objectSelector"), ol)]
+                hits = [h for h in ns_hits if matches_label_selector(h[2].get("objectSelector"), ol)]
                 names = sorted({h[3] for h in hits})
                 if len(names) < 2:
                     continue

@@ -396,6 +396,8 @@ def load_values(profile: str, files: Iterable[str] = (), sets: Iterable[str] = (
         apply_set(values, expr)
     if revision is not None:
         values["revision"] = revision
+    if values.get("revision") == "default":  # istioctl's name for the control plane without a revision
+        values["revision"] = ""
     return validate(_follow_namespace(values, profile))
 
 

@@ -179,7 +179,6 @@ def test_set_errors(expr, message):
     (["meshMTLS=STRIKT"], 'meshMTLS: string "STRIKT" is not one of "STRICT", "PERMISSIVE"'),
     (["components.ingressGateway.service.ports[0].port=70000"],
      "components.ingressGateway.service.ports[0].port: 70000 must be at most 65535"),
-    (["revision=default"], "revision 'default' is reserved"),
     (["revision=Canary_1"], "revision 'Canary_1' is not a valid name"),
 ])
 def test_schema_errors_name_the_path(sets, message):
@@ -187,6 +186,12 @@ def test_schema_errors_name_the_path(sets, message):
         load_values("sidecar", sets=sets)
     assert e.value.message == message or e.value.message.startswith(message)
     assert "\n" not in e.value.message
+
+
+def test_revision_default_is_the_control_plane_without_a_revision():
+    assert load_values("sidecar", revision="default")["revision"] == ""
+    assert load_values("sidecar", sets=["revision=default"])["revision"] == ""
+    assert load_values("sidecar", revision="default") == load_values("sidecar")
 
 
 def test_quoted_tag_is_a_string_and_hint_says_so():

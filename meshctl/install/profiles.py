@@ -364,9 +364,6 @@ def _error_message(err) -> tuple[str, str | None]:
         return f"{where}: {err.instance} must be {word} {err.validator_value}", None
     if v == "required":
         return f"{where}: {err.message}", None
-    if v == "not" and path == ["revision"]:
-        return "revision 'default' is reserved for the control plane without a revision", \
-            "use --revision '' (or leave it out) for the default control plane, or another name"
     if v in ("pattern", "maxLength", "minLength") and path == ["revision"]:
         return (f"revision {err.instance!r} is not a valid name",
                 "use lower-case letters, digits and '-', at most 40 characters, e.g. 1-24-0 or canary")

@@ -89,7 +89,6 @@ def test_generate_with_values_sets_and_revision(cli, tmp_path):
     (["--set", "tag=1.0"], "error: tag: expected string, got number 1.0"),
     (["--set", "nokey"], "error: --set 'nokey' has no '='"),
     (["-p", "sidcar"], "error: unknown profile 'sidcar'"),
-    (["--revision", "default"], "error: revision 'default' is reserved"),
     (["--revision", "Bad_Name"], "error: revision 'Bad_Name' is not a valid name"),
     (["-o", "xml"], "error: unknown output format 'xml'"),
 ])

@@ -336,6 +336,15 @@ def apply_shift(vs: dict, shift: Shift) -> dict:
             r = {"destination": dest, "weight": weight}
         routes.append(r)
     if idx is None:
+        # Istio takes the first matching entry: after a catch-all (an entry without `match`) a
+        # new default route would never be reached.
+        catch_all = next((i for i, e in enumerate(http) if isinstance(e, dict) and not e.get("match")), None)
+        if catch_all is not None:
+            hosts = ", ".join(sorted({str(h) for h in _route_hosts(http[catch_all]) if h})) or "no destination"
+            raise InputError(
+                f"{ref(vs)}: spec.http[{catch_all}] has no match, so it takes every request, and it routes to "
+                f"{hosts}, not only to {shift.host}; a default route added after it would never be reached",
+                hint=f"fix that route's destinations (a host typo?) so that they all go to {shift.host}, then shift again")
         http.append({"route": routes})
         idx = len(http) - 1
     else:

@@ -166,3 +166,19 @@ def test_find_virtual_service_by_host_and_ambiguity():
     assert plan.find_virtual_service([a], "ratings", "default") is None
     with pytest.raises(InputError, match="several VirtualServices serve reviews"):
         plan.find_virtual_service([a, b], "reviews", "default")
+
+
+def test_no_default_route_is_added_behind_a_catch_all_to_other_hosts():
+    from meshctl.canary.plan import Shift, apply_shift
+    from meshctl.errors import InputError
+
+    vs = {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+          "metadata": {"name": "reviews", "namespace": "default"},
+          "spec": {"hosts": ["reviews"], "http": [{"route": [
+              {"destination": {"host": "reviews", "subset": "v1"}, "weight": 50},
+              {"destination": {"host": "reviewz", "subset": "v3"}, "weight": 50}]}]}}
+    shift = Shift(host="reviews", namespace="default", subsets=["v1", "v2"], weights=[90, 10])
+    with pytest.raises(InputError) as e:
+        apply_shift(vs, shift)
+    assert "spec.http[0] has no match" in e.value.message and "reviewz" in e.value.message
+    assert "host typo" in e.value.hint

@@ -489,6 +489,10 @@ async def log_levels(address: str, timeout: float, level: Optional[str] = None,
 
     async with AdminClient(timeout=timeout, concurrency=1) as admin:
         text = await (admin.set_log_level(address, level, logger) if level else admin.log_levels(address))
+    if "active loggers" not in text:
+        from meshctl.proxy.admin import AdminUnreachable
+
+        raise AdminUnreachable(address, "/logging", "answer is not Envoy's logger list (not an Envoy admin endpoint?)")
     levels = {}
     for line in text.splitlines():
         line = line.strip()

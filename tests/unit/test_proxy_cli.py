@@ -29,3 +29,39 @@ def test_proxy_config_target_checks(cli):
     assert r.exit_code == 2 and "either POD_OR_ADDRESS or --admin" in r.stderr
     r = cli("proxy-config", "log", "127.0.0.1:1", "--logger", "upstream")
     assert r.exit_code == 2 and "--logger needs --level" in r.stderr
+
+
+def _web_server(body: bytes):
+    """A plain web server on 127.0.0.1 answering every request 200 text/html; returns (address, stop)."""
+    import socket
+    import threading
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+
+    def loop():
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: text/html\r\nconnection: close\r\n"
+                             b"content-length: %d\r\n\r\n%s" % (len(body), body))
+
+    threading.Thread(target=loop, daemon=True).start()
+    return f"127.0.0.1:{sock.getsockname()[1]}", sock.close
+
+
+def test_log_against_a_web_server_is_exit_3_not_an_empty_table(cli):
+    addr, stop = _web_server(b"<html><body>Sign in: user: <input></body></html>")
+    try:
+        for extra in ((), ("--level", "debug")):
+            r = cli("proxy-config", "log", addr, *extra)
+            assert r.exit_code == 3, r
+            assert r.stdout == ""
+            assert r.stderr.startswith(f"error: proxy {addr} unreachable: answer is not Envoy's logger list")
+    finally:
+        stop()

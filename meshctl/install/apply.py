@@ -696,13 +696,25 @@ def _wanted_fields(body: dict) -> dict:
 
 
 def _value_at(obj: Any, path: str) -> Any:
-    node = obj
-    for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
-        if part.startswith("["):
-            idx = int(part[1:-1])
-            node = node[idx] if isinstance(node, list) and idx < len(node) else None
+    """The value at a diff_subset path. Keys may hold dots (label keys such as istio.io/rev), so
+    at each mapping the longest key that the rest of the path starts with wins."""
+    node, rest = obj, path
+    while rest:
+        if rest.startswith("["):
+            m = re.match(r"\[(\d+)\]", rest)
+            if not m or not isinstance(node, list) or int(m.group(1)) >= len(node):
+                return None
+            node, rest = node[int(m.group(1))], rest[m.end():]
         else:
-            node = node.get(part) if isinstance(node, dict) else None
+            rest = rest[1:] if rest.startswith(".") else rest
+            if not isinstance(node, dict):
+                return None
+            keys = [k for k in node if isinstance(k, str) and rest.startswith(k)
+                    and (len(rest) == len(k) or rest[len(k)] in ".[")]
+            if not keys:
+                return None
+            key = max(keys, key=len)
+            node, rest = node[key], rest[len(key):]
         if node is None:
             return None
     return node

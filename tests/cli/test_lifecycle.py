@@ -210,6 +210,15 @@ def test_verify_install_finds_drift_and_missing_objects(run, kube_api):
     assert run("verify-install").exit_code == 0
 
 
+def test_verify_install_shows_the_values_of_a_drifted_label_with_dots_in_its_key(run, kube_api):
+    assert run("install", "-y").exit_code == 0
+    kube_api.edit("apps/v1", "Deployment", "istiod", NS, {"metadata": {"labels": {"istio.io/rev": "other"}}})
+    r = run("verify-install")
+    assert r.exit_code == 1, r
+    assert ('✖ Deployment istio-system/istiod: drifted: metadata.labels.istio.io/rev: installed "default", '
+            'now "other"') in r.stdout
+
+
 def test_verify_install_when_nothing_is_installed(run):
     r = run("verify-install")
     assert r.exit_code == 1

@@ -266,8 +266,11 @@ def template_context(cfg: InjectConfig, annotations: dict, network_label: str | 
     init_name = a("sidecar.istio.io/proxyImage",
                   cfg.v("global.proxy_init.image") or cfg.v("global.proxyInit.image") or "proxyv2") or "proxyv2"
     proxy_image = proxy_name if "/" in proxy_name else cfg.image(proxy_name, image_type)
-    proxy_init_image = init_name if "/" in init_name else cfg.image(
-        init_name, ann.get("sidecar.istio.io/proxyImageType") or "")
+    # An init image without a registry path is not an image of its own: the init container then
+    # runs the proxy image the values name (global.proxy.image with hub, tag and image type).
+    values_proxy = _str(cfg.v("global.proxy.image", "proxyv2")) or "proxyv2"
+    proxy_init_image = init_name if "/" in init_name else (
+        values_proxy if "/" in values_proxy else cfg.image(values_proxy, image_type))
 
     res_ann = {k: ann[k] for k in ("sidecar.istio.io/proxyCPU", "sidecar.istio.io/proxyMemory",
                                    "sidecar.istio.io/proxyCPULimit", "sidecar.istio.io/proxyMemoryLimit") if k in ann}

@@ -146,6 +146,24 @@ def test_resource_log_and_image_annotations():
     assert "--proxyLogLevel=debug" in proxy["args"]
 
 
+@pytest.mark.parametrize("proxy_image, expected", [
+    ("registry.example.com/proxy:dev", "registry.example.com/proxy:dev"),
+    ("distroless-proxy", "docker.io/istio/distroless-proxy:1.24.0"),
+])
+def test_init_container_runs_the_proxy_image_of_the_values(proxy_image, expected):
+    # global.proxy_init.image keeps its default (a bare name), so istio-init runs the proxy image
+    _, spec = pod(inject(deployment(), {"global": {"proxy": {"image": proxy_image}}}))
+    assert container(spec, "istio-proxy")["image"] == expected
+    assert container(spec, "istio-init")["image"] == expected
+
+
+def test_init_image_with_a_registry_path_is_used_as_given():
+    values = {"global": {"proxy": {"image": "registry.example.com/proxy:dev"},
+                         "proxy_init": {"image": "registry.example.com/init:7"}}}
+    _, spec = pod(inject(deployment(), values))
+    assert container(spec, "istio-init")["image"] == "registry.example.com/init:7"
+
+
 def test_traffic_annotations_reach_the_iptables_arguments():
     ann = {"traffic.sidecar.istio.io/includeOutboundIPRanges": "10.0.0.0/8",
            "traffic.sidecar.istio.io/excludeOutboundIPRanges": "10.1.0.0/16,10.2.0.0/16",

@@ -283,6 +283,14 @@ def uninstall_cmd(
     refs = apply.owned_objects(k, revision=revision, purge=purge)
     con = output.console()
     which = "every revision and the shared objects" if purge else f"revision {revision or 'default'}"
+    if not purge and refs:
+        kept = apply.claimed_by_other_revisions(k, refs, revision)
+        if kept:
+            refs = [r for r in refs if r not in kept]
+            others = sorted(set(kept.values()))
+            output.warn(f"keeping {len(kept)} objects that the install of revision {', '.join(others)} also made "
+                        f"(this revision took them over): {_list_refs(list(kept))}; run 'meshctl install' for "
+                        f"revision {others[0]} again to make them its own")
     if not refs:
         con.print(f"nothing to uninstall: no objects of {which} managed by meshctl in {_target(k)}",
                   highlight=False)

@@ -849,6 +849,25 @@ def owned_objects(k, revision: Optional[str] = None, purge: bool = False) -> lis
                                        -_KIND_RANK.get(r.kind, len(_KIND_RANK)), r.namespace or "", r.name))
 
 
+def claimed_by_other_revisions(k, refs: list[Ref], revision: Optional[str] = None) -> dict[Ref, str]:
+    """Of `refs` (a revision's objects), those the install record of another revision also lists,
+    with that revision: objects both installs render under one name (the ingress gateway), which
+    the later install took over. Deleting them would take them from the other install too."""
+    mine = rev_value(revision)
+    wanted = {r.key: r for r in refs}
+    out: dict[Ref, str] = {}
+    for record in k.list("v1", "ConfigMap", namespace=None,
+                         label_selector=f"{MANAGED_BY_KEY}={MANAGED_BY},app.kubernetes.io/component={RECORD_COMPONENT}"):
+        other = ((record.get("metadata") or {}).get("labels") or {}).get(REV_LABEL) or \
+            rev_value((record.get("data") or {}).get("revision"))
+        if other == mine:
+            continue
+        for ref in recorded_refs(record):
+            if ref.key in wanted and wanted[ref.key] not in out:
+                out[wanted[ref.key]] = other
+    return out
+
+
 @dataclass
 class UninstallReport:
     deleted: list[Ref] = field(default_factory=list)

@@ -219,6 +219,23 @@ def test_verify_install_shows_the_values_of_a_drifted_label_with_dots_in_its_key
             'now "other"') in r.stdout
 
 
+def test_uninstalling_a_second_revision_keeps_the_objects_the_first_one_also_installed(run, kube_api):
+    # both revisions render the ingress gateway under one name: the canary install takes it over,
+    # and removing the canary must not take it from the default install
+    assert run("install", "-y").exit_code == 0
+    assert run("install", "-y", "--revision", "canary").exit_code == 0
+    r = run("uninstall", "-y", "--revision", "canary")
+    assert r.exit_code == 0, r
+    assert "warning: keeping 7 objects that the install of revision default also made" in r.stderr
+    assert "Deployment istio-system/istio-ingressgateway" in r.stderr
+    assert kube_api.get("apps/v1", "Deployment", "istio-ingressgateway", NS) is not None
+    assert kube_api.get("apps/v1", "Deployment", "istiod-canary", NS) is None
+    assert run("install", "-y").exit_code == 0  # the default install makes them its own again
+    assert run("verify-install").exit_code == 0
+    assert run("uninstall", "-y").exit_code == 0
+    assert kube_api.get("apps/v1", "Deployment", "istio-ingressgateway", NS) is None
+
+
 def test_verify_install_when_nothing_is_installed(run):
     r = run("verify-install")
     assert r.exit_code == 1

@@ -19,6 +19,7 @@ AdminOpt = Annotated[Optional[List[str]], typer.Option(
 TimeoutOpt = Annotated[float, typer.Option("--timeout", min=0.001, help="Per-request timeout in seconds.")]
 
 _ADDRESS = re.compile(r"^(https?://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.\-]+):\d+/?$")
+_IP = re.compile(r"^(https?://)?(\[[0-9A-Fa-f:.]+\]|\d{1,3}(\.\d{1,3}){3})/?$")  # an address without its port
 
 
 def _kube(s):
@@ -56,8 +57,7 @@ def proxy_status(
     forward = None
     if admin:
         targets = []
-        for a in admin:
-            addr = parse_address(a)
+        for addr in dict.fromkeys(parse_address(a, default_port=status.ADMIN_PORT) for a in admin):
             targets.append(status.ProxyTarget(name=addr, address=addr))
     else:
         k = _kube(s)
@@ -95,19 +95,21 @@ TargetArg = Annotated[Optional[str], typer.Argument(
 def _resolve(target: Optional[str], admin: Optional[List[str]], s) -> tuple[str, Optional[str], Optional[str]]:
     """('address', addr) or ('pod', name, namespace)."""
     from meshctl.errors import InputError
-    from meshctl.proxy.admin import parse_address
+    from meshctl.proxy.admin import ADMIN_PORT, parse_address
 
     if admin:
         if len(admin) > 1:
             raise InputError("proxy-config reads one proxy; give --admin once")
         if target:
             raise InputError("give either POD_OR_ADDRESS or --admin, not both")
-        return ("address", parse_address(admin[0]), None)
+        return ("address", parse_address(admin[0], default_port=ADMIN_PORT), None)
     if not target:
         raise InputError("missing POD_OR_ADDRESS", hint="e.g. 'meshctl proxy-config clusters 127.0.0.1:15000' "
                                                          "or 'meshctl proxy-config clusters productpage-v1-abc.default'")
     if _ADDRESS.match(target):
         return ("address", parse_address(target), None)
+    if _IP.match(target):
+        return ("address", parse_address(target, default_port=ADMIN_PORT), None)
     pod, _, ns = target.partition(".")
     if not pod:
         raise InputError(f"invalid proxy {target!r}", hint="use HOST:PORT or POD[.NAMESPACE]")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 from dataclasses import dataclass, field
 from typing import Any, Optional
 from urllib.parse import urlencode
@@ -52,7 +53,8 @@ def parse_address(text: str, default_port: int | None = None) -> str:
             value = value[len(scheme):]
     value = value.rstrip("/")
     m = _HOSTPORT.match(value)
-    if not m and default_port is not None and value and ":" not in value.strip("[]"):
+    bracketed = value.startswith("[") and value.endswith("]")
+    if not m and default_port is not None and value and (bracketed or ":" not in value):
         m = _HOSTPORT.match(f"{value}:{default_port}")
     if not m:
         raise InputError(f"invalid admin address {text!r}", hint="use HOST:PORT, e.g. 127.0.0.1:15000")
@@ -73,6 +75,8 @@ def _reason(exc: Exception) -> str:
         while cause is not None:
             if isinstance(cause, ConnectionRefusedError):
                 return "connection refused"
+            if isinstance(cause, socket.gaierror):
+                return "unknown host"
             cause = cause.__cause__ or cause.__context__
         text = str(exc) or "connection failed"
         if "refused" in text.lower():

@@ -112,8 +112,11 @@ def test_unreachable_proxy_is_exit_3_one_line(cli):
 
 
 def test_bad_target_is_exit_2(cli):
-    r = cli("proxy-config", "clusters", "--admin", "nonsense")
-    assert r.exit_code == 2 and r.stderr.startswith("error: invalid admin address 'nonsense'")
+    r = cli("proxy-config", "clusters", "--admin", "non sense")
+    assert r.exit_code == 2 and r.stderr.startswith("error: invalid admin address 'non sense'")
+    r = cli("proxy-config", "clusters", "--admin", "nonsense.invalid")   # a host name: port 15000
+    assert r.exit_code == 3 and r.stderr == ("error: proxy nonsense.invalid:15000 unreachable: "
+                                             "unknown host (/config_dump)\n"), r
     r = cli("proxy-config", "clusters")
     assert r.exit_code == 2 and r.stderr.startswith("error: missing POD_OR_ADDRESS")
 

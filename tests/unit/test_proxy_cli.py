@@ -3,9 +3,9 @@ from __future__ import annotations
 
 
 def test_bad_admin_address_is_exit_2(cli):
-    r = cli("proxy-status", "--admin", "not-an-address")
+    r = cli("proxy-status", "--admin", "not an address")
     assert r.exit_code == 2 and r.stdout == ""
-    assert r.stderr.splitlines()[0] == "error: invalid admin address 'not-an-address'"
+    assert r.stderr.splitlines()[0] == "error: invalid admin address 'not an address'"
 
 
 def test_bad_output_format_is_exit_2(cli):
@@ -65,3 +65,23 @@ def test_log_against_a_web_server_is_exit_3_not_an_empty_table(cli):
             assert r.stderr.startswith(f"error: proxy {addr} unreachable: answer is not Envoy's logger list")
     finally:
         stop()
+
+
+def test_admin_address_without_port_means_the_admin_port_15000(cli):
+    from meshctl.proxy.admin import parse_address
+
+    assert parse_address("127.0.0.1", default_port=15000) == "127.0.0.1:15000"
+    assert parse_address("[::1]", default_port=15000) == "[::1]:15000"
+    assert parse_address("http://envoy.local/", default_port=15000) == "envoy.local:15000"
+    # nothing listens on 127.0.0.2:15000 (port 15000 is not bound on that loopback address)
+    r = cli("proxy-status", "--admin", "127.0.0.2", "--timeout", "1", "-o", "json")
+    assert r.exit_code == 0, r
+    assert '"address": "127.0.0.2:15000"' in r.stdout
+    r = cli("proxy-config", "clusters", "127.0.0.2", "--timeout", "1")   # an IP, not pod "127" in namespace "0.0.2"
+    assert r.exit_code == 3 and r.stderr.startswith("error: proxy 127.0.0.2:15000 unreachable"), r
+
+
+def test_the_same_admin_address_twice_is_one_proxy(cli):
+    r = cli("proxy-status", "--admin", "127.0.0.2:9", "--admin", "http://127.0.0.2:9/", "--timeout", "1", "-o", "json")
+    assert r.exit_code == 0, r
+    assert r.stdout.count('"address": "127.0.0.2:9"') == 1

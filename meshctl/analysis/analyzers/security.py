@@ -382,11 +382,30 @@ class _HostSet:
         return any("*." + ".".join(parts[i:]) in self.exact for i in range(1, len(parts)))
 
 
+def _external_hosts(ctx: Context) -> set[str]:
+    """Hosts that ServiceEntries declare outside the mesh (location MESH_EXTERNAL, the default)."""
+    def build(c: Context) -> set[str]:
+        return {str(h).lower().rstrip(".") for se in c.of_kind("ServiceEntry")
+                if str(se.spec.get("location") or "MESH_EXTERNAL").upper() != "MESH_INTERNAL"
+                for h in as_list(se.spec.get("hosts"))}
+
+    return ctx.index("security.external_hosts", build)
+
+
+def _external(host: str, external: set[str]) -> bool:
+    """Whether a gateway host is (or falls under a wildcard of) a host outside the mesh."""
+    h = host.lower().rstrip(".")
+    if h in external:
+        return True
+    parts = h.lstrip("*.").split(".")
+    return any("*." + ".".join(parts[i:]) in external for i in range(1, len(parts)))
+
+
 @register
 class GatewayHTTPSRedirectAnalyzer(Analyzer):
     name = "security.GatewayHTTPSRedirectAnalyzer"
     description = "Checks that Gateway servers serving plain HTTP redirect to HTTPS"
-    inputs = ("Gateway",)
+    inputs = ("Gateway", "ServiceEntry")
 
     def analyze(self, ctx: Context) -> None:
         gateways = [g for g in ctx.of_kind("Gateway") if g.group == "networking.istio.io"]
@@ -399,6 +418,7 @@ class GatewayHTTPSRedirectAnalyzer(Analyzer):
                     hosts = https.setdefault(key, _HostSet())
                     for h in as_list(server.get("hosts")):
                         hosts.add(_bare_host(str(h)))
+        external = _external_hosts(ctx)
         for g in gateways:
             key = selector_string(g.spec.get("selector"))
             secured = https.get(key)
@@ -408,7 +428,10 @@ class GatewayHTTPSRedirectAnalyzer(Analyzer):
                     continue
                 if dig(server, "tls", "httpsRedirect") is True:
                     continue
-                hosts = [_bare_host(str(h)) for h in as_list(server.get("hosts"))]
+                # A host a ServiceEntry puts outside the mesh is served by an egress gateway: its
+                # clients are the mesh's own workloads, and TLS is usually originated past it.
+                hosts = [h for h in (_bare_host(str(h)) for h in as_list(server.get("hosts")))
+                         if not _external(h, external)]
                 finding = next(((h, "the host is also served over HTTPS") for h in hosts
                                 if secured is not None and secured.overlaps(h)), None)
                 if finding is None:

@@ -200,7 +200,8 @@ def shift_cluster(k, host: str, namespace: str, weights: list[int], subsets: lis
 
 # --- files -----------------------------------------------------------------------------------
 def _write_atomic(path: str, data: bytes) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
+    path = os.path.realpath(path)  # a symlinked manifest: edit the file it points to, keep the link
+    directory = os.path.dirname(path)
     try:
         mode = os.stat(path).st_mode & 0o7777
     except OSError:

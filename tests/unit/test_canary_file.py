@@ -332,3 +332,15 @@ def test_create_in_a_file_appends_destination_rule_and_virtual_service(cli, tmp_
 def route_of(path):
     vs = [d for d in yaml.safe_load_all(path.read_text()) if d["kind"] == "VirtualService"][0]
     return [(x["destination"]["subset"], x["weight"]) for x in vs["spec"]["http"][-1]["route"]]
+
+
+def test_shift_file_through_a_symlink_edits_the_target_and_keeps_the_link(cli, tmp_path):
+    real = manifest(tmp_path)
+    (tmp_path / "overlay").mkdir()
+    link = tmp_path / "overlay" / "reviews.yaml"
+    link.symlink_to(real)
+    r = cli("canary", "shift", "reviews", "90/10", "-f", str(link))
+    assert r.exit_code == 0, r
+    assert link.is_symlink(), "the link was replaced by a copy"
+    assert route(real) == [("v1", 90), ("v2", 10)]
+    assert [p.name for p in (tmp_path / "overlay").iterdir()] == ["reviews.yaml"]

@@ -102,6 +102,9 @@ def install_cmd(
         "--server-dry-run", help="Like --dry-run, but the API server dry-runs each apply (admission included).")
     ] = False,
     yes: YesOpt = False,
+    take_over: Annotated[bool, typer.Option(
+        "--take-over", help="Apply over objects another tool installed (istioctl, Helm, kubectl), making them "
+                            "meshctl's: a later 'meshctl uninstall' deletes them.")] = False,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for Deployments and DaemonSets to be ready.")
                     ] = True,
     timeout: Annotated[str, typer.Option("--timeout", help="How long to wait for readiness (e.g. 90s, 5m).")] = "5m",
@@ -135,7 +138,7 @@ def install_cmd(
     progress.note(f"{'Dry run: ' if dry else ''}installing profile {vals.get('profile') or profile} "
                   f"(revision {rev}) into {_target(k)}")
     report = apply.install(k, objects, vals, dry_run=dry, wait=wait and dry is None, timeout=wait_seconds,
-                           progress=progress)
+                           progress=progress, take_over=take_over)
     if fmt == "json":
         output.emit({"profile": vals.get("profile") or profile, "revision": rev, "dryRun": dry,
                      **report.to_dict()}, "json")

@@ -306,9 +306,11 @@ def wait_for_crds(k, names: list[str], timeout: float, progress: Progress,
 
 
 def apply_objects(k, objects: Iterable[Any], *, dry_run: Optional[str] = None, progress: Optional[Progress] = None,
-                  field_manager: str = FIELD_MANAGER, crd_timeout: float = 60.0) -> ApplyReport:
+                  field_manager: str = FIELD_MANAGER, crd_timeout: float = 60.0,
+                  known: Optional[dict] = None) -> ApplyReport:
     """Apply objects in order; stop at the first failure (the report says what was and was not
-    applied). dry_run: None, "client" (read-only comparison) or "server" (the server's dry run)."""
+    applied). dry_run: None, "client" (read-only comparison) or "server" (the server's dry run).
+    known: {Ref.key: live object or None} already read, so it is not read again."""
     progress = progress or Progress()
     bodies = order_objects(objects)
     report = ApplyReport()
@@ -324,7 +326,8 @@ def apply_objects(k, objects: Iterable[Any], *, dry_run: Optional[str] = None, p
                     pending_crds = [n for n in installed_crds.values() if n not in established]
                     wait_for_crds(k, pending_crds, crd_timeout, progress)
                     established.update(pending_crds)
-                action = _apply_one(k, body, ref, dry_run, field_manager, crd_timeout, progress)
+                action = _apply_one(k, body, ref, dry_run, field_manager, crd_timeout, progress,
+                                    live=(known or {}).get(ref.key, _UNREAD))
             except MeshctlError as e:
                 report.failed = ref
                 report.error = e
@@ -339,9 +342,14 @@ def apply_objects(k, objects: Iterable[Any], *, dry_run: Optional[str] = None, p
     return report
 
 
+_UNREAD: Any = object()
+
+
 def _apply_one(k, body: dict, ref: Ref, dry_run: Optional[str], field_manager: str, timeout: float = 60.0,
-               progress: Optional[Progress] = None, sleep: Callable[[float], None] = time.sleep) -> str:
-    live = k.get(ref.api_version, ref.kind, ref.name, ref.namespace)
+               progress: Optional[Progress] = None, sleep: Callable[[float], None] = time.sleep,
+               live: Any = _UNREAD) -> str:
+    if live is _UNREAD:
+        live = k.get(ref.api_version, ref.kind, ref.name, ref.namespace)
     if live is not None and (live.get("metadata") or {}).get("deletionTimestamp") and not dry_run:
         # Still being deleted (a namespace or CRD right after an uninstall --purge): applying now
         # would be lost with it, and a terminating namespace refuses new objects. Wait it out.
@@ -437,17 +445,64 @@ def recorded_refs(record: Optional[dict]) -> list[Ref]:
 
 # --- install -------------------------------------------------------------------------------------
 
+_UNKNOWN_OWNER = "another tool or by hand"
+
+
+def _owner_of(obj: dict) -> str:
+    """Who installed an object meshctl did not, as far as its labels tell."""
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    if any(key.startswith(("operator.istio.io/", "install.operator.istio.io/")) for key in labels):
+        return "istioctl or the Istio operator"
+    if labels.get(MANAGED_BY_KEY):
+        return labels[MANAGED_BY_KEY]
+    return _UNKNOWN_OWNER
+
+
+def foreign_objects(live: dict, bodies: list[dict]) -> list[tuple[Ref, str]]:
+    """Rendered objects that exist in the cluster without meshctl's label, with who made them.
+    Namespaces and CRDs are left out: they are commonly made beforehand and applying over them
+    is harmless."""
+    out = []
+    for body in bodies:
+        ref = Ref.of(body)
+        obj = live.get(ref.key)
+        if obj is None or ref.kind in ("Namespace", "CustomResourceDefinition"):
+            continue
+        if ((obj.get("metadata") or {}).get("labels") or {}).get(MANAGED_BY_KEY) != MANAGED_BY:
+            out.append((ref, _owner_of(obj)))
+    return out
+
+
 def install(k, objects: Iterable[Any], values: dict, *, dry_run: Optional[str] = None, wait: bool = True,
             timeout: float = 300.0, progress: Optional[Progress] = None,
-            sleep: Callable[[float], None] = time.sleep) -> ApplyReport:
+            sleep: Callable[[float], None] = time.sleep, take_over: bool = False) -> ApplyReport:
     """Apply, prune what a previous install of this revision made and no longer renders, record the
-    install, and (with wait) wait for Deployments/DaemonSets/StatefulSets to be ready."""
+    install, and (with wait) wait for Deployments/DaemonSets/StatefulSets to be ready.
+
+    Refuses (before writing anything) to apply over objects another tool installed, unless
+    take_over: meshctl would label them as its own and a later uninstall would delete them."""
     progress = progress or Progress()
     revision = values.get("revision") or ""
     bodies = [owned(b, revision) for b in order_objects(objects)]
     namespace = install_namespace(values)
     previous = read_record(k, revision, namespace)
-    report = apply_objects(k, bodies, dry_run=dry_run, progress=progress, crd_timeout=min(timeout, 120.0))
+    live = {}
+    for body in bodies:
+        ref = Ref.of(body)
+        live[ref.key] = k.get(ref.api_version, ref.kind, ref.name, ref.namespace)
+    foreign = foreign_objects(live, bodies)
+    if foreign and not take_over:
+        refs = [r for r, _ in foreign]
+        owner = next((o for _, o in foreign if o != _UNKNOWN_OWNER), _UNKNOWN_OWNER)
+        shown = ", ".join(str(r) for r in refs[:5]) + (f" (and {len(refs) - 5} more)" if len(refs) > 5 else "")
+        raise MeshctlError(
+            f"{len(refs)} object(s) this install would change exist already and were not installed by meshctl "
+            f"(made by {owner}): {shown}; nothing was changed",
+            hint="install beside them with --revision NAME, remove the other installation first, or pass "
+                 "--take-over to make them meshctl's (a later 'meshctl uninstall' then deletes them)",
+            exit_code=1)
+    report = apply_objects(k, bodies, dry_run=dry_run, progress=progress, crd_timeout=min(timeout, 120.0),
+                           known=live)
     if not report.ok:
         return report
     refs = [Ref.of(b) for b in bodies]

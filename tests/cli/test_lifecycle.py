@@ -236,6 +236,38 @@ def test_uninstalling_a_second_revision_keeps_the_objects_the_first_one_also_ins
     assert kube_api.get("apps/v1", "Deployment", "istio-ingressgateway", NS) is None
 
 
+def test_install_refuses_to_take_over_an_istio_installed_by_another_tool(run, kube_api):
+    kube_api.add({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})  # made beforehand: fine
+    kube_api.add({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {
+        "name": "istiod", "namespace": NS, "labels": {"app": "istiod", "operator.istio.io/component": "Pilot"}},
+        "spec": {"selector": {"matchLabels": {"app": "istiod"}}, "template": {
+            "metadata": {"labels": {"app": "istiod"}},
+            "spec": {"containers": [{"name": "discovery", "image": "docker.io/istio/pilot:1.20.0"}]}}}})
+    kube_api.add({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "istio", "namespace": NS},
+                  "data": {"mesh": "{}"}})
+    for args in (("--dry-run",), ()):
+        writes = len([m for m, _ in kube_api.requests if m != "GET"])
+        r = run("install", "-y", *args)
+        assert r.exit_code == 1, r
+        assert ("error: 2 object(s) this install would change exist already and were not installed by meshctl "
+                "(made by istioctl or the Istio operator): ConfigMap istio-system/istio, "
+                "Deployment istio-system/istiod; nothing was changed") in r.stderr
+        assert "--take-over" in r.stderr and "Traceback" not in r.stderr
+        assert len([m for m, _ in kube_api.requests if m != "GET"]) == writes  # nothing was written
+    dep = kube_api.get("apps/v1", "Deployment", "istiod", NS)
+    assert "app.kubernetes.io/managed-by" not in dep["metadata"]["labels"]
+    # and so uninstall --purge leaves the other installation alone
+    assert run("uninstall", "-y", "--purge").exit_code == 0
+    assert kube_api.get("apps/v1", "Deployment", "istiod", NS) is not None
+    # --take-over makes them meshctl's
+    r = run("install", "-y", "--take-over")
+    assert r.exit_code == 0, r
+    assert "configured Deployment istio-system/istiod" in r.stderr
+    dep = kube_api.get("apps/v1", "Deployment", "istiod", NS)
+    assert dep["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "meshctl"
+    assert run("install", "-y").exit_code == 0  # now it is meshctl's, no flag needed
+
+
 def test_verify_install_when_nothing_is_installed(run):
     r = run("verify-install")
     assert r.exit_code == 1

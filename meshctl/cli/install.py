@@ -82,7 +82,8 @@ def profile_list(
 @profile_app.command("dump")
 def profile_dump(
     ctx: typer.Context,
-    profile: Annotated[str, typer.Argument(help="Profile name.", autocompletion=_complete_profile)],
+    profile: Annotated[str, typer.Argument(help="Profile name (default: sidecar, as for manifest generate).",
+                                           autocompletion=_complete_profile)] = "sidecar",
     values: ValuesOpt = None,
     set_: SetOpt = None,
     revision: RevisionOpt = None,

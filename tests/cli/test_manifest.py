@@ -180,3 +180,12 @@ def test_values_from_stdin(cli):
     r = cli("manifest", "generate", "-f", "-", input="tag: [\n")
     assert r.exit_code == 2 and r.stdout == ""
     assert _one_error_line(r).startswith("error: <stdin>:2: invalid YAML")
+
+
+def test_profile_dump_without_a_name_dumps_the_default_profile(cli):
+    r = cli("profile", "dump")
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout == cli("profile", "dump", "sidecar").stdout
+    assert _load(r.stdout) == load_values("sidecar")
+    r = cli("profile", "dump", "--set", "meshMTLS=PERMISSIVE")
+    assert r.exit_code == 0 and _load(r.stdout)["meshMTLS"] == "PERMISSIVE"

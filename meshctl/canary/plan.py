@@ -184,8 +184,10 @@ def find_virtual_service(items: list[dict], host: str, namespace: str | None) ->
     Several candidates: the one with a default route to the host, else an error."""
     vss = [v for v in items if v.get("kind") == "VirtualService" and isinstance(v, dict)]
     matches = [v for v in vss if serves_host(v, host, namespace)]
-    if not matches:
-        matches = [v for v in vss if _meta(v).get("name") == short_name(host)]
+    if not matches:  # by name; a qualified host must name the VirtualService's own namespace
+        matches = [v for v in vss if _meta(v).get("name") == short_name(host)
+                   and ("." not in host or fqdn(host, namespace) == fqdn(short_name(host),
+                                                                         _meta(v).get("namespace") or namespace))]
     if len(matches) > 1:
         with_route = [v for v in matches if default_route_index(v, host, namespace) is not None]
         if len(with_route) == 1:

@@ -168,6 +168,24 @@ def test_find_virtual_service_by_host_and_ambiguity():
         plan.find_virtual_service([a, b], "reviews", "default")
 
 
+def test_a_host_in_another_namespace_is_not_found_by_the_virtual_service_name():
+    a = vs([])
+    a["spec"]["hosts"] = ["reviews.example.com"]   # found by its name when the host is the short name
+    assert plan.find_virtual_service([a], "reviews", "default") is a
+    assert plan.find_virtual_service([a], "reviews.default", "default") is a
+    assert plan.find_virtual_service([a], "reviews.other.svc.cluster.local", "default") is None
+    assert plan.find_virtual_service([a], "reviews.other", "default") is None
+
+
+def test_shift_of_a_host_in_another_namespace_finds_no_virtual_service(cli, tmp_path):
+    path = tmp_path / "vs.yaml"
+    import yaml
+
+    path.write_text(yaml.safe_dump_all([vs([]), DR]))
+    r = cli("canary", "shift", "reviews.other.svc.cluster.local", "90/10", "--subsets", "v1,v2", "-f", str(path))
+    assert r.exit_code == 2 and "no VirtualService for reviews.other.svc.cluster.local" in r.stderr, r
+
+
 def test_no_default_route_is_added_behind_a_catch_all_to_other_hosts():
     from meshctl.canary.plan import Shift, apply_shift
     from meshctl.errors import InputError

@@ -129,7 +129,12 @@ def install_cmd(
     vals = profiles.load_values(profile, files=values or (), sets=set_ or (), revision=revision)
     objects = render.render_objects(vals)
     k = _client(s)
-    k.version()  # fail fast (exit 3) before asking anything when the cluster cannot be reached
+    # fail fast (exit 3) before asking anything when the cluster cannot be reached
+    from meshctl.precheck.checks import unsupported_version
+
+    problem = unsupported_version(k.version())
+    if problem:  # as istioctl does: say so, and go on (the user may know better)
+        output.warn(f"{problem}; the install may not work (see 'meshctl precheck')")
     rev = vals.get("revision") or "default"
     if dry is None:
         _confirm(f"Install profile {vals.get('profile') or profile} (revision {rev}, {len(objects)} objects) "

@@ -91,13 +91,22 @@ def _parse_minor(value: Any) -> int:
     return int(m.group(0)) if m else 0
 
 
-def _k8s_version(ctx: Context) -> Result:
-    info = ctx.cache.get("version") or ctx.kube.version()
+def unsupported_version(info: dict) -> str | None:
+    """Why the Kubernetes version in a /version answer is not supported, or None."""
     major, minor = _parse_minor(info.get("major")), _parse_minor(info.get("minor"))
     git = info.get("gitVersion") or f"v{major}.{minor}"
     if (major, minor) < MIN_K8S:
-        return Result.error(f"Kubernetes {git} is older than the minimum supported 1.24; upgrade the cluster")
-    return Result.ok(git)
+        return f"Kubernetes {git} is older than the minimum supported {MIN_K8S[0]}.{MIN_K8S[1]}"
+    return None
+
+
+def _k8s_version(ctx: Context) -> Result:
+    info = ctx.cache.get("version") or ctx.kube.version()
+    problem = unsupported_version(info)
+    if problem:
+        return Result.error(f"{problem}; upgrade the cluster")
+    major, minor = _parse_minor(info.get("major")), _parse_minor(info.get("minor"))
+    return Result.ok(info.get("gitVersion") or f"v{major}.{minor}")
 
 
 # --- Permissions -------------------------------------------------------------------------------

@@ -268,6 +268,15 @@ def test_install_refuses_to_take_over_an_istio_installed_by_another_tool(run, ku
     assert run("install", "-y").exit_code == 0  # now it is meshctl's, no flag needed
 
 
+@pytest.mark.parametrize("minor,warned", [("23", True), ("24", False), ("33", False)])
+def test_install_warns_on_a_kubernetes_version_older_than_supported(run, kube_api, minor, warned):
+    kube_api.set_version("1", minor)
+    r = run("install", "-y", "--no-wait")
+    assert r.exit_code == 0, r
+    warning = f"warning: Kubernetes v1.{minor}.0 is older than the minimum supported 1.24"
+    assert (warning in r.stderr) is warned
+
+
 def test_verify_install_when_nothing_is_installed(run):
     r = run("verify-install")
     assert r.exit_code == 1

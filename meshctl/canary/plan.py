@@ -275,7 +275,8 @@ class Shift:
 
 
 def resolve_subsets(vs: dict | None, dr: dict | None, host: str, namespace: str | None,
-                    weights: list[int], given: list[str] | None, where: str = "") -> list[str]:
+                    weights: list[int], given: list[str] | None, where: str = "", flag: str = "--subsets",
+                    no_rule_hint: str = "create one with subsets for each version, or use --create") -> list[str]:
     """The subsets the weights apply to: --subsets, else those of the current default route,
     else the DestinationRule's; each must be defined in the DestinationRule for the host."""
     defined = dr_subsets(dr)
@@ -296,13 +297,13 @@ def resolve_subsets(vs: dict | None, dr: dict | None, host: str, namespace: str 
                          hint="give one weight per subset, e.g. 90/10 with --subsets v1,v2")
     if dr is None:
         raise InputError(f"no DestinationRule for host {host}{where} defines subsets",
-                         hint="create one with subsets for each version, or use --create")
+                         hint=no_rule_hint)
     missing = [s for s in subsets if s not in defined]
     if missing:
         raise InputError(
             f"subset {', '.join(repr(m) for m in missing)} is not defined in {ref(dr)} "
             f"(subsets: {', '.join(defined) or 'none'})",
-            hint="add the subset to the DestinationRule, or pick existing ones with --subsets")
+            hint=f"add the subset to the DestinationRule, or pick an existing one with {flag}")
     return subsets
 
 

@@ -330,7 +330,7 @@ class Rollout:
                                       f"100/0 --subsets STABLE,{opts.canary}")
             stable = max(others, key=lambda ws: ws[0])[1]
             plan.resolve_subsets(vs, dr, self.host, self.namespace, [100, 0], [stable, opts.canary],
-                                 f" in namespace {self.namespace}")
+                                 f" in namespace {self.namespace}", flag="--to")
             st = State(phase="", stable=stable, canary=opts.canary)
         spec_d = asdict(spec)
         runner = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"

@@ -262,7 +262,8 @@ def shift_files(paths: list[str], host: str, namespace: str | None, weights: lis
                 <= res.node.end_mark.line + res.line_offset + 1:
             raise InputError(str(problem), hint="fix the VirtualService's document first")
     where = f" in {', '.join(paths)}"
-    subsets = plan.resolve_subsets(vs_body, dr, host, ns, weights, subsets, where)
+    subsets = plan.resolve_subsets(vs_body, dr, host, ns, weights, subsets, where, no_rule_hint=(
+        "give the file holding it with another -f, or add one with a subset for each version"))
     shift = plan.Shift(host, ns, subsets, weights, header, mirror)
     new_body = plan.apply_shift(vs_body, shift)
     raw, text = texts[path]

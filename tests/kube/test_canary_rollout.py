@@ -118,6 +118,7 @@ def test_run_errors(cli, kube_api):
     assert r.exit_code == 2 and "no rollout of reviews to resume" in r.stderr and "--to" in r.stderr
     r = cli(*base, "--to", "v9", "--proxy-admin", "127.0.0.1:1")
     assert r.exit_code == 2 and "subset 'v9' is not defined" in r.stderr
+    assert "pick an existing one with --to" in r.stderr, "run has no --subsets flag"
     r = cli(*base, "--to", "v2,v3")
     assert r.exit_code == 2 and "names several subsets" in r.stderr
     r = cli(*base, "--to", "v2", "--steps", "50,10")

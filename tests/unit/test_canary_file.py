@@ -150,7 +150,8 @@ def test_shift_file_without_destination_rule_is_a_clear_error(cli, tmp_path):
     path.write_text(VS)
     r = cli("canary", "shift", "reviews", "90/10", "-f", str(path))
     assert r.exit_code == 2
-    assert "no DestinationRule for host reviews" in r.stderr and "hint:" in r.stderr
+    assert "no DestinationRule for host reviews" in r.stderr
+    assert "hint: give the file holding it with another -f" in r.stderr
     dr = tmp_path / "dr.yaml"
     dr.write_text(DR)
     r = cli("canary", "shift", "reviews", "90/10", "-f", str(path), "-f", str(dr))

@@ -75,3 +75,77 @@ def test_root_namespace_comes_from_mesh_config():
     origin = ("IST0127", "AuthorizationPolicy mesh-root/mesh-cart")
     assert origin in found(run_yaml(doc, "auth.AuthorizationPoliciesAnalyzer"))
     assert origin not in found(run_yaml(doc, "auth.AuthorizationPoliciesAnalyzer", mesh={"rootNamespace": "mesh-root"}))
+
+
+MANIFESTS = """
+apiVersion: v1
+kind: Namespace
+metadata: {name: back, labels: {istio.io/rev: canary}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: plain}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: api, namespace: back}
+spec:
+  template:
+    metadata: {labels: {app: api}}
+    spec: {containers: [{name: api, image: api}]}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db, namespace: unlisted}
+spec:
+  template:
+    metadata: {labels: {app: db}}
+    spec: {containers: [{name: db, image: db}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: batch, namespace: plain}
+spec:
+  template:
+    metadata: {labels: {app: batch}}
+    spec: {containers: [{name: batch, image: batch}]}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: api, namespace: back}
+spec: {selector: {matchLabels: {app: api}}}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny-all, namespace: back}
+spec: {}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: db, namespace: unlisted}
+spec: {selector: {matchLabels: {app: db}}}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: typo, namespace: unlisted}
+spec: {selector: {matchLabels: {app: dbb}}}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: batch, namespace: plain}
+spec: {selector: {matchLabels: {app: batch}}}
+"""
+
+
+def test_workloads_in_manifests_count_as_the_pods_they_will_run():
+    # a Deployment in a revision-labelled namespace, or in a namespace the input does not
+    # describe, is a match; a typo and a namespace without injection still are not
+    msgs = run_yaml(MANIFESTS, "auth.AuthorizationPoliciesAnalyzer")
+    assert [(m.code, m.origin) for m in msgs] == [
+        ("IST0127", "AuthorizationPolicy unlisted/typo"),
+        ("IST0127", "AuthorizationPolicy plain/batch"),
+    ]
+    opted_out = MANIFESTS.replace("metadata: {labels: {app: db}}",
+                                  "metadata: {labels: {app: db, sidecar.istio.io/inject: 'false'}}")
+    assert ("IST0127", "AuthorizationPolicy unlisted/db") in [
+        (m.code, m.origin) for m in run_yaml(opted_out, "auth.AuthorizationPoliciesAnalyzer")]

@@ -2,19 +2,52 @@
 from __future__ import annotations
 
 from meshctl.analysis.framework import Analyzer, Context, as_dict, as_list, dig, register
-from meshctl.analysis.workloads import LabelIndex, in_mesh, pod_in_ambient, selector_string, str_labels
+from meshctl.analysis.workloads import (
+    INJECT_LABEL,
+    INJECTION_LABEL,
+    REV_LABEL,
+    WORKLOAD_KINDS,
+    LabelIndex,
+    in_mesh,
+    namespace_in_ambient,
+    namespace_object,
+    pod_in_ambient,
+    selector_string,
+    template_annotations,
+    template_labels,
+)
+
+
+def _namespace_enrolls(ctx: Context, workload) -> bool:
+    """Whether a workload's namespace puts its pods in the mesh although neither the template nor
+    `istio-injection` says so: a revision label (`istio.io/rev`), ambient mode, or a namespace the
+    input does not describe (its labels are unknown, so the workload is given the benefit of the
+    doubt unless it opts out)."""
+    ns = namespace_object(ctx, workload.namespace)
+    opt_out = {**template_annotations(workload), **template_labels(workload)}.get(INJECT_LABEL) == "false"
+    if ns is None:
+        return not opt_out
+    if namespace_in_ambient(ns):
+        return True
+    return bool(ns.labels.get(REV_LABEL)) and ns.labels.get(INJECTION_LABEL) != "disabled" and not opt_out
 
 
 def mesh_pods(ctx: Context) -> LabelIndex:
     """Pods in the mesh (sidecar or ambient), by namespace and label; namespaces with pods are
-    present even when none of their pods is in the mesh."""
+    present even when none of their pods is in the mesh. Analyzing manifests rather than a
+    cluster, the pods a workload (Deployment, StatefulSet, ...) will run count as well: its
+    template's labels, when the template gets a sidecar or its namespace is ambient."""
     def build(c: Context) -> LabelIndex:
         index = LabelIndex(())
-        for pod in c.of_kind("Pod"):
+        for pod in (*c.of_kind("Pod"), *(r for kind in WORKLOAD_KINDS for r in c.of_kind(kind))):
             ns = pod.namespace or ""
             index.by_ns.setdefault(ns, [])
-            if in_mesh(c, pod) or pod_in_ambient(pod):
-                entry = (pod, str_labels(pod.labels))
+            if pod.kind == "Pod":
+                member = in_mesh(c, pod) or pod_in_ambient(pod)
+            else:
+                member = in_mesh(c, pod) or _namespace_enrolls(c, pod)
+            if member:
+                entry = (pod, template_labels(pod))
                 index.by_ns[ns].append(entry)
                 for k, v in entry[1].items():
                     index.by_label.setdefault((ns, k, v), []).append(entry)
@@ -41,7 +74,7 @@ def namespace_pattern_matches(pattern: str, names: set[str], lowered: set[str]) 
 class AuthorizationPoliciesAnalyzer(Analyzer):
     name = "auth.AuthorizationPoliciesAnalyzer"
     description = "Checks the validity of authorization policies"
-    inputs = ("AuthorizationPolicy", "Namespace", "Pod")
+    inputs = ("AuthorizationPolicy", "Namespace", "Pod", *WORKLOAD_KINDS)
 
     def analyze(self, ctx: Context) -> None:
         policies = ctx.of_kind("AuthorizationPolicy")

@@ -1,3 +1,5 @@
+import pytest
+
 from .analysis_helpers import found, reference, run_yaml
 
 PODS = """
@@ -98,3 +100,50 @@ metadata: {name: r, namespace: shop}
 spec: {workloadSelector: {labels: {app: reviews}}}
 """
     assert run_yaml(doc, "sidecar.SelectorAnalyzer") == []
+
+
+WORKLOAD_SELECTORS = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: reviews-v1, namespace: default}
+spec:
+  template:
+    metadata: {labels: {app: reviews, version: v1}}
+    spec: {containers: [{name: reviews, image: reviews}]}
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: reviews, namespace: default}
+spec:
+  workloadSelector: {labels: {app: reviews}}
+  egress: [{hosts: ["./*"]}]
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: ratings, namespace: default}
+spec:
+  workloadSelector: {labels: {app: ratings}}
+  egress: [{hosts: ["./*"]}]
+---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: reviews, namespace: default}
+spec:
+  selector: {matchLabels: {app: reviews}}
+  accessLogging: [{providers: [{name: envoy}]}]
+---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: ratings, namespace: default}
+spec:
+  selector: {matchLabels: {app: ratings}}
+  accessLogging: [{providers: [{name: envoy}]}]
+"""
+
+
+@pytest.mark.parametrize("analyzer, kind", [("sidecar.SelectorAnalyzer", "Sidecar"),
+                                            ("telemetry.SelectorAnalyzer", "Telemetry")])
+def test_selectors_matching_a_deployment_in_the_input_are_not_dangling(analyzer, kind):
+    msgs = run_yaml(WORKLOAD_SELECTORS, analyzer)
+    assert [(m.code, m.origin, m.args) for m in msgs] == [
+        ("IST0101", f"{kind} default/ratings", ("selector", "app=ratings"))]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from meshctl.analysis.framework import Analyzer, Context, as_dict, dig, register
 from meshctl.analysis.workloads import (
-    namespace_in_ambient, namespace_object, pod_in_ambient, pods, selector_string,
+    WORKLOAD_KINDS, namespace_in_ambient, namespace_object, pod_in_ambient, pods, selector_string, workloads,
 )
 
 
@@ -13,7 +13,7 @@ class SelectorAnalyzer(Analyzer):
     name = "sidecar.SelectorAnalyzer"
     description = ("Validates that sidecars that define a workload selector match at least one pod, "
                    "and that there aren't multiple sidecar resources that select overlapping pods")
-    inputs = ("Sidecar", "Pod", "Namespace")
+    inputs = ("Sidecar", "Pod", "Namespace", *WORKLOAD_KINDS)
 
     def analyze(self, ctx: Context) -> None:
         index = pods(ctx)
@@ -26,6 +26,9 @@ class SelectorAnalyzer(Analyzer):
                 continue
             selected = index.select(sc.namespace, labels)
             if not selected:
+                # a Deployment (or other workload) in the input stands for the pods it will run
+                if workloads(ctx).select(sc.namespace, labels):
+                    continue
                 first = min(str(k) for k in labels)
                 ctx.report("IST0101", sc, "selector", selector_string(labels),
                            path=("spec", "workloadSelector", "labels", first))

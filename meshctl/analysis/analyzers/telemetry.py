@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from meshctl.analysis.framework import Analyzer, Context, as_dict, as_list, dig, register
-from meshctl.analysis.workloads import pods, selector_string
+from meshctl.analysis.workloads import WORKLOAD_KINDS, pods, selector_string, workloads
 
 
 @register
@@ -35,7 +35,7 @@ class SelectorAnalyzer(Analyzer):
     name = "telemetry.SelectorAnalyzer"
     description = ("Validates that telemetries that define a selector match at least one pod, and that "
                    "there aren't multiple telemetry resources that select overlapping pods")
-    inputs = ("Telemetry", "Pod")
+    inputs = ("Telemetry", "Pod", *WORKLOAD_KINDS)
 
     def analyze(self, ctx: Context) -> None:
         index = pods(ctx)
@@ -46,6 +46,9 @@ class SelectorAnalyzer(Analyzer):
                 continue
             selected = index.select(t.namespace, labels)
             if not selected:
+                # a Deployment (or other workload) in the input stands for the pods it will run
+                if workloads(ctx).select(t.namespace, labels):
+                    continue
                 ctx.report("IST0101", t, "selector", selector_string(labels),
                            path=("spec", "selector", "matchLabels", min(str(k) for k in labels)))
                 continue

@@ -323,6 +323,12 @@ class Rollout:
             spec = Spec.resolve({}, opts)
             weights = plan.current_weights(vs, self.host, self.namespace)
             others = [(w, s) for s, w in weights if s and s != opts.canary and w > 0]
+            if not others and any(s == opts.canary and w > 0 for s, w in weights):
+                choices = [x for x in plan.dr_subsets(dr) if x != opts.canary]
+                raise InputError(f"{opts.canary} already takes all traffic of {self.host}: it is the stable "
+                                 "subset, not a canary",
+                                 hint=f"roll out another subset with --to"
+                                      + (f" ({', '.join(choices)})" if choices else ""))
             if not others:
                 raise InputError(f"cannot tell the stable subset of {self.host}: its default route sends "
                                  f"nothing to another subset than {opts.canary}",

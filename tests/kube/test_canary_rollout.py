@@ -121,6 +121,9 @@ def test_run_errors(cli, kube_api):
     assert "pick an existing one with --to" in r.stderr, "run has no --subsets flag"
     r = cli(*base, "--to", "v2,v3")
     assert r.exit_code == 2 and "names several subsets" in r.stderr
+    r = cli(*base, "--to", "v1", "--proxy-admin", "127.0.0.1:1")   # v1 is the stable subset
+    assert r.exit_code == 2 and r.stderr == ("error: v1 already takes all traffic of reviews: it is the stable "
+                                             "subset, not a canary\nhint: roll out another subset with --to (v2, v3)\n")
     r = cli(*base, "--to", "v2", "--steps", "50,10")
     assert r.exit_code == 2 and "must increase" in r.stderr
     r = cli(*base, "--to", "v2", "--interval", "soon")
@@ -221,7 +224,7 @@ def test_abort_and_promote_a_running_or_stopped_rollout(cli, kube_api):
     r = cli(*base, "abort", "reviews")
     assert r.exit_code == 1 and "already succeeded" in r.stderr
     r = cli(*base, "run", "reviews", "--to", "v2", "--proxy-admin", "127.0.0.1:1")
-    assert r.exit_code == 2 and "cannot tell the stable subset" in r.stderr
+    assert r.exit_code == 2 and "v2 already takes all traffic of reviews" in r.stderr
 
 
 def test_a_second_rollout_to_another_subset_is_refused_while_one_is_active(cli, kube_api):

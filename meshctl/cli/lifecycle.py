@@ -189,8 +189,8 @@ def _print_install_summary(report, dry: Optional[str]) -> None:
         ready = ", workloads ready" if report.waited else " (not waiting for workloads to be ready)"
         con.print(_line("✔", f"installed: {n} objects ({detail}){ready}"), highlight=False)
     elif report.failed is None:
-        con.print(_line("✖", f"applied {n} objects ({detail}); {len(report.not_ready)} workload(s) not ready"),
-                  highlight=False)
+        state = f"{len(report.not_ready)} workload(s) not ready" if report.not_ready else "readiness not known"
+        con.print(_line("✖", f"applied {n} objects ({detail}); {state}"), highlight=False)
 
 
 # --- verify-install -----------------------------------------------------------------------------

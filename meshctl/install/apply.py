@@ -328,9 +328,9 @@ def apply_objects(k, objects: Iterable[Any], *, dry_run: Optional[str] = None, p
                     established.update(pending_crds)
                 action = _apply_one(k, body, ref, dry_run, field_manager, crd_timeout, progress,
                                     live=(known or {}).get(ref.key, _UNREAD))
-            except MeshctlError as e:
+            except (MeshctlError, KeyboardInterrupt) as e:
                 report.failed = ref
-                report.error = e
+                report.error = _interrupted() if isinstance(e, KeyboardInterrupt) else e
                 report.pending = [Ref.of(b) for b in bodies[i:]]
                 return report
             if ref.kind == "CustomResourceDefinition":
@@ -380,6 +380,11 @@ def _apply_one(k, body: dict, ref: Ref, dry_run: Optional[str], field_manager: s
     if _significant(result) == _significant(live):
         return "would keep" if dry_run else "unchanged"
     return f"{prefix}configure" if dry_run else "configured"
+
+
+def _interrupted() -> MeshctlError:
+    """Ctrl-C between two writes: the run stops like on a failure, saying what was done."""
+    return MeshctlError("interrupted", hint="run the same command again to finish", exit_code=130)
 
 
 # --- the install record --------------------------------------------------------------------------
@@ -544,7 +549,12 @@ def install(k, objects: Iterable[Any], values: dict, *, dry_run: Optional[str] =
     progress.object(rref, report.record.action)
     if wait:
         report.waited = True
-        report.not_ready = wait_for_workloads(k, bodies, timeout, progress, sleep=sleep)
+        try:
+            report.not_ready = wait_for_workloads(k, bodies, timeout, progress, sleep=sleep)
+        except KeyboardInterrupt:
+            report.error = MeshctlError("interrupted while waiting for the workloads to be ready", exit_code=130,
+                                        hint="everything is applied; check with: meshctl verify-install")
+            return report
         if report.not_ready:
             first, why = next(iter(report.not_ready.items()))
             more = f" and {len(report.not_ready) - 1} more" if len(report.not_ready) > 1 else ""
@@ -939,8 +949,8 @@ def uninstall(k, refs: list[Ref], progress: Optional[Progress] = None, dry_run: 
         for i, ref in enumerate(refs):
             try:
                 existed = k.delete(ref.api_version, ref.kind, ref.name, ref.namespace, dry_run=dry_run)
-            except MeshctlError as e:
-                report.error = e
+            except (MeshctlError, KeyboardInterrupt) as e:
+                report.error = _interrupted() if isinstance(e, KeyboardInterrupt) else e
                 report.pending = refs[i:]
                 return report
             (report.deleted if existed else report.gone).append(ref)

@@ -277,6 +277,60 @@ def test_install_warns_on_a_kubernetes_version_older_than_supported(run, kube_ap
     assert (warning in r.stderr) is warned
 
 
+def test_ctrl_c_during_install_says_what_was_applied(run, kube_api, monkeypatch):
+    from meshctl import kube
+
+    real, calls = kube.Kube.apply, []
+
+    def interrupted_on_the_20th(self, *a, **kw):
+        calls.append(1)
+        if len(calls) == 20:
+            raise KeyboardInterrupt
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(kube.Kube, "apply", interrupted_on_the_20th)
+    r = run("install", "-y")
+    assert r.exit_code == 130, r
+    assert f"applied 19 of {N} objects; not applied: " in r.stderr
+    assert "error: install stopped at " in r.stderr and ": interrupted" in r.stderr
+    assert "hint: run the same command again to finish" in r.stderr
+    monkeypatch.setattr(kube.Kube, "apply", real)
+    assert run("install", "-y").exit_code == 0
+
+
+def test_ctrl_c_while_waiting_for_workloads_says_everything_is_applied(run, kube_api, monkeypatch):
+    from meshctl.install import apply
+
+    def interrupted(*a, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(apply, "wait_for_workloads", interrupted)
+    r = run("install", "-y")
+    assert r.exit_code == 130, r
+    assert f"✖ applied {N + 1} objects ({N + 1} created); readiness not known" in r.stdout
+    assert "error: interrupted while waiting for the workloads to be ready" in r.stderr
+    assert "hint: everything is applied; check with: meshctl verify-install" in r.stderr
+
+
+def test_ctrl_c_during_uninstall_says_what_is_left(run, kube_api, monkeypatch):
+    from meshctl import kube
+
+    assert run("install", "-y").exit_code == 0
+    real, calls = kube.Kube.delete, []
+
+    def interrupted_on_the_4th(self, *a, **kw):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(kube.Kube, "delete", interrupted_on_the_4th)
+    r = run("uninstall", "-y")
+    assert r.exit_code == 130, r
+    assert "deleted 3 of " in r.stderr and "error: uninstall stopped at " in r.stderr
+    assert ": interrupted" in r.stderr
+
+
 def test_verify_install_when_nothing_is_installed(run):
     r = run("verify-install")
     assert r.exit_code == 1

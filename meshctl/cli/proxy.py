@@ -154,8 +154,16 @@ def _section_command(section: str, doc: str):
         from meshctl import output
         from meshctl.proxy import config, report
 
+        from meshctl.errors import InputError
+
         s = settings(ctx, output=output_format)
         fmt = check_output(s.output, ("table", "json", "yaml"), "table")
+        if direction is not None and direction.lower() not in ("inbound", "outbound"):
+            raise InputError(f"unknown --direction {direction!r}", hint="use inbound or outbound")
+        direction = direction.lower() if direction else direction
+        if status is not None and status.upper() not in config.HEALTH_STATUSES:
+            raise InputError(f"unknown --status {status!r}",
+                             hint=f"use one of: {', '.join(config.HEALTH_STATUSES)}")
         data = _with_proxy(ctx, target, admin, namespace, kubeconfig, context,
                            lambda a: config.read(a, section, timeout))
         dump, clusters = data.get("dump") or {}, data.get("clusters") or {}
@@ -167,7 +175,7 @@ def _section_command(section: str, doc: str):
         elif section == "routes" and name:
             raw = [r for r in raw if r.get("name") == name]
         elif section == "endpoints":
-            raw = config.endpoint_section(clusters, cluster)
+            raw = config.endpoint_section(clusters, cluster, status)
         if fmt != "table":
             output.emit(raw, fmt)
             return

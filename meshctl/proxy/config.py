@@ -271,11 +271,29 @@ def route_rows(routes: list[dict], name: Optional[str] = None) -> list[list[str]
 # --- endpoints (from /clusters?format=json, as istioctl does) ---------------------------------
 
 
-def endpoint_section(clusters: dict, cluster: Optional[str] = None) -> list[dict]:
+HEALTH_STATUSES = ("HEALTHY", "UNHEALTHY", "DRAINING", "TIMEOUT", "DEGRADED", "UNKNOWN")
+
+
+def host_health(host: dict) -> str:
+    """HEALTHY, UNHEALTHY (EDS or a failed active health check), DRAINING, TIMEOUT, DEGRADED, UNKNOWN."""
+    hs = host.get("health_status") or {}
+    if hs.get("failed_active_health_check"):
+        return "UNHEALTHY"
+    return str(hs.get("eds_health_status", "HEALTHY"))
+
+
+def endpoint_section(clusters: dict, cluster: Optional[str] = None, status: Optional[str] = None) -> list[dict]:
+    """/clusters' cluster_statuses, only clusters whose name holds `cluster`, and with `status` only
+    the hosts in that health status (clusters left without hosts are dropped)."""
     out = []
     for c in (clusters or {}).get("cluster_statuses", []) or []:
         if cluster and cluster not in c.get("name", ""):
             continue
+        if status:
+            hosts = [h for h in c.get("host_statuses") or [] if host_health(h).lower() == status.lower()]
+            if not hosts:
+                continue
+            c = {**c, "host_statuses": hosts}
         out.append(c)
     return out
 
@@ -289,9 +307,7 @@ def endpoint_rows(cluster_statuses: list[dict], status: Optional[str] = None) ->
             addr = sa.get("address") or pipe.get("path") or "unknown"
             port = int(sa.get("port_value", 0) or 0)
             hs = h.get("health_status") or {}
-            health = hs.get("eds_health_status", "HEALTHY")
-            if hs.get("failed_active_health_check"):
-                health = "UNHEALTHY"
+            health = host_health(h)
             if status and health.lower() != status.lower():
                 continue
             outlier = "FAILED" if hs.get("failed_outlier_check") else "OK"

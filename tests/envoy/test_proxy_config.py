@@ -58,6 +58,14 @@ def test_listeners_routes_endpoints(cli, proxy):
                     ["127.0.0.2:9", "UNHEALTHY", "OK", "outbound|80||reviews.default.svc.cluster.local"]]
     r = cli("proxy-config", "endpoints", proxy.admin, "--status", "unhealthy", "-o", "yaml")
     assert r.exit_code == 0 and "127.0.0.2" in r.stdout
+    assert "127.0.0.1" not in r.stdout, "--status filters the JSON/YAML output too"
+    data = json.loads(cli("proxy-config", "endpoints", proxy.admin, "--status", "UNHEALTHY", "-o", "json").stdout)
+    assert [[h["address"]["socket_address"]["address"] for h in c["host_statuses"]] for c in data] == [["127.0.0.2"]]
+    for flag, value in (("--status", "sick"), ("--direction", "sideways")):
+        r = cli("proxy-config", "endpoints" if flag == "--status" else "clusters", proxy.admin, flag, value)
+        assert r.exit_code == 2 and r.stdout == "" and r.stderr.startswith(f"error: unknown {flag} '{value}'"), r
+    r = cli("proxy-config", "clusters", proxy.admin, "--direction", "OUTBOUND")
+    assert "outbound" in r.stdout
 
 
 def test_bootstrap_and_raw_sections(cli, proxy):

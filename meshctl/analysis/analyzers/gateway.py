@@ -9,8 +9,9 @@ from datetime import datetime, timezone
 
 from meshctl.analysis.framework import Analyzer, Context, as_list, dig, register
 from meshctl.analysis.util import (
-    istio_gateways, pod_index, selector_matches, selector_string, short_or_full_name, str_map,
+    LabelIndex, istio_gateways, selector_matches, selector_string, short_or_full_name, str_map,
 )
+from meshctl.analysis.workloads import WORKLOAD_KINDS, template_labels
 from meshctl.resources import Resource
 
 
@@ -19,6 +20,16 @@ def _selector_path(selector: dict[str, str]) -> tuple:
     s = selector_string(selector)
     label = s.split(",")[0].partition("=")[0] if "=" in s else ""
     return ("spec", "selector", label) if label else ("spec", "selector")
+
+
+def gateway_pods(ctx: Context) -> LabelIndex:
+    """Pods a Gateway can select, by label: the Pods, and the pods each workload in the input
+    (a gateway Deployment, say) will run, under its pod template's labels."""
+    def build(c: Context) -> LabelIndex:
+        items = [*c.of_kind("Pod"), *(r for kind in WORKLOAD_KINDS for r in c.of_kind(kind))]
+        return LabelIndex(items, labels_of=template_labels)
+
+    return ctx.index("gateway.pods", build)
 
 
 def _int(v) -> int:
@@ -32,13 +43,13 @@ def _int(v) -> int:
 class IngressGatewayPortAnalyzer(Analyzer):
     name = "gateway.IngressGatewayPortAnalyzer"
     description = "Checks a gateway's ports against the gateway's Kubernetes service ports"
-    inputs = ("Gateway", "Pod", "Service")
+    inputs = ("Gateway", "Pod", "Service", *WORKLOAD_KINDS)
 
     def analyze(self, ctx: Context) -> None:
         gws = istio_gateways(ctx)
         if not gws:
             return
-        pods = pod_index(ctx)
+        pods = gateway_pods(ctx)
         services_by_ns: dict[str, list[Resource]] = {}
         for svc in ctx.of_kind("Service"):
             services_by_ns.setdefault(svc.namespace or "", []).append(svc)
@@ -71,7 +82,7 @@ class IngressGatewayPortAnalyzer(Analyzer):
         port_map: dict[int, int] = {}
         for pod in matched:
             for svc in services_by_ns.get(pod.namespace or "", ()):
-                if not selector_matches(str_map(svc.spec.get("selector")), pod.labels):
+                if not selector_matches(str_map(svc.spec.get("selector")), template_labels(pod)):
                     continue
                 for port in as_list(svc.spec.get("ports")):
                     # a port without protocol is TCP (the API server's default)
@@ -185,13 +196,13 @@ def valid_certificate_secret(secret: Resource, now: datetime | None = None) -> b
 class SecretAnalyzer(Analyzer):
     name = "gateway.SecretAnalyzer"
     description = "Checks a gateway's referenced secrets for correctness"
-    inputs = ("Gateway", "Pod", "Secret")
+    inputs = ("Gateway", "Pod", "Secret", *WORKLOAD_KINDS)
 
     def analyze(self, ctx: Context) -> None:
         gws = istio_gateways(ctx)
         if not gws:
             return
-        pods = pod_index(ctx)
+        pods = gateway_pods(ctx)
         for gw in gws:
             selector = str_map(gw.spec.get("selector"))
             selected = pods.select(selector)
@@ -219,7 +230,7 @@ class SecretAnalyzer(Analyzer):
 class ConflictingGatewayAnalyzer(Analyzer):
     name = "gateway.ConflictingGatewayAnalyzer"
     description = "Checks a gateway's selector, port number and hosts"
-    inputs = ("Gateway", "Pod")
+    inputs = ("Gateway", "Pod", *WORKLOAD_KINDS)
 
     def analyze(self, ctx: Context) -> None:
         gws = istio_gateways(ctx)
@@ -270,7 +281,7 @@ class ConflictingGatewayAnalyzer(Analyzer):
             matched = sel == other_sel
             if not matched and (other_sel in sel or sel in other_sel):
                 other = _parse_selector(other_sel)
-                matched = any(selector_matches(other, p.labels) for p in pod_index(ctx).select(selector))
+                matched = any(selector_matches(other, template_labels(p)) for p in gateway_pods(ctx).select(selector))
             if matched:
                 hits.append(by_port)
         return hits

@@ -107,7 +107,12 @@ def dataplane_enroll(
         output.emit(result, fmt)
         return
     con = output.console()
-    con.print(f"namespace {namespace}: {result['previous']} → {mode}")
+    if result["changed"]:
+        con.print(f"namespace {namespace}: {result['previous']} → {mode}", highlight=False)
+    else:
+        con.print(f"namespace {namespace}: already {mode} (unchanged)", highlight=False)
+    for text in result["warnings"]:
+        output.warn(text)
     for row in result["restart"]:
         output.warn(f"pod {row['namespace']}/{row['pod']} runs in {row['actual']} mode; restart it "
                     f"(kubectl rollout restart on its workload) to move it to {row['expected']} mode")

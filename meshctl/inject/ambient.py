@@ -115,14 +115,41 @@ def _pod_row(pod: dict, want: str, have: str) -> dict:
     return {"namespace": meta.get("namespace", ""), "pod": meta.get("name", ""), "expected": want, "actual": have}
 
 
+def _injector_found(client: Any, revision: Optional[str]) -> Optional[bool]:
+    """Whether a sidecar injector webhook of `revision` is installed (None: cannot tell)."""
+    from meshctl.errors import MeshctlError
+
+    try:
+        hooks = client.list("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration",
+                            label_selector=f"{REV}={revision or 'default'}")
+    except MeshctlError:
+        return None
+    return bool(hooks)
+
+
 def enroll(client: Any, namespace: str, mode: str, revision: Optional[str] = None) -> dict:
-    """Label `namespace` for `mode` in the cluster; report the pods that need a restart."""
+    """Label `namespace` for `mode` in the cluster; report the pods that need a restart.
+    Writes nothing when the namespace already carries the labels."""
     changes = namespace_labels(mode, revision)
+    if revision and mode != "sidecar":
+        raise InputError(f"--revision applies to --mode sidecar, not {mode}",
+                         hint="drop --revision, or use --mode sidecar --revision " + revision)
+    if mode != "none" and namespace in sidecar.IGNORED_NAMESPACES:
+        raise InputError(f"namespace {namespace!r} is a system namespace and is never part of the mesh",
+                         hint="enrol the namespaces of your applications instead")
     ns = client.get("v1", "Namespace", namespace)
     if ns is None:
         raise InputError(f"namespace {namespace!r} not found", hint="create it first: kubectl create namespace " + namespace)
-    before = namespace_mode((ns.get("metadata") or {}).get("labels") or {})
-    client.patch("v1", "Namespace", namespace, None, {"metadata": {"labels": changes}}, patch_type="merge")
+    labels = (ns.get("metadata") or {}).get("labels") or {}
+    before = namespace_mode(labels)
+    changed = any(labels.get(k) != v for k, v in changes.items())
+    if changed:
+        client.patch("v1", "Namespace", namespace, None, {"metadata": {"labels": changes}}, patch_type="merge")
+    warnings = []
+    if mode == "sidecar" and _injector_found(client, revision) is False:
+        warnings.append(f"no sidecar injector of revision {revision or 'default'} is installed "
+                        f"(no MutatingWebhookConfiguration labelled {REV}={revision or 'default'}): new pods "
+                        "will not get a sidecar until it is")
     restart = []
     for pod in client.list("v1", "Pod", namespace=namespace):
         if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
@@ -131,8 +158,8 @@ def enroll(client: Any, namespace: str, mode: str, revision: Optional[str] = Non
         have = pod_mode(pod)
         if want != have and (want == "sidecar" or have == "sidecar"):
             restart.append(_pod_row(pod, want, have))
-    return {"namespace": namespace, "mode": mode, "previous": before,
-            "labels": {k: v for k, v in changes.items()}, "restart": restart}
+    return {"namespace": namespace, "mode": mode, "previous": before, "changed": changed,
+            "labels": {k: v for k, v in changes.items()}, "restart": restart, "warnings": warnings}
 
 
 def status(client: Any, namespace: Optional[str] = None) -> dict:

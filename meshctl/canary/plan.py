@@ -28,6 +28,9 @@ def parse_weights(text: str) -> list[int]:
     raw = str(text).strip()
     parts = raw.split("/")
     if len(parts) < 2:
+        if raw.rstrip("%").strip() == "100":
+            raise InputError(f"weights {raw!r} name one subset; a split needs two or more",
+                             hint="to send everything to one subset, write 100/0 with --subsets THAT,OTHER")
         raise InputError(f"weights {raw!r} must be N/M (e.g. 90/10) or N/M/K", hint="the weights must sum to 100")
     weights = []
     for p in parts:

@@ -16,7 +16,7 @@ def test_parse_weights_accepts(text, expected):
     assert plan.parse_weights(text) == expected
 
 
-@pytest.mark.parametrize("text,needle", [("90/20", "sum to 110"), ("100", "must be N/M"), ("90/x", "not a whole number"),
+@pytest.mark.parametrize("text,needle", [("90/20", "sum to 110"), ("100", "name one subset; a split needs two or more"), ("40", "must be N/M"), ("90/x", "not a whole number"),
                                          ("-10/110", "not a whole number"), ("150/-50", "not a whole number"),
                                          ("9.5/90.5", "not a whole number"), ("", "must be N/M")])
 def test_parse_weights_rejects_with_one_line(text, needle):

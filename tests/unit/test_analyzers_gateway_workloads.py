@@ -55,3 +55,55 @@ def test_ports_are_checked_against_the_service_of_the_gateway_deployment():
     msgs = run_yaml(GATEWAY, "gateway.IngressGatewayPortAnalyzer")
     assert [(m.code, m.origin, m.args) for m in msgs if m.origin == "Gateway ingress/web"] == [
         ("IST0162", "Gateway ingress/web", (9090, "istio=my-gw"))]
+
+
+POSTURE = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: shop, namespace: ingress}
+spec:
+  template:
+    metadata: {labels: {app: shop}}
+    spec: {containers: [{name: shop, image: shop}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: edge, namespace: ingress}
+spec:
+  template:
+    metadata: {labels: {istio: edge}}
+    spec: {containers: [{name: istio-proxy, image: auto}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: helm-gw, namespace: ingress}
+spec:
+  template:
+    metadata:
+      annotations: {inject.istio.io/templates: gateway}
+      labels: {app: helm-gw}
+    spec: {containers: [{name: istio-proxy, image: auto}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: api-gw-istio, namespace: ingress}
+spec:
+  template:
+    metadata: {labels: {gateway.networking.k8s.io/gateway-name: api-gw}}
+    spec: {containers: [{name: istio-proxy, image: proxyv2}]}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: edge, namespace: ingress}
+spec:
+  selector: {istio: edge}
+  servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ["*"]}]
+"""
+
+
+@pytest.mark.parametrize("analyzer, code", [("security.PeerAuthenticationAnalyzer", "MSH0101"),
+                                            ("security.AuthorizationPolicyAnalyzer", "MSH0104")])
+def test_gateway_workloads_are_left_out_of_the_mesh_posture_checks(analyzer, code):
+    [msg] = run_yaml(POSTURE, analyzer)
+    assert msg.code == code
+    assert "1 workload(s)" in msg.text and "(Deployment shop)" in msg.text

@@ -36,17 +36,37 @@ def _opted_out(ctx: Context, r: Resource) -> bool:
     return ns is not None and ns.labels.get(INJECTION_LABEL) == "disabled"
 
 
+GATEWAY_TEMPLATES = "inject.istio.io/templates"
+GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
+
+
+def _gateway(r: Resource, gateway_selectors: list[dict[str, str]]) -> bool:
+    """A gateway workload (ingress, egress, Gateway API or waypoint): injected with the gateway
+    template, deployed for a Gateway API gateway, or selected by an Istio Gateway. Its listeners
+    face clients outside the mesh, so the mesh's mTLS and default-deny advice is not for it."""
+    if "gateway" in (t.strip() for t in template_annotations(r).get(GATEWAY_TEMPLATES, "").split(",")):
+        return True
+    labels = template_labels(r)
+    if GATEWAY_NAME_LABEL in labels:
+        return True
+    return any(all(labels.get(k) == v for k, v in sel.items()) for sel in gateway_selectors)
+
+
 def _app_namespaces(ctx: Context) -> dict[str, list[Resource]]:
     """Workloads that should be in the mesh, per namespace, outside Istio's own and the root
-    namespace (control plane and gateways live there)."""
+    namespace (control plane and gateways live there), gateways elsewhere left out too."""
     def build(c: Context) -> dict[str, list[Resource]]:
         skip = {c.istio_namespace, _root(c)}
         out: dict[str, list[Resource]] = {}
         index = workloads(c)
+        gateway_selectors = [sel for g in c.of_kind("Gateway") if g.group == "networking.istio.io"
+                             for sel in [{str(k): str(v) for k, v in as_dict(g.spec.get("selector")).items()}]
+                             if sel]
         for ns, entries in index.by_ns.items():
             if ns in skip:
                 continue
-            chosen = [r for r, _ in entries if not _opted_out(c, r) and not _owned_pod(c, r)]
+            chosen = [r for r, _ in entries if not _opted_out(c, r) and not _owned_pod(c, r)
+                      and not _gateway(r, gateway_selectors)]
             if chosen:
                 out[ns] = chosen
         return out

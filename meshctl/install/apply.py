@@ -518,7 +518,12 @@ def install(k, objects: Iterable[Any], values: dict, *, dry_run: Optional[str] =
             continue
         try:
             live = k.get(old.api_version, old.kind, old.name, old.namespace)
-            if live is None or (live.get("metadata") or {}).get("labels", {}).get(MANAGED_BY_KEY) != MANAGED_BY:
+            labels = (live or {}).get("metadata", {}).get("labels") or {}
+            if live is None or labels.get(MANAGED_BY_KEY) != MANAGED_BY:
+                continue
+            if labels.get(REV_LABEL, rev_value(revision)) != rev_value(revision):
+                # another revision's install took it over since (the ingress gateway): it is theirs now
+                progress.note(f"  kept       {old} (it belongs to revision {labels[REV_LABEL]} now)")
                 continue
             if dry_run:
                 report.outcomes.append(Outcome(old, "would prune"))

@@ -331,6 +331,17 @@ def test_ctrl_c_during_uninstall_says_what_is_left(run, kube_api, monkeypatch):
     assert ": interrupted" in r.stderr
 
 
+def test_pruning_leaves_the_objects_another_revision_took_over(run, kube_api):
+    assert run("install", "-y").exit_code == 0
+    assert run("install", "-y", "--revision", "canary").exit_code == 0  # takes the gateway over
+    r = run("install", "-y", "--profile", "minimal")  # the default revision stops rendering the gateway
+    assert r.exit_code == 0, r
+    assert "pruned" not in r.stderr
+    assert "kept       Deployment istio-system/istio-ingressgateway (it belongs to revision canary now)" in r.stderr
+    assert kube_api.get("apps/v1", "Deployment", "istio-ingressgateway", NS) is not None
+    assert run("verify-install", "--revision", "canary").exit_code == 0
+
+
 def test_verify_install_when_nothing_is_installed(run):
     r = run("verify-install")
     assert r.exit_code == 1

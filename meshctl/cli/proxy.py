@@ -126,10 +126,37 @@ def _with_proxy(ctx, target, admin, namespace, kubeconfig, context, fn):
         return asyncio.run(fn(how[1]))
     from meshctl.proxy.status import ADMIN_PORT
 
+    from meshctl.kube import NotFound
+
     k = _kube(s)
     namespace = how[2] or getattr(k, "namespace", None) or "default"
-    with k.port_forward(namespace, how[1], ADMIN_PORT) as port:
+    try:
+        forward = k.port_forward(namespace, how[1], ADMIN_PORT)
+        port = forward.__enter__()
+    except NotFound:
+        raise _no_such_pod(k, how[1], namespace) from None
+    try:
         return asyncio.run(fn(f"127.0.0.1:{port}"))
+    finally:
+        forward.__exit__(None, None, None)
+
+
+def _no_such_pod(k, pod: str, namespace: str):
+    """InputError (exit 2) for a pod that does not exist, naming the mesh pods it may have meant."""
+    from meshctl.errors import InputError
+    from meshctl.proxy.status import discover
+
+    try:
+        names = sorted(t.pod for t in discover(k, namespace) if t.pod)
+    except Exception:  # the hint is a courtesy; the error stands without it
+        names = []
+    close = [n for n in names if n.startswith(pod)] or names
+    if close:
+        shown = ", ".join(close[:5]) + (f" and {len(close) - 5} more" if len(close) > 5 else "")
+        hint = f"mesh pods in {namespace}: {shown}"
+    else:
+        hint = f"no mesh pods in namespace {namespace}; check -n, or list them with 'meshctl proxy-status -A'"
+    return InputError(f"pod {namespace}/{pod} not found", hint=hint)
 
 
 def _section_command(section: str, doc: str):

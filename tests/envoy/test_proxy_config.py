@@ -140,4 +140,13 @@ def test_pod_form_through_port_forward(cli, kube_api, proxy):
     r = cli("--kubeconfig", kube_api.kubeconfig, "-n", "shop", "proxy-config", "listeners", "reviews-1")
     assert r.exit_code == 0 and "Route: 80" in r.stdout
     r = cli("--kubeconfig", kube_api.kubeconfig, "proxy-config", "clusters", "missing.shop")
-    assert r.exit_code == 3 and "missing" in r.stderr and len(r.stderr.strip().splitlines()) <= 2
+    assert r.exit_code == 2, r   # a name typed wrong is an input error, as an unknown host is for canary
+    assert r.stderr == "error: pod shop/missing not found\nhint: mesh pods in shop: reviews-1\n"
+    r = cli("--kubeconfig", kube_api.kubeconfig, "proxy-config", "clusters", "reviews")   # the Deployment's name
+    assert r.exit_code == 2 and r.stderr == ("error: pod default/reviews not found\nhint: no mesh pods in namespace "
+                                             "default; check -n, or list them with 'meshctl proxy-status -A'\n"), r
+    kube_api.add({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "reviews-2", "namespace": "shop"},
+                  "spec": {"containers": [{"name": "istio-proxy", "image": "proxyv2"}]},
+                  "status": {"phase": "Running"}})
+    r = cli("--kubeconfig", kube_api.kubeconfig, "-n", "shop", "proxy-config", "routes", "reviews")
+    assert r.exit_code == 2 and r.stderr.endswith("hint: mesh pods in shop: reviews-1, reviews-2\n"), r

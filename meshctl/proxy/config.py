@@ -420,6 +420,12 @@ def secret_rows(secrets: list[dict], certs: Optional[dict] = None,
 # --- bootstrap -------------------------------------------------------------------------------
 
 
+def _host_port(host, port) -> str:
+    """host:port, an IPv6 host in brackets ([::1]:15000)."""
+    host = str(host)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def bootstrap_rows(bootstrap: dict, server_info: Optional[dict] = None) -> list[list[str]]:
     node = bootstrap.get("node") or {}
     meta = node.get("metadata") or {}
@@ -449,7 +455,7 @@ def bootstrap_rows(bootstrap: dict, server_info: Optional[dict] = None) -> list[
         ["Istio Version", meta.get("ISTIO_VERSION", "-")],
         ["Node ID", node.get("id", "-")],
         ["Node Cluster", node.get("cluster", "-")],
-        ["Admin Address", f"{admin.get('address', '-')}:{admin.get('port_value', '-')}" if admin else "-"],
+        ["Admin Address", _host_port(admin.get("address", "-"), admin.get("port_value", "-")) if admin else "-"],
         ["ADS", f"{ads.get('api_type', 'GRPC')} via {ads_clusters}" if ads else "-"],
         ["CDS", source(dyn.get("cds_config"))],
         ["LDS", source(dyn.get("lds_config"))],

@@ -133,3 +133,7 @@ def test_bootstrap_rows():
     rows = dict(tuple(r) for r in config.bootstrap_rows(boot, {"version": "abc/1.32.3/Clean/RELEASE/BoringSSL"})[1:])
     assert rows["Envoy Version"] == "1.32.3" and rows["Istio Version"] == "1.24.0"
     assert rows["ADS"] == "GRPC via xds-grpc" and rows["CDS"] == "ADS" and rows["Static Clusters"] == "2"
+    assert rows["Admin Address"] == "127.0.0.1:15000"
+    boot["admin"]["address"]["socket_address"]["address"] = "::1"
+    rows = dict(tuple(r) for r in config.bootstrap_rows(boot, {})[1:])
+    assert rows["Admin Address"] == "[::1]:15000"

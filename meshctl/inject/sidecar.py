@@ -27,7 +27,7 @@ from meshctl.errors import InputError
 from meshctl.inject import probes, undo
 from meshctl.inject.merge import copy, merge
 from meshctl.inject.settings import InjectConfig, make_config, proxy_config_for, template_context
-from meshctl.inject.validate import validate_annotations
+from meshctl.inject.validate import validate_annotations, validate_pod_shape
 
 PROXY = "istio-proxy"
 INIT = "istio-init"
@@ -620,6 +620,7 @@ def inject_workload(doc: dict, cfg: InjectConfig, renderer: Renderer | None = No
     if not isinstance(spec, dict):
         return doc
     label = where or _describe(doc)
+    validate_pod_shape(meta, spec, label)
     doc_meta = doc.get("metadata") or {}
     if spec.get("hostNetwork"):
         warn(f"skipping injection because {_describe(doc)} has host networking enabled")

@@ -152,3 +152,41 @@ def validate_annotations(annotations: dict, where: str) -> None:
     if problems:
         raise InputError(f"{where}: {'; '.join(problems)}",
                          hint="fix the annotation value in the pod template, then run inject again")
+
+
+def _kind_of(value) -> str:
+    """A YAML value's kind, as a manifest author names it."""
+    if isinstance(value, dict):
+        return "a map"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return "a string"
+
+
+def validate_pod_shape(meta: dict, spec: dict, where: str) -> None:
+    """Raise InputError when the parts of a pod template that injection edits are not the shape
+    Kubernetes requires (labels and annotations maps, containers, initContainers and volumes
+    lists of objects), naming the field, instead of failing half-way through."""
+    problems = []
+    for field in ("labels", "annotations"):
+        value = meta.get(field)
+        if value is not None and not isinstance(value, dict):
+            problems.append(f"metadata.{field} must be a map, not {_kind_of(value)}")
+    for field in ("containers", "initContainers", "volumes"):
+        value = spec.get(field)
+        if value is None:
+            continue
+        if not isinstance(value, list):
+            problems.append(f"spec.{field} must be a list, not {_kind_of(value)}")
+            continue
+        for i, item in enumerate(value):
+            if not isinstance(item, dict):
+                problems.append(f"spec.{field}[{i}] must be an object with a name, not {item!r}")
+                break
+    if problems:
+        raise InputError(f"{where}: pod template: {'; '.join(problems)}",
+                         hint="fix the workload manifest (kubectl would reject it too), then run inject again")

@@ -291,3 +291,17 @@ def test_tproxy_interception_runs_the_proxy_as_root_with_net_admin():
     assert proxy["securityContext"]["runAsUser"] == 0
     assert proxy["securityContext"]["capabilities"]["add"] == ["NET_ADMIN"]
     assert "TPROXY" in container(spec, "istio-init")["args"]
+
+
+@pytest.mark.parametrize("template, message", [
+    ({"spec": {"containers": {"name": "app"}}}, "spec.containers must be a list, not a map"),
+    ({"spec": {"containers": ["app"]}}, "spec.containers[0] must be an object with a name, not 'app'"),
+    ({"spec": {"containers": [{"name": "app"}], "volumes": "data"}}, "spec.volumes must be a list, not a string"),
+    ({"metadata": {"annotations": ["a"]}, "spec": {"containers": [{"name": "app"}]}},
+     "metadata.annotations must be a map, not a list"),
+])
+def test_malformed_pod_templates_are_input_errors_naming_the_field(template, message):
+    doc = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {"template": template}}
+    with pytest.raises(InputError) as e:
+        inject(doc)
+    assert message in str(e.value) and "Deployment web" in str(e.value)

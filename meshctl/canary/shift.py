@@ -9,6 +9,7 @@ documents, comments and key order stay byte-identical; the file is replaced atom
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import difflib
 import os
@@ -224,11 +225,54 @@ def _write_atomic(path: str, data: bytes) -> None:
         raise
 
 
+@contextlib.contextmanager
+def _locked(paths: list[str]):
+    """An exclusive flock on each manifest's current file for the whole read-modify-write, so two
+    meshctl processes editing one file take turns instead of the second overwriting the first's
+    change. The lock is on the inode: when the file was replaced while waiting, lock the new one."""
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): the atomic replace still keeps the file whole
+        yield
+        return
+    held = []
+    try:
+        for path in sorted({os.path.realpath(p) for p in paths}):
+            while True:
+                try:
+                    fd = os.open(path, os.O_RDONLY)
+                except OSError:
+                    break  # missing or unreadable: reading it reports that
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                try:
+                    same = os.fstat(fd).st_ino == os.stat(path).st_ino
+                except OSError:
+                    same = False
+                if same:
+                    held.append(fd)
+                    break
+                os.close(fd)
+        yield
+    finally:
+        for fd in held:
+            os.close(fd)
+
+
 def shift_files(paths: list[str], host: str, namespace: str | None, weights: list[int],
                 subsets: list[str] | None = None, header: tuple[str, str] | None = None,
                 mirror: float | None = None, dry_run: bool = False, create: bool = False) -> ShiftResult:
     """Shift HOST's weights in the manifest file holding its VirtualService; other files given
-    with -f are read only (e.g. the one holding the DestinationRule)."""
+    with -f are read only (e.g. the one holding the DestinationRule). Concurrent shifts of one
+    file take turns (`_locked`), so none is lost."""
+    if "-" in paths or dry_run:
+        return _shift_files(paths, host, namespace, weights, subsets, header, mirror, dry_run, create)
+    with _locked(paths):
+        return _shift_files(paths, host, namespace, weights, subsets, header, mirror, dry_run, create)
+
+
+def _shift_files(paths: list[str], host: str, namespace: str | None, weights: list[int],
+                 subsets: list[str] | None, header: tuple[str, str] | None,
+                 mirror: float | None, dry_run: bool, create: bool) -> ShiftResult:
     from meshctl import loader
 
     if "-" in paths:

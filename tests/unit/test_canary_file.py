@@ -345,3 +345,34 @@ def test_shift_file_through_a_symlink_edits_the_target_and_keeps_the_link(cli, t
     assert link.is_symlink(), "the link was replaced by a copy"
     assert route(real) == [("v1", 90), ("v2", 10)]
     assert [p.name for p in (tmp_path / "overlay").iterdir()] == ["reviews.yaml"]
+
+
+def test_concurrent_file_shifts_take_turns_and_lose_nothing(tmp_path):
+    """A shift that starts while another meshctl is editing the file waits for it and applies its
+    change on top of the other's, instead of overwriting it with what it read before."""
+    import fcntl
+    import os
+    import threading
+
+    from meshctl.canary import shift
+
+    path = manifest(tmp_path)
+    fd = os.open(path, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)          # the other editor is mid read-modify-write
+    done = threading.Event()
+    t = threading.Thread(target=lambda: (shift.shift_files([str(path)], "reviews", None, [70, 30]), done.set()))
+    t.start()
+    try:
+        assert not done.wait(0.3), "the second shift did not wait for the first"
+        # the first editor finishes: it adds a mirror, replacing the file atomically
+        text = path.read_text().replace("    timeout: 5s", "    mirror:\n      host: reviews\n      subset: v2\n"
+                                        "    mirrorPercentage:\n      value: 5.0\n    timeout: 5s")
+        tmp = tmp_path / ".other"
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        os.close(fd)
+    t.join(10)
+    assert done.is_set()
+    assert route(path) == [("v1", 70), ("v2", 30)]
+    assert docs(path)[1]["spec"]["http"][1]["mirrorPercentage"] == {"value": 5.0}, "the first editor's change was lost"

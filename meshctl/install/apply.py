@@ -453,6 +453,39 @@ def recorded_refs(record: Optional[dict]) -> list[Ref]:
 _UNKNOWN_OWNER = "another tool or by hand"
 
 
+def forbidden(k, wanted: Iterable[tuple[str, Ref]]) -> list[str]:
+    """The (verb, Ref) pairs the user may not do, asked once per verb, kind and namespace with
+    SelfSubjectAccessReview, as `kubectl auth can-i` arguments ("delete clusterroles.rbac...").
+    Kinds the server cannot name and failed reviews are left to the real request."""
+    out: list[str] = []
+    asked: set[tuple] = set()
+    for verb, ref in wanted:
+        try:
+            rt = k.resource_type(ref.api_version, ref.kind)
+        except MeshctlError:
+            continue
+        ns = ref.namespace if rt.namespaced else None
+        key = (verb, rt.group, rt.plural, ns)
+        if key in asked:
+            continue
+        asked.add(key)
+        try:
+            allowed = k.can_i(verb, rt.plural, rt.group, ns)
+        except MeshctlError:
+            continue
+        if not allowed:
+            resource = f"{rt.plural}.{rt.group}" if rt.group else rt.plural
+            out.append(f"{verb} {resource}" + (f" -n {ns}" if ns else ""))
+    return out
+
+
+def _permission_error(denied: list[str], what: str) -> ClusterError:
+    shown = ", ".join(denied[:4]) + (f" (and {len(denied) - 4} more)" if len(denied) > 4 else "")
+    return ClusterError(f"not allowed to {shown}; {what}",
+                        hint=f"ask a cluster administrator for these permissions (check with: kubectl auth can-i "
+                             f"{denied[0]})")
+
+
 def _owner_of(obj: dict) -> str:
     """Who installed an object meshctl did not, as far as its labels tell."""
     labels = (obj.get("metadata") or {}).get("labels") or {}
@@ -506,6 +539,12 @@ def install(k, objects: Iterable[Any], values: dict, *, dry_run: Optional[str] =
             hint="install beside them with --revision NAME, remove the other installation first, or pass "
                  "--take-over to make them meshctl's (a later 'meshctl uninstall' then deletes them)",
             exit_code=1)
+    # ask before writing, so that a missing permission does not leave the install half applied
+    wanted = [(verb, Ref.of(b)) for b in bodies
+              for verb in (("patch",) if live.get(Ref.of(b).key) is not None else ("create", "patch"))]
+    denied = forbidden(k, wanted)
+    if denied:
+        raise _permission_error(denied, "nothing was changed")
     report = apply_objects(k, bodies, dry_run=dry_run, progress=progress, crd_timeout=min(timeout, 120.0),
                            known=live)
     if not report.ok:
@@ -949,6 +988,10 @@ class UninstallReport:
 def uninstall(k, refs: list[Ref], progress: Optional[Progress] = None, dry_run: bool = False) -> UninstallReport:
     progress = progress or Progress()
     report = UninstallReport()
+    # ask before deleting, so that a missing permission does not leave the uninstall half done
+    denied = forbidden(k, [("delete", r) for r in refs])
+    if denied:
+        raise _permission_error(denied, "nothing was deleted")
     progress.start(len(refs), "deleting")
     try:
         for i, ref in enumerate(refs):

@@ -127,9 +127,9 @@ def test_permission_denied_is_exit_3_with_an_rbac_hint(run, kube_api):
     kube_api.deny("patch", "deployments", "apps")
     r = run("install", "-y")
     assert r.exit_code == 3
-    assert "error: install stopped at Deployment istio-system/istiod: forbidden by the Kubernetes API server" \
-        in r.stderr
-    assert "RBAC" in r.stderr
+    assert "error: not allowed to patch deployments.apps -n istio-system; nothing was changed" in r.stderr
+    assert "hint: ask a cluster administrator for these permissions (check with: kubectl auth can-i patch " \
+        "deployments.apps -n istio-system)" in r.stderr
 
 
 def test_wait_times_out_on_a_workload_that_never_gets_ready(run, kube_api):
@@ -340,6 +340,27 @@ def test_pruning_leaves_the_objects_another_revision_took_over(run, kube_api):
     assert "kept       Deployment istio-system/istio-ingressgateway (it belongs to revision canary now)" in r.stderr
     assert kube_api.get("apps/v1", "Deployment", "istio-ingressgateway", NS) is not None
     assert run("verify-install", "--revision", "canary").exit_code == 0
+
+
+def test_a_missing_permission_stops_install_before_anything_is_written(run, kube_api):
+    kube_api.deny("patch", "clusterroles", "rbac.authorization.k8s.io")
+    r = run("install", "-y")
+    assert r.exit_code == 3, r
+    assert "error: not allowed to patch clusterroles.rbac.authorization.k8s.io; nothing was changed" in r.stderr
+    assert "kubectl auth can-i patch clusterroles.rbac.authorization.k8s.io" in r.stderr
+    assert [m for m, _ in kube_api.requests if m in ("PATCH", "PUT", "DELETE")] == []
+    assert managed(kube_api) == []
+
+
+def test_a_missing_permission_stops_uninstall_before_anything_is_deleted(run, kube_api):
+    assert run("install", "-y").exit_code == 0
+    kube_api.deny("delete", "clusterroles", "rbac.authorization.k8s.io")
+    for args in (("--dry-run",), ()):
+        r = run("uninstall", "-y", *args)
+        assert r.exit_code == 3, r
+        assert "error: not allowed to delete clusterroles.rbac.authorization.k8s.io; nothing was deleted" in r.stderr
+    assert not [m for m, _ in kube_api.requests if m == "DELETE"]
+    assert run("verify-install").exit_code == 0
 
 
 def test_verify_install_when_nothing_is_installed(run):

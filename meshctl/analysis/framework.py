@@ -316,7 +316,12 @@ class Suppression:
         if not sep or not code.strip() or not resource.strip():
             raise InputError(f"invalid --suppress {text!r}",
                              hint="use CODE=Kind name[.namespace], e.g. 'IST0102=Namespace frod' or 'IST0107=Pod *.default'")
-        return cls(code.strip(), " ".join(resource.split()))
+        # message codes are upper case (IST0101, MSH0101); `ist0101` means the same
+        return cls(code.strip().upper(), " ".join(resource.split()))
+
+    def known_code(self) -> bool:
+        """Whether the code (or code pattern) names at least one message type."""
+        return any(fnmatch.fnmatchcase(c, self.code) for c in message_types())
 
     def matches(self, message: Message) -> bool:
         if not fnmatch.fnmatchcase(message.code, self.code):

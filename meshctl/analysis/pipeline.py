@@ -302,6 +302,8 @@ def _analyze(opts: AnalyzeOptions) -> AnalysisResult:
     kept = filter_messages(messages, suppressions, "Info")
     shown = filter_messages(kept, (), opts.output_threshold)
     warnings = [] if opts.recursive else _skipped_subdirectories(opts.paths)
+    warnings += [f"--suppress {s.code}={s.resource}: {s.code} is not a known message code (like IST0101 or "
+                 "MSH0101), so it hides nothing" for s in suppressions if not s.known_code()]
     if opts.all_namespaces and not opts.use_kube:
         warnings.append("-A/--all-namespaces reads every namespace of a cluster; it has no effect without --use-kube")
     return AnalysisResult(

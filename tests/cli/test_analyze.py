@@ -212,6 +212,18 @@ def test_suppress_flag(cli, tmp_path):
     assert r.exit_code == 2 and "invalid --suppress" in r.stderr
 
 
+def test_suppress_codes_are_case_insensitive_and_unknown_codes_are_warned_about(cli, tmp_path):
+    f = write(tmp_path, "both.yaml", VS_TYPO + "---\n" + SVC + "---\n" + NS)
+    r = cli("analyze", "-o", "json", "-S", "ist0101=VirtualService *", "-S", "ist01*=Service *", f)
+    assert r.exit_code == 0
+    assert not {"IST0101", "IST0118"} & {m["code"] for m in json.loads(r.stdout)}
+    assert "not a known message code" not in r.stderr
+    r = cli("analyze", "-o", "json", "-S", "IST9999=VirtualService *", f)
+    assert r.exit_code == 1 and "IST0101" in {m["code"] for m in json.loads(r.stdout)}
+    assert ("warning: --suppress IST9999=VirtualService *: IST9999 is not a known message code "
+            "(like IST0101 or MSH0101), so it hides nothing") in r.stderr
+
+
 def test_suppress_annotation(cli, tmp_path):
     vs = VS_TYPO.replace("  name: reviews\n", "  name: reviews\n  annotations:\n"
                                              "    galley.istio.io/analyze-suppress: IST0107,IST0101\n")

@@ -189,6 +189,7 @@ def find_virtual_service(items: list[dict], host: str, namespace: str | None) ->
     matches = [v for v in vss if serves_host(v, host, namespace)]
     if not matches:  # by name; a qualified host must name the VirtualService's own namespace
         matches = [v for v in vss if _meta(v).get("name") == short_name(host)
+                   and (namespace is None or _meta(v).get("namespace") in (None, namespace))
                    and ("." not in host or fqdn(host, namespace) == fqdn(short_name(host),
                                                                          _meta(v).get("namespace") or namespace))]
     if len(matches) > 1:

@@ -296,8 +296,12 @@ def _shift_files(paths: list[str], host: str, namespace: str | None, weights: li
     if vs_body is None:
         problems = [str(p) for result in loaded.values() for p in result.problems]
         extra = f" ({problems[0]})" if problems else ""
-        raise InputError(f"no VirtualService for {host} in {', '.join(paths)}{extra}",
-                         hint="pass the manifest that holds it with -f; names and hosts are matched")
+        elsewhere = sorted(plan.ref(v) for v in items if v.get("kind") == "VirtualService"
+                           and plan.find_virtual_service([v], host, None) is not None) if namespace else []
+        raise InputError(f"no VirtualService for {host}{f' in namespace {namespace}' if namespace else ''} "
+                         f"in {', '.join(paths)}{extra}",
+                         hint=f"the files hold {', '.join(elsewhere)}: drop -n or change it" if elsewhere else
+                         "pass the manifest that holds it with -f; names and hosts are matched")
     path, res = next((p, r) for p, r in bodies if r.body is vs_body)
     ns = namespace or res.namespace or "default"
     dr = plan.find_destination_rule(items, host, ns)

@@ -376,3 +376,13 @@ def test_concurrent_file_shifts_take_turns_and_lose_nothing(tmp_path):
     assert done.is_set()
     assert route(path) == [("v1", 70), ("v2", 30)]
     assert docs(path)[1]["spec"]["http"][1]["mirrorPercentage"] == {"value": 5.0}, "the first editor's change was lost"
+
+
+def test_shift_file_with_another_namespace_names_where_the_virtual_service_is(cli, tmp_path):
+    path = manifest(tmp_path, vs=VS.replace("namespace: default", "namespace: prod"))
+    before = path.read_text()
+    r = cli("canary", "shift", "reviews", "90/10", "-f", str(path), "-n", "staging")
+    assert r.exit_code == 2, r
+    assert r.stderr == (f"error: no VirtualService for reviews in namespace staging in {path}\n"
+                        "hint: the files hold VirtualService prod/reviews: drop -n or change it\n")
+    assert path.read_text() == before

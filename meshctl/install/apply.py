@@ -292,6 +292,7 @@ def wait_for_crds(k, names: list[str], timeout: float, progress: Progress,
                   sleep: Callable[[float], None] = time.sleep) -> None:
     deadline = time.monotonic() + timeout
     waiting = list(names)
+    said: list[str] = []
     while waiting:
         waiting = [n for n in waiting
                    if not crd_established(k.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", n))]
@@ -301,7 +302,10 @@ def wait_for_crds(k, names: list[str], timeout: float, progress: Progress,
             raise ClusterError(f"timed out after {_fmt_duration(timeout)} waiting for CRD {waiting[0]} to be "
                                f"Established" + (f" (and {len(waiting) - 1} more)" if len(waiting) > 1 else ""),
                                hint=f"check it with: kubectl get crd {waiting[0]} -o yaml")
-        progress.note(f"  waiting    for {len(waiting)} CRD(s) to be Established")
+        if waiting != said:  # one line per change, not one per poll
+            progress.note(f"  waiting    for {len(waiting)} CRD(s) to be Established: {', '.join(waiting[:3])}"
+                          + (f" (and {len(waiting) - 3} more)" if len(waiting) > 3 else ""))
+            said = list(waiting)
         sleep(0.5)
 
 

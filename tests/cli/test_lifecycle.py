@@ -363,6 +363,14 @@ def test_a_missing_permission_stops_uninstall_before_anything_is_deleted(run, ku
     assert run("verify-install").exit_code == 0
 
 
+def test_waiting_for_a_crd_says_so_once_not_once_per_poll(run, kube_api):
+    kube_api.not_established("peerauthentications.security.istio.io")
+    r = run("install", "-y", "--timeout", "2s")
+    assert r.exit_code == 3, r
+    assert r.stderr.count("waiting    for 1 CRD(s) to be Established: peerauthentications.security.istio.io") == 1
+    assert "timed out after 2s waiting for CRD peerauthentications.security.istio.io" in r.stderr
+
+
 def test_verify_install_when_nothing_is_installed(run):
     r = run("verify-install")
     assert r.exit_code == 1

@@ -390,7 +390,9 @@ def load_values(profile: str, files: Iterable[str] = (), sets: Iterable[str] = (
     for f in files or ():
         values = merge(values, _read_yaml(f))
     for expr in sets or ():
-        apply_set(values, expr)
+        # istioctl users write install values as `--set values.global.x=y`; these values have
+        # no `values.` level, so the prefix is dropped (as `meshctl inject --set` does)
+        apply_set(values, expr[len("values."):] if expr.startswith("values.") else expr)
     if revision is not None:
         values["revision"] = revision
     if values.get("revision") == "default":  # istioctl's name for the control plane without a revision

@@ -105,6 +105,14 @@ def test_merge_order_profile_then_files_then_sets(tmp_path):
     assert v["tag"] == "y"  # later --set wins
 
 
+def test_istioctl_values_prefix_in_set_is_accepted():
+    v = load_values("sidecar", sets=["values.meshMTLS=PERMISSIVE", "values.components.pilot.replicas=3"])
+    assert v["meshMTLS"] == "PERMISSIVE" and v["components"]["pilot"]["replicas"] == 3
+    assert v == load_values("sidecar", sets=["meshMTLS=PERMISSIVE", "components.pilot.replicas=3"])
+    with pytest.raises(InputError, match="unknown key global.nosuch"):
+        load_values("sidecar", sets=["values.global.nosuch=1"])
+
+
 def test_files_replace_lists(tmp_path):
     f = tmp_path / "v.yaml"
     f.write_text("components:\n  cni:\n    excludeNamespaces: [a, b]\n")

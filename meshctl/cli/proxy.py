@@ -242,7 +242,8 @@ def log(
     target: TargetArg = None,
     admin: AdminOpt = None,
     level: Annotated[Optional[str], typer.Option(
-        "--level", help="Set this level (trace|debug|info|warning|error|critical|off).")] = None,
+        "--level", help="Set this level (trace|debug|info|warning|error|critical|off) on every logger, "
+                        "or per logger as in istioctl: http:debug,router:info.")] = None,
     logger: Annotated[Optional[str], typer.Option("--logger", help="Only this logger (default: all).")] = None,
     output_format: OutputOpt = None,
     timeout: TimeoutOpt = 3.0,
@@ -258,14 +259,32 @@ def log(
 
     s = settings(ctx, output=output_format)
     fmt = check_output(s.output, ("table", "json", "yaml"), "table")
-    if level is not None and level not in LOG_LEVELS:
-        raise InputError(f"unknown log level {level!r}", hint=f"use one of: {', '.join(LOG_LEVELS)}")
+    pairs = None
+    if level is not None and ":" in level:  # istioctl's form: NAME:LEVEL[,NAME:LEVEL...]
+        if logger:
+            raise InputError("give --level NAME:LEVEL,... or --level LEVEL --logger NAME, not both")
+        pairs = []
+        for part in level.split(","):
+            name, sep, lvl = part.strip().partition(":")
+            if not sep or not name.strip() or not lvl.strip():
+                raise InputError(f"--level {level!r}: {part.strip()!r} is not NAME:LEVEL",
+                                 hint="e.g. --level http:debug,router:info")
+            pairs.append((name.strip(), lvl.strip().lower()))
+        for _, lvl in pairs:
+            if lvl not in LOG_LEVELS:
+                raise InputError(f"unknown log level {lvl!r}", hint=f"use one of: {', '.join(LOG_LEVELS)}")
+    elif level is not None:
+        level = level.strip().lower()
+        if level not in LOG_LEVELS:
+            raise InputError(f"unknown log level {level!r}", hint=f"use one of: {', '.join(LOG_LEVELS)}")
     if logger and not level:
         raise InputError("--logger needs --level")
     levels = _with_proxy(ctx, target, admin, namespace, kubeconfig, context,
-                         lambda a: config.log_levels(a, timeout, level, logger))
+                         lambda a: config.log_levels(a, timeout, level, logger, pairs))
     if logger:
         levels = {logger: levels.get(logger, level)}
+    elif pairs:
+        levels = {name: levels.get(name, lvl) for name, lvl in pairs}
     if fmt != "table":
         output.emit(levels, fmt)
         return

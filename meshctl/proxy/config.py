@@ -505,12 +505,24 @@ async def read(address: str, section: str, timeout: float) -> dict:
 
 
 async def log_levels(address: str, timeout: float, level: Optional[str] = None,
-                     logger: Optional[str] = None) -> dict[str, str]:
-    """Set (when `level` is given) and return the proxy's logger levels."""
+                     logger: Optional[str] = None, pairs: Optional[list[tuple[str, str]]] = None) -> dict[str, str]:
+    """Set (when `level` is given; or each (logger, level) of `pairs`, in order) and return the
+    proxy's logger levels."""
     from meshctl.proxy.admin import AdminClient
 
     async with AdminClient(timeout=timeout, concurrency=1) as admin:
-        text = await (admin.set_log_level(address, level, logger) if level else admin.log_levels(address))
+        if pairs:  # every name checked before any level changes
+            known = await admin.log_levels(address)
+            for name, _ in pairs:
+                if "active loggers" in known and f"  {name}: " not in known:
+                    from meshctl.errors import InputError
+
+                    raise InputError(f"proxy {address} has no logger named {name!r}; nothing was changed",
+                                     hint="list the loggers with 'meshctl proxy-config log ADDRESS'")
+            for name, lvl in pairs:
+                text = await admin.set_log_level(address, lvl, name)
+        else:
+            text = await (admin.set_log_level(address, level, logger) if level else admin.log_levels(address))
     if "active loggers" not in text:
         from meshctl.proxy.admin import AdminUnreachable
 

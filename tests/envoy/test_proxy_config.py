@@ -106,6 +106,18 @@ def test_log_level(cli, start_envoy):
     assert r.exit_code == 2 and r.stderr.startswith("error: unknown log level 'loud'")
     r = cli("proxy-config", "log", proxy.admin, "--level", "info", "--logger", "nosuchlogger")
     assert r.exit_code == 2 and "no logger named 'nosuchlogger'" in r.stderr
+    # istioctl's per-logger form, and levels in any case
+    r = cli("proxy-config", "log", proxy.admin, "--level", "http:trace,router:INFO", "-o", "json")
+    assert r.exit_code == 0 and json.loads(r.stdout) == {"http": "trace", "router": "info"}, r
+    _, text = proxy.get("/logging", method="POST")
+    assert "  http: trace" in text and "  router: info" in text and "  admin: debug" in text
+    r = cli("proxy-config", "log", proxy.admin, "--level", "http:info,nosuchlogger:info")
+    assert r.exit_code == 2 and "no logger named 'nosuchlogger'; nothing was changed" in r.stderr
+    assert "  http: trace" in proxy.get("/logging", method="POST")[1]
+    r = cli("proxy-config", "log", proxy.admin, "--level", "WARNING", "--logger", "http", "-o", "json")
+    assert r.exit_code == 0 and json.loads(r.stdout) == {"http": "warning"}, r
+    r = cli("proxy-config", "log", proxy.admin, "--level", "http:")
+    assert r.exit_code == 2 and r.stderr.startswith("error: --level 'http:': 'http:' is not NAME:LEVEL")
 
 
 def test_unreachable_proxy_is_exit_3_one_line(cli):

@@ -573,8 +573,8 @@ def install(k, objects: Iterable[Any], values: dict, *, dry_run: Optional[str] =
                 progress.object(old, "would prune")
                 continue
             k.delete(old.api_version, old.kind, old.name, old.namespace)
-        except MeshctlError as e:
-            report.failed, report.error = old, e
+        except (MeshctlError, KeyboardInterrupt) as e:
+            report.failed, report.error = old, _interrupted() if isinstance(e, KeyboardInterrupt) else e
             return report
         report.outcomes.append(Outcome(old, "pruned"))
         progress.object(old, "pruned")

@@ -312,6 +312,21 @@ def test_ctrl_c_while_waiting_for_workloads_says_everything_is_applied(run, kube
     assert "hint: everything is applied; check with: meshctl verify-install" in r.stderr
 
 
+def test_ctrl_c_while_pruning_says_so(run, kube_api, monkeypatch):
+    from meshctl import kube
+
+    assert run("install", "-y").exit_code == 0
+
+    def interrupted(self, *a, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(kube.Kube, "delete", interrupted)
+    r = run("install", "-y", "--profile", "minimal")
+    assert r.exit_code == 130, r
+    assert "error: install stopped at " in r.stderr and "istio-ingressgateway: interrupted" in r.stderr
+    assert "applied all " in r.stderr
+
+
 def test_ctrl_c_during_uninstall_says_what_is_left(run, kube_api, monkeypatch):
     from meshctl import kube
 

@@ -157,9 +157,10 @@ class EnvoySource:
     """The canary subset's outbound cluster stats on a set of proxies' admin endpoints."""
 
     def __init__(self, addresses: list[str], fqdn: str, subset: str, timeout: float = 3.0):
-        from meshctl.proxy.admin import parse_address
+        from meshctl.proxy.admin import ADMIN_PORT, parse_address
 
-        self.addresses = [parse_address(a) for a in addresses]
+        # as proxy-status --admin: no port means the admin port; the same proxy twice counts once
+        self.addresses = list(dict.fromkeys(parse_address(a, default_port=ADMIN_PORT) for a in addresses))
         self.fqdn = fqdn
         self.subset = subset
         self.timeout = timeout

@@ -120,3 +120,12 @@ def test_sidecar_pods():
         {"metadata": {"name": "d"}, "spec": {"containers": [{"name": "istio-proxy"}]}, "status": {"phase": "Pending"}},
     ]
     assert gates.sidecar_pods(pods) == ["a", "b"]
+
+
+def test_proxy_admin_addresses_read_like_proxy_status():
+    """A proxy given twice would have its requests counted twice; no port means 15000."""
+    from meshctl.canary.gates import EnvoySource
+
+    src = EnvoySource(["127.0.0.1", "127.0.0.1:15000", "http://[::1]:15001/", "[::1]:15001"],
+                      "reviews.default.svc.cluster.local", "v2")
+    assert src.addresses == ["127.0.0.1:15000", "[::1]:15001"]

@@ -86,6 +86,19 @@ def parse(chunk: str, source: str, line: int):
         raise InputError(f"{source}:{line}: document nests too deeply") from None
 
 
+def leading_comments(chunk: str) -> str:
+    """The comment lines a document starts with (Helm's `# Source: chart/templates/x.yaml`, a
+    licence header), kept above the document when it is written out anew."""
+    out = []
+    for raw in chunk.splitlines():
+        text = raw.strip()
+        if text.startswith("#"):
+            out.append(raw.rstrip() + "\n")
+        elif text:
+            break
+    return "".join(out)
+
+
 _scalars: dict = {}
 
 
@@ -118,7 +131,7 @@ def process(inputs: list[tuple[str, str]], transform: Transform, frozen: set | N
             if out is doc:
                 parts.append(chunk if chunk.endswith("\n") else chunk + "\n")
             else:
-                parts.append(dump(out, frozen, memo))
+                parts.append(leading_comments(chunk) + dump(out, frozen, memo))
     return "---\n".join(parts)
 
 

@@ -220,3 +220,15 @@ def test_set_accepts_istioctl_values_prefix(cli):
     assert r.exit_code == 0, r
     proxy = next(c for c in pod_spec(docs(r.stdout)[0])["initContainers"] if c["name"] == "istio-proxy")
     assert "--proxyLogLevel=debug" in proxy["args"]
+
+
+def test_comments_above_an_injected_document_are_kept(cli):
+    # what `helm template` prints: a `# Source:` comment heading every document
+    text = "---\n# Source: shop/templates/deploy.yaml\n# owner: team-shop\n" + DEPLOY
+    r = cli("inject", "-f", "-", input=text)
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout.startswith("# Source: shop/templates/deploy.yaml\n# owner: team-shop\napiVersion: apps/v1\n")
+    assert "istio-proxy" in r.stdout
+    back = cli("inject", "--remove", "-f", "-", input=r.stdout)
+    assert back.exit_code == 0 and back.stdout.startswith("# Source: shop/templates/deploy.yaml\n# owner: team-shop\n")
+    assert yaml.safe_load(back.stdout) == yaml.safe_load(DEPLOY)

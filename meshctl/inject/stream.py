@@ -44,16 +44,20 @@ def split_documents(text: str) -> list[tuple[int, str]]:
     docs = []
     start = 0
     line = 1
+    head_line, pending = 1, ""
     for m in _SEPARATOR.finditer(text):
         chunk = text[start:m.start()]
-        docs.append((line, chunk))
+        docs.append((head_line, pending + chunk))
         line += chunk.count("\n")
         rest = m.group(0)[3:].strip()
-        if rest:  # "--- value": the value belongs to the next document
+        head_line, pending = line + 1, ""
+        if rest.startswith("#"):  # "--- # comment": the comment heads the next document
+            head_line, pending = line, rest + "\n"
+        elif rest:  # "--- value": the value belongs to the next document
             docs.append((line, rest + "\n"))
         line += 1
         start = m.end()
-    docs.append((line, text[start:]))
+    docs.append((head_line, pending + text[start:]))
     return [(ln, c) for ln, c in docs if c.strip()]
 
 

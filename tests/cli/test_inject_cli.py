@@ -232,3 +232,12 @@ def test_comments_above_an_injected_document_are_kept(cli):
     back = cli("inject", "--remove", "-f", "-", input=r.stdout)
     assert back.exit_code == 0 and back.stdout.startswith("# Source: shop/templates/deploy.yaml\n# owner: team-shop\n")
     assert yaml.safe_load(back.stdout) == yaml.safe_load(DEPLOY)
+
+
+def test_a_comment_on_the_separator_line_heads_the_next_document(cli):
+    text = SERVICE + "--- # Source: shop/templates/deploy.yaml\n" + DEPLOY
+    r = cli("inject", "-f", "-", input=text)
+    assert r.exit_code == 0, r.stderr
+    first, second = r.stdout.split("---\n")
+    assert yaml.safe_load(first) == yaml.safe_load(SERVICE)
+    assert second.startswith("# Source: shop/templates/deploy.yaml\napiVersion: apps/v1\n")

@@ -92,6 +92,10 @@ def _read_yaml(path: Path | str, what: str = "values file") -> dict:
     if not isinstance(docs[0], dict):
         raise InputError(f"{name}:1: a values file must be a mapping of keys, not a {type(docs[0]).__name__}",
                          hint="see 'meshctl profile dump sidecar' for the shape")
+    if docs[0].get("kind") == "IstioOperator":
+        raise InputError(f"{name}: is an IstioOperator; a values file is a plain mapping of install values",
+                         hint="move spec.hub, spec.tag and spec.meshConfig to the top level and "
+                              "spec.values.global.* under global (see 'meshctl profile dump sidecar')")
     return docs[0]
 
 

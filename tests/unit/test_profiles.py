@@ -333,3 +333,12 @@ def test_set_value_round_trip(value):
         assert parse_value(f'"{value}"') == value
     else:
         assert parse_value(json.dumps(value)) == value
+
+
+def test_an_istiooperator_file_is_refused_with_a_hint(tmp_path):
+    f = tmp_path / "iop.yaml"
+    f.write_text("apiVersion: install.istio.io/v1alpha1\nkind: IstioOperator\n"
+                 "spec:\n  values:\n    global:\n      proxy: {image: me/proxy:2}\n")
+    with pytest.raises(InputError) as e:
+        load_values("sidecar", files=[str(f)])
+    assert "is an IstioOperator" in e.value.message and "spec.values.global" in e.value.hint

@@ -167,6 +167,12 @@ def _other_istio(ctx: Context) -> Result:
         return Result.error(
             f"an Istio control plane with revision {ctx.revision or 'default'!r} already runs and was not installed "
             "by meshctl; install beside it with --revision NAME, or uninstall it first", found)
+    mine = [d for d in _istiods(ctx) if ((d.get("metadata", {}).get("labels") or {}).get(
+        "app.kubernetes.io/managed-by") == "meshctl" and ((d.get("metadata", {}).get("labels") or {}).get(
+            "istio.io/rev") or "default") == (ctx.revision or "default"))]
+    if found and len(mine) == len(found):  # only meshctl's own install of this revision: an upgrade
+        return Result.ok(f"meshctl's revision {ctx.revision or 'default'!r} is installed; "
+                         "installing again upgrades it in place")
     if found:
         return Result.warn("other Istio control planes found; meshctl installs beside them", found)
     return Result.ok()

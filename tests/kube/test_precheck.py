@@ -143,3 +143,15 @@ current-context: x
     assert r.exit_code == 3, r
     assert r.stderr.startswith("error: ")
     assert "Traceback" not in r.stderr
+
+
+def test_meshctls_own_install_of_the_same_revision_is_an_upgrade_not_another_control_plane(cli, kube_api):
+    assert cli("install", "-y", "--no-wait", "--kubeconfig", kube_api.kubeconfig).exit_code == 0
+    r = _precheck(cli, kube_api)
+    assert r.exit_code == 0, r
+    assert ("✔ no conflicting Istio control plane (meshctl's revision 'default' is installed; installing again "
+            "upgrades it in place)") in r.stdout
+    # beside it, another revision still sees it as another control plane
+    r = _precheck(cli, kube_api, "--revision", "canary")
+    assert "‼ no conflicting Istio control plane" in r.stdout
+    assert "istiod revision 'default' in istio-system (meshctl)" in r.stdout

@@ -48,13 +48,16 @@ def proxy_status(
     NOT CONNECTED (no control-plane connection) or UNREACHABLE, with the reason.
     """
     from meshctl import output
-    from meshctl.errors import CheckFailed
+    from meshctl.errors import CheckFailed, InputError
     from meshctl.proxy import report, status
     from meshctl.proxy.admin import parse_address
 
     s = settings(ctx, namespace=namespace, output=output_format, kubeconfig=kubeconfig, context=context)
     fmt = check_output(s.output, ("table", "wide", "json", "yaml"), "table")
     forward = None
+    if admin and all_namespaces:
+        raise InputError("--admin and --all-namespaces exclude each other",
+                         hint="--admin probes the given addresses only; drop one of them")
     if admin:
         targets = []
         for addr in dict.fromkeys(parse_address(a, default_port=status.ADMIN_PORT) for a in admin):

@@ -85,3 +85,9 @@ def test_the_same_admin_address_twice_is_one_proxy(cli):
     r = cli("proxy-status", "--admin", "127.0.0.2:9", "--admin", "http://127.0.0.2:9/", "--timeout", "1", "-o", "json")
     assert r.exit_code == 0, r
     assert r.stdout.count('"address": "127.0.0.2:9"') == 1
+
+
+def test_admin_with_all_namespaces_is_refused_not_ignored(cli):
+    r = cli("proxy-status", "--admin", "127.0.0.2:9", "-A")
+    assert r.exit_code == 2 and r.stdout == ""
+    assert r.stderr.startswith("error: --admin and --all-namespaces exclude each other"), r

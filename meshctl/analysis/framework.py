@@ -213,13 +213,15 @@ class Context:
             return value
 
     def of_kind(self, kind: str) -> list[Resource]:
-        """Resources of a kind outside the namespaces analysis ignores (computed once per run;
+        """Resources of a kind outside the namespaces analysis ignores, and not those Namespaces
+        themselves (computed once per run;
         the list is shared, do not modify it)."""
         key = ("of_kind", kind)
         hit = self._indexes.get(key)
         if hit is None:
             hit = self._indexes[key] = [r for r in self.resources.of_kind(kind)
-                                        if r.namespace not in IGNORED_NAMESPACES]
+                                        if r.namespace not in IGNORED_NAMESPACES
+                                        and not (kind == "Namespace" and r.name in IGNORED_NAMESPACES)]
         return hit
 
 

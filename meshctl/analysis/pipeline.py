@@ -164,12 +164,14 @@ _CLUSTER_SCOPED = {"Namespace", "Node", "MutatingWebhookConfiguration", "Validat
 
 
 def cluster_resources(opts: AnalyzeOptions) -> tuple[list[Resource], dict | None]:
-    """Objects from the live cluster (all namespaces with -A, else -n or `default`), and the mesh
+    """Objects from the live cluster (all namespaces with -A, else -n, the kubeconfig context's
+    namespace, or `default`), and the mesh
     config from the `istio` ConfigMap when there is one."""
     from meshctl import kube
 
     client = kube.client(opts.kubeconfig, opts.context)
-    namespace = None if opts.all_namespaces else (opts.namespace or "default")
+    # kubectl's rule: -n, else the namespace of the kubeconfig context, else default
+    namespace = None if opts.all_namespaces else (opts.namespace or client.namespace or "default")
     out: list[Resource] = []
     for api_version, kind in CLUSTER_KINDS:
         ns = None if kind in _CLUSTER_SCOPED else namespace

@@ -73,6 +73,12 @@ class MeshctlGroup(TyperGroup):
             return None
         return _module_group(module).commands.get(name)
 
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:  # Typer would turn it into a silent exit 130
+            raise MeshctlError("interrupted", exit_code=130) from None
+
     def resolve_command(self, ctx, args):
         name = args[0] if args else ""
         if args and not name.startswith("-") and name not in COMMAND_MODULES:

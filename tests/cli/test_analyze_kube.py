@@ -93,3 +93,22 @@ def test_unreachable_cluster_is_exit_3(cli, tmp_path):
     r = cli("analyze", "--use-kube", "--kubeconfig", str(cfg))
     assert r.exit_code == 3, r
     assert r.stderr.startswith("error: ") and "Traceback" not in r.stderr
+
+
+def test_context_namespace_and_system_namespaces(cli, cluster, tmp_path):
+    import yaml
+
+    for name in ("kube-system", "kube-public", "plain"):
+        cluster.add({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    config = yaml.safe_load(open(cluster.kubeconfig))
+    for c in config["contexts"]:
+        c["context"]["namespace"] = "shop"
+    kubeconfig = tmp_path / "kubeconfig-shop"
+    kubeconfig.write_text(yaml.safe_dump(config))
+    found = _origins(cli("analyze", "--use-kube", "--kubeconfig", str(kubeconfig), "-o", "json"))
+    # without -n, the context's namespace is analyzed, as kubectl would read it
+    assert ("IST0101", "VirtualService shop/reviews") in found
+    assert ("IST0101", "VirtualService default/ratings") not in found
+    # namespaces that analysis ignores are not reported as "not enabled for injection"
+    assert ("IST0102", "Namespace plain") in found
+    assert not [o for c, o in found if o in ("Namespace kube-system", "Namespace kube-public")]

@@ -38,3 +38,21 @@ def test_python_dash_m_works_and_version_does_not_import_heavy_modules():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert f"meshctl {__version__}" in out
     assert "HEAVY []" in out
+
+
+def test_ctrl_c_says_interrupted_and_exits_130(tmp_path):
+    import signal
+    import time
+
+    pipe = tmp_path / "never"
+    import os
+
+    os.mkfifo(pipe)  # reading it blocks until interrupted
+    proc = subprocess.Popen([sys.executable, "-m", "meshctl", "analyze", str(pipe)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130
+    assert err.strip().splitlines()[0] == "error: interrupted"
+    assert "Traceback" not in err

@@ -13,6 +13,24 @@ EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 
 
+def clip(value, limit: int = 60) -> str:
+    """A value as a message shows it: its YAML/JSON text (never a Python repr) on one line, cut
+    to `limit` characters so that a hostile value cannot flood the terminal."""
+    if isinstance(value, str):
+        text = value
+    else:
+        import json
+
+        text = json.dumps(value, default=str, separators=(", ", ": "))
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def shown(value, limit: int = 60) -> str:
+    """clip(value), quoted."""
+    return f"'{clip(value, limit)}'"
+
+
 class MeshctlError(Exception):
     """An error meant for the user: printed as `error: <message>` (and `hint: <hint>`)."""
 

@@ -101,8 +101,8 @@ def check_node(node: yaml.Node) -> str | None:
         if done:
             total = 1 + sum(sizes.get(id(c), 1) for c in children)
             if total > MAX_EXPANDED_NODES:
-                return (f"document expands to more than {MAX_EXPANDED_NODES:,} nodes through aliases "
-                        "(an alias bomb?)")
+                return (f"document has too many aliases: it expands to more than {MAX_EXPANDED_NODES:,} "
+                        "nodes (an alias bomb?)")
             sizes[nid] = total
             continue
         sizes[nid] = 0  # in progress
@@ -209,33 +209,87 @@ def _json_node(text: str):
         return None
 
 
-def depth_problem(chunk: str) -> str | None:
-    """Refuse documents nested deeper than MAX_DEPTH before composing them (deep nesting crashes
-    the C composer). Cheap bound first; the event scan runs only when the bound is exceeded."""
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def _flow_depth(text: str, end: int) -> int:
+    """How many flow collections (`[`, `{`) are open at index `end` of `text`, by their brackets."""
+    depth = 0
+    for m in _BRACKET.finditer(text, 0, end + 1):
+        depth += 1 if m.group() in "[{" else -1
+    return depth
+
+
+def depth_problem(chunk: str) -> tuple[int, str] | None:
+    """(0-based line, message) when the text nests deeper than MAX_DEPTH, found before composing
+    it (deep nesting crashes the C composer). Cheap bound first; the event scan runs only when the
+    bound is exceeded. libyaml may refuse deep nesting itself before producing any event (from
+    PyYAML 6.0.4 it stops flow collections at 1,000 levels, in its own words): when the scan fails,
+    the brackets open where it stopped tell whether depth was the reason, so the problem reads the
+    same whichever PyYAML is installed."""
     bound = chunk.count("[") + chunk.count("{") + max(map(len, chunk.splitlines()), default=0)
     if bound <= MAX_DEPTH:
         return None
+    too_deep = f"document nests deeper than {MAX_DEPTH} levels"
     depth = 0
     try:
         for event in yaml.parse(chunk, Loader=_Loader):
             if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
                 depth += 1
                 if depth > MAX_DEPTH:
-                    return f"document nests deeper than {MAX_DEPTH} levels"
+                    return event.start_mark.line, too_deep
             elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
                 depth -= 1
-    except yaml.YAMLError:
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        if mark is not None and depth + _flow_depth(chunk, mark.index) > MAX_DEPTH:
+            return mark.line, too_deep
         return None  # the real parse reports it with its line
     return None
+
+
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def json_loads(text: str):
+    """json.loads for JSON a user hands us (annotation values, ConfigMap data, --set values):
+    nesting deeper than MAX_DEPTH is a ValueError with meshctl's message, like any other
+    unreadable JSON, instead of a RecursionError (or a value too deep for the code that reads it)."""
+    if text.count("[") + text.count("{") > MAX_DEPTH:
+        depth = 0
+        for m in _JSON_TOKEN.finditer(text):
+            c = m.group()
+            if c in "[{":
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise ValueError(f"JSON nests deeper than {MAX_DEPTH} levels")
+            elif c in "]}":
+                depth -= 1
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError(f"JSON nests deeper than {MAX_DEPTH} levels") from None
+
+
+class HostileYAML(yaml.MarkedYAMLError):
+    """Text refused before it is built: nesting deep enough to crash the C parser, or an alias
+    bomb. `problem` is meshctl's own one-line message; `problem_mark` its line."""
+
+    def __init__(self, problem: str, line: int):
+        super().__init__(problem=problem, problem_mark=yaml.Mark("<text>", 0, line, 0, None, None))
+
+    def __str__(self) -> str:
+        return self.problem
 
 
 def safe_load_all(text: str) -> list:
     """yaml.safe_load_all for any text a user hands us outside load_paths (values files, mesh
     config, annotation values, ConfigMap data), safe on hostile input: nesting deep enough to
-    crash the C parser, and alias bombs, raise yaml.YAMLError like any other unreadable text."""
+    crash the C parser, and alias bombs, raise HostileYAML (a yaml.MarkedYAMLError with meshctl's
+    own message and the line) like any other unreadable text."""
     deep = depth_problem(text)
     if deep:
-        raise yaml.YAMLError(deep)
+        raise HostileYAML(deep[1], deep[0])
     aliased = "*" in text and "&" in text
     docs = []
     try:
@@ -246,12 +300,12 @@ def safe_load_all(text: str) -> list:
                 if aliased:
                     bad = check_node(node)
                     if bad:
-                        raise yaml.YAMLError(bad)
+                        raise HostileYAML(bad, node.start_mark.line)
                 docs.append(loader.construct_document(node))
         finally:
             loader.dispose()
     except RecursionError:
-        raise yaml.YAMLError("document nests too deeply") from None
+        raise HostileYAML(f"document nests deeper than {MAX_DEPTH} levels", 0) from None
     return docs
 
 
@@ -292,10 +346,14 @@ def load_text(text: str, source: str, default_namespace: str | None = None) -> L
 def _load_text(text: str, source: str, default_namespace: str | None) -> Loaded:
     result = Loaded()
     if source.endswith(".json") and text.lstrip().startswith(("{", "[")):
-        try:  # json.loads refuses nesting beyond the recursion limit, so composing below is safe
+        deep = depth_problem(text)
+        if deep:
+            result.problems.append(LoadProblem(source, deep[0] + 1, deep[1]))
+            return result
+        try:
             data = json.loads(text)
         except RecursionError:
-            result.problems.append(LoadProblem(source, 1, "document nests too deeply"))
+            result.problems.append(LoadProblem(source, 1, f"document nests deeper than {MAX_DEPTH} levels"))
             return result
         except ValueError as e:
             line = getattr(e, "lineno", 1)
@@ -321,7 +379,7 @@ def _load_text(text: str, source: str, default_namespace: str | None) -> Loaded:
             continue
         deep = depth_problem(chunk)
         if deep:
-            result.problems.append(LoadProblem(source, offset + 1, deep))
+            result.problems.append(LoadProblem(source, offset + deep[0] + 1, deep[1]))
             continue
         try:
             loader = _Loader(chunk)

@@ -22,6 +22,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Optional
 
+from meshctl.loader import json_loads
 from meshctl.canary import gates, plan
 from meshctl.canary.shift import NET_API, find_on_cluster, update
 from meshctl.errors import CheckFailed, InputError
@@ -161,7 +162,7 @@ class State:
                 if key in cls._INTS:
                     setattr(st, key, int(raw))
                 elif key in cls._JSON:
-                    value = json.loads(raw)
+                    value = json_loads(raw)
                     setattr(st, key, value if isinstance(value, dict) else {})
                 else:
                     setattr(st, key, str(raw))

@@ -6,9 +6,9 @@ partial output behind.
 """
 from __future__ import annotations
 
-import json
 from typing import Callable, Iterable, Optional
 
+from meshctl.loader import json_loads
 from meshctl.errors import ClusterError, InputError
 from meshctl.inject import ambient, sidecar, stream
 from meshctl.inject.settings import InjectConfig, get, make_config
@@ -35,6 +35,13 @@ def _read_yaml_mapping(path: str, what: str) -> dict:
     if not isinstance(data, dict):
         raise InputError(f"{path}: {what} is not a mapping")
     return data
+
+
+def _yaml_problem(e) -> str:
+    """One line for a YAML error: its problem and, when it has one, the line it is on."""
+    mark = getattr(e, "problem_mark", None)
+    problem = " ".join(str(getattr(e, "problem", None) or e).split())
+    return f"line {mark.line + 1}: {problem}" if mark is not None else problem
 
 
 def read_mesh_config(path: str) -> dict:
@@ -77,21 +84,23 @@ def cluster_settings(kubeconfig: Optional[str], context: Optional[str], revision
     if injector is None:
         raise ClusterError(f"ConfigMap {istio_namespace}/istio-sidecar-injector{suffix} not found",
                            hint="is the control plane (of this --revision) installed? or drop --use-kube")
+    where = f"ConfigMap {istio_namespace}/istio-sidecar-injector{suffix}"
     try:
-        values = json.loads((injector.get("data") or {}).get("values") or "{}")
-    except ValueError:
+        values = json_loads((injector.get("data") or {}).get("values") or "{}")
+    except (ValueError, RecursionError):
         try:
             values = safe_load((injector.get("data") or {}).get("values") or "{}") or {}
-        except yaml.YAMLError:
-            raise ClusterError(f"ConfigMap {istio_namespace}/istio-sidecar-injector{suffix}: data.values is "
-                               "neither JSON nor YAML") from None
+        except yaml.YAMLError as e:
+            raise InputError(f"{where}: data.values is neither JSON nor YAML: {_yaml_problem(e)}",
+                             hint="fix the ConfigMap, or reinstall the control plane") from None
     mesh_cm = client.get("v1", "ConfigMap", f"istio{suffix}", istio_namespace)
     mesh = {}
     if mesh_cm is not None:
         try:
             mesh = safe_load((mesh_cm.get("data") or {}).get("mesh") or "") or {}
-        except yaml.YAMLError:
-            raise ClusterError(f"ConfigMap {istio_namespace}/istio{suffix}: data.mesh is not YAML") from None
+        except yaml.YAMLError as e:
+            raise InputError(f"ConfigMap {istio_namespace}/istio{suffix}: data.mesh is not YAML: {_yaml_problem(e)}",
+                             hint="fix the ConfigMap, or reinstall the control plane") from None
     if not isinstance(values, dict) or not isinstance(mesh, dict):
         raise ClusterError(f"the injector ConfigMaps in {istio_namespace} are not mappings")
     if revision:

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from meshctl.loader import json_loads
 from meshctl.errors import InputError
 
 DEFAULT_HUB = "docker.io/istio"
@@ -195,7 +196,7 @@ def _json_map(annotations: dict, name: str) -> dict:
     if text is None:
         return {}
     try:
-        data = json.loads(text)
+        data = json_loads(text)
     except ValueError:
         raise InputError(f"invalid value for annotation '{name}': not JSON",
                          hint='give a JSON object, e.g. {"name": {...}}') from None

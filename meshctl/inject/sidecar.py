@@ -23,6 +23,7 @@ import re
 from dataclasses import replace
 from typing import Any, Callable
 
+from meshctl.loader import json_loads
 from meshctl.errors import InputError
 from meshctl.inject import probes, undo
 from meshctl.inject.merge import copy, merge
@@ -222,7 +223,7 @@ def _multus(existing: str | None, network: str = "default/istio-cni") -> str:
     i = existing.rfind("]")
     if i != -1:
         try:
-            nets = json.loads(existing)
+            nets = json_loads(existing)
         except ValueError:
             return existing
         ns, _, name = network.rpartition("/")
@@ -314,7 +315,7 @@ def _istio_strip(meta: dict, spec: dict, status_port: int) -> tuple[dict, dict]:
     meta, spec = copy(meta), copy(spec)
     annotations = meta.get("annotations") or {}
     try:
-        status = json.loads(annotations.get(STATUS, ""))
+        status = json_loads(annotations.get(STATUS, ""))
     except ValueError:
         status = {}
     if not isinstance(status, dict):
@@ -360,7 +361,7 @@ def _reapply_overrides(merged: dict, original: dict, template_spec: dict, prior_
     text = (o_meta.get("annotations") or {}).get(OVERRIDES)
     if text:
         try:
-            existing = json.loads(text)
+            existing = json_loads(text)
         except ValueError:
             raise InputError(f"invalid value for annotation '{OVERRIDES}': not JSON") from None
     prior = prior_status or {}
@@ -469,7 +470,7 @@ def inject_pod(meta: dict, spec: dict, deploy: tuple[str, str, str, str], cfg: I
         meta, spec = restored
     if STATUS in (meta.get("annotations") or {}):
         try:
-            prior_status = json.loads(meta["annotations"][STATUS])
+            prior_status = json_loads(meta["annotations"][STATUS])
         except ValueError:
             prior_status = {}
         if not isinstance(prior_status, dict):
@@ -485,7 +486,7 @@ def inject_pod(meta: dict, spec: dict, deploy: tuple[str, str, str, str], cfg: I
         text = (meta.get("annotations") or {}).get(OVERRIDES)
         if text:
             try:
-                saved = json.loads(text)
+                saved = json_loads(text)
             except ValueError:
                 saved = {}
             spec = copy(spec)
@@ -557,7 +558,7 @@ def remove_pod(meta: dict, spec: dict, status_port: int = 15020) -> tuple[dict, 
     meta, spec = _istio_strip(meta, spec, status_port)
     annotations = meta.get("annotations") or {}
     try:
-        saved = json.loads(annotations.get(OVERRIDES) or "{}")
+        saved = json_loads(annotations.get(OVERRIDES) or "{}")
     except ValueError:
         saved = {}
     for key in ("containers", "initContainers"):
@@ -640,7 +641,7 @@ def inject_workload(doc: dict, cfg: InjectConfig, renderer: Renderer | None = No
     meta_absent = "metadata" not in holder or undo.record_of(meta).get("metadata_absent") is True
     new_meta, new_spec = inject_pod(meta, spec, deploy, cfg, renderer or Renderer(), where=label)
     if meta_absent:
-        rec = json.loads(new_meta["annotations"][UNDO])
+        rec = json_loads(new_meta["annotations"][UNDO])
         rec["metadata_absent"] = True
         new_meta["annotations"][UNDO] = json.dumps(rec, separators=(",", ":"), default=str)
     return _replace_pod(doc, new_meta, new_spec, had_meta="metadata" in holder)

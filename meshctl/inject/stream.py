@@ -67,7 +67,7 @@ def parse(chunk: str, source: str, line: int):
 
     deep = depth_problem(chunk)
     if deep:
-        raise InputError(f"{source}:{line}: {deep}")
+        raise InputError(f"{source}:{line + deep[0]}: {deep[1]}")
     try:
         loader = _Loader(chunk)
         try:
@@ -77,7 +77,7 @@ def parse(chunk: str, source: str, line: int):
             if "&" in chunk:  # aliases need anchors: only then can a document expand
                 problem = check_node(node)
                 if problem:
-                    raise InputError(f"{source}:{line}: {problem}")
+                    raise InputError(f"{source}:{line + node.start_mark.line}: {problem}")
             return loader.construct_document(node)
         finally:
             loader.dispose()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from meshctl.loader import json_loads
 from meshctl.inject.merge import copy
 
 UNDO = "inject.meshctl.io/undo"
@@ -127,7 +128,7 @@ def record(orig_meta: dict, orig_spec: dict, final_meta: dict, final_spec: dict)
 
 def record_of(meta: dict) -> dict:
     try:
-        rec = json.loads((meta.get("annotations") or {}).get(UNDO) or "{}")
+        rec = json_loads((meta.get("annotations") or {}).get(UNDO) or "{}")
     except ValueError:
         return {}
     return rec if isinstance(rec, dict) else {}
@@ -139,7 +140,7 @@ def restore(meta: dict, spec: dict) -> tuple[dict, dict] | None:
     if not text:
         return None
     try:
-        rec = json.loads(text)
+        rec = json_loads(text)
     except ValueError:
         return None
     if not isinstance(rec, dict) or rec.get("v") != 1:

@@ -9,7 +9,7 @@ import ipaddress
 import re
 from typing import Callable
 
-from meshctl.errors import InputError
+from meshctl.errors import InputError, clip, shown
 
 _QUANTITY = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([KMGTPE]i|[numkKMGTPE]|[eE][+-]?\d+)?$")
 _IFACE = re.compile(r"^[^\s/:]{1,15}$")
@@ -28,13 +28,13 @@ def _cidr_list(value: str) -> None:
                 raise ValueError
             ipaddress.ip_network(cidr, strict=False)
         except ValueError:
-            raise AnnotationError(f"failed parsing cidr '{cidr}'") from None
+            raise AnnotationError(f"failed parsing cidr {shown(cidr)}") from None
 
 
 def _port(value: str) -> int:
     text = value.strip()
     if not text.isdigit() or int(text) > 65535:
-        raise AnnotationError(f"failed parsing port '{value}'")
+        raise AnnotationError(f"failed parsing port {shown(value)}")
     return int(text)
 
 
@@ -88,7 +88,7 @@ def _bool(value: str) -> None:
 
 def _interception_mode(value: str) -> None:
     if value not in ("REDIRECT", "TPROXY", "NONE"):
-        raise AnnotationError(f"interceptionMode invalid, use REDIRECT,TPROXY,NONE: {value}")
+        raise AnnotationError(f"interceptionMode invalid, use REDIRECT,TPROXY,NONE: {clip(value)}")
 
 
 def _quantity(value: str) -> None:
@@ -102,7 +102,7 @@ def _quantity(value: str) -> None:
 def _interfaces(value: str) -> None:
     for name in value.split(","):
         if not _IFACE.match(name.strip()):
-            raise AnnotationError(f"invalid interface name '{name}'")
+            raise AnnotationError(f"invalid interface name {shown(name)}")
 
 
 def _proxy_config(value: str) -> None:
@@ -111,7 +111,21 @@ def _proxy_config(value: str) -> None:
     parse_proxy_config(value)
 
 
+def _json_objects(value: str) -> None:
+    """sidecar.istio.io/userVolume and userVolumeMount: a JSON object of objects by name."""
+    from meshctl.loader import json_loads
+
+    try:
+        data = json_loads(value)
+    except ValueError as e:
+        raise AnnotationError(f"not JSON ({' '.join(str(e).split()[:8])})") from None
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise AnnotationError('expected a JSON object of objects, e.g. {"name": {...}}')
+
+
 VALIDATORS: dict[str, Callable[[str], None]] = {
+    "sidecar.istio.io/userVolume": _json_objects,
+    "sidecar.istio.io/userVolumeMount": _json_objects,
     "sidecar.istio.io/interceptionMode": _interception_mode,
     "status.sidecar.istio.io/port": _status_port,
     "readiness.status.sidecar.istio.io/initialDelaySeconds": _uint32,
@@ -143,12 +157,12 @@ def validate_annotations(annotations: dict, where: str) -> None:
             continue
         value = annotations[name]
         if not isinstance(value, str):
-            problems.append(f"invalid value {value!r} for annotation '{name}': annotation values must be strings")
+            problems.append(f"invalid value {shown(value)} for annotation {shown(name)}: annotation values must be strings")
             continue
         try:
             check(value)
         except ValueError as e:
-            problems.append(f"invalid value '{value}' for annotation '{name}': {e}")
+            problems.append(f"invalid value {shown(value)} for annotation {shown(name)}: {e}")
     if problems:
         raise InputError(f"{where}: {'; '.join(problems)}",
                          hint="fix the annotation value in the pod template, then run inject again")
@@ -185,7 +199,7 @@ def validate_pod_shape(meta: dict, spec: dict, where: str) -> None:
             continue
         for i, item in enumerate(value):
             if not isinstance(item, dict):
-                problems.append(f"spec.{field}[{i}] must be an object with a name, not {item!r}")
+                problems.append(f"spec.{field}[{i}] must be an object with a name, not {shown(item)}")
                 break
     if problems:
         raise InputError(f"{where}: pod template: {'; '.join(problems)}",

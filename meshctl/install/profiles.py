@@ -14,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
 
+from meshctl.loader import json_loads
 from meshctl.errors import InputError
 from meshctl.paths import profiles_dir
 
@@ -130,7 +131,7 @@ def parse_value(text: str) -> Any:
         return float(s)
     if s[:1] in ("[", "{"):
         try:
-            return json.loads(s)
+            return json_loads(s)
         except ValueError:
             raise InputError(f"--set value {text!r} looks like JSON but is not valid JSON",
                              hint="quote it to keep it a string: --set key='\"text\"'") from None

@@ -172,3 +172,22 @@ def test_use_kube_on_a_cluster_older_than_1_29_gives_classic_sidecars(cli, kube_
     r = cli("--kubeconfig", kube_api.kubeconfig, "inject", "--use-kube", "-f", "-", input=DEPLOY)
     assert [c["name"] for c in yaml.safe_load(r.stdout)["spec"]["template"]["spec"]["initContainers"]] == [
         "istio-init", "istio-proxy"]
+
+
+@pytest.mark.parametrize("which", ["values", "mesh"])
+@pytest.mark.parametrize("text", ["[" * 100_000 + "]" * 100_000, "[" * 1_500 + "]" * 1_500,
+                                  "a: &a [x, x, x, x, x, x, x, x, x]\n" + "\n".join(
+                                      f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]" for p, c in zip("abcdefg", "bcdefgh"))])
+def test_use_kube_with_hostile_injector_config_maps_is_an_input_error(cli, kube_api, which, text):
+    _injector(kube_api)
+    name = "istio-sidecar-injector" if which == "values" else "istio"
+    cm = kube_api.get("v1", "ConfigMap", name, "istio-system")
+    cm["data"][which] = text
+    kube_api.add(cm)
+    r = cli("--kubeconfig", kube_api.kubeconfig, "inject", "--use-kube", "-f", "-", input=DEPLOY)
+    assert r.exit_code == 2, r
+    assert r.stdout == ""
+    error = r.stderr.splitlines()[0]
+    assert error.startswith(f"error: ConfigMap istio-system/{name}: data.{which}")
+    assert "nests deeper than 500 levels" in error or "too many aliases" in error
+    assert len(error) < 300

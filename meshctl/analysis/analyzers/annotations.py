@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from meshctl.analysis.framework import Analyzer, Context, register
+from meshctl.errors import clip, shown
 from meshctl.resources import Resource
 
 KINDS = ("Namespace", "Service", "Pod", "Deployment")
@@ -56,7 +57,7 @@ _GO_BOOLS = {"1", "t", "T", "TRUE", "true", "True", "0", "f", "F", "FALSE", "fal
 def _port(text: str) -> int:
     t = text.strip()
     if not _DIGITS.match(t) or int(t) > 65535:
-        raise ValueError(f"failed parsing port '{text}'")
+        raise ValueError(f"failed parsing port {shown(text)}")
     return int(t)
 
 
@@ -75,12 +76,12 @@ def _cidrs(value: str) -> None:
                 if "/" not in cidr:
                     raise ValueError
             except ValueError:
-                raise ValueError(f"failed parsing cidr '{cidr}'") from None
+                raise ValueError(f"failed parsing cidr {shown(cidr)}") from None
 
 
 def _uint32(value: str) -> None:
     if not _DIGITS.match(value) or int(value) > 2**32 - 1:
-        raise ValueError(f"'{value}' is not a non-negative 32-bit integer")
+        raise ValueError(f"{shown(value)} is not a non-negative 32-bit integer")
 
 
 def _interfaces(value: str) -> None:
@@ -91,26 +92,26 @@ def _interfaces(value: str) -> None:
         if not name:
             raise ValueError("empty interface name")
         if len(name) > 15:
-            raise ValueError(f"interface name {name!r} too long (max 15 chars)")
+            raise ValueError(f"interface name {shown(name)} too long (max 15 chars)")
         if not _INTERFACE.match(name):
-            raise ValueError(f"interface name {name!r} contains invalid characters")
+            raise ValueError(f"interface name {shown(name)} contains invalid characters")
 
 
 def _interception_mode(value: str) -> None:
     if value not in ("REDIRECT", "TPROXY", "NONE"):
-        raise ValueError(f"interceptionMode invalid, use REDIRECT,TPROXY,NONE: {value}")
+        raise ValueError(f"interceptionMode invalid, use REDIRECT,TPROXY,NONE: {clip(value)}")
 
 
 def _bool(value: str) -> None:
     if value not in _GO_BOOLS:
-        raise ValueError(f"'{value}' is not a boolean")
+        raise ValueError(f"{shown(value)} is not a boolean")
 
 
 def _quantity(value: str) -> None:
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
         raise ValueError("value contains control characters")
     if not _QUANTITY.match(value):
-        raise ValueError(f"'{value}' is not a resource quantity (e.g. 100m, 128Mi)")
+        raise ValueError(f"{shown(value)} is not a resource quantity (e.g. 100m, 128Mi)")
 
 
 # ProxyConfig's fields (proto names; the camelCase JSON names are accepted too).
@@ -150,7 +151,7 @@ def _proxy_config(value: str) -> None:
         raise ValueError("proxy config must be a mapping of ProxyConfig fields")
     unknown = sorted(str(k) for k in data if str(k) not in _PROXY_CONFIG_NAMES)
     if unknown:
-        raise ValueError(f"unknown ProxyConfig field {unknown[0]!r}")
+        raise ValueError(f"unknown ProxyConfig field {shown(unknown[0])}")
 
 
 VALIDATORS: dict[str, Callable[[str], None]] = {

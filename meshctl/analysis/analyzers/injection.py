@@ -2,8 +2,8 @@
 running an image other than the injector's, `image: auto` that no webhook will replace."""
 from __future__ import annotations
 
-import json
 
+from meshctl.loader import json_loads
 from meshctl.analysis.framework import Analyzer, Context, as_dict, as_list, dig, register
 from meshctl.analysis.util import PROXY_CONTAINER, str_label, str_map
 from meshctl.resources import Resource, matches_label_selector
@@ -24,7 +24,7 @@ def _values(cm: Resource) -> dict:
     if not isinstance(text, str):
         return {}
     try:
-        data = json.loads(text)
+        data = json_loads(text)
     except (ValueError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}

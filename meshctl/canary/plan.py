@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from meshctl.errors import InputError
 
@@ -171,11 +171,31 @@ def ref(obj: dict) -> str:
     return f"{obj.get('kind', '?')} {m.get('namespace') or 'default'}/{m.get('name', '?')}"
 
 
+def _list(value: Any) -> list:
+    return value if isinstance(value, list) else []
+
+
+def check_shape(obj: dict, line_of: Callable[[tuple], str] | None = None) -> None:
+    """Refuse a VirtualService or DestinationRule that does not match its schema (a field of the
+    wrong type, a missing spec), naming the field, before the shift reads it: kubectl and
+    Istio's validation refuse such objects too. `line_of(path)` gives a `file:line: ` prefix."""
+    from meshctl.resources import Resource
+    from meshctl.schemas.validate import validate
+
+    errors = validate(Resource.from_dict(obj))
+    if not errors:
+        return
+    first = errors[0]
+    more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
+    where = line_of(first.path) if line_of else ""
+    raise InputError(f"{where}{ref(obj)}: {first.message}{more}",
+                     hint="fix it (the API server and Istio would refuse it too), then shift again")
+
+
 def serves_host(vs: dict, host: str, namespace: str | None) -> bool:
     ns = _meta(vs).get("namespace") or namespace
     want = fqdn(host, namespace or ns)
-    hosts = _spec(vs).get("hosts") or []
-    return any(isinstance(h, str) and fqdn(h, ns) == want for h in hosts)
+    return any(isinstance(h, str) and fqdn(h, ns) == want for h in _list(_spec(vs).get("hosts")))
 
 
 def routes_to_host(dest_host: Any, host: str, namespace: str | None, vs_ns: str | None) -> bool:
@@ -185,7 +205,7 @@ def routes_to_host(dest_host: Any, host: str, namespace: str | None, vs_ns: str 
 def find_virtual_service(items: list[dict], host: str, namespace: str | None) -> dict | None:
     """The VirtualService (among `items`) serving `host`: by spec.hosts, else by name.
     Several candidates: the one with a default route to the host, else an error."""
-    vss = [v for v in items if v.get("kind") == "VirtualService" and isinstance(v, dict)]
+    vss = [v for v in items if isinstance(v, dict) and v.get("kind") == "VirtualService"]
     matches = [v for v in vss if serves_host(v, host, namespace)]
     if not matches:  # by name; a qualified host must name the VirtualService's own namespace
         matches = [v for v in vss if _meta(v).get("name") == short_name(host)
@@ -214,13 +234,15 @@ def find_destination_rule(items: list[dict], host: str, namespace: str | None) -
 def dr_subsets(dr: dict | None) -> list[str]:
     if not dr:
         return []
-    return [s.get("name") for s in (_spec(dr).get("subsets") or []) if isinstance(s, dict) and s.get("name")]
+    return [s.get("name") for s in _list(_spec(dr).get("subsets"))
+            if isinstance(s, dict) and isinstance(s.get("name"), str) and s.get("name")]
 
 
 def subset_labels(dr: dict | None, subset: str) -> dict:
-    for s in (_spec(dr).get("subsets") or []) if dr else []:
+    for s in _list(_spec(dr).get("subsets")) if dr else []:
         if isinstance(s, dict) and s.get("name") == subset:
-            return s.get("labels") or {}
+            labels = s.get("labels")
+            return labels if isinstance(labels, dict) else {}
     return {}
 
 
@@ -230,8 +252,13 @@ def _http(vs: dict) -> list:
     return http if isinstance(http, list) else []
 
 
+def _destination(route: Any) -> dict:
+    d = route.get("destination") if isinstance(route, dict) else None
+    return d if isinstance(d, dict) else {}
+
+
 def _route_hosts(entry: dict) -> list:
-    return [(r.get("destination") or {}).get("host") for r in (entry.get("route") or []) if isinstance(r, dict)]
+    return [_destination(r).get("host") for r in _list(entry.get("route")) if isinstance(r, dict)]
 
 
 def default_route_index(vs: dict, host: str, namespace: str | None) -> int | None:
@@ -250,14 +277,15 @@ def current_weights(vs: dict, host: str, namespace: str | None) -> list[tuple[st
     idx = default_route_index(vs, host, namespace)
     if idx is None:
         return []
-    routes = [r for r in _http(vs)[idx].get("route") or [] if isinstance(r, dict)]
+    routes = [r for r in _list(_http(vs)[idx].get("route")) if isinstance(r, dict)]
     out = []
     for r in routes:
-        subset = (r.get("destination") or {}).get("subset") or ""
+        subset = _destination(r).get("subset")
         w = r.get("weight")
         if w is None:
             w = 100 if len(routes) == 1 else 0
-        out.append((subset, int(w)))
+        out.append((subset if isinstance(subset, str) else "",
+                    int(w) if isinstance(w, (int, float)) and not isinstance(w, bool) else 0))
     return out
 
 

@@ -109,24 +109,30 @@ def update(k, api_version: str, kind: str, name: str, namespace: str,
 
 # --- cluster ---------------------------------------------------------------------------------
 def find_on_cluster(k, host: str, namespace: str) -> tuple[dict | None, dict | None]:
+    """HOST's VirtualService and DestinationRule in the namespace, each refused (exit 2, naming
+    the field) when it does not match its schema."""
     vss = k.list(NET_API, "VirtualService", namespace)
     drs = k.list(NET_API, "DestinationRule", namespace)
-    return plan.find_virtual_service(vss, host, namespace), plan.find_destination_rule(drs, host, namespace)
+    vs, dr = plan.find_virtual_service(vss, host, namespace), plan.find_destination_rule(drs, host, namespace)
+    for obj in (vs, dr):
+        if obj is not None:
+            plan.check_shape(obj)
+    return vs, dr
 
 
-def _create_from_pods(k, host: str, namespace: str, weights: list[int], subsets: list[str] | None,
-                      dr: dict | None, dry_run: bool) -> tuple[dict, dict, list[str]]:
-    """The DestinationRule (existing or new) and a new VirtualService for `host`, from the
-    `version` labels of the pods its Service selects."""
+def _plan_from_pods(k, host: str, namespace: str, subsets: list[str] | None,
+                    dr: dict | None) -> tuple[dict | None, dict]:
+    """(a new DestinationRule, or None when one exists; a new VirtualService) for `host`, from
+    the `version` labels of the pods its Service selects. Writes nothing."""
     name = plan.short_name(host)
-    created: list[str] = []
+    new_dr = None
     if dr is None:
         svc = k.get("v1", "Service", name, namespace)
         if svc is None:
             raise InputError(f"--create: no Service {namespace}/{name} to take versions from",
                              hint="create the Service first, or write the DestinationRule yourself")
         selector = (svc.get("spec") or {}).get("selector") or {}
-        if not selector:
+        if not isinstance(selector, dict) or not selector:
             raise InputError(f"--create: Service {namespace}/{name} has no selector",
                              hint="subsets come from the pods the Service selects")
         sel = ",".join(f"{a}={b}" for a, b in sorted(selector.items()))
@@ -138,12 +144,40 @@ def _create_from_pods(k, host: str, namespace: str, weights: list[int], subsets:
             missing = [s for s in subsets if s not in versions]
             raise InputError(f"--create: no pod of {namespace}/{name} has version {', '.join(missing)} "
                              f"(versions: {', '.join(versions)})", hint="fix --subsets or the pods' labels")
-        dr = plan.new_destination_rule(host if "." in host else name, namespace, versions)
-        if not dry_run:
-            dr = k.create(dr)
-        created.append(plan.ref(dr))
-    vs = plan.new_virtual_service(host if "." in host else name, namespace)
-    return dr, vs, created
+        new_dr = plan.new_destination_rule(host if "." in host else name, namespace, versions)
+    return new_dr, plan.new_virtual_service(host if "." in host else name, namespace)
+
+
+def _create_on_cluster(k, host: str, namespace: str, weights: list[int], subsets: list[str] | None,
+                       header, mirror, dry_run: bool, dr: dict | None,
+                       also: Callable[[dict], None] | None) -> ShiftResult:
+    """--create: everything is planned and checked before the first write, so a shift that
+    cannot be made leaves the cluster as it was; when the VirtualService cannot be created after
+    the DestinationRule was, the DestinationRule is deleted again."""
+    new_dr, new_vs = _plan_from_pods(k, host, namespace, subsets, dr)
+    subsets = plan.resolve_subsets(new_vs, new_dr or dr, host, namespace, weights, subsets,
+                                   f" in namespace {namespace}")
+    body = plan.apply_shift(new_vs, plan.Shift(host, namespace, subsets, weights, header, mirror))
+    if also:
+        also(body)
+    diff = (object_diff(None, new_dr, plan.ref(new_dr)) if new_dr else "") + object_diff(None, body, plan.ref(body))
+    created = ([plan.ref(new_dr)] if new_dr else []) + [plan.ref(body)]
+    if not dry_run:
+        made_dr = k.create(new_dr) if new_dr else None
+        try:
+            body = k.create(body)
+        except BaseException:
+            if made_dr is not None:
+                try:
+                    k.delete(NET_API, "DestinationRule", made_dr["metadata"]["name"], namespace)
+                except Exception:  # noqa: BLE001 - report the first failure, and what is left
+                    raise ClusterError(f"created {plan.ref(made_dr)} but could not create {plan.ref(body)}, "
+                                       f"nor delete {plan.ref(made_dr)} again",
+                                       hint=f"delete it by hand: kubectl delete destinationrule -n {namespace} "
+                                            f"{made_dr['metadata']['name']}") from None
+            raise
+    return ShiftResult(plan.ref(body), host, [], plan.current_weights(body, host, namespace), True,
+                       dry_run, diff, created, 1, header, mirror)
 
 
 def shift_cluster(k, host: str, namespace: str, weights: list[int], subsets: list[str] | None = None,
@@ -153,23 +187,11 @@ def shift_cluster(k, host: str, namespace: str, weights: list[int], subsets: lis
     """Shift the weights of HOST's default route on the cluster. `also(obj)` (optional) changes
     the object further inside the same read-modify-write (e.g. bookkeeping annotations)."""
     vs, dr = find_on_cluster(k, host, namespace)
-    created: list[str] = []
     if vs is None:
         if not create:
             raise InputError(f"no VirtualService serves {host} in namespace {namespace}",
                              hint="check the host and -n, or pass --create to make one from the Service's pods")
-        dr, new_vs, created = _create_from_pods(k, host, namespace, weights, subsets, dr, dry_run)
-        subsets = plan.resolve_subsets(new_vs, dr, host, namespace, weights, subsets, f" in namespace {namespace}")
-        shift = plan.Shift(host, namespace, subsets, weights, header, mirror)
-        body = plan.apply_shift(new_vs, shift)
-        if also:
-            also(body)
-        diff = object_diff(None, body, plan.ref(body))
-        if not dry_run:
-            body = k.create(body)
-        created.append(plan.ref(body))
-        return ShiftResult(plan.ref(body), host, [], plan.current_weights(body, host, namespace), True,
-                           dry_run, diff, created, 1, header, mirror)
+        return _create_on_cluster(k, host, namespace, weights, subsets, header, mirror, dry_run, dr, also)
 
     name = vs["metadata"]["name"]
     vs_ns = vs["metadata"].get("namespace") or namespace
@@ -305,6 +327,9 @@ def _shift_files(paths: list[str], host: str, namespace: str | None, weights: li
     path, res = next((p, r) for p, r in bodies if r.body is vs_body)
     ns = namespace or res.namespace or "default"
     dr = plan.find_destination_rule(items, host, ns)
+    for p, r in bodies:
+        if r.body is vs_body or r.body is dr:
+            plan.check_shape(r.body, lambda field, p=p, r=r: f"{p}:{r.line_of(field)}: ")
     for problem in loaded[path].problems:
         if problem.line and res.node is not None and res.node.start_mark.line + res.line_offset + 1 <= problem.line \
                 <= res.node.end_mark.line + res.line_offset + 1:

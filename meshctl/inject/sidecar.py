@@ -24,11 +24,11 @@ from dataclasses import replace
 from typing import Any, Callable
 
 from meshctl.loader import json_loads
-from meshctl.errors import InputError
+from meshctl.errors import InputError, clip
 from meshctl.inject import probes, undo
 from meshctl.inject.merge import copy, merge
 from meshctl.inject.settings import InjectConfig, make_config, proxy_config_for, template_context
-from meshctl.inject.validate import validate_annotations, validate_pod_shape
+from meshctl.inject.validate import validate_annotations, validate_workload_shape
 
 PROXY = "istio-proxy"
 INIT = "istio-init"
@@ -600,9 +600,12 @@ def pod_template(doc: dict) -> tuple[dict, str] | None:
 
 
 def _describe(doc: dict) -> str:
-    meta = doc.get("metadata") or {}
+    """`Kind ns/name` of a document, whatever the types of its metadata."""
+    meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
     name = meta.get("name") or meta.get("generateName") or ""
     ns = meta.get("namespace")
+    name = name if isinstance(name, str) else clip(name, 40)
+    ns = ns if isinstance(ns, str) else clip(ns, 40) if ns else ""
     return f"{doc.get('kind')} {ns + '/' if ns else ''}{name}"
 
 
@@ -612,6 +615,8 @@ def inject_workload(doc: dict, cfg: InjectConfig, renderer: Renderer | None = No
     warn = warn or (lambda _m: None)
     if doc.get("kind") not in WORKLOAD_KINDS:
         return doc
+    label = where or _describe(doc)
+    validate_workload_shape(doc, label)
     found = pod_template(doc)
     if found is None:
         return doc
@@ -620,8 +625,6 @@ def inject_workload(doc: dict, cfg: InjectConfig, renderer: Renderer | None = No
     spec = holder.get("spec")
     if not isinstance(spec, dict):
         return doc
-    label = where or _describe(doc)
-    validate_pod_shape(meta, spec, label)
     doc_meta = doc.get("metadata") or {}
     if spec.get("hostNetwork"):
         warn(f"skipping injection because {_describe(doc)} has host networking enabled")

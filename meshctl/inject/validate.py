@@ -170,6 +170,8 @@ def validate_annotations(annotations: dict, where: str) -> None:
 
 def _kind_of(value) -> str:
     """A YAML value's kind, as a manifest author names it."""
+    if value is None:
+        return "null"
     if isinstance(value, dict):
         return "a map"
     if isinstance(value, list):
@@ -181,26 +183,83 @@ def _kind_of(value) -> str:
     return "a string"
 
 
-def validate_pod_shape(meta: dict, spec: dict, where: str) -> None:
-    """Raise InputError when the parts of a pod template that injection edits are not the shape
-    Kubernetes requires (labels and annotations maps, containers, initContainers and volumes
-    lists of objects), naming the field, instead of failing half-way through."""
-    problems = []
-    for field in ("labels", "annotations"):
-        value = meta.get(field)
-        if value is not None and not isinstance(value, dict):
-            problems.append(f"metadata.{field} must be a map, not {_kind_of(value)}")
-    for field in ("containers", "initContainers", "volumes"):
-        value = spec.get(field)
+class Required:
+    """A field Kubernetes requires, of the given shape."""
+
+    def __init__(self, shape):
+        self.shape = shape
+
+
+_WANT = {str: "a string", int: "an integer", bool: "a boolean", dict: "a map", list: "a list"}
+
+# What injection reads of a workload, as Kubernetes types it: a mapping shape lists the fields
+# read ("*": every value), [shape] a list of such items, a tuple one of several types.
+_PORT = {"name": str, "containerPort": int, "protocol": str}
+_PROBE = {"httpGet": {"path": str, "port": (int, str), "scheme": str, "host": str,
+                      "httpHeaders": [{"name": str, "value": str}]},
+          "tcpSocket": {"port": (int, str), "host": str}, "grpc": {"port": int}, "exec": dict}
+_CONTAINER = {"name": Required(str), "image": str, "ports": [_PORT], "env": [{"name": Required(str)}],
+              "volumeMounts": [{"name": str, "mountPath": str}], "readinessProbe": _PROBE,
+              "livenessProbe": _PROBE, "startupProbe": _PROBE, "securityContext": dict, "resources": dict,
+              "args": [str], "command": [str], "lifecycle": dict, "restartPolicy": str}
+_METADATA = {"name": str, "generateName": str, "namespace": str, "labels": {"*": str},
+             "annotations": {"*": str}}
+_POD = {"metadata": _METADATA,
+        "spec": {"serviceAccountName": str, "serviceAccount": str, "hostNetwork": bool,
+                 "containers": [_CONTAINER], "initContainers": [_CONTAINER],
+                 "volumes": [{"name": Required(str)}], "securityContext": dict, "dnsConfig": dict,
+                 "imagePullSecrets": [dict]}}
+_TEMPLATED = {"metadata": _METADATA, "spec": {"template": _POD}}
+WORKLOAD_SHAPES = {
+    "Pod": _POD,
+    "CronJob": {"metadata": _METADATA, "spec": {"jobTemplate": {"spec": {"template": _POD}}}},
+}
+
+
+def _shape_problems(value, shape, path: str, out: list[str]) -> None:
+    if isinstance(shape, Required):
         if value is None:
-            continue
+            out.append(f"{path} is required")
+            return
+        shape = shape.shape
+    if value is None:
+        return  # Kubernetes reads null as absent
+    if isinstance(shape, dict):
+        if not isinstance(value, dict):
+            out.append(f"{path} must be a map, not {_kind_of(value)}")
+            return
+        for key, sub in shape.items():
+            if key == "*":
+                for k, v in value.items():
+                    _shape_problems(v, sub, f"{path}.{k}" if path else str(k), out)
+            elif key in value:
+                _shape_problems(value[key], sub, f"{path}.{key}" if path else key, out)
+        return
+    if isinstance(shape, list):
         if not isinstance(value, list):
-            problems.append(f"spec.{field} must be a list, not {_kind_of(value)}")
-            continue
+            out.append(f"{path} must be a list, not {_kind_of(value)}")
+            return
         for i, item in enumerate(value):
-            if not isinstance(item, dict):
-                problems.append(f"spec.{field}[{i}] must be an object with a name, not {shown(item)}")
-                break
+            if item is None:
+                out.append(f"{path}[{i}] is null")
+                continue
+            _shape_problems(item, shape[0], f"{path}[{i}]", out)
+        return
+    types = shape if isinstance(shape, tuple) else (shape,)
+    if not any(isinstance(value, t) and not (t is int and isinstance(value, bool)) for t in types):
+        want = " or ".join(_WANT[t] for t in types)
+        hint = " (quote the value)" if str in types and isinstance(value, (int, float, bool)) else ""
+        out.append(f"{path} must be {want}, not {_kind_of(value)}{hint}")
+
+
+def validate_workload_shape(doc: dict, where: str) -> None:
+    """Raise InputError when the parts of a workload that injection reads do not have the types
+    Kubernetes requires (kubectl would refuse the manifest too), naming every such field, instead
+    of failing half-way through."""
+    shape = WORKLOAD_SHAPES.get(doc.get("kind"), _TEMPLATED)
+    problems: list[str] = []
+    _shape_problems(doc, shape, "", problems)
     if problems:
-        raise InputError(f"{where}: pod template: {'; '.join(problems)}",
+        shown_ = problems[:3] + ([f"and {len(problems) - 3} more"] if len(problems) > 3 else [])
+        raise InputError(f"{where}: {'; '.join(shown_)}",
                          hint="fix the workload manifest (kubectl would reject it too), then run inject again")

@@ -188,3 +188,47 @@ def test_find_ignores_other_hosts(kube_api):
     shift.shift_cluster(k, "reviews.default.svc.cluster.local", "default", [60, 40], ["v1", "v2"])
     assert kube_api.get(NET, "VirtualService", "ratings", "default")["spec"] == other["spec"]
     assert plan.current_weights(get_vs(kube_api), "reviews", "default") == [("v1", 60), ("v2", 40)]
+
+
+def test_create_that_cannot_shift_leaves_the_cluster_as_it_was(cli, kube_api):
+    seed(kube_api, vs=False, dr=False, pods=True)
+    kube_api.add({"apiVersion": "v1", "kind": "Pod",
+                  "metadata": {"name": "reviews-v3", "namespace": "default", "labels": {"app": "reviews", "version": "v3"}},
+                  "spec": {"containers": [{"name": "app", "image": "x"}]}})
+    r = cli("--kubeconfig", kube_api.kubeconfig, "canary", "shift", "reviews", "90/10", "--create")
+    assert r.exit_code == 2, r
+    assert "cannot tell which subsets" in r.stderr and "--subsets" in r.stderr
+    assert kube_api.get(NET, "DestinationRule", "reviews", "default") is None
+    assert kube_api.get(NET, "VirtualService", "reviews", "default") is None
+    # with the subsets named, both objects are created and listed
+    r = cli("--kubeconfig", kube_api.kubeconfig, "canary", "shift", "reviews", "90/10", "--create", "--subsets", "v1,v3")
+    assert r.exit_code == 0, r
+    assert "created DestinationRule default/reviews" in r.stdout and "created VirtualService default/reviews" in r.stdout
+    assert weights(kube_api) == [("v1", 90), ("v3", 10)]
+
+
+def test_create_rolls_back_the_destination_rule_when_the_virtual_service_cannot_be_created(cli, kube_api):
+    seed(kube_api, vs=False, dr=False, pods=True)
+    kube_api.deny("create", "virtualservices", group="networking.istio.io")
+    r = cli("--kubeconfig", kube_api.kubeconfig, "canary", "shift", "reviews", "90/10", "--create")
+    assert r.exit_code == 3, r
+    assert kube_api.get(NET, "DestinationRule", "reviews", "default") is None, "the DestinationRule was left behind"
+
+
+@pytest.mark.parametrize("field, value", [("subset", ["v1"]), ("weight", "ninety"), ("host", {"name": "reviews"})])
+@pytest.mark.parametrize("command", [("shift", "reviews", "90/10", "--subsets", "v1,v2"), ("status", "reviews")])
+def test_a_virtual_service_with_a_field_of_the_wrong_type_is_an_input_error(cli, kube_api, field, value, command):
+    seed(kube_api)
+    vs = get_vs(kube_api)
+    route = vs["spec"]["http"][1]["route"][0]
+    if field == "weight":
+        route["weight"] = value
+    else:
+        route["destination"][field] = value
+    kube_api.add(vs)
+    before = get_vs(kube_api)
+    r = cli("--kubeconfig", kube_api.kubeconfig, "canary", *command)
+    assert r.exit_code == 2, r
+    assert r.stderr.startswith("error: VirtualService default/reviews: spec.http[1].route[0].")
+    assert "internal error" not in r.stderr
+    assert get_vs(kube_api) == before

@@ -295,7 +295,7 @@ def test_tproxy_interception_runs_the_proxy_as_root_with_net_admin():
 
 @pytest.mark.parametrize("template, message", [
     ({"spec": {"containers": {"name": "app"}}}, "spec.containers must be a list, not a map"),
-    ({"spec": {"containers": ["app"]}}, "spec.containers[0] must be an object with a name, not 'app'"),
+    ({"spec": {"containers": ["app"]}}, "spec.containers[0] must be a map, not a string"),
     ({"spec": {"containers": [{"name": "app"}], "volumes": "data"}}, "spec.volumes must be a list, not a string"),
     ({"metadata": {"annotations": ["a"]}, "spec": {"containers": [{"name": "app"}]}},
      "metadata.annotations must be a map, not a list"),

@@ -14,13 +14,13 @@ import copy
 import difflib
 import os
 import random
-import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from meshctl.canary import plan
 from meshctl.errors import ClusterError, InputError
+from meshctl.files import write_atomic
 
 NET_API = "networking.istio.io/v1"
 MAX_ATTEMPTS = 200
@@ -222,31 +222,6 @@ def shift_cluster(k, host: str, namespace: str, weights: list[int], subsets: lis
 
 
 # --- files -----------------------------------------------------------------------------------
-def _write_atomic(path: str, data: bytes) -> None:
-    path = os.path.realpath(path)  # a symlinked manifest: edit the file it points to, keep the link
-    directory = os.path.dirname(path)
-    try:
-        mode = os.stat(path).st_mode & 0o7777
-    except OSError:
-        mode = 0o644
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".meshctl-", dir=directory)
-    except OSError as e:
-        raise InputError(f"{path}: cannot write beside it: {e.strerror or e}",
-                         hint="check the directory's permissions") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 @contextlib.contextmanager
 def _locked(paths: list[str]):
     """An exclusive flock on each manifest's current file for the whole read-modify-write, so two
@@ -368,7 +343,7 @@ def _shift_files(paths: list[str], host: str, namespace: str | None, weights: li
                                         path, f"{path} (shifted)"))
     if not dry_run:
         bom = b"\xef\xbb\xbf" if raw.startswith(b"\xef\xbb\xbf") else b""
-        _write_atomic(path, bom + new_text.encode("utf-8"))
+        write_atomic(path, bom + new_text.encode("utf-8"))
     return ShiftResult(path, host, before, after, True, dry_run, diff, [], 1, header, mirror)
 
 
@@ -434,7 +409,7 @@ def _create_in_files(bodies, texts, host: str, namespace: str | None, weights: l
                                         path, f"{path} (shifted)"))
     if not dry_run:
         bom = b"\xef\xbb\xbf" if raw.startswith(b"\xef\xbb\xbf") else b""
-        _write_atomic(path, bom + new_text.encode("utf-8"))
+        write_atomic(path, bom + new_text.encode("utf-8"))
     return ShiftResult(path, host, [], plan.current_weights(vs, host, ns), True, dry_run, diff, created, 1,
                        header, mirror)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import os
+import re
 import sys
 from typing import Annotated, Any, Optional
 
@@ -60,6 +61,22 @@ def _module_group(module: str):
     return group
 
 
+_VERBOSE = re.compile(r"^-v+$")
+
+
+def hoist_global_flags(args: list[str]) -> list[str]:
+    """kubectl's convention: the global flags that take no value (-v, -vv, --verbose,
+    --no-color) may come anywhere, also after the command name; they are moved in front of it.
+    Nothing after `--` moves."""
+    front, rest = [], []
+    for i, arg in enumerate(args):
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        (front if arg in ("--verbose", "--no-color") or _VERBOSE.match(arg) else rest).append(arg)
+    return front + rest
+
+
 class MeshctlGroup(TyperGroup):
     """A TyperGroup whose main() turns every failure into one line and a documented exit code,
     and whose commands are loaded on first use."""
@@ -89,6 +106,8 @@ class MeshctlGroup(TyperGroup):
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra: Any):
         from click import exceptions as click_exc
+
+        args = hoist_global_flags(list(sys.argv[1:] if args is None else args))
 
         if "_MESHCTL_COMPLETE" in os.environ:  # a shell asks for completions
             from typer._completion_classes import completion_init
@@ -158,8 +177,9 @@ def root(
     context: ContextOpt = None,
     namespace: NamespaceOpt = None,
     output_format: OutputOpt = None,
-    no_color: Annotated[bool, typer.Option("--no-color", help="Disable colour (also: NO_COLOR=1).")] = False,
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More detail (repeatable).")] = 0,
+    no_color: Annotated[bool, typer.Option("--no-color", help="Disable colour (also: NO_COLOR=1; anywhere on the line).")] = False,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, metavar="", show_default=False,
+                                         help="More detail: -v, -vv (anywhere on the line).")] = 0,
     version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
                                                     help="Print the version and exit.")] = None,
 ) -> None:

@@ -33,7 +33,10 @@ def inject(
     filename: Annotated[List[str], typer.Option(
         "--filename", "-f", metavar="FILE|DIR|-", help="Workload manifest: a file, a directory, or - for stdin (repeatable).")],
     out: Annotated[Optional[str], typer.Option(
-        "--output", "-o", metavar="OUT", help="Write the result to this file (atomically) instead of stdout.")] = None,
+        "--output-file", "-w", metavar="FILE",
+        help="Write the result to this file (atomically, through a symbolic link) instead of stdout.")] = None,
+    output_format: Annotated[Optional[str], typer.Option(
+        "--output", "-o", metavar="FORMAT", help="yaml (default: the input's own text, edited) or json.")] = None,
     recursive: Annotated[bool, typer.Option("--recursive", "-R", help="Read directories recursively.")] = False,
     remove: Annotated[bool, typer.Option(
         "--remove", help="Take the injected sidecar (or the ambient label) out again.")] = False,
@@ -66,6 +69,11 @@ def inject(
     from meshctl.inject import pipeline, stream
 
     opts = settings(ctx, kubeconfig=kubeconfig, context=context)
+    fmt = output_format or opts.output or "yaml"
+    if fmt not in ("yaml", "json"):
+        raise InputError(f"-o takes an output format (yaml or json), not {fmt!r}",
+                         hint=f"to write the result to a file use --output-file {fmt}" if "." in fmt or "/" in fmt
+                         else "use -o yaml or -o json")
     cfg = None
     if mode not in pipeline.MODES:
         raise InputError(f"unknown mode {mode!r}", hint="use --mode sidecar or --mode ambient")
@@ -75,6 +83,8 @@ def inject(
             mesh_config_file=mesh_config, native_sidecar=_bool_flag("--native-sidecar", native_sidecar),
             use_kube=use_kube, kubeconfig=opts.kubeconfig, context=opts.context, istio_namespace=istio_namespace)
     text = pipeline.run(filename, cfg, mode=mode, remove=remove, recursive=recursive, warn=output.warn)
+    if fmt == "json":
+        text = pipeline.as_json(text)
     stream.write_output(text, out)
 
 

@@ -165,3 +165,15 @@ def run(paths: list[str], cfg: Optional[InjectConfig], mode: str = "sidecar", re
         def transform(doc: dict, where: str) -> dict:
             return sidecar.inject_workload(doc, cfg, renderer, warn=warn, where=f"{where}: {sidecar._describe(doc)}")
     return stream.process(inputs, transform, frozen=renderer.frozen)
+
+
+def as_json(text: str) -> str:
+    """The YAML stream inject produced, as JSON: the object, or a `v1 List` of several (as
+    kubectl prints them)."""
+    from meshctl.loader import safe_load_all
+    from meshctl.output import to_json
+
+    docs = [d for d in safe_load_all(text) if d is not None]
+    if len(docs) == 1:
+        return to_json(docs[0])
+    return to_json({"apiVersion": "v1", "kind": "List", "items": docs})

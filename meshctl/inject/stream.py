@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import re
 import sys
-import tempfile
 from typing import Callable, Iterable
 
 import yaml
@@ -139,36 +138,10 @@ def process(inputs: list[tuple[str, str]], transform: Transform, frozen: set | N
     return "---\n".join(parts)
 
 
-def write_atomic(path: str, text: str) -> None:
-    """Write `text` to `path` through a temporary file and a rename: never a half-written file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".meshctl-", suffix=".tmp", dir=directory)
-    except OSError as e:
-        raise InputError(f"{path}: cannot write: {e.strerror or e}", hint="check the directory exists and is writable") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        try:
-            mode = os.stat(path).st_mode & 0o777
-        except FileNotFoundError:
-            mode = 0o644
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError):
-            raise InputError(f"{path}: cannot write: {e.strerror or e}") from None
-        raise
-
-
 def write_output(text: str, out: str | None) -> None:
     if out and out != "-":
+        from meshctl.files import write_atomic
+
         write_atomic(out, text)
     else:
         sys.stdout.write(text)

@@ -86,7 +86,7 @@ def test_mesh_config_for_inject_writes_nothing(tmp_path, variant):
     pod.write_text(POD)
     mesh = _top_level(tmp_path, "mesh.yaml", "defaultConfig", value)
     out = tmp_path / "out.yaml"
-    _assert_refused(_run("inject", "-f", str(pod), "--mesh-config", str(mesh), "-o", str(out)), mesh, needle, line)
+    _assert_refused(_run("inject", "-f", str(pod), "--mesh-config", str(mesh), "--output-file", str(out)), mesh, needle, line)
     assert not out.exists()
 
 
@@ -105,7 +105,7 @@ def test_workload_manifest_for_inject_writes_nothing(tmp_path, variant):
     manifest = tmp_path / "deep.yaml"
     manifest.write_text(f"apiVersion: v1\nspec: {value}\nkind: Pod\nmetadata: {{name: p}}\n")
     out = tmp_path / "out.yaml"
-    _assert_refused(_run("inject", "-f", str(manifest), "-o", str(out)), manifest, needle, line)
+    _assert_refused(_run("inject", "-f", str(manifest), "--output-file", str(out)), manifest, needle, line)
     assert not out.exists()
 
 
@@ -123,7 +123,7 @@ def test_annotation_value_for_inject(tmp_path, annotation, levels):
     pod.write_text(POD.replace("namespace: default}", f"namespace: default, annotations: "
                                                       f"{{{annotation}: '{_flow(levels)}'}}}}"))
     out = tmp_path / "out.yaml"
-    _assert_refused(_run("inject", "-f", str(pod), "-o", str(out)), pod, "nests deeper than 500 levels", None)
+    _assert_refused(_run("inject", "-f", str(pod), "--output-file", str(out)), pod, "nests deeper than 500 levels", None)
     assert not out.exists()
 
 

@@ -76,7 +76,7 @@ def test_inject_a_directory(cli, tmp_path):
 def test_output_file_is_written_atomically(cli, tmp_path):
     out = tmp_path / "out.yaml"
     out.write_text("old\n")
-    r = cli("inject", "-f", "-", "-o", str(out), input=DEPLOY)
+    r = cli("inject", "-f", "-", "--output-file", str(out), input=DEPLOY)
     assert r.exit_code == 0, r
     assert r.stdout == ""
     assert docs(out.read_text())[0]["kind"] == "Deployment"
@@ -89,7 +89,7 @@ def test_invalid_annotation_exits_2_with_empty_stdout_and_keeps_the_output_file(
                          "        traffic.sidecar.istio.io/excludeOutboundIPRanges: \"10.0.0.0/8,banana\"\n")
     out = tmp_path / "out.yaml"
     out.write_text("old\n")
-    r = cli("inject", "-f", "-", "-o", str(out), input=DEPLOY + "---\n" + bad)
+    r = cli("inject", "-f", "-", "--output-file", str(out), input=DEPLOY + "---\n" + bad)
     assert r.exit_code == 2
     assert r.stdout == ""
     assert "traffic.sidecar.istio.io/excludeOutboundIPRanges" in r.stderr and "banana" in r.stderr
@@ -197,14 +197,14 @@ def test_a_failed_write_leaves_the_old_output_and_no_temporary_file(cli, tmp_pat
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "replace", broken_replace)
-    r = cli("inject", "-f", "-", "-o", str(out), input=DEPLOY)
+    r = cli("inject", "-f", "-", "--output-file", str(out), input=DEPLOY)
     assert r.exit_code == 2 and "No space left on device" in r.stderr
     assert out.read_text() == "old\n"
     assert sorted(os.listdir(tmp_path)) == ["out.yaml"]
 
 
 def test_output_into_a_missing_directory_is_an_input_error(cli, tmp_path):
-    r = cli("inject", "-f", "-", "-o", str(tmp_path / "nope" / "out.yaml"), input=DEPLOY)
+    r = cli("inject", "-f", "-", "--output-file", str(tmp_path / "nope" / "out.yaml"), input=DEPLOY)
     assert r.exit_code == 2 and r.stdout == ""
 
 
@@ -241,3 +241,33 @@ def test_a_comment_on_the_separator_line_heads_the_next_document(cli):
     first, second = r.stdout.split("---\n")
     assert yaml.safe_load(first) == yaml.safe_load(SERVICE)
     assert second.startswith("# Source: shop/templates/deploy.yaml\napiVersion: apps/v1\n")
+
+
+def test_output_means_the_format_as_in_every_other_command(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = cli("inject", "-f", "-", "-o", "json", input=DEPLOY)
+    assert r.exit_code == 0, r
+    assert json.loads(r.stdout)["kind"] == "Deployment"
+    assert not (tmp_path / "json").exists(), "-o json wrote a file named json"
+    r = cli("inject", "-f", "-", "-o", "yaml", input=DEPLOY + "---\n" + DEPLOY.replace("name: web", "name: api"))
+    assert r.exit_code == 0 and r.stdout.count("kind: Deployment") == 2
+    r = cli("inject", "-f", "-", "-o", "json", input=DEPLOY + "---\n" + DEPLOY.replace("name: web", "name: api"))
+    assert json.loads(r.stdout)["kind"] == "List" and len(json.loads(r.stdout)["items"]) == 2
+    r = cli("inject", "-f", "-", "-o", "out.yaml", input=DEPLOY)
+    assert r.exit_code == 2 and r.stdout == ""
+    assert "--output-file out.yaml" in r.stderr
+    assert not (tmp_path / "out.yaml").exists()
+
+
+def test_output_file_writes_through_a_symbolic_link(cli, tmp_path):
+    real = tmp_path / "shared" / "app.yaml"
+    real.parent.mkdir()
+    real.write_text("old\n")
+    real.chmod(0o640)
+    link = tmp_path / "app.yaml"
+    link.symlink_to(real)
+    r = cli("inject", "-f", "-", "--output-file", str(link), input=DEPLOY)
+    assert r.exit_code == 0, r
+    assert link.is_symlink(), "the link was replaced by a copy"
+    assert "istio-proxy" in real.read_text()
+    assert real.stat().st_mode & 0o777 == 0o640

@@ -180,7 +180,7 @@ def test_inject_never_fails_internally_on_wrong_types(cli, tmp_path):
         f.write_text(_dump(docs))
         if out.exists():
             out.unlink()
-        r = cli("inject", "-f", str(f), "-o", str(out))
+        r = cli("inject", "-f", str(f), "--output-file", str(out))
         if r.exit_code == 2 and out.exists():
             return f"inject [{what}]: exit 2 but {out.name} was written"
         return _problem(r, f"inject [{what}]")

@@ -56,3 +56,24 @@ def test_ctrl_c_says_interrupted_and_exits_130(tmp_path):
     assert proc.returncode == 130
     assert err.strip().splitlines()[0] == "error: interrupted"
     assert "Traceback" not in err
+
+
+POD = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: app, image: app}]}\n"
+
+
+def test_global_flags_work_after_the_command_as_the_readme_promises(cli, tmp_path):
+    f = tmp_path / "pod.yaml"
+    f.write_text(POD)
+    for args in (("inject", "-f", str(f), "-v"), ("inject", "-f", str(f), "-vv"), ("analyze", str(f), "--no-color"),
+                 ("analyze", "--verbose", str(f)), ("profile", "list", "--no-color", "-v")):
+        r = cli(*args)
+        assert r.exit_code in (0, 1), (args, r)
+        assert "No such option" not in r.stderr
+
+
+def test_verbose_is_a_flag_not_a_number(cli):
+    r = cli("--help")
+    line = next(ln for ln in r.stdout.splitlines() if "--verbose" in ln)
+    assert "INTEGER" not in line
+    r = cli("-v", "2")  # "2" is not taken as a count: it is an unknown command
+    assert r.exit_code == 2 and "No such command '2'" in r.stderr

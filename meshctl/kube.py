@@ -420,9 +420,10 @@ class Kube:
                                what=self._describe(rt, name, namespace))
         return data
 
-    def replace(self, obj: dict) -> dict:
+    def replace(self, obj: dict, dry_run: bool = False) -> dict:
         rt, name, namespace = self._identity(obj)
-        _, data = self.request("PUT", self._path(rt, namespace, name), body=obj,
+        query = [("dryRun", "All")] if dry_run else []
+        _, data = self.request("PUT", self._path(rt, namespace, name), query, body=obj,
                                what=self._describe(rt, name, namespace))
         return data
 

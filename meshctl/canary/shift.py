@@ -162,7 +162,11 @@ def _create_on_cluster(k, host: str, namespace: str, weights: list[int], subsets
         also(body)
     diff = (object_diff(None, new_dr, plan.ref(new_dr)) if new_dr else "") + object_diff(None, body, plan.ref(body))
     created = ([plan.ref(new_dr)] if new_dr else []) + [plan.ref(body)]
-    if not dry_run:
+    if dry_run == "server":  # the API server (and its admission webhooks) checks both objects
+        if new_dr:
+            k.create(new_dr, dry_run=True)
+        body = k.create(body, dry_run=True)
+    elif not dry_run:
         made_dr = k.create(new_dr) if new_dr else None
         try:
             body = k.create(body)
@@ -212,6 +216,8 @@ def shift_cluster(k, host: str, namespace: str, weights: list[int], subsets: lis
                      f"(end it with 'meshctl canary abort|promote {host}')")
     if dry_run:
         new = mutate(copy.deepcopy(vs))
+        if dry_run == "server" and new != vs:  # the API server (and its admission webhooks) checks it
+            k.replace(new, dry_run=True)
         return ShiftResult(plan.ref(vs), host, plan.current_weights(vs, host, namespace),
                            plan.current_weights(new, host, namespace), new != vs, True,
                            object_diff(vs, new, plan.ref(vs)), [], 1, header, mirror, notes)

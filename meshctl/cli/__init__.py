@@ -64,16 +64,19 @@ def _module_group(module: str):
 _VERBOSE = re.compile(r"^-v+$")
 
 
-def hoist_global_flags(args: list[str]) -> list[str]:
-    """kubectl's convention: the global flags that take no value (-v, -vv, --verbose,
-    --no-color) may come anywhere, also after the command name; they are moved in front of it.
-    Nothing after `--` moves."""
+def normalize_args(args: list[str]) -> list[str]:
+    """kubectl's conventions on the command line: the global flags that take no value (-v, -vv,
+    --verbose, --no-color) may come anywhere, also after the command name (they are moved in front
+    of it), and a bare --dry-run means --dry-run=client. Nothing after `--` changes."""
     front, rest = [], []
     for i, arg in enumerate(args):
         if arg == "--":
             rest.extend(args[i:])
             break
-        (front if arg in ("--verbose", "--no-color") or _VERBOSE.match(arg) else rest).append(arg)
+        if arg in ("--verbose", "--no-color") or _VERBOSE.match(arg):
+            front.append(arg)
+        else:
+            rest.append("--dry-run=client" if arg == "--dry-run" else arg)
     return front + rest
 
 
@@ -107,7 +110,7 @@ class MeshctlGroup(TyperGroup):
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra: Any):
         from click import exceptions as click_exc
 
-        args = hoist_global_flags(list(sys.argv[1:] if args is None else args))
+        args = normalize_args(list(sys.argv[1:] if args is None else args))
 
         if "_MESHCTL_COMPLETE" in os.environ:  # a shell asks for completions
             from typer._completion_classes import completion_init

@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from meshctl.cli.common import ContextOpt, KubeconfigOpt, NamespaceOpt, OutputOpt, check_output, settings
+from meshctl.cli.common import (ContextOpt, KubeconfigOpt, NamespaceOpt, OutputOpt, check_output, dry_run_mode,
+                                 dry_run_option, settings)
 
 canary_app = typer.Typer(
     name="canary",
@@ -42,7 +43,9 @@ def shift_cmd(
     header: Annotated[Optional[str], typer.Option("--header", help="A/B: requests with header NAME=VALUE go to the canary (the last subset).")] = None,
     mirror: Annotated[Optional[str], typer.Option("--mirror", help="Mirror this percentage of traffic to the canary (0 removes mirroring).")] = None,
     create: Annotated[bool, typer.Option("--create", help="Create the VirtualService (and DestinationRule) from the Service's pods' version labels when missing.")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the diff; change nothing.")] = False,
+    dry_run_value: Annotated[Optional[str], dry_run_option(
+        "Print the diff, change nothing: client (bare --dry-run), or server: the API server (and "
+        "Istio's validation webhook) also checks the change.")] = None,
     namespace: NamespaceOpt = None,
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
@@ -58,8 +61,9 @@ def shift_cmd(
     subs = plan.parse_subsets(subsets)
     hdr = plan.parse_header(header)
     mir = plan.parse_percent(mirror, "--mirror") if mirror is not None else None
+    dry_run = dry_run_mode(dry_run_value, server=not files)
     if files:
-        result = shift.shift_files(files, host, s.namespace, w, subs, hdr, mir, dry_run, create)
+        result = shift.shift_files(files, host, s.namespace, w, subs, hdr, mir, bool(dry_run), create)
     else:
         client = _client(s)
         result = shift.shift_cluster(client, host, _namespace(s, client), w, subs, hdr, mir, dry_run, create)

@@ -51,6 +51,25 @@ NamespaceOpt = Annotated[
 OutputOpt = Annotated[Optional[str], typer.Option("--output", "-o", help="Output format.")]
 
 
+def dry_run_option(help_text: str):
+    """kubectl's --dry-run: bare (client), --dry-run=client, --dry-run=server or --dry-run=none.
+    A bare --dry-run becomes --dry-run=client before parsing (meshctl.cli.normalize_args)."""
+    return typer.Option("--dry-run", metavar="[=client|server]", show_default=False, help=help_text)
+
+
+def dry_run_mode(value: Optional[str], server: bool = True) -> Optional[str]:
+    """None (a real run), "client" or "server" from the --dry-run value."""
+    if value is None or value == "none":
+        return None
+    if value == "client" or (value == "server" and server):
+        return value
+    if value == "server":
+        raise InputError("--dry-run=server needs a cluster: this command works on files here",
+                         hint="use --dry-run (client) to see the change")
+    raise InputError(f"invalid --dry-run value {value!r}",
+                     hint="use --dry-run, --dry-run=client, --dry-run=server or --dry-run=none")
+
+
 def settings(ctx: typer.Context, **overrides) -> Settings:
     """The global settings with any per-command values given after the command name."""
     root = ctx.find_root()

@@ -10,7 +10,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from meshctl.cli.common import ContextOpt, KubeconfigOpt, OutputOpt, check_output, settings
+from meshctl.cli.common import ContextOpt, KubeconfigOpt, OutputOpt, check_output, dry_run_mode, dry_run_option, settings
 from meshctl.errors import InputError, MeshctlError
 
 
@@ -95,12 +95,10 @@ def install_cmd(
     values: ValuesOpt = None,
     set_: SetOpt = None,
     revision: RevisionOpt = None,
-    dry_run: Annotated[bool, typer.Option(
-        "--dry-run", help="Show what would be applied without changing anything (reads the cluster and compares).")
-    ] = False,
-    server_dry_run: Annotated[bool, typer.Option(
-        "--server-dry-run", help="Like --dry-run, but the API server dry-runs each apply (admission included).")
-    ] = False,
+    dry_run: Annotated[Optional[str], dry_run_option(
+        "Show what would be applied, changing nothing: client (bare --dry-run) reads the cluster and "
+        "compares; server also has the API server dry-run each apply (admission included).")] = None,
+    server_dry_run: Annotated[bool, typer.Option("--server-dry-run", hidden=True)] = False,
     yes: YesOpt = False,
     take_over: Annotated[bool, typer.Option(
         "--take-over", help="Apply over objects another tool installed (istioctl, Helm, kubectl), making them "
@@ -124,7 +122,7 @@ def install_cmd(
 
     s = settings(ctx, kubeconfig=kubeconfig, context=context, output=output_format)
     fmt = check_output(s.output, ("text", "json"), "text")
-    dry = "server" if server_dry_run else "client" if dry_run else None
+    dry = "server" if server_dry_run else dry_run_mode(dry_run)
     wait_seconds = apply.parse_duration(timeout)
     vals = profiles.load_values(profile, files=values or (), sets=set_ or (), revision=revision)
     objects = render.render_objects(vals)
@@ -273,7 +271,9 @@ def uninstall_cmd(
         "--purge", help="Remove everything meshctl installed, every revision and the shared objects too: "
                         "the CRDs (and with them every Istio resource in the cluster) and the namespace.")] = False,
     yes: YesOpt = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be deleted; delete nothing.")] = False,
+    dry_run_value: Annotated[Optional[str], dry_run_option(
+        "List what would be deleted, deleting nothing (client or server: each delete is sent with "
+        "the API server's dryRun either way).")] = None,
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
 ) -> None:
@@ -286,6 +286,7 @@ def uninstall_cmd(
     if purge and revision:
         raise InputError("--purge removes every revision; it cannot be combined with --revision",
                          hint="use --revision R to remove one revision, or --purge alone to remove everything")
+    dry_run = dry_run_mode(dry_run_value) is not None
     s = settings(ctx, kubeconfig=kubeconfig, context=context)
     k = _client(s)
     refs = apply.owned_objects(k, revision=revision, purge=purge)

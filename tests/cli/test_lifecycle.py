@@ -88,7 +88,8 @@ def test_install_refuses_without_confirmation_off_a_terminal(run, kube_api, monk
     assert r.exit_code == 0 and f"Install profile sidecar (revision default, {N} objects)" in r.stderr
 
 
-@pytest.mark.parametrize("flag,mode", [("--dry-run", "client"), ("--server-dry-run", "server")])
+@pytest.mark.parametrize("flag,mode", [("--dry-run", "client"), ("--dry-run=client", "client"),
+                                       ("--dry-run=server", "server"), ("--server-dry-run", "server")])
 def test_dry_run_writes_nothing(run, kube_api, flag, mode):
     r = run("install", flag)
     assert r.exit_code == 0, r

@@ -232,3 +232,24 @@ def test_a_virtual_service_with_a_field_of_the_wrong_type_is_an_input_error(cli,
     assert r.stderr.startswith("error: VirtualService default/reviews: spec.http[1].route[0].")
     assert "internal error" not in r.stderr
     assert get_vs(kube_api) == before
+
+
+def test_server_dry_run_sends_the_change_with_dry_run_and_keeps_the_object(cli, kube_api):
+    seed(kube_api)
+    before = get_vs(kube_api)
+    r = cli("--kubeconfig", kube_api.kubeconfig, "canary", "shift", "reviews", "50/50", "--subsets", "v1,v2",
+            "--dry-run=server")
+    assert r.exit_code == 0, r
+    assert "+      weight: 50" in r.stdout
+    assert get_vs(kube_api) == before
+    assert ("PUT", "/apis/networking.istio.io/v1/namespaces/default/virtualservices/reviews") in kube_api.requests
+    r = cli("--kubeconfig", kube_api.kubeconfig, "canary", "shift", "reviews", "50/50", "--dry-run=maybe")
+    assert r.exit_code == 2 and "--dry-run=client" in r.stderr
+
+
+def test_server_dry_run_of_files_is_refused_clearly(cli, tmp_path):
+    f = tmp_path / "vs.yaml"
+    f.write_text("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews}\n"
+                 "spec: {hosts: [reviews]}\n")
+    r = cli("canary", "shift", "reviews", "50/50", "-f", str(f), "--dry-run=server")
+    assert r.exit_code == 2 and "needs a cluster" in r.stderr

@@ -21,7 +21,10 @@ def clip(value, limit: int = 60) -> str:
     else:
         import json
 
-        text = json.dumps(value, default=str, separators=(", ", ": "))
+        try:
+            text = json.dumps(value, default=str, separators=(", ", ": "))
+        except (ValueError, RecursionError):  # a structure that holds itself
+            text = "a map" if isinstance(value, dict) else "a list" if isinstance(value, list) else type(value).__name__
     text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit - 1] + "…"
 

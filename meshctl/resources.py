@@ -19,6 +19,23 @@ def is_cluster_scoped(kind: str) -> bool:
     return kind in CLUSTER_SCOPED_KINDS
 
 
+def yaml_text(value: Any) -> str:
+    """A value where Kubernetes wants a string (a name, a label value) as its author wrote it:
+    `true` for a YAML boolean, `5` for a number, its JSON text (cut short) for a list or map,
+    never a Python repr. The schema checks still report the wrong type."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    from meshctl.errors import clip
+
+    return clip(value, 40)
+
+
 @dataclass(eq=False)
 class Resource:
     """One object. `body` is the whole document; `node` (when loaded from YAML) maps field
@@ -44,8 +61,8 @@ class Resource:
         if not ns and not is_cluster_scoped(kind) and default_namespace:
             ns = default_namespace
         return cls(api_version=str(body.get("apiVersion") or ""), kind=kind,
-                   name=str(meta.get("name") or meta.get("generateName") or ""),
-                   namespace=str(ns) if ns else None, body=body, source=source, line=line, node=node)
+                   name=yaml_text(meta.get("name") or meta.get("generateName") or ""),
+                   namespace=yaml_text(ns) if ns else None, body=body, source=source, line=line, node=node)
 
     # --- identity -----------------------------------------------------------------------------
     @property

@@ -34,7 +34,7 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable, Sequence
 
-from meshctl.resources import Resource, ResourceSet
+from meshctl.resources import Resource, ResourceSet, yaml_text
 
 LEVELS = ("Info", "Warning", "Error")
 LEVEL_RANK = {name: i for i, name in enumerate(LEVELS)}
@@ -107,14 +107,14 @@ def go_format(template: str, args: Sequence[Any]) -> str:
                 out.append(f"%!{verb}(MISSING)")
                 continue
             if verb == "q":
-                out.append(json.dumps(str(value), ensure_ascii=False))
+                out.append(json.dumps(yaml_text(value), ensure_ascii=False))
             elif verb == "d":
-                out.append(str(int(value)) if isinstance(value, (int, float)) or str(value).lstrip("-").isdigit()
-                           else str(value))
-            elif verb == "v" and isinstance(value, (list, tuple)):
-                out.append("[" + " ".join(str(v) for v in value) + "]")
-            else:
-                out.append(str(value))
+                out.append(str(int(value)) if isinstance(value, (int, float)) and not isinstance(value, bool)
+                           else yaml_text(value))
+            elif verb == "v" and isinstance(value, (list, tuple)) and not any(isinstance(v, (dict, list)) for v in value):
+                out.append("[" + " ".join(yaml_text(v) for v in value) + "]")
+            else:  # a value of an unexpected type reads as the user wrote it, never as a Python repr
+                out.append(yaml_text(value) if not isinstance(value, tuple) else yaml_text(list(value)))
             continue
         out.append(c)
         i += 1

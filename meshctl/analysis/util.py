@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from meshctl.resources import Resource
+from meshctl.resources import Resource, yaml_text
 
 _PROTOCOLS = {"tcp": "TCP", "udp": "UDP", "grpc": "GRPC", "grpc-web": "GRPC-Web", "http": "HTTP",
               "http_proxy": "HTTP_PROXY", "http2": "HTTP2", "https": "HTTPS", "tls": "TLS",
@@ -19,7 +19,7 @@ HTTP_PROTOCOLS = {"HTTP", "HTTP2", "HTTP_PROXY", "GRPC", "GRPC-Web"}
 
 def parse_protocol(name: str) -> str:
     """Istio's protocol for a name (case-insensitive), or "Unsupported"."""
-    return _PROTOCOLS.get(str(name).lower(), "Unsupported")
+    return _PROTOCOLS.get(yaml_text(name).lower(), "Unsupported")
 
 
 def port_protocol(port: Any, name: str | None, protocol: Any = None, app_protocol: Any = None) -> str:
@@ -27,9 +27,9 @@ def port_protocol(port: Any, name: str | None, protocol: Any = None, app_protoco
     appProtocol, then the port name's prefix (`http-web` → HTTP); "Unsupported" when none."""
     if protocol == "UDP":
         return "UDP"
-    name = str(name or "")
+    name = yaml_text(name or "")
     if app_protocol is not None:
-        name = str(app_protocol)
+        name = yaml_text(app_protocol)
         special = {"kubernetes.io/h2c": "HTTP2", "kubernetes.io/ws": "HTTP", "kubernetes.io/wss": "HTTPS"}
         if name in special:
             return special[name]
@@ -58,7 +58,7 @@ def str_map(value: Any) -> dict[str, str]:
     """A label map with string values (non-mapping → {})."""
     if not isinstance(value, dict):
         return {}
-    return {str(k): "" if v is None else str(v).lower() if isinstance(v, bool) else str(v) for k, v in value.items()}
+    return {yaml_text(k): "" if v is None else yaml_text(v).lower() if isinstance(v, bool) else yaml_text(v) for k, v in value.items()}
 
 
 def selector_string(selector: dict[str, str]) -> str:
@@ -78,8 +78,8 @@ def str_label(v: Any) -> str:
     if v is None:
         return ""
     if isinstance(v, bool):
-        return str(v).lower()
-    return str(v)
+        return yaml_text(v).lower()
+    return yaml_text(v)
 
 
 class LabelIndex:
@@ -216,7 +216,7 @@ class ServiceHosts:
         e = self.exact.get(f"*/{fqdn}")
         if e is not None:
             return e
-        scopes = [str(x) for x in export_to] if export_to else [ns]
+        scopes = [yaml_text(x) for x in export_to] if export_to else [ns]
         for s in scopes:
             e = self.exact.get(f"{ns if s == '.' else s}/{fqdn}")
             if e is not None:
@@ -247,7 +247,7 @@ def build_service_hosts(ctx) -> ServiceHosts:
         spec = se.spec
         ports = [_int(dig(p, "number")) for p in as_list(spec.get("ports")) if isinstance(p, dict)]
         entry = HostEntry(ports, str_map(dig(spec, "workloadSelector", "labels")), se)
-        export = [str(x) for x in as_list(spec.get("exportTo"))]
+        export = [yaml_text(x) for x in as_list(spec.get("exportTo"))]
         if not export or "*" in export:
             scopes = ["*"]
         else:
@@ -263,7 +263,7 @@ def build_service_hosts(ctx) -> ServiceHosts:
         if not anno:
             scopes = ["*"]
         else:
-            scopes = [(svc.namespace or "") if x.strip() == "." else x.strip() for x in str(anno).split(",")]
+            scopes = [(svc.namespace or "") if x.strip() == "." else x.strip() for x in yaml_text(anno).split(",")]
         for scope in scopes:
             out.add(scope, svc.namespace, svc.name, entry)
     return out

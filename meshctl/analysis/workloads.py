@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping
 
 from meshctl.analysis.framework import Context, as_dict, dig
-from meshctl.resources import Resource
+from meshctl.resources import Resource, yaml_text
 
 INJECTION_LABEL = "istio-injection"
 INJECT_LABEL = "sidecar.istio.io/inject"
@@ -37,13 +37,13 @@ def selector_string(labels: Mapping[str, Any] | None) -> str:
 
 
 def str_labels(labels: Any) -> dict[str, str]:
-    return {str(k): "" if v is None else str(v) for k, v in as_dict(labels).items()}
+    return {yaml_text(k): "" if v is None else yaml_text(v) for k, v in as_dict(labels).items()}
 
 
 def matches(labels: Mapping[str, str], selector: Mapping[str, Any] | None) -> bool:
     """Equality selector; an empty selector matches everything."""
     for k, v in as_dict(selector).items():
-        if labels.get(str(k)) != ("" if v is None else str(v)):
+        if labels.get(yaml_text(k)) != ("" if v is None else yaml_text(v)):
             return False
     return True
 

@@ -167,8 +167,10 @@ def _spec(obj: dict) -> dict:
 
 
 def ref(obj: dict) -> str:
+    from meshctl.resources import yaml_text
+
     m = _meta(obj)
-    return f"{obj.get('kind', '?')} {m.get('namespace') or 'default'}/{m.get('name', '?')}"
+    return f"{yaml_text(obj.get('kind', '?'))} {yaml_text(m.get('namespace') or 'default')}/{yaml_text(m.get('name', '?'))}"
 
 
 def _list(value: Any) -> list:

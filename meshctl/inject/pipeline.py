@@ -81,6 +81,9 @@ def cluster_settings(kubeconfig: Optional[str], context: Optional[str], revision
     suffix = f"-{revision}" if revision and revision != "default" else ""
     native = _native_sidecars_supported(client.version())
     injector = client.get("v1", "ConfigMap", f"istio-sidecar-injector{suffix}", istio_namespace)
+    if injector is None and client.get("v1", "Namespace", istio_namespace) is None:
+        raise InputError(f"namespace {istio_namespace} does not exist",
+                         hint="--istio-namespace names the control plane's namespace (istio-system by default)")
     if injector is None:
         raise ClusterError(f"ConfigMap {istio_namespace}/istio-sidecar-injector{suffix} not found",
                            hint="is the control plane (of this --revision) installed? or drop --use-kube")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from meshctl.loader import json_loads
-from meshctl.errors import InputError
+from meshctl.errors import InputError, shown
 from meshctl.paths import profiles_dir
 
 _SCHEMA_PATH = Path(__file__).resolve().parent / "values.schema.json"
@@ -357,9 +357,9 @@ def _error_message(err) -> tuple[str, str | None]:
         want_text = " or ".join(names.get(w, w) for w in want)
         hint = None
         if "string" in want and isinstance(err.instance, (int, float, bool)):
-            shown = json.dumps(err.instance)
-            hint = (f"quote the value to keep it a string: {where}: \"{shown}\" in a values file, "
-                    f"--set {where}='\"{shown}\"' on the command line")
+            text = json.dumps(err.instance)
+            hint = (f"quote the value to keep it a string: {where}: \"{text}\" in a values file, "
+                    f"--set {where}='\"{text}\"' on the command line")
         return f"{where}: expected {want_text}, got {_describe(err.instance)}", hint
     if v == "enum":
         allowed = ", ".join(json.dumps(x) for x in err.validator_value)
@@ -370,21 +370,22 @@ def _error_message(err) -> tuple[str, str | None]:
     if v == "required":
         return f"{where}: {err.message}", None
     if v in ("pattern", "maxLength", "minLength") and path == ["revision"]:
-        return (f"revision {err.instance!r} is not a valid name",
+        return (f"revision {shown(err.instance)} is not a valid name",
                 "use lower-case letters, digits and '-', at most 40 characters, e.g. 1-24-0 or canary")
     if v == "pattern":
         return f"{where}: {_describe(err.instance)} does not match {err.validator_value}", None
     return f"{where}: {' '.join(err.message.split())}", None
 
 
-def validate(values: dict) -> dict:
-    """Check merged values against the schema; raise a one-line InputError for the first problem."""
+def validate(values: dict, where: str | None = None) -> dict:
+    """Check merged values against the schema; raise a one-line InputError for the first problem
+    (prefixed with `where`, the file or flag the values came from, when given)."""
     errors = sorted(check(schema(), values),
                     key=lambda e: ([str(p) for p in e.absolute_path], e.validator != "additionalProperties"))
     if errors:
         # prefer the most specific (deepest) error of the first path
         msg, hint = _error_message(errors[0])
-        raise InputError(msg, hint=hint)
+        raise InputError(f"{where}: {msg}" if where else msg, hint=hint)
     return values
 
 
@@ -392,8 +393,8 @@ def load_values(profile: str, files: Iterable[str] = (), sets: Iterable[str] = (
                 revision: str | None = None) -> dict:
     """The validated values: profile, then each -f file, then each --set, then --revision."""
     values = profile_values(profile)
-    for f in files or ():
-        values = merge(values, _read_yaml(f))
+    for f in files or ():  # each file is checked as it is merged, so an error names its file
+        values = validate(merge(values, _read_yaml(f)), where=f"-f {'<stdin>' if f == '-' else f}")
     for expr in sets or ():
         # istioctl users write install values as `--set values.global.x=y`; these values have
         # no `values.` level, so the prefix is dropped (as `meshctl inject --set` does)

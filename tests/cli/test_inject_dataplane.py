@@ -147,9 +147,13 @@ def test_use_kube_with_a_revision_reads_its_config_maps(cli, kube_api):
 
 
 def test_use_kube_without_a_control_plane_exits_3(cli, kube_api):
+    kube_api.add(namespace("istio-system"))
     r = cli("--kubeconfig", kube_api.kubeconfig, "inject", "--use-kube", "-f", "-", input=DEPLOY)
     assert r.exit_code == 3 and r.stdout == ""
     assert "istio-sidecar-injector" in r.stderr
+    kube_api.remove("v1", "Namespace", "istio-system")
+    r = cli("--kubeconfig", kube_api.kubeconfig, "inject", "--use-kube", "-f", "-", input=DEPLOY)
+    assert r.exit_code == 2 and "namespace istio-system does not exist" in r.stderr
 
 
 def test_enroll_without_permission_exits_3_and_changes_nothing(cli, kube_api):
@@ -191,3 +195,11 @@ def test_use_kube_with_hostile_injector_config_maps_is_an_input_error(cli, kube_
     assert error.startswith(f"error: ConfigMap istio-system/{name}: data.{which}")
     assert "nests deeper than 500 levels" in error or "too many aliases" in error
     assert len(error) < 300
+
+
+def test_use_kube_with_a_namespace_that_does_not_exist_says_so(cli, kube_api):
+    _injector(kube_api)
+    r = cli("--kubeconfig", kube_api.kubeconfig, "inject", "--use-kube", "--istio-namespace", "nosuchns", "-f", "-",
+            input=DEPLOY)
+    assert r.exit_code == 2, r
+    assert r.stderr.startswith("error: namespace nosuchns does not exist") and "--istio-namespace" in r.stderr

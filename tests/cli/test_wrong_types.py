@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 import yaml
 
+# What a Python value looks like when printed as is: a repr of a list or dict, an object address.
+PYTHON_REPR = re.compile(r"\['|\{'|object at 0x|<class |\bNoneType\b")
 WRONG: tuple[Any, ...] = (None, 7, "text", ["x"], {"k": "v"}, [{"k": "v"}], True)
 
 DEPLOYMENT = {
@@ -147,6 +150,11 @@ def _problem(result, what: str) -> str | None:
         return f"{what}: exit {result.exit_code}: {result.stderr.strip()[-300:]}"
     if "Traceback" in result.stderr or "internal error" in result.stderr:
         return f"{what}: {result.stderr.strip()[-300:]}"
+    python = PYTHON_REPR.search(result.stdout + result.stderr)
+    if python:
+        text = result.stdout + result.stderr
+        line = next(ln for ln in text.splitlines() if python.group(0) in ln)
+        return f"{what}: speaks Python: {line[:300]}"
     if result.exit_code == 2:
         errors = [ln for ln in result.stderr.splitlines() if ln.startswith("error: ")]
         if len(errors) != 1 or not result.stderr.startswith("error: "):

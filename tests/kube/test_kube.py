@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from meshctl import kube
-from meshctl.errors import ClusterError
+from meshctl.errors import ClusterError, InputError
 
 pytestmark = pytest.mark.kube
 
@@ -238,9 +238,9 @@ def test_kubeconfig_problems(tmp_path, kube_api, monkeypatch):
     assert ".kube/config" in info.value.message
     bad = tmp_path / "bad"
     bad.write_text("clusters: [unclosed\n")
-    with pytest.raises(ClusterError) as info:
+    with pytest.raises(InputError) as info:  # an invalid file is exit 2, not "unreachable"
         kube.client(str(bad))
-    assert info.value.message.startswith(f"invalid kubeconfig {bad}")
+    assert info.value.message.startswith(f"invalid kubeconfig {bad}:2: ")
     with pytest.raises(ClusterError) as info:
         kube.client(kube_api.kubeconfig, context="prod")
     assert info.value.message == f"context 'prod' not found in kubeconfig {kube_api.kubeconfig}"
@@ -398,3 +398,31 @@ def test_port_forward_over_https(https_api):
                 assert c.recv(100) == b"hello tls"
     finally:
         echo.close()
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"\xff\xfe binary", "not UTF-8 text"),
+    (b"apiVersion: v1\nkind: Config\nclusters: 5\n", "clusters must be a list of entries with a name and a cluster"),
+    (b"- a\n- b\n", "not a mapping of clusters, users and contexts"),
+    (b"current-context: [a]\n", "current-context must be a string"),
+])
+def test_an_invalid_kubeconfig_is_exit_2_in_plain_words(cli, tmp_path, content, message):
+    bad = tmp_path / "kubeconfig"
+    bad.write_bytes(content)
+    r = cli("--kubeconfig", str(bad), "proxy-status")
+    assert r.exit_code == 2, r
+    assert r.stderr.startswith(f"error: invalid kubeconfig {bad}") and message in r.stderr
+    assert "codec" not in r.stderr and "object" not in r.stderr
+
+
+def test_a_missing_credential_plugin_is_one_error_line_exit_3(cli, tmp_path, kube_api):
+    config = yaml.safe_load(open(kube_api.kubeconfig))
+    config["users"][0]["user"] = {"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1",
+                                           "command": "no-such-credential-plugin", "interactiveMode": "Never"}}
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    r = cli("--kubeconfig", str(path), "proxy-status")
+    assert r.exit_code == 3, r
+    assert r.stderr.startswith(f"error: cannot get credentials from kubeconfig {path}: ")
+    assert "no-such-credential-plugin" in r.stderr
+    assert "ERROR:root" not in r.stderr and not [m for m, _ in kube_api.requests], "went on unauthenticated"

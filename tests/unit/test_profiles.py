@@ -342,3 +342,13 @@ def test_an_istiooperator_file_is_refused_with_a_hint(tmp_path):
     with pytest.raises(InputError) as e:
         load_values("sidecar", files=[str(f)])
     assert "is an IstioOperator" in e.value.message and "spec.values.global" in e.value.hint
+
+
+def test_a_values_error_names_the_file_it_comes_from(tmp_path):
+    good = tmp_path / "a.yaml"
+    good.write_text("hub: registry.example/istio\n")
+    bad = tmp_path / "b.yaml"
+    bad.write_text("apiVersion: v1\n")
+    with pytest.raises(InputError) as e:
+        profiles.load_values("sidecar", files=[str(good), str(bad)])
+    assert e.value.message == f"-f {bad}: unknown key apiVersion"

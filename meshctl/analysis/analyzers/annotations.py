@@ -13,7 +13,7 @@ from typing import Callable
 
 from meshctl.analysis.framework import Analyzer, Context, register
 from meshctl.errors import clip, shown
-from meshctl.resources import Resource
+from meshctl.resources import Resource, yaml_text
 
 KINDS = ("Namespace", "Service", "Pod", "Deployment")
 ANNOTATION_PATH = ("metadata", "annotations")
@@ -43,7 +43,7 @@ def is_istio_annotation(name: str) -> bool:
     Istio documents."""
     if name == "kubernetes.io/ingress.class":
         return True
-    return str(name).split("/", 1)[0].endswith("istio.io")
+    return yaml_text(name).split("/", 1)[0].endswith("istio.io")
 
 
 # --- value checks -------------------------------------------------------------------------------
@@ -149,7 +149,7 @@ def _proxy_config(value: str) -> None:
         return
     if not isinstance(data, dict):
         raise ValueError("proxy config must be a mapping of ProxyConfig fields")
-    unknown = sorted(str(k) for k in data if str(k) not in _PROXY_CONFIG_NAMES)
+    unknown = sorted(yaml_text(k) for k in data if yaml_text(k) not in _PROXY_CONFIG_NAMES)
     if unknown:
         raise ValueError(f"unknown ProxyConfig field {shown(unknown[0])}")
 
@@ -175,7 +175,7 @@ def validate_value(kind: str, value: object) -> str | None:
     if check is None:
         return None
     try:
-        check("" if value is None else str(value))
+        check("" if value is None else yaml_text(value))
     except ValueError as e:
         return str(e)
     return None
@@ -204,7 +204,7 @@ class K8sAnalyzer(Analyzer):
     @staticmethod
     def check(ctx: Context, r: Resource, table: dict[str, dict]) -> None:
         for ann, value in r.annotations.items():
-            ann = str(ann)
+            ann = yaml_text(ann)
             if not is_istio_annotation(ann) or ann in ALWAYS_IGNORED:
                 continue
             path = (*ANNOTATION_PATH, ann)
@@ -247,7 +247,7 @@ class AlphaAnalyzer(Analyzer):
         for r in _annotated(ctx):
             skip_cni = r.kind == "Pod" and _cni_handled(r)
             for ann in r.annotations:
-                ann = str(ann)
+                ann = yaml_text(ann)
                 if not is_istio_annotation(ann):
                     continue
                 info = table.get(ann)

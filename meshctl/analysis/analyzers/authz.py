@@ -1,6 +1,7 @@
 """AuthorizationPolicy checks: policies that select no workload, source namespaces that do not exist."""
 from __future__ import annotations
 
+from meshctl.resources import yaml_text
 from meshctl.analysis.framework import Analyzer, Context, as_dict, as_list, dig, register
 from meshctl.analysis.workloads import (
     INJECT_LABEL,
@@ -81,7 +82,7 @@ class AuthorizationPoliciesAnalyzer(Analyzer):
         if not policies:
             return
         index = mesh_pods(ctx)
-        root = str(ctx.mesh_config.get("rootNamespace") or ctx.istio_namespace)
+        root = yaml_text(ctx.mesh_config.get("rootNamespace") or ctx.istio_namespace)
         names = {r.name for r in ctx.of_kind("Namespace")}
         lowered = {n.lower() for n in names}
         known: dict[str, bool] = {}  # pattern → matches a namespace (wildcards scan the names once)
@@ -118,7 +119,7 @@ class AuthorizationPoliciesAnalyzer(Analyzer):
                 source = as_dict(as_dict(frm).get("source"))
                 for field in ("namespaces", "notNamespaces"):
                     for k, ns in enumerate(as_list(source.get(field))):
-                        ns = str(ns)
+                        ns = yaml_text(ns)
                         if not exists(ns):
                             ctx.report("IST0101", ap, "namespace", ns,
                                        path=("spec", "rules", i, "from", j, "source", field, k))

@@ -1,6 +1,7 @@
 """Status conditions that say a resource is not working (written by Istio or a Gateway controller)."""
 from __future__ import annotations
 
+from meshctl.resources import yaml_text
 from meshctl.analysis.framework import Analyzer, Context, as_dict, as_list, register
 
 GATEWAY_API_GROUP = "gateway.networking.k8s.io"
@@ -22,7 +23,7 @@ ROUTE_KINDS = ("HTTPRoute", "GRPCRoute")
 def _status_text(value) -> str:
     if isinstance(value, bool):
         return "True" if value else "False"
-    return str(value)
+    return yaml_text(value)
 
 
 def _conditions(r) -> list[tuple[tuple, dict]]:
@@ -49,10 +50,10 @@ class ConditionAnalyzer(Analyzer):
                 if group is not None and r.group != group:
                     continue
                 for path, cond in _conditions(r):
-                    ctype = str(cond.get("type") or "")
+                    ctype = yaml_text(cond.get("type") or "")
                     status = _status_text(cond.get("status"))
-                    reason = str(cond.get("reason") or "")
-                    args = (ctype, reason, str(cond.get("message") or ""))
+                    reason = yaml_text(cond.get("reason") or "")
+                    args = (ctype, reason, yaml_text(cond.get("message") or ""))
                     if ctype in negative and negative[ctype] == status:
                         ctx.report("IST0171", r, *args, path=path)
                     elif kind == "AuthorizationPolicy" and ctype == "WaypointAccepted" and reason == "PartiallyInvalid":

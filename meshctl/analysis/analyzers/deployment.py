@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from meshctl.analysis.framework import Analyzer, Context, as_list, dig, register
 from meshctl.analysis.util import deployment_in_mesh, selector_matches, str_map
-from meshctl.resources import Resource
+from meshctl.resources import Resource, yaml_text
 
 _WAYPOINT = "istio.io-mesh-controller"
 
@@ -50,7 +50,7 @@ class MultiServiceAnalyzer(Analyzer):
             for p in as_list(svc.spec.get("ports")):
                 if not isinstance(p, dict):
                     continue
-                proto = str(p.get("protocol") or "TCP")
+                proto = yaml_text(p.get("protocol") or "TCP")
                 ports.setdefault(_int(p.get("port")), {}).setdefault(proto, []).append(svc.full_name)
         for port in sorted(ports):
             by_proto = ports[port]
@@ -66,9 +66,9 @@ class MultiServiceAnalyzer(Analyzer):
                 if not isinstance(p, dict):
                     continue
                 tp = p.get("targetPort")
-                t = "" if tp is None else str(tp)
+                t = "" if tp is None else yaml_text(tp)
                 if t in ("", "0"):
-                    t = str(_int(p.get("port")))
+                    t = yaml_text(_int(p.get("port")))
                 targets.setdefault(t, {})[_int(p.get("port"))] = svc.full_name
         for t in sorted(targets):
             by_port = targets[t]

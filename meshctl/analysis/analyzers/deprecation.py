@@ -1,6 +1,7 @@
 """Deprecated Istio types and fields still in use."""
 from __future__ import annotations
 
+from meshctl.resources import yaml_text
 from meshctl.analysis.framework import Analyzer, Context, as_list, dig, register
 
 # Istio custom resource types that were removed (their CRDs are no longer installed).
@@ -30,8 +31,8 @@ class DeprecationAnalyzer(Analyzer):
                 ctx.report("IST0002", sc, "OutboundTrafficPolicy.EgressProxy ignored",
                            path=("spec", "outboundTrafficPolicy", "egressProxy"))
         for crd in ctx.of_kind("CustomResourceDefinition"):
-            group = str(crd.spec.get("group") or "")
-            kind = str(dig(crd.spec, "names", "kind") or "")
+            group = yaml_text(crd.spec.get("group") or "")
+            kind = yaml_text(dig(crd.spec, "names", "kind") or "")
             if (group, kind) in REMOVED_TYPES:
                 ctx.report("IST0002", crd, f"Custom resource type {group} {kind} is removed",
                            path=("spec", "names", "kind"))

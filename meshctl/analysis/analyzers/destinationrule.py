@@ -1,6 +1,7 @@
 """DestinationRule analyzers: TLS without server verification; subsets that select no pods."""
 from __future__ import annotations
 
+from meshctl.resources import yaml_text
 from meshctl.analysis.framework import Analyzer, Context, as_list, dig, register
 from meshctl.analysis.util import LabelIndex, service_hosts, str_map
 
@@ -32,7 +33,7 @@ class CaCertificateAnalyzer(Analyzer):
     def analyze(self, ctx: Context) -> None:
         for dr in ctx.of_kind("DestinationRule"):
             spec = dr.spec
-            host = str(spec.get("host") or "")
+            host = yaml_text(spec.get("host") or "")
             has_selector = spec.get("workloadSelector") is not None
             tls = dig(spec, "trafficPolicy", "tls")
             if _unverified(tls, has_selector):
@@ -58,7 +59,7 @@ def _locality(node_labels: dict) -> str:
 def _augmented_labels(pod, nodes: dict[str, dict]) -> dict[str, str]:
     """A pod's labels plus the topology labels Istio adds from its node (as the registry does)."""
     labels = str_map(pod.labels)
-    node = str(pod.spec.get("nodeName") or "")
+    node = yaml_text(pod.spec.get("nodeName") or "")
     if node in nodes:
         parts = _locality(nodes[node]).split("/")
         region, zone, subzone = (parts + ["", "", ""])[:3]
@@ -84,8 +85,8 @@ class SubsetSelectPodAnalyzer(Analyzer):
         pending: list[tuple] = []
         for dr in ctx.of_kind("DestinationRule"):
             spec = dr.spec
-            host = str(spec.get("host") or "")
-            export = [str(x) for x in as_list(spec.get("exportTo"))]
+            host = yaml_text(spec.get("host") or "")
+            export = [yaml_text(x) for x in as_list(spec.get("exportTo"))]
             entry = hosts.lookup(dr.namespace, export, host)
             if entry is None:
                 ctx.report("IST0174", dr, host, path=("spec", "host"))
@@ -93,7 +94,7 @@ class SubsetSelectPodAnalyzer(Analyzer):
             for i, ss in enumerate(as_list(spec.get("subsets"))):
                 selector = dict(entry.workload_labels)
                 selector.update(str_map(dig(ss, "labels")))
-                pending.append((dr, str(dig(ss, "name") or ""), selector, ("spec", "subsets", i, "name")))
+                pending.append((dr, yaml_text(dig(ss, "name") or ""), selector, ("spec", "subsets", i, "name")))
         if not pending:
             return
         nodes = {n.name: str_map(n.labels) for n in ctx.resources.of_kind("Node")}

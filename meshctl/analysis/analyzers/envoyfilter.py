@@ -1,6 +1,7 @@
 """EnvoyFilter patches: operations that are ignored or fragile for what they apply to."""
 from __future__ import annotations
 
+from meshctl.resources import yaml_text
 from meshctl.analysis.framework import Analyzer, Context, as_dict, as_list, dig, register
 
 ROUTE_TARGETS = ("ROUTE_CONFIGURATION", "HTTP_ROUTE")
@@ -42,9 +43,9 @@ class EnvoyPatchAnalyzer(Analyzer):
                 if "name" in value:
                     filter_name = repr(value.get("name"))
                 else:
-                    filter_name = str(dig(patch, "match", "listener", "filterChain", "filter", "name") or "")
-            operation = str(body.get("operation") or "")
-            apply_to = str(patch.get("applyTo") or "")
+                    filter_name = yaml_text(dig(patch, "match", "listener", "filterChain", "filter", "name") or "")
+            operation = yaml_text(body.get("operation") or "")
+            apply_to = yaml_text(patch.get("applyTo") or "")
             path = ("spec", "configPatches", i, "patch", "operation")
 
             def relative() -> None:

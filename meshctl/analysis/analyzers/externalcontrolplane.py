@@ -4,6 +4,7 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import urlsplit
 
+from meshctl.resources import yaml_text
 from meshctl.analysis.framework import Analyzer, Context, as_dict, as_list, register
 
 DEFAULT_VALIDATOR = "istiod-default-validator"
@@ -48,15 +49,15 @@ class ExternalControlPlaneAnalyzer(Analyzer):
     def check(ctx: Context, r) -> None:
         for i, hook in enumerate(as_list(r.body.get("webhooks"))):
             hook = as_dict(hook)
-            hook_name = str(hook.get("name") or "")
+            hook_name = yaml_text(hook.get("name") or "")
             client = as_dict(hook.get("clientConfig"))
             url = client.get("url")
             if url is not None:
                 path = ("webhooks", i, "clientConfig", "url")
-                host, problem = _host_of(str(url))
+                host, problem = _host_of(yaml_text(url))
                 if problem:
-                    ctx.report("IST0163", r, str(url), hook_name, problem, path=path)
+                    ctx.report("IST0163", r, yaml_text(url), hook_name, problem, path=path)
                 elif host and _is_ip(host):
-                    ctx.report("IST0164", r, str(url), hook_name, path=path)
+                    ctx.report("IST0164", r, yaml_text(url), hook_name, path=path)
             elif client.get("service") is None:
                 ctx.report("IST0163", r, "", hook_name, "is blank", path=("webhooks", i, "clientConfig"))

@@ -12,7 +12,7 @@ from meshctl.analysis.util import (
     LabelIndex, istio_gateways, selector_matches, selector_string, short_or_full_name, str_map,
 )
 from meshctl.analysis.workloads import WORKLOAD_KINDS, template_labels
-from meshctl.resources import Resource
+from meshctl.resources import Resource, yaml_text
 
 
 def _selector_path(selector: dict[str, str]) -> tuple:
@@ -241,9 +241,9 @@ class ConflictingGatewayAnalyzer(Analyzer):
         for gw in gws:
             sel = selector_string(str_map(gw.spec.get("selector")))
             for server in as_list(gw.spec.get("servers")):
-                port = str(_int(dig(server, "port", "number")))
-                bind = str(dig(server, "bind") or "")
-                hosts = [str(h) for h in as_list(dig(server, "hosts"))]
+                port = yaml_text(_int(dig(server, "port", "number")))
+                bind = yaml_text(dig(server, "bind") or "")
+                hosts = [yaml_text(h) for h in as_list(dig(server, "hosts"))]
                 table.setdefault(sel, {}).setdefault(port, {})[gw.full_name] = {h: bind for h in hosts}
                 for h in hosts:
                     declared[(port, h)] = declared.get((port, h), 0) + 1
@@ -258,11 +258,11 @@ class ConflictingGatewayAnalyzer(Analyzer):
                 ctx.report("IST0101", gw, "selector", sel, path=_selector_path(selector))
                 continue
             for i, server in enumerate(as_list(gw.spec.get("servers"))):
-                port = str(_int(dig(server, "port", "number")))
-                hosts = [str(h) for h in as_list(dig(server, "hosts"))]
+                port = yaml_text(_int(dig(server, "port", "number")))
+                hosts = [yaml_text(h) for h in as_list(dig(server, "hosts"))]
                 if all(declared.get((port, h), 0) <= 1 for h in hosts):
                     continue  # no other server names these hosts: nothing to conflict with
-                bind = str(dig(server, "bind") or "")
+                bind = yaml_text(dig(server, "bind") or "")
                 conflicts = []
                 for by_port in hits:
                     for other_name, known in by_port.get(port, {}).items():
@@ -335,10 +335,10 @@ def _certificate_key(tls: dict) -> tuple | None:
     credentialName, or else the serverCertificate and privateKey files; None: never the same."""
     cred = tls.get("credentialName") or ""
     if cred:
-        return ("credential", str(cred))
+        return ("credential", yaml_text(cred))
     cert, key = tls.get("serverCertificate") or "", tls.get("privateKey") or ""
     if cert and key:
-        return ("files", str(cert), str(key))
+        return ("files", yaml_text(cert), yaml_text(key))
     return None
 
 

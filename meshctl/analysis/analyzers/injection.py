@@ -6,7 +6,7 @@ from __future__ import annotations
 from meshctl.loader import json_loads
 from meshctl.analysis.framework import Analyzer, Context, as_dict, as_list, dig, register
 from meshctl.analysis.util import PROXY_CONTAINER, str_label, str_map
-from meshctl.resources import Resource, matches_label_selector
+from meshctl.resources import Resource, matches_label_selector, yaml_text
 
 INJECTION_LABEL = "istio-injection"
 REVISION_LABEL = "istio.io/rev"
@@ -84,7 +84,7 @@ class InjectionAnalyzer(Analyzer):
             image = ""
             for c in _containers(pod):
                 if isinstance(c, dict) and c.get("name") == PROXY_CONTAINER:
-                    image = str(c.get("image") or "")
+                    image = yaml_text(c.get("image") or "")
                     break
             if not image:
                 ctx.report("IST0103", pod, pod.full_name, path=("spec", "containers"))
@@ -93,14 +93,14 @@ class InjectionAnalyzer(Analyzer):
 def proxy_image(cm: Resource) -> str:
     """The proxy image an injector ConfigMap injects: global.proxy.image, or hub/image:tag."""
     g = as_dict(_values(cm).get("global"))
-    image = str(dig(g, "proxy", "image") or "")
+    image = yaml_text(dig(g, "proxy", "image") or "")
     if "/" in image:
         return image
     return f"{g.get('hub', '') or ''}/{image}:{g.get('tag', '') or ''}"
 
 
 def _image_type(value) -> str:
-    return str(dig(value, "image", "imageType") or "")
+    return yaml_text(dig(value, "image", "imageType") or "")
 
 
 @register
@@ -139,7 +139,7 @@ class ImageAnalyzer(Analyzer):
                     break
                 if variant is None:
                     variant = resolver.image_type(pod)
-                image = str(c.get("image") or "")
+                image = yaml_text(c.get("image") or "")
                 if image != expected and image != f"{expected}-{variant}":
                     mismatched.setdefault(pod.namespace or "", []).append(pod.name)
         for ns, pods in sorted(mismatched.items()):
@@ -207,7 +207,7 @@ class ImageAutoAnalyzer(Analyzer):
     def analyze(self, ctx: Context) -> None:
         webhooks = [wh for mwc in ctx.of_kind("MutatingWebhookConfiguration")
                     for wh in as_list(mwc.body.get("webhooks"))
-                    if isinstance(wh, dict) and str(wh.get("name") or "").endswith("istio.io")]
+                    if isinstance(wh, dict) and yaml_text(wh.get("name") or "").endswith("istio.io")]
         for pod in ctx.of_kind("Pod"):
             if _has_auto_image(pod.spec):
                 ctx.report("IST0147", pod, "Pod", pod.name, path=("spec", "containers"))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 
+from meshctl.resources import yaml_text
 from meshctl.analysis.framework import Analyzer, Context, as_dict, dig, register
 from meshctl.analysis.workloads import matches, str_labels
 
@@ -72,7 +73,7 @@ class CRDVersionAnalyzer(Analyzer):
             bundle = crd.annotations.get(BUNDLE_VERSION)
             if minimum is None or bundle is None:
                 continue
-            parsed = _version(str(bundle))
+            parsed = _version(yaml_text(bundle))
             if parsed is None:
                 continue
             version, printed = parsed

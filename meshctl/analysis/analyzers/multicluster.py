@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from meshctl.analysis.framework import Analyzer, Context, as_dict, as_list, register
-from meshctl.resources import Resource
+from meshctl.resources import Resource, yaml_text
 
 MULTICLUSTER_SECRET_LABEL = "istio/multiCluster"
 BUILTIN_REGISTRIES = ("Mock", "Kubernetes", "External")
@@ -49,13 +49,13 @@ class MeshNetworksAnalyzer(Analyzer):
             return
         registries = set(BUILTIN_REGISTRIES)
         for secret in ctx.of_kind("Secret"):
-            if str(secret.labels.get(MULTICLUSTER_SECRET_LABEL)) == "true":
-                registries.update(str(k) for k in as_dict(secret.body.get("data")))
-                registries.update(str(k) for k in as_dict(secret.body.get("stringData")))
+            if yaml_text(secret.labels.get(MULTICLUSTER_SECRET_LABEL)) == "true":
+                registries.update(yaml_text(k) for k in as_dict(secret.body.get("data")))
+                registries.update(yaml_text(k) for k in as_dict(secret.body.get("stringData")))
         for resource, networks, prefix in sources:
             for network, spec in as_dict(networks.get("networks")).items():
                 for j, endpoint in enumerate(as_list(as_dict(spec).get("endpoints"))):
                     registry = as_dict(endpoint).get("fromRegistry")
-                    if registry is not None and str(registry) not in registries:
+                    if registry is not None and yaml_text(registry) not in registries:
                         path = prefix if prefix[0] == "data" else (*prefix, "networks", network, "endpoints", j)
-                        ctx.report("IST0126", resource, str(registry), str(network), path=path)
+                        ctx.report("IST0126", resource, yaml_text(registry), yaml_text(network), path=path)

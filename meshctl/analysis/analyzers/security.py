@@ -13,13 +13,13 @@ from meshctl.analysis.workloads import (
     INJECT_LABEL, INJECTION_LABEL, WORKLOAD_KINDS, namespace_object, selector_string,
     template_annotations, template_labels, workloads,
 )
-from meshctl.resources import Resource
+from meshctl.resources import Resource, yaml_text
 
 MAX_NAMES = 3
 
 
 def _root(ctx: Context) -> str:
-    return str(ctx.mesh_config.get("rootNamespace") or ctx.istio_namespace)
+    return yaml_text(ctx.mesh_config.get("rootNamespace") or ctx.istio_namespace)
 
 
 def _names(items: list[Resource]) -> str:
@@ -60,7 +60,7 @@ def _app_namespaces(ctx: Context) -> dict[str, list[Resource]]:
         out: dict[str, list[Resource]] = {}
         index = workloads(c)
         gateway_selectors = [sel for g in c.of_kind("Gateway") if g.group == "networking.istio.io"
-                             for sel in [{str(k): str(v) for k, v in as_dict(g.spec.get("selector")).items()}]
+                             for sel in [{yaml_text(k): yaml_text(v) for k, v in as_dict(g.spec.get("selector")).items()}]
                              if sel]
         for ns, entries in index.by_ns.items():
             if ns in skip:
@@ -81,7 +81,7 @@ def _owned_pod(ctx: Context, r: Resource) -> bool:
         return False
     for ref in as_list(r.metadata.get("ownerReferences")):
         ref = as_dict(ref)
-        kind, name = str(ref.get("kind") or ""), str(ref.get("name") or "")
+        kind, name = yaml_text(ref.get("kind") or ""), yaml_text(ref.get("name") or "")
         if ctx.resources.get(kind, r.namespace, name) is not None:
             return True
         if kind == "ReplicaSet" and ctx.resources.get("Deployment", r.namespace, name.rsplit("-", 1)[0]) is not None:
@@ -110,7 +110,7 @@ def _has_target(spec: dict) -> bool:
 # --- mutual TLS -------------------------------------------------------------------------------
 
 def _mode(pa: Resource) -> str:
-    return str(dig(pa.spec, "mtls", "mode") or "UNSET").upper()
+    return yaml_text(dig(pa.spec, "mtls", "mode") or "UNSET").upper()
 
 
 @register
@@ -171,7 +171,7 @@ class PeerAuthenticationAnalyzer(Analyzer):
 # --- authorization ------------------------------------------------------------------------------
 
 def _action(ap: Resource) -> str:
-    return str(ap.spec.get("action") or "ALLOW").upper()
+    return yaml_text(ap.spec.get("action") or "ALLOW").upper()
 
 
 @register
@@ -230,14 +230,14 @@ def _requires_principal(ap: Resource) -> bool:
                 return True
         if action == "ALLOW":
             for cond in as_list(rule.get("when")):
-                if str(as_dict(cond).get("key") or "").startswith("request.auth."):
+                if yaml_text(as_dict(cond).get("key") or "").startswith("request.auth."):
                     return True
     return False
 
 
 def _targets(spec: dict) -> frozenset:
     refs = as_list(spec.get("targetRefs")) or ([spec["targetRef"]] if isinstance(spec.get("targetRef"), dict) else [])
-    return frozenset((str(as_dict(r).get("kind")), str(as_dict(r).get("name"))) for r in refs)
+    return frozenset((yaml_text(as_dict(r).get("kind")), yaml_text(as_dict(r).get("name"))) for r in refs)
 
 
 @register
@@ -288,7 +288,7 @@ class RequestAuthenticationAnalyzer(Analyzer):
             if not ap_sel:  # the whole namespace
                 return True
             # the policy selects at least every workload the RequestAuthentication selects
-            if sel and all(str(sel.get(k)) == str(v) and k in sel for k, v in ap_sel.items()):
+            if sel and all(yaml_text(sel.get(k)) == yaml_text(v) and k in sel for k, v in ap_sel.items()):
                 return True
         return False
 
@@ -297,7 +297,7 @@ class RequestAuthenticationAnalyzer(Analyzer):
 
 def _service_hosts(ctx: Context) -> set[str]:
     def build(c: Context) -> set[str]:
-        domain = str(c.mesh_config.get("clusterDomain") or "cluster.local")
+        domain = yaml_text(c.mesh_config.get("clusterDomain") or "cluster.local")
         return {f"{s.name}.{s.namespace or 'default'}.svc.{domain}" for s in c.of_kind("Service")}
 
     return ctx.index("security.service_hosts", build)
@@ -308,7 +308,7 @@ def mesh_host(ctx: Context, host: str, namespace: str | None) -> bool:
     host = host.strip().lower()
     if not host or host == "*":
         return False
-    domain = str(ctx.mesh_config.get("clusterDomain") or "cluster.local")
+    domain = yaml_text(ctx.mesh_config.get("clusterDomain") or "cluster.local")
     if host.endswith(f".svc.{domain}") or host.endswith(".svc"):
         return True
     parts = host.split(".")
@@ -322,10 +322,10 @@ def mesh_host(ctx: Context, host: str, namespace: str | None) -> bool:
 
 def _tls_disabled(policy: dict, prefix: tuple):
     """Paths of tls.mode DISABLE in a traffic policy (and its port-level settings)."""
-    if str(dig(policy, "tls", "mode") or "").upper() == "DISABLE":
+    if yaml_text(dig(policy, "tls", "mode") or "").upper() == "DISABLE":
         yield (*prefix, "tls", "mode")
     for i, pls in enumerate(as_list(policy.get("portLevelSettings"))):
-        if str(dig(pls, "tls", "mode") or "").upper() == "DISABLE":
+        if yaml_text(dig(pls, "tls", "mode") or "").upper() == "DISABLE":
             yield (*prefix, "portLevelSettings", i, "tls", "mode")
 
 
@@ -337,7 +337,7 @@ class DestinationRuleTLSAnalyzer(Analyzer):
 
     def analyze(self, ctx: Context) -> None:
         for dr in ctx.of_kind("DestinationRule"):
-            host = str(dr.spec.get("host") or "")
+            host = yaml_text(dr.spec.get("host") or "")
             paths = list(_tls_disabled(as_dict(dr.spec.get("trafficPolicy")), ("spec", "trafficPolicy")))
             for j, subset in enumerate(as_list(dr.spec.get("subsets"))):
                 paths += _tls_disabled(as_dict(as_dict(subset).get("trafficPolicy")),
@@ -405,8 +405,8 @@ class _HostSet:
 def _external_hosts(ctx: Context) -> set[str]:
     """Hosts that ServiceEntries declare outside the mesh (location MESH_EXTERNAL, the default)."""
     def build(c: Context) -> set[str]:
-        return {str(h).lower().rstrip(".") for se in c.of_kind("ServiceEntry")
-                if str(se.spec.get("location") or "MESH_EXTERNAL").upper() != "MESH_INTERNAL"
+        return {yaml_text(h).lower().rstrip(".") for se in c.of_kind("ServiceEntry")
+                if yaml_text(se.spec.get("location") or "MESH_EXTERNAL").upper() != "MESH_INTERNAL"
                 for h in as_list(se.spec.get("hosts"))}
 
     return ctx.index("security.external_hosts", build)
@@ -434,23 +434,23 @@ class GatewayHTTPSRedirectAnalyzer(Analyzer):
             key = selector_string(g.spec.get("selector"))
             for server in as_list(g.spec.get("servers")):
                 server = as_dict(server)
-                if str(dig(server, "port", "protocol") or "").upper() in TLS_PROTOCOLS:
+                if yaml_text(dig(server, "port", "protocol") or "").upper() in TLS_PROTOCOLS:
                     hosts = https.setdefault(key, _HostSet())
                     for h in as_list(server.get("hosts")):
-                        hosts.add(_bare_host(str(h)))
+                        hosts.add(_bare_host(yaml_text(h)))
         external = _external_hosts(ctx)
         for g in gateways:
             key = selector_string(g.spec.get("selector"))
             secured = https.get(key)
             for i, server in enumerate(as_list(g.spec.get("servers"))):
                 server = as_dict(server)
-                if str(dig(server, "port", "protocol") or "").upper() not in HTTP_PROTOCOLS:
+                if yaml_text(dig(server, "port", "protocol") or "").upper() not in HTTP_PROTOCOLS:
                     continue
                 if dig(server, "tls", "httpsRedirect") is True:
                     continue
                 # A host a ServiceEntry puts outside the mesh is served by an egress gateway: its
                 # clients are the mesh's own workloads, and TLS is usually originated past it.
-                hosts = [h for h in (_bare_host(str(h)) for h in as_list(server.get("hosts")))
+                hosts = [h for h in (_bare_host(yaml_text(h)) for h in as_list(server.get("hosts")))
                          if not _external(h, external)]
                 finding = next(((h, "the host is also served over HTTPS") for h in hosts
                                 if secured is not None and secured.overlaps(h)), None)

@@ -1,6 +1,7 @@
 """Service analyzers: port names that tell Istio the protocol."""
 from __future__ import annotations
 
+from meshctl.resources import yaml_text
 from meshctl.analysis.framework import Analyzer, Context, as_list, register
 from meshctl.analysis.util import is_control_plane, port_protocol
 
@@ -26,7 +27,7 @@ class PortNameAnalyzer(Analyzer):
             for i, port in enumerate(as_list(spec.get("ports"))):
                 if not isinstance(port, dict):
                     continue
-                name = str(port.get("name") or "")
+                name = yaml_text(port.get("name") or "")
                 proto = port_protocol(port.get("port"), name, port.get("protocol"), port.get("appProtocol"))
                 if proto == "Unsupported" or (name == "tcp" and external):
                     if external:

@@ -1,16 +1,17 @@
 """ServiceEntry checks: addresses required for TCP ports, conflicting protocols for a host and port."""
 from __future__ import annotations
 
+from meshctl.resources import yaml_text
 from meshctl.analysis.framework import Analyzer, Context, as_dict, as_list, dig, register
 
 
 def auto_allocates_addresses(mesh_config: dict) -> bool:
     """DNS capture with address auto-allocation gives ServiceEntries without addresses a VIP."""
     meta = as_dict(dig(mesh_config, "defaultConfig", "proxyMetadata"))
-    if str(meta.get("ISTIO_META_DNS_CAPTURE")) != "true":
+    if yaml_text(meta.get("ISTIO_META_DNS_CAPTURE")) != "true":
         return False
-    return (str(meta.get("ISTIO_META_DNS_AUTO_ALLOCATE")) == "true"
-            or str(meta.get("PILOT_ENABLE_IP_AUTOALLOCATE")) == "true")
+    return (yaml_text(meta.get("ISTIO_META_DNS_AUTO_ALLOCATE")) == "true"
+            or yaml_text(meta.get("PILOT_ENABLE_IP_AUTOALLOCATE")) == "true")
 
 
 @register
@@ -27,7 +28,7 @@ class ProtocolAddressesAnalyzer(Analyzer):
                 continue
             for i, port in enumerate(as_list(se.spec.get("ports"))):
                 protocol = as_dict(port).get("protocol")
-                if not protocol or str(protocol).upper() == "TCP":
+                if not protocol or yaml_text(protocol).upper() == "TCP":
                     ctx.report("IST0134", se, path=("spec", "ports", i))
 
 
@@ -48,13 +49,13 @@ class ConflictingServiceEntryProtocolAnalyzer(Analyzer):
         for se in ctx.of_kind("ServiceEntry"):
             ns = se.namespace or ""
             scopes = _export_scopes([str(e) for e in as_list(se.spec.get("exportTo"))], ns)
-            hosts = [str(h) for h in as_list(se.spec.get("hosts"))]
+            hosts = [yaml_text(h) for h in as_list(se.spec.get("hosts"))]
             for port in as_list(se.spec.get("ports")):
                 port = as_dict(port)
                 number = port.get("number")
                 if not isinstance(number, int):
                     continue
-                protocol = str(port.get("protocol") or "").upper()
+                protocol = yaml_text(port.get("protocol") or "").upper()
                 for scope in scopes:
                     for host in hosts:
                         index.setdefault((scope, host, number), []).append((protocol, se))

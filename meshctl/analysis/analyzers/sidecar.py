@@ -2,6 +2,7 @@
 Sidecars in a namespace, and Sidecars that cannot apply to ambient workloads."""
 from __future__ import annotations
 
+from meshctl.resources import yaml_text
 from meshctl.analysis.framework import Analyzer, Context, as_dict, dig, register
 from meshctl.analysis.workloads import (
     WORKLOAD_KINDS, namespace_in_ambient, namespace_object, pod_in_ambient, pods, selector_string, workloads,
@@ -29,7 +30,7 @@ class SelectorAnalyzer(Analyzer):
                 # a Deployment (or other workload) in the input stands for the pods it will run
                 if workloads(ctx).select(sc.namespace, labels):
                     continue
-                first = min(str(k) for k in labels)
+                first = min(yaml_text(k) for k in labels)
                 ctx.report("IST0101", sc, "selector", selector_string(labels),
                            path=("spec", "workloadSelector", "labels", first))
                 continue

@@ -1,6 +1,7 @@
 """Telemetry resources: providers, selectors, several defaults per namespace, deprecated providers."""
 from __future__ import annotations
 
+from meshctl.resources import yaml_text
 from meshctl.analysis.framework import Analyzer, Context, as_dict, as_list, dig, register
 from meshctl.analysis.workloads import WORKLOAD_KINDS, pods, selector_string, workloads
 
@@ -50,7 +51,7 @@ class SelectorAnalyzer(Analyzer):
                 if workloads(ctx).select(t.namespace, labels):
                     continue
                 ctx.report("IST0101", t, "selector", selector_string(labels),
-                           path=("spec", "selector", "matchLabels", min(str(k) for k in labels)))
+                           path=("spec", "selector", "matchLabels", min(yaml_text(k) for k in labels)))
                 continue
             for pod in selected:
                 by_pod.setdefault(id(pod), (pod, []))[1].append(t)
@@ -87,14 +88,14 @@ class LightstepAnalyzer(Analyzer):
     inputs = ("Telemetry",)
 
     def analyze(self, ctx: Context) -> None:
-        lightstep = {str(p.get("name")) for p in as_list(ctx.mesh_config.get("extensionProviders"))
+        lightstep = {yaml_text(p.get("name")) for p in as_list(ctx.mesh_config.get("extensionProviders"))
                      if isinstance(p, dict) and p.get("lightstep") is not None}
         if not lightstep:
             return
         for t in ctx.of_kind("Telemetry"):
             for i, tracing in enumerate(as_list(t.spec.get("tracing"))):
                 for j, provider in enumerate(as_list(as_dict(tracing).get("providers"))):
-                    name = str(as_dict(provider).get("name"))
+                    name = yaml_text(as_dict(provider).get("name"))
                     if name in lightstep:
                         ctx.report("IST0002", t,
                                    f"The Lightstep provider {name} is deprecated, please migrate to OpenTelemetry provider.",

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from meshctl.analysis.framework import Analyzer, Context, as_dict, as_list, register
-from meshctl.resources import matches_label_selector
+from meshctl.resources import matches_label_selector, yaml_text
 
 REV_LABEL = "istio.io/rev"
 TAG_LABEL = "istio.io/tag"
@@ -11,22 +11,22 @@ TAG_LABEL = "istio.io/tag"
 def _revisions(config) -> set[str]:
     revs: set[str] = set()
     if REV_LABEL in config.labels:
-        revs.add(str(config.labels[REV_LABEL]))
+        revs.add(yaml_text(config.labels[REV_LABEL]))
     for hook in as_list(config.body.get("webhooks")):
         for sel_name in ("namespaceSelector", "objectSelector"):
             sel = as_dict(as_dict(hook).get(sel_name))
             labels = as_dict(sel.get("matchLabels"))
             if REV_LABEL in labels:
-                revs.add(str(labels[REV_LABEL]))
+                revs.add(yaml_text(labels[REV_LABEL]))
             for expr in as_list(sel.get("matchExpressions")):
                 expr = as_dict(expr)
                 if expr.get("key") == REV_LABEL:
-                    revs.update(str(v) for v in as_list(expr.get("values")))
+                    revs.update(yaml_text(v) for v in as_list(expr.get("values")))
     return revs
 
 
 def _is_istio_webhook(config) -> bool:
-    return any(str(as_dict(h).get("name") or "").endswith("istio.io") for h in as_list(config.body.get("webhooks")))
+    return any(yaml_text(as_dict(h).get("name") or "").endswith("istio.io") for h in as_list(config.body.get("webhooks")))
 
 
 @register
@@ -76,7 +76,7 @@ class WebhookAnalyzer(Analyzer):
             svc = as_dict(hook.get("clientConfig")).get("service")
             if not isinstance(svc, dict):
                 continue
-            ns, name = str(svc.get("namespace") or ""), str(svc.get("name") or "")
+            ns, name = yaml_text(svc.get("namespace") or ""), yaml_text(svc.get("name") or "")
             if ctx.resources.get("Service", ns, name) is None:
                 full = f"{ns}/{name}" if ns else name
                 ctx.report("IST0139", config,

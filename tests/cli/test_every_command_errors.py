@@ -98,6 +98,11 @@ BINARY = [
     ("profile", "dump", "sidecar", "-f", "{bad}"),
     ("canary", "shift", "reviews", "90/10", "-f", "{bad}"),
     ("analyze", "--mesh-config", "{bad}", "{manifest}"),
+    ("inject", "-f", "{manifest}", "--values", "{bad}"),
+    ("inject", "-f", "{manifest}", "--mesh-config", "{bad}"),
+    ("install", "-p", "minimal", "-f", "{bad}", "-y"),
+    ("proxy-status", "--kubeconfig", "{bad}"),
+    ("canary", "status", "reviews", "--kubeconfig", "{bad}"),
 ]
 
 
@@ -110,6 +115,7 @@ def test_unreadable_file(cli, tmp_path, args):
     r = cli(*[a.format(bad=bad, manifest=manifest) for a in args])
     _assert_one_line_error(r, 2)
     assert "bad.yaml" in r.stderr
+    assert "codec" not in r.stderr and "byte 0x" not in r.stderr.split("(")[0]
 
 
 def test_unreadable_file_in_analyze_is_a_finding(cli, tmp_path):

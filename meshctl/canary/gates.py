@@ -120,15 +120,20 @@ class _Reading:
     buckets: dict[float, float] = field(default_factory=dict)    # upper bound → cumulative count
 
 
+def _clusters(subset: str, fqdn: str) -> str:
+    """The subset's Envoy clusters: a sidecar's `outbound|PORT|SUBSET|FQDN`, or an ambient
+    waypoint's `inbound-vip|PORT|http/SUBSET|FQDN`."""
+    return (r"cluster\.(?:outbound\|[0-9]+\||inbound-vip\|[0-9]+\|http/)" + re.escape(subset) + r"\|"
+            + re.escape(fqdn))
+
+
 def stats_filter(subset: str, fqdn: str) -> str:
-    return (r"^cluster\.outbound\|[0-9]+\|" + re.escape(subset) + r"\|" + re.escape(fqdn)
-            + r"\.upstream_rq_(?:[1-5]xx|time)$")
+    return "^" + _clusters(subset, fqdn) + r"\.upstream_rq_(?:[1-5]xx|time)$"
 
 
 def reading_from_stats(stats: dict, subset: str, fqdn: str) -> _Reading:
     """Sum a proxy's stats (meshctl.proxy.admin.parse_stats form) over the subset's clusters."""
-    pattern = re.compile(r"^cluster\.outbound\|\d+\|" + re.escape(subset) + r"\|" + re.escape(fqdn)
-                         + r"\.upstream_rq_(?:([1-5]xx)|time)$")
+    pattern = re.compile("^" + _clusters(subset, fqdn) + r"\.upstream_rq_(?:([1-5]xx)|time)$")
     r = _Reading()
     for name, value in stats.items():
         m = pattern.match(name)
@@ -312,13 +317,14 @@ def call_webhook(url: str, kind: str, payload: dict, timeout: float = 10.0) -> C
 ADMIN_PORT = 15000
 
 
-def sidecar_pods(pods: list[dict]) -> list[str]:
-    """Names of running pods with an istio-proxy container (classic or native sidecar)."""
+def sidecar_pods(pods: list[dict], container: str | None = "istio-proxy") -> list[str]:
+    """Names of running pods with an istio-proxy container (classic or native sidecar); with
+    container=None, of every running pod given."""
     names = []
     for p in pods:
         spec = p.get("spec") or {}
         containers = (spec.get("containers") or []) + (spec.get("initContainers") or [])
-        if not any(c.get("name") == "istio-proxy" for c in containers if isinstance(c, dict)):
+        if container and not any(c.get("name") == container for c in containers if isinstance(c, dict)):
             continue
         if ((p.get("status") or {}).get("phase")) not in (None, "Running"):
             continue
@@ -326,11 +332,22 @@ def sidecar_pods(pods: list[dict]) -> list[str]:
     return [n for n in names if n]
 
 
+WAYPOINT_SELECTOR = "gateway.istio.io/managed=istio.io-mesh-controller"
+
+
 def forward_proxies(k, namespace: str, stack) -> list[str]:
-    """Port-forward to the admin port of every sidecar in the namespace (kept open by `stack`);
-    returns their local addresses."""
+    """Port-forward to the admin port of every sidecar in the namespace, or in ambient mode of
+    its waypoints (kept open by `stack`); returns their local addresses."""
     pods = sidecar_pods(k.list("v1", "Pod", namespace))
     if not pods:
+        pods = sidecar_pods(k.list("v1", "Pod", namespace, label_selector=WAYPOINT_SELECTOR), container=None)
+    if not pods:
+        ns = k.get("v1", "Namespace", namespace) or {}
+        if ((ns.get("metadata") or {}).get("labels") or {}).get("istio.io/dataplane-mode") == "ambient":
+            raise InputError(f"namespace {namespace} runs in ambient mode and has no waypoint to read metrics from "
+                             "(nor to apply the weights: routing acts only in a waypoint there)",
+                             hint=f"create one with 'meshctl waypoint apply -n {namespace} --enroll-namespace', "
+                                  "or pass --prometheus URL")
         raise InputError(f"no pod with an istio-proxy sidecar in namespace {namespace} to read metrics from",
                          hint="pass --proxy-admin ADDR:PORT of proxies calling the host, or --prometheus URL")
     return [f"127.0.0.1:{stack.enter_context(k.port_forward(namespace, pod, ADMIN_PORT))}" for pod in pods]

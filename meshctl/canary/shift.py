@@ -108,6 +108,33 @@ def update(k, api_version: str, kind: str, name: str, namespace: str,
 
 
 # --- cluster ---------------------------------------------------------------------------------
+AMBIENT_LABEL = "istio.io/dataplane-mode"
+USE_WAYPOINT_LABEL = "istio.io/use-waypoint"
+
+
+def ambient_without_waypoint(k, host: str, namespace: str) -> str | None:
+    """A note when HOST's Service runs in ambient mode with no waypoint: VirtualService (and
+    HTTPRoute) routing acts only in a waypoint proxy there, so weights would have no effect. Best
+    effort: None when the namespace cannot be read."""
+    parts = plan.fqdn(host, namespace).split(".")
+    ns = parts[1] if len(parts) > 2 and parts[2] == "svc" else namespace
+    try:
+        ns_obj = k.get("v1", "Namespace", ns)
+        svc = k.get("v1", "Service", plan.short_name(host), ns)
+    except ClusterError:
+        return None
+    ns_labels = ((ns_obj or {}).get("metadata") or {}).get("labels") or {}
+    svc_labels = ((svc or {}).get("metadata") or {}).get("labels") or {}
+    if ns_labels.get(AMBIENT_LABEL) != "ambient" or svc_labels.get(AMBIENT_LABEL) == "none":
+        return None
+    waypoint = svc_labels.get(USE_WAYPOINT_LABEL) or ns_labels.get(USE_WAYPOINT_LABEL)
+    if waypoint and waypoint != "none":
+        return None
+    return (f"namespace {ns} runs in ambient mode and {host} uses no waypoint: its routing rules act only in a "
+            f"waypoint proxy, so traffic ignores these weights until one exists; create it with "
+            f"'meshctl waypoint apply -n {ns} --enroll-namespace'")
+
+
 def find_on_cluster(k, host: str, namespace: str) -> tuple[dict | None, dict | None]:
     """HOST's VirtualService and DestinationRule in the namespace, each refused (exit 2, naming
     the field) when it does not match its schema."""
@@ -195,7 +222,11 @@ def shift_cluster(k, host: str, namespace: str, weights: list[int], subsets: lis
         if not create:
             raise InputError(f"no VirtualService serves {host} in namespace {namespace}",
                              hint="check the host and -n, or pass --create to make one from the Service's pods")
-        return _create_on_cluster(k, host, namespace, weights, subsets, header, mirror, dry_run, dr, also)
+        result = _create_on_cluster(k, host, namespace, weights, subsets, header, mirror, dry_run, dr, also)
+        ambient = ambient_without_waypoint(k, host, namespace)
+        if ambient:
+            result.notes.append(ambient)
+        return result
 
     name = vs["metadata"]["name"]
     vs_ns = vs["metadata"].get("namespace") or namespace
@@ -208,7 +239,7 @@ def shift_cluster(k, host: str, namespace: str, weights: list[int], subsets: lis
             also(new)
         return new
 
-    notes = []
+    notes = [n for n in (ambient_without_waypoint(k, host, namespace),) if n]
     ann = (vs.get("metadata") or {}).get("annotations") or {}
     if ann.get("canary.meshctl.io/phase") in ("Initializing", "Progressing", "Promoting", "RollingBack"):
         notes.append(f"a rollout of {host} to {ann.get('canary.meshctl.io/canary')} is "

@@ -195,6 +195,7 @@ def run_cmd(
     """Progressively shift HOST to a canary while it stays healthy (exit 0 promoted, 1 rolled back)."""
     import contextlib
 
+    from meshctl import output
     from meshctl.canary import gates, plan, rollout
     from meshctl.errors import MeshctlError
 
@@ -219,6 +220,11 @@ def run_cmd(
         plan.step_schedule(step, opts.steps, max_weight if max_weight is not None else rollout.DEFAULTS["maxWeight"])
     client = _client(s)
     ns = _namespace(s, client)
+    from meshctl.canary.shift import ambient_without_waypoint
+
+    ambient = ambient_without_waypoint(client, host, ns)
+    if ambient:
+        output.warn(ambient)
     report, live = _reporter(fmt)
     r = rollout.Rollout(client, host, ns, report=report)
     last = {}

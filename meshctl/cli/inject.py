@@ -40,7 +40,9 @@ def inject(
     recursive: Annotated[bool, typer.Option("--recursive", "-R", help="Read directories recursively.")] = False,
     remove: Annotated[bool, typer.Option(
         "--remove", help="Take the injected sidecar (or the ambient label) out again.")] = False,
-    mode: Annotated[str, typer.Option("--mode", metavar="MODE", help="sidecar (default) or ambient.")] = "sidecar",
+    mode: Annotated[Optional[str], typer.Option(
+        "--mode", metavar="MODE", help="sidecar or ambient (default: ambient when the profile, or with --use-kube "
+                                       "the cluster's install, runs ambient mode; else sidecar).")] = None,
     profile: Annotated[str, typer.Option("--profile", "-p", help="Install profile the settings come from.",
                                          autocompletion=_complete_profile)] = "sidecar",
     values: Annotated[Optional[List[str]], typer.Option(
@@ -75,13 +77,17 @@ def inject(
                          hint=f"to write the result to a file use --output-file {fmt}" if "." in fmt or "/" in fmt
                          else "use -o yaml or -o json")
     cfg = None
-    if mode not in pipeline.MODES:
+    if mode is not None and mode not in pipeline.MODES:
         raise InputError(f"unknown mode {mode!r}", hint="use --mode sidecar or --mode ambient")
     if not (remove and mode == "ambient"):
         cfg = pipeline.build_config(
             profile=profile, values_files=values or (), sets=set_ or (), revision=revision,
             mesh_config_file=mesh_config, native_sidecar=_bool_flag("--native-sidecar", native_sidecar),
             use_kube=use_kube, kubeconfig=opts.kubeconfig, context=opts.context, istio_namespace=istio_namespace)
+    if mode is None:
+        mode, why = pipeline.default_mode(cfg, use_kube)
+        if why:
+            output.warn(why)
     text = pipeline.run(filename, cfg, mode=mode, remove=remove, recursive=recursive, warn=output.warn)
     if fmt == "json":
         text = pipeline.as_json(text)

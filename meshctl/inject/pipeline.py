@@ -70,8 +70,9 @@ def load_values(profile: str, files: Iterable[str], sets: Iterable[str], revisio
 
 
 def cluster_settings(kubeconfig: Optional[str], context: Optional[str], revision: Optional[str],
-                     istio_namespace: str = "istio-system") -> tuple[dict, dict]:
-    """(values, mesh config) from the cluster's `istio-sidecar-injector` and `istio` ConfigMaps."""
+                     istio_namespace: str = "istio-system") -> tuple[dict, dict, bool]:
+    """(values, mesh config, runs ambient mode) from the cluster's `istio-sidecar-injector` and
+    `istio` ConfigMaps and its ztunnel DaemonSet."""
     import yaml
 
     from meshctl import kube
@@ -106,11 +107,12 @@ def cluster_settings(kubeconfig: Optional[str], context: Optional[str], revision
                              hint="fix the ConfigMap, or reinstall the control plane") from None
     if not isinstance(values, dict) or not isinstance(mesh, dict):
         raise ClusterError(f"the injector ConfigMaps in {istio_namespace} are not mappings")
+    ambient_install = client.get("apps/v1", "DaemonSet", "ztunnel", istio_namespace) is not None
     if revision:
         values["revision"] = revision
     if native is not None and get(values, "global.nativeSidecar") is None:
         values.setdefault("global", {})["nativeSidecar"] = native
-    return values, mesh
+    return values, mesh, ambient_install
 
 
 def _native_sidecars_supported(version: dict) -> Optional[bool]:
@@ -131,7 +133,7 @@ def build_config(profile: str = "sidecar", values_files: Iterable[str] = (), set
     # istioctl writes install values as `--set values.global.x=y`; meshctl's values have no prefix
     sets = [s[len("values."):] if s.startswith("values.") else s for s in sets]
     if use_kube:
-        values, mesh = cluster_settings(kubeconfig, context, revision, istio_namespace)
+        values, mesh, ambient_install = cluster_settings(kubeconfig, context, revision, istio_namespace)
         if sets:
             from meshctl.install import profiles
 
@@ -139,12 +141,25 @@ def build_config(profile: str = "sidecar", values_files: Iterable[str] = (), set
                 profiles.apply_set(values, expr)
     else:
         values = load_values(profile, values_files, sets, revision)
+        ambient_install = values.get("profile") == "ambient" or get(values, "components.ztunnel.enabled") is True
         mesh = {}
     if mesh_config_file:
         from meshctl.inject.settings import deep_merge
 
         mesh = deep_merge(mesh, read_mesh_config(mesh_config_file))
-    return make_config(values, mesh, revision, native_sidecar)
+    import dataclasses
+
+    return dataclasses.replace(make_config(values, mesh, revision, native_sidecar), ambient=bool(ambient_install))
+
+
+def default_mode(cfg: Optional[InjectConfig], use_kube: bool) -> tuple[str, Optional[str]]:
+    """(mode, why) when --mode is not given: ambient when the install the settings come from
+    runs ambient mode (so pod templates are labelled, not given a sidecar), else sidecar."""
+    if cfg is not None and cfg.ambient:
+        source = "the cluster's install, which runs ztunnel (ambient mode)" if use_kube else "the ambient profile"
+        return "ambient", (f"following {source}: labelling pod templates for ambient mode instead of injecting "
+                           "sidecars (pass --mode sidecar for sidecars)")
+    return "sidecar", None
 
 
 def run(paths: list[str], cfg: Optional[InjectConfig], mode: str = "sidecar", remove: bool = False,

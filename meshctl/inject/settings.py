@@ -102,6 +102,8 @@ class InjectConfig:
     mesh: dict = field(default_factory=dict)
     revision: str = ""
     native_sidecar: bool = True
+    # the install these settings come from runs ambient mode (ztunnel): inject follows it
+    ambient: bool = False
 
     # --- values ---------------------------------------------------------------------------
     def v(self, path: str, default: Any = None) -> Any:

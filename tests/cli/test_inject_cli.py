@@ -117,7 +117,7 @@ def test_native_sidecar_false_gives_a_classic_sidecar(cli):
 
 
 def test_cni_from_set_and_from_the_ambient_profile(cli):
-    for args in (["--set", "components.cni.enabled=true"], ["--profile", "ambient"]):
+    for args in (["--set", "components.cni.enabled=true"], ["--profile", "ambient", "--mode", "sidecar"]):
         r = cli("inject", "-f", "-", *args, input=DEPLOY)
         assert r.exit_code == 0, r
         assert [c["name"] for c in pod_spec(docs(r.stdout)[0])["initContainers"]] == ["istio-validation", "istio-proxy"]

@@ -203,3 +203,25 @@ def test_use_kube_with_a_namespace_that_does_not_exist_says_so(cli, kube_api):
             input=DEPLOY)
     assert r.exit_code == 2, r
     assert r.stderr.startswith("error: namespace nosuchns does not exist") and "--istio-namespace" in r.stderr
+
+
+def test_inject_follows_an_ambient_install(cli, kube_api):
+    _injector(kube_api, values={"global": {"hub": "h", "tag": "t"}})
+    r = cli("--kubeconfig", kube_api.kubeconfig, "inject", "--use-kube", "-f", "-", input=DEPLOY)
+    assert r.exit_code == 0 and "istio-proxy" in r.stdout, "no ztunnel: sidecars"
+    kube_api.add({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "ztunnel", "namespace": "istio-system"},
+                  "spec": {"selector": {"matchLabels": {"app": "ztunnel"}}, "template": {
+                      "metadata": {"labels": {"app": "ztunnel"}}, "spec": {"containers": [{"name": "z", "image": "z"}]}}}})
+    r = cli("--kubeconfig", kube_api.kubeconfig, "inject", "--use-kube", "-f", "-", input=DEPLOY)
+    assert r.exit_code == 0, r
+    labels = yaml.safe_load(r.stdout)["spec"]["template"]["metadata"]["labels"]
+    assert labels.get("istio.io/dataplane-mode") == "ambient" and "istio-proxy" not in r.stdout
+    assert "ambient mode" in r.stderr and "--mode sidecar" in r.stderr
+    r = cli("--kubeconfig", kube_api.kubeconfig, "inject", "--use-kube", "--mode", "sidecar", "-f", "-", input=DEPLOY)
+    assert r.exit_code == 0 and "istio-proxy" in r.stdout and r.stderr == ""
+
+
+def test_inject_with_the_ambient_profile_labels_for_ambient(cli):
+    r = cli("inject", "--profile", "ambient", "-f", "-", input=DEPLOY)
+    assert r.exit_code == 0, r
+    assert yaml.safe_load(r.stdout)["spec"]["template"]["metadata"]["labels"]["istio.io/dataplane-mode"] == "ambient"

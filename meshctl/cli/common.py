@@ -24,7 +24,7 @@ class Settings:
     verbose: int = 0
 
 
-def _complete_namespace(ctx: typer.Context, incomplete: str) -> list[str]:
+def complete_namespace(ctx: typer.Context, incomplete: str) -> list[str]:
     """Complete -n from the cluster, quietly giving nothing when it cannot be reached."""
     try:
         from meshctl import kube
@@ -46,7 +46,7 @@ KubeconfigOpt = Annotated[
 ContextOpt = Annotated[Optional[str], typer.Option("--context", help="The kubeconfig context to use.")]
 NamespaceOpt = Annotated[
     Optional[str],
-    typer.Option("--namespace", "-n", help="Namespace to act on.", autocompletion=_complete_namespace),
+    typer.Option("--namespace", "-n", help="Namespace to act on.", autocompletion=complete_namespace),
 ]
 OutputOpt = Annotated[Optional[str], typer.Option("--output", "-o", help="Output format.")]
 

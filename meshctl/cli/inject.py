@@ -7,7 +7,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from meshctl.cli.common import ContextOpt, KubeconfigOpt, check_output, settings
+from meshctl.cli.common import ContextOpt, KubeconfigOpt, check_output, complete_namespace, settings
 from meshctl.errors import InputError
 
 
@@ -59,7 +59,7 @@ def inject(
     use_kube: Annotated[bool, typer.Option(
         "--use-kube", help="Read the settings from the cluster's istio-sidecar-injector and istio ConfigMaps.")] = False,
     istio_namespace: Annotated[str, typer.Option(
-        "--istio-namespace", help="Namespace of the control plane (with --use-kube).")] = "istio-system",
+        "--istio-namespace", "-i", help="Namespace of the control plane (with --use-kube).")] = "istio-system",
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
 ) -> None:
@@ -102,7 +102,7 @@ dataplane_app = typer.Typer(name="dataplane", help="Enrol namespaces in the mesh
 @dataplane_app.command("enroll")
 def dataplane_enroll(
     ctx: typer.Context,
-    namespace: Annotated[str, typer.Argument(help="The namespace to label.")],
+    namespace: Annotated[str, typer.Argument(help="The namespace to label.", autocompletion=complete_namespace)],
     mode: Annotated[str, typer.Option("--mode", help="ambient, sidecar or none.")] = "ambient",
     revision: Annotated[Optional[str], typer.Option(
         "--revision", "-r", help="With --mode sidecar: label istio.io/rev=<revision> instead of istio-injection.")] = None,
@@ -123,10 +123,12 @@ def dataplane_enroll(
         output.emit(result, fmt)
         return
     con = output.console()
+    now = ambient.describe_mode(mode, result["revision"])
     if result["changed"]:
-        con.print(f"namespace {namespace}: {result['previous']} → {mode}", highlight=False)
+        con.print(f"namespace {namespace}: {ambient.describe_mode(result['previous'], result['previousRevision'])} "
+                  f"→ {now}", highlight=False)
     else:
-        con.print(f"namespace {namespace}: already {mode} (unchanged)", highlight=False)
+        con.print(f"namespace {namespace}: already {now} (unchanged)", highlight=False)
     for text in result["warnings"]:
         output.warn(text)
     for row in result["restart"]:

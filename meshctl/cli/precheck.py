@@ -14,9 +14,9 @@ def register(app: typer.Typer) -> None:
     @app.command("precheck")
     def precheck(
         ctx: typer.Context,
-        profile: Annotated[str, typer.Option("--profile", help="The profile you plan to install (ambient adds CNI and node checks).")] = "sidecar",
-        revision: Annotated[Optional[str], typer.Option("--revision", help="The revision you plan to install.")] = None,
-        istio_namespace: Annotated[str, typer.Option("--istio-namespace", help="Where the control plane goes.")] = "istio-system",
+        profile: Annotated[str, typer.Option("--profile", "-p", help="The profile you plan to install (ambient adds CNI and node checks).")] = "sidecar",
+        revision: Annotated[Optional[str], typer.Option("--revision", "-r", help="The revision you plan to install.")] = None,
+        istio_namespace: Annotated[str, typer.Option("--istio-namespace", "-i", help="Where the control plane goes.")] = "istio-system",
         kubeconfig: KubeconfigOpt = None,
         context: ContextOpt = None,
         output_format: OutputOpt = None,

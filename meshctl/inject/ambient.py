@@ -158,8 +158,15 @@ def enroll(client: Any, namespace: str, mode: str, revision: Optional[str] = Non
         have = pod_mode(pod)
         if want != have and (want == "sidecar" or have == "sidecar"):
             restart.append(_pod_row(pod, want, have))
+    prev_rev = labels.get(REV) if before == "sidecar" and labels.get(INJECTION) != "enabled" else None
     return {"namespace": namespace, "mode": mode, "previous": before, "changed": changed,
+            "revision": revision if mode == "sidecar" else None, "previousRevision": prev_rev,
             "labels": {k: v for k, v in changes.items()}, "restart": restart, "warnings": warnings}
+
+
+def describe_mode(mode: str, revision: Optional[str] = None) -> str:
+    """`sidecar (revision canary)`, or the mode alone."""
+    return f"{mode} (revision {revision})" if mode == "sidecar" and revision else mode
 
 
 def status(client: Any, namespace: Optional[str] = None) -> dict:

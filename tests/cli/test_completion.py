@@ -51,6 +51,8 @@ def test_namespaces_complete_from_the_cluster(kube_api):
         kube_api.add({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
     words = _complete(f"meshctl --kubeconfig {kube_api.kubeconfig} analyze --use-kube -n sh")
     assert sorted(words) == ["shipping", "shop"]
+    words = _complete(f"meshctl --kubeconfig {kube_api.kubeconfig} dataplane enroll sh")
+    assert sorted(words) == ["shipping", "shop"]
 
 
 def test_namespace_completion_is_quiet_without_a_cluster(tmp_path):

@@ -71,6 +71,12 @@ def test_enroll_sidecar_with_a_revision_and_none(cli, kube_api):
     r = cli("--kubeconfig", kube_api.kubeconfig, "dataplane", "enroll", "shop", "--mode", "sidecar", "-r", "canary")
     assert r.exit_code == 0, r
     assert ns_labels(kube_api, "shop") == {"istio.io/rev": "canary"}
+    assert r.stdout == "namespace shop: sidecar → sidecar (revision canary)\n"
+    r = cli("--kubeconfig", kube_api.kubeconfig, "dataplane", "enroll", "shop", "--mode", "sidecar", "-r", "stable")
+    assert r.stdout == "namespace shop: sidecar (revision canary) → sidecar (revision stable)\n"
+    r = cli("--kubeconfig", kube_api.kubeconfig, "dataplane", "enroll", "shop", "--mode", "sidecar", "-r", "canary")
+    r = cli("--kubeconfig", kube_api.kubeconfig, "dataplane", "enroll", "shop", "--mode", "sidecar", "-r", "canary")
+    assert r.stdout == "namespace shop: already sidecar (revision canary) (unchanged)\n"
     r = cli("--kubeconfig", kube_api.kubeconfig, "dataplane", "enroll", "shop", "--mode", "none")
     assert r.exit_code == 0, r
     assert ns_labels(kube_api, "shop") == {}

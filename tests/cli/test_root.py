@@ -77,3 +77,29 @@ def test_verbose_is_a_flag_not_a_number(cli):
     assert "INTEGER" not in line
     r = cli("-v", "2")  # "2" is not taken as a count: it is an unknown command
     assert r.exit_code == 2 and "No such command '2'" in r.stderr
+
+
+def test_the_same_option_has_the_same_short_flag_in_every_command():
+    """-p profile, -r revision, -i control-plane namespace, -n namespace, -o output, -f file(s)."""
+    import click
+    from typer.main import get_command
+
+    from meshctl.cli import app
+
+    letters: dict[str, set] = {}
+
+    def walk(cmd):
+        if hasattr(cmd, "list_commands"):
+            for name in cmd.list_commands(None):
+                walk(cmd.get_command(None, name))
+            return
+        for p in cmd.params:
+            if isinstance(p, click.Option):
+                longs = [o for o in p.opts if o.startswith("--")]
+                shorts = [o for o in p.opts if not o.startswith("--")]
+                if longs:
+                    letters.setdefault(longs[0], set()).add(shorts[0] if shorts else None)
+
+    walk(get_command(app))
+    for opt in ("--profile", "--revision", "--istio-namespace", "--namespace", "--output"):
+        assert len(letters[opt]) == 1 and None not in letters[opt], (opt, letters[opt])

@@ -23,7 +23,7 @@ def verbose() -> int:
 
 
 def color_enabled(stream: TextIO | None = None) -> bool:
-    if _state["no_color"] or os.environ.get("NO_COLOR"):
+    if _state["no_color"] or os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
         return False
     stream = stream or sys.stdout
     return bool(getattr(stream, "isatty", lambda: False)())

@@ -58,7 +58,26 @@ def _module_group(module: str):
         sub.callback()(lambda: None)  # a callback makes get_command return a group
         importlib.import_module(f"meshctl.cli.{module}").register(sub)
         group = _MODULE_GROUPS[module] = typer.main.get_command(sub)
+        _unwrap_help(group)
     return group
+
+
+def unwrap(text: str | None) -> str | None:
+    """A docstring as help shows it: each paragraph's hard-wrapped lines joined into one (the
+    terminal wraps them at its own width), indented blocks (examples) kept as written."""
+    if not text:
+        return text
+    import inspect
+
+    paragraphs = inspect.cleandoc(text).split("\n\n")
+    return "\n\n".join(p if any(line[:1].isspace() for line in p.splitlines()) or p.startswith("\b")
+                        else " ".join(line.strip() for line in p.splitlines()) for p in paragraphs)
+
+
+def _unwrap_help(cmd) -> None:
+    cmd.help = unwrap(cmd.help)
+    for sub in getattr(cmd, "commands", {}).values():
+        _unwrap_help(sub)
 
 
 _VERBOSE = re.compile(r"^-v+$")

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
-from typing import Annotated, Optional
+import time
+from typing import Annotated, Callable, Optional
 
 import typer
 
@@ -103,7 +105,7 @@ def _reporter(fmt: str):
         def emit(record: dict) -> None:
             sys.stdout.write(json.dumps(record, separators=(",", ":")) + "\n")
             sys.stdout.flush()
-        return emit, None
+        return emit, None, None
 
     con = output.console()
 
@@ -126,15 +128,17 @@ def _reporter(fmt: str):
     if not con.is_terminal:
         def plain(record: dict) -> None:
             con.print(line(record), markup=False, highlight=False)
-        return plain, None
+        return plain, None, None
 
     from rich.live import Live
     from rich.table import Table
 
     rows: list[dict] = []
+    caption = {"text": None}
 
     def table() -> Table:
-        t = Table(title=f"canary {rows[-1]['host']}: {rows[-1]['phase']}" if rows else "canary")
+        t = Table(title=f"canary {rows[-1]['host']}: {rows[-1]['phase']}" if rows else "canary",
+                  caption=caption["text"])
         for col in ("time", "phase", "step", "weights", "requests", "success", "p99", "failures", "action"):
             t.add_column(col)
         for r in rows[-20:]:
@@ -157,7 +161,28 @@ def _reporter(fmt: str):
         if record.get("message"):
             live.console.print(f"  {record['message']}", markup=False, highlight=False)
 
-    return show, live
+    def wait(seconds: float) -> None:
+        def tick(left: float) -> None:
+            caption["text"] = f"next check in {left:.0f}s" if left > 0 else None
+            if live.is_started:
+                live.update(table(), refresh=True)
+        countdown(seconds, tick)
+
+    return show, live, wait
+
+
+def countdown(seconds: float, tick: Callable[[float], None], clock: Callable[[], float] = time.monotonic,
+              sleep: Callable[[float], None] = time.sleep) -> None:
+    """Wait `seconds`, calling tick(seconds left) about once a second and tick(0) at the end, so
+    a long --interval shows a countdown on a terminal instead of silence."""
+    end = clock() + seconds
+    while True:
+        left = end - clock()
+        if left <= 0:
+            break
+        tick(math.ceil(left))
+        sleep(min(1.0, left))
+    tick(0)
 
 
 def _milliseconds(text: str) -> float:
@@ -225,8 +250,10 @@ def run_cmd(
     ambient = ambient_without_waypoint(client, host, ns)
     if ambient:
         output.warn(ambient)
-    report, live = _reporter(fmt)
+    report, live, wait = _reporter(fmt)
     r = rollout.Rollout(client, host, ns, report=report)
+    if wait is not None:
+        r.sleep = wait
     last = {}
 
     def remember(record: dict) -> None:

@@ -56,8 +56,13 @@ def register(app: typer.Typer) -> None:
         outcomes = run_checks(check_ctx, on_result=show)
         failed = any(o.result.status == "error" for o in outcomes)
         if fmt == "text":
+            errors = sum(o.result.status == "error" for o in outcomes)
+            warnings = sum(o.result.status == "warning" for o in outcomes)
+            counts = ", ".join(f"{n} {word}{'s' if n != 1 else ''}"
+                               for n, word in ((errors, "failure"), (warnings, "warning")) if n)
+            symbol = "[red]✖[/red]" if errors else "[yellow]‼[/yellow]" if warnings else "[green]✔[/green]"
             con.print()
-            con.print("Status check results are " + ("[red]✖[/red]" if failed else "[green]✔[/green]"))
+            con.print(f"Status check results are {symbol}" + (f" ({counts})" if counts else ""))
         else:
             categories: list[dict] = []
             for o in outcomes:

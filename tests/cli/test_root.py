@@ -103,3 +103,23 @@ def test_the_same_option_has_the_same_short_flag_in_every_command():
     walk(get_command(app))
     for opt in ("--profile", "--revision", "--istio-namespace", "--namespace", "--output"):
         assert len(letters[opt]) == 1 and None not in letters[opt], (opt, letters[opt])
+
+
+def test_help_paragraphs_are_not_broken_where_the_source_wraps():
+    """Help text flows to the terminal's width: no paragraph keeps the docstring's line breaks
+    (indented example blocks excepted)."""
+    from typer.main import get_command
+
+    from meshctl.cli import app
+
+    def walk(cmd, path):
+        if hasattr(cmd, "list_commands"):
+            for name in cmd.list_commands(None):
+                yield from walk(cmd.get_command(None, name), path + (name,))
+        yield path, cmd
+
+    for path, cmd in walk(get_command(app), ()):
+        for para in (cmd.help or "").split("\n\n"):
+            if any(line[:1].isspace() for line in para.splitlines()) or para.startswith("\b"):
+                continue
+            assert "\n" not in para, (" ".join(path), para)

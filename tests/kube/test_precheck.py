@@ -101,6 +101,16 @@ def test_workloads_that_cannot_join(cli, kube_api):
     assert "‼ no pods use the host network" in r.stdout and "apps/hostnet" in r.stdout
     assert "✖ no containers run as UID 1337" in r.stdout and "apps/uid container c" in r.stdout
     assert "‼ no containers use the proxy's ports 15000-15090" in r.stdout and "port 15000" in r.stdout
+    assert r.stdout.rstrip().endswith("Status check results are ✖ (1 failure, 2 warnings)")
+
+
+def test_warnings_alone_do_not_end_in_a_green_tick(cli, kube_api):
+    kube_api.add(_ns("default"))
+    kube_api.add(_ns("apps"))
+    kube_api.add(_pod("hostnet", "apps", {"hostNetwork": True, "containers": [{"name": "c", "image": "x"}]}))
+    r = _precheck(cli, kube_api)
+    assert r.exit_code == 0, r
+    assert r.stdout.rstrip().endswith("Status check results are ‼ (1 warning)")
 
 
 def test_ambient_cni_and_nodes(cli, kube_api):

@@ -144,3 +144,17 @@ def test_promote_and_abort_end_a_stopped_rollout():
     assert r.run(rollout.Options(canary="v2", steps=[10, 20, 30], interval=1),
                  lambda *a: Scripted([])) == "Succeeded"
     assert [x["weights"]["v2"] for x in records if x["action"] == "advance"] == [10, 20, 30]
+
+
+def test_a_long_interval_counts_down_on_a_terminal():
+    from meshctl.cli.canary import countdown
+
+    now = [100.0]
+    seen = []
+
+    def sleep(s):
+        now[0] += s
+
+    countdown(3.5, seen.append, clock=lambda: now[0], sleep=sleep)
+    assert seen == [4, 3, 2, 1, 0]
+    assert now[0] == 103.5

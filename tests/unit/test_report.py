@@ -121,3 +121,20 @@ def test_every_sarif_result_has_a_location():
     assert r["ruleId"] == "MSH0001"
     assert r["locations"] == [{"logicalLocations": [{"fullyQualifiedName": "stdin", "name": "stdin",
                                                      "kind": "resource"}]}]
+
+
+def test_term_dumb_turns_colour_off(monkeypatch):
+    import io
+
+    from meshctl import output
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    output.configure()
+    monkeypatch.setenv("TERM", "xterm-256color")
+    assert output.color_enabled(Tty())
+    monkeypatch.setenv("TERM", "dumb")
+    assert not output.color_enabled(Tty())

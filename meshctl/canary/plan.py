@@ -84,26 +84,6 @@ def parse_percent(text: Any, what: str) -> float:
     return value
 
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-
-
-def parse_duration(text: Any, what: str = "duration") -> float:
-    """"1m" → 60.0, "500ms" → 0.5, "1m30s" → 90.0, "2" → 2.0 (seconds)."""
-    raw = str(text).strip().lower()
-    if re.fullmatch(r"\d+(\.\d+)?", raw):
-        return float(raw)
-    pos, total = 0, 0.0
-    for m in _DURATION.finditer(raw):
-        if m.start() != pos:
-            break
-        unit = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[m.group(2)]
-        total += float(m.group(1)) * unit
-        pos = m.end()
-    if pos != len(raw) or not raw:
-        raise InputError(f"{what} {text!r} is not a duration", hint="e.g. 500ms, 30s, 1m, 1m30s")
-    return total
-
-
 def parse_steps(text: str) -> list[int]:
     parts = [p.strip().rstrip("%") for p in str(text).split(",") if p.strip()]
     if not parts or not all(p.isdigit() for p in parts):

@@ -9,6 +9,7 @@ from typing import Annotated, Callable, Optional
 
 import typer
 
+from meshctl import durations
 from meshctl.cli.common import (ContextOpt, KubeconfigOpt, NamespaceOpt, OutputOpt, check_output, dry_run_mode,
                                  dry_run_option, settings)
 
@@ -187,12 +188,10 @@ def countdown(seconds: float, tick: Callable[[float], None], clock: Callable[[],
 
 def _milliseconds(text: str) -> float:
     """--max-p99: a duration (500ms, 1s) or a bare number of milliseconds (as Flagger's thresholds)."""
-    from meshctl.canary import plan
-
     raw = str(text).strip()
     if raw.replace(".", "", 1).isdigit():
         return float(raw)
-    return plan.parse_duration(raw, "--max-p99") * 1000
+    return durations.parse(raw, "--max-p99") * 1000
 
 
 @canary_app.command("run")
@@ -232,7 +231,7 @@ def run_cmd(
     opts = rollout.Options(
         canary=canary[0] if canary else None,
         step=step, steps=plan.parse_steps(steps) if steps else None, max_weight=max_weight,
-        interval=plan.parse_duration(interval, "--interval") if interval else None,
+        interval=durations.parse(interval, "--interval", allow_zero=False) if interval else None,
         threshold=threshold,
         min_success_rate=plan.parse_percent(min_success_rate, "--min-success-rate") if min_success_rate else None,
         max_p99_ms=_milliseconds(max_p99) if max_p99 else None,

@@ -10,6 +10,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
+from meshctl import durations
 from meshctl.cli.common import ContextOpt, KubeconfigOpt, OutputOpt, check_output, dry_run_mode, dry_run_option, settings
 from meshctl.errors import InputError, MeshctlError
 
@@ -105,7 +106,7 @@ def install_cmd(
                             "meshctl's: a later 'meshctl uninstall' deletes them.")] = False,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for Deployments and DaemonSets to be ready.")
                     ] = True,
-    timeout: Annotated[str, typer.Option("--timeout", help="How long to wait for readiness (e.g. 90s, 5m).")] = "5m",
+    timeout: Annotated[str, typer.Option("--timeout", help="How long to wait for readiness: 90s, 5m, 1m30s (bare numbers are seconds).")] = "5m",
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
     output_format: OutputOpt = None,
@@ -123,7 +124,7 @@ def install_cmd(
     s = settings(ctx, kubeconfig=kubeconfig, context=context, output=output_format)
     fmt = check_output(s.output, ("text", "json"), "text")
     dry = "server" if server_dry_run else dry_run_mode(dry_run)
-    wait_seconds = apply.parse_duration(timeout)
+    wait_seconds = durations.parse(timeout, "--timeout")
     vals = profiles.load_values(profile, files=values or (), sets=set_ or (), revision=revision)
     objects = render.render_objects(vals)
     k = _client(s)

@@ -16,7 +16,13 @@ from meshctl.cli.common import ContextOpt, KubeconfigOpt, NamespaceOpt, OutputOp
 AdminOpt = Annotated[Optional[List[str]], typer.Option(
     "--admin", metavar="HOST:PORT",
     help="Envoy admin address of a proxy outside Kubernetes (repeatable); skips pod discovery.")]
-TimeoutOpt = Annotated[float, typer.Option("--timeout", min=0.001, help="Per-request timeout in seconds.")]
+def _timeout(text: str) -> float:
+    from meshctl import durations
+
+    return durations.parse(text, "--timeout", allow_zero=False)
+
+
+TimeoutOpt = Annotated[str, typer.Option("--timeout", help="Per-request timeout: 500ms, 3s, ... (bare numbers are seconds).")]
 
 _ADDRESS = re.compile(r"^(https?://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.\-]+):\d+/?$")
 _IP = re.compile(r"^(https?://)?(\[[0-9A-Fa-f:.]+\]|\d{1,3}(\.\d{1,3}){3})/?$")  # an address without its port
@@ -36,7 +42,7 @@ def proxy_status(
     output_format: OutputOpt = None,
     concurrency: Annotated[int, typer.Option("--concurrency", min=1,
                                              help="Admin requests in flight at most.")] = 64,
-    timeout: TimeoutOpt = 3.0,
+    timeout: TimeoutOpt = "3s",
     fail_on_unhealthy: Annotated[bool, typer.Option(
         "--fail-on-unhealthy", help="Exit 1 when a proxy is not SYNCED/STATIC or has an expired certificate.")] = False,
     kubeconfig: KubeconfigOpt = None,
@@ -70,7 +76,7 @@ def proxy_status(
         if not targets:
             where = "any namespace" if ns is None else f"namespace {ns}"
             output.warn(f"no mesh proxies found in {where}")
-    rows = status.run(targets, timeout=timeout, concurrency=concurrency, forward=forward)
+    rows = status.run(targets, timeout=_timeout(timeout), concurrency=concurrency, forward=forward)
     if fmt in ("json", "yaml"):
         output.emit({"proxies": [r.to_dict() for r in rows],
                      "summary": {"total": len(rows), "healthy": sum(1 for r in rows if r.healthy)}}, fmt)
@@ -176,7 +182,7 @@ def _section_command(section: str, doc: str):
         name: Annotated[Optional[str], typer.Option("--name", help="routes: only this route configuration.")] = None,
         cluster: Annotated[Optional[str], typer.Option("--cluster", help="endpoints: only this cluster (substring).")] = None,
         status: Annotated[Optional[str], typer.Option("--status", help="endpoints: only this health status.")] = None,
-        timeout: TimeoutOpt = 3.0,
+        timeout: TimeoutOpt = "3s",
         namespace: NamespaceOpt = None,
         kubeconfig: KubeconfigOpt = None,
         context: ContextOpt = None,
@@ -195,7 +201,7 @@ def _section_command(section: str, doc: str):
             raise InputError(f"unknown --status {status!r}",
                              hint=f"use one of: {', '.join(config.HEALTH_STATUSES)}")
         data = _with_proxy(ctx, target, admin, namespace, kubeconfig, context,
-                           lambda a: config.read(a, section, timeout))
+                           lambda a: config.read(a, section, _timeout(timeout)))
         dump, clusters = data.get("dump") or {}, data.get("clusters") or {}
         raw = config.section_data(section, dump, clusters)
         if section == "clusters":
@@ -249,7 +255,7 @@ def log(
                         "or per logger as in istioctl: http:debug,router:info.")] = None,
     logger: Annotated[Optional[str], typer.Option("--logger", help="Only this logger (default: all).")] = None,
     output_format: OutputOpt = None,
-    timeout: TimeoutOpt = 3.0,
+    timeout: TimeoutOpt = "3s",
     namespace: NamespaceOpt = None,
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
@@ -283,7 +289,7 @@ def log(
     if logger and not level:
         raise InputError("--logger needs --level")
     levels = _with_proxy(ctx, target, admin, namespace, kubeconfig, context,
-                         lambda a: config.log_levels(a, timeout, level, logger, pairs))
+                         lambda a: config.log_levels(a, _timeout(timeout), level, logger, pairs))
     if logger:
         levels = {logger: levels.get(logger, level)}
     elif pairs:

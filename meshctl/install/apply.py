@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, Iterable, Optional
 
+from meshctl import durations
 from meshctl.errors import CheckFailed, ClusterError, InputError, MeshctlError
 
 FIELD_MANAGER = "meshctl"
@@ -299,7 +300,7 @@ def wait_for_crds(k, names: list[str], timeout: float, progress: Progress,
         if not waiting:
             return
         if time.monotonic() >= deadline:
-            raise ClusterError(f"timed out after {_fmt_duration(timeout)} waiting for CRD {waiting[0]} to be "
+            raise ClusterError(f"timed out after {durations.format(timeout)} waiting for CRD {waiting[0]} to be "
                                f"Established" + (f" (and {len(waiting) - 1} more)" if len(waiting) > 1 else ""),
                                hint=f"check it with: kubectl get crd {waiting[0]} -o yaml")
         if waiting != said:  # one line per change, not one per poll
@@ -362,7 +363,7 @@ def _apply_one(k, body: dict, ref: Ref, dry_run: Optional[str], field_manager: s
         deadline = time.monotonic() + timeout
         while live is not None and (live.get("metadata") or {}).get("deletionTimestamp"):
             if time.monotonic() >= deadline:
-                raise ClusterError(f"{ref} is still being deleted after {_fmt_duration(timeout)}",
+                raise ClusterError(f"{ref} is still being deleted after {durations.format(timeout)}",
                                    hint="wait for the deletion to finish "
                                         f"(kubectl get {ref.kind.lower()} {ref.name}), then install again")
             sleep(0.5)
@@ -607,7 +608,7 @@ def install(k, objects: Iterable[Any], values: dict, *, dry_run: Optional[str] =
             first, why = next(iter(report.not_ready.items()))
             more = f" and {len(report.not_ready) - 1} more" if len(report.not_ready) > 1 else ""
             report.error = ClusterError(
-                f"timed out after {_fmt_duration(timeout)} waiting for {first} ({why}){more}",
+                f"timed out after {durations.format(timeout)} waiting for {first} ({why}){more}",
                 hint=f"everything is applied; see why with: kubectl -n {first.namespace or namespace} get pods, "
                      "then check with: meshctl verify-install")
     return report
@@ -1010,29 +1011,3 @@ def uninstall(k, refs: list[Ref], progress: Optional[Progress] = None, dry_run: 
     finally:
         progress.done()
     return report
-
-
-# --- durations -----------------------------------------------------------------------------------
-
-_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?$")
-
-
-def parse_duration(text: str) -> float:
-    """`5m`, `90s`, `1h30m`, `2m30s` or plain seconds (`300`) → seconds."""
-    text = (text or "").strip()
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    m = _DURATION.match(text)
-    if not text or not m or not any(m.groups()):
-        raise InputError(f"invalid duration {text!r}", hint="use e.g. 90s, 5m or 1h30m")
-    h, mnt, s = m.groups()
-    return int(h or 0) * 3600 + int(mnt or 0) * 60 + float(s or 0)
-
-
-def _fmt_duration(seconds: float) -> str:
-    seconds = float(seconds)
-    if seconds >= 60 and seconds % 60 == 0:
-        return f"{int(seconds // 60)}m"
-    return f"{seconds:g}s"

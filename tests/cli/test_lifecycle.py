@@ -161,7 +161,7 @@ def test_invalid_values_fail_before_touching_the_cluster(run, kube_api):
     r = run("install", "-y", "--profile", "nope")
     assert r.exit_code == 2 and "unknown profile 'nope'" in r.stderr
     r = run("install", "-y", "--timeout", "soon")
-    assert r.exit_code == 2 and "invalid duration 'soon'" in r.stderr
+    assert r.exit_code == 2 and "--timeout 'soon' is not a duration" in r.stderr
     assert [m for m, _ in kube_api.requests if m != "GET"] == []
 
 

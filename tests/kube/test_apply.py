@@ -7,7 +7,7 @@ import pytest
 from meshctl import kube
 from meshctl.errors import InputError
 from meshctl.install import apply
-from meshctl.install.apply import Ref, diff_subset, parse_duration, workload_status
+from meshctl.install.apply import Ref, diff_subset, workload_status
 
 
 def test_order_puts_crds_then_namespaces_first_and_keeps_the_rest():
@@ -64,16 +64,6 @@ def test_workload_status(obj, expected):
     assert workload_status(obj) == expected
 
 
-@pytest.mark.parametrize("text,seconds", [("90s", 90), ("5m", 300), ("1h30m", 5400), ("2m30s", 150), ("45", 45),
-                                          ("0.5s", 0.5)])
-def test_parse_duration(text, seconds):
-    assert parse_duration(text) == seconds
-
-
-@pytest.mark.parametrize("text", ["", "soon", "5d", "m"])
-def test_parse_duration_rejects(text):
-    with pytest.raises(InputError):
-        parse_duration(text)
 
 
 def test_ref_lines_round_trip():

@@ -83,15 +83,6 @@ def test_step_schedule_rejects_decreasing_steps():
         plan.step_schedule(None, [10, 5], 50)
 
 
-@pytest.mark.parametrize("text,seconds", [("1m", 60), ("500ms", 0.5), ("1m30s", 90), ("2", 2), ("1h", 3600)])
-def test_parse_duration(text, seconds):
-    assert plan.parse_duration(text) == pytest.approx(seconds)
-
-
-@pytest.mark.parametrize("text", ["1x", "m", "", "1m 30s", "-1s"])
-def test_parse_duration_rejects(text):
-    with pytest.raises(InputError):
-        plan.parse_duration(text)
 
 
 def test_fqdn():

@@ -74,7 +74,7 @@ def _client(s, timeout: float = 10.0):
 
 
 def _progress(s):
-    from meshctl.install.apply import ConsoleProgress
+    from meshctl.install.report import ConsoleProgress
 
     return ConsoleProgress(verbose=True)
 
@@ -205,12 +205,12 @@ def verify_cmd(
     """Check the cluster against the recorded install: missing objects, drifted fields,
     workloads not ready. Exit 1 when anything differs."""
     from meshctl import output
-    from meshctl.install import apply
+    from meshctl.install import verify
 
     s = settings(ctx, kubeconfig=kubeconfig, context=context, output=output_format)
     fmt = check_output(s.output, ("text", "json", "yaml"), "text")
     k = _client(s)
-    result = apply.verify(k, revision=revision, namespace=istio_namespace)
+    result = verify.verify(k, revision=revision, namespace=istio_namespace)
     if fmt in ("json", "yaml"):
         output.emit(result.to_dict(), fmt)
     else:
@@ -282,7 +282,7 @@ def uninstall_cmd(
     in reverse install order. Shared objects (CRDs, the namespace, the mesh-wide
     PeerAuthentication) stay unless --purge. Safe to re-run."""
     from meshctl import output
-    from meshctl.install import apply
+    from meshctl.install import uninstall
 
     if purge and revision:
         raise InputError("--purge removes every revision; it cannot be combined with --revision",
@@ -290,11 +290,11 @@ def uninstall_cmd(
     dry_run = dry_run_mode(dry_run_value) is not None
     s = settings(ctx, kubeconfig=kubeconfig, context=context)
     k = _client(s)
-    refs = apply.owned_objects(k, revision=revision, purge=purge)
+    refs = uninstall.owned_objects(k, revision=revision, purge=purge)
     con = output.console()
     which = "every revision and the shared objects" if purge else f"revision {revision or 'default'}"
     if not purge and refs:
-        kept = apply.claimed_by_other_revisions(k, refs, revision)
+        kept = uninstall.claimed_by_other_revisions(k, refs, revision)
         if kept:
             refs = [r for r in refs if r not in kept]
             others = sorted(set(kept.values()))
@@ -309,7 +309,7 @@ def uninstall_cmd(
         crds = sum(1 for r in refs if r.kind == "CustomResourceDefinition")
         warning = (f" This deletes {crds} CRDs and every resource of their kinds in the cluster." if crds else "")
         _confirm(f"Delete {len(refs)} objects of {which} from {_target(k)}?{warning}", yes, "uninstall")
-    report = apply.uninstall(k, refs, progress=_progress(s), dry_run=dry_run)
+    report = uninstall.uninstall(k, refs, progress=_progress(s), dry_run=dry_run)
     if report.error is not None:
         sys.stderr.write(f"deleted {len(report.deleted)} of {len(refs)} objects; still there: "
                          f"{_list_refs(report.pending)}\n")

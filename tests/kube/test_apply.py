@@ -5,9 +5,15 @@ from __future__ import annotations
 import pytest
 
 from meshctl import kube
-from meshctl.errors import InputError
 from meshctl.install import apply
-from meshctl.install.apply import Ref, diff_subset, workload_status
+from meshctl.install import verify
+from meshctl.install import uninstall
+from meshctl.install import record
+from meshctl.install import readiness
+from meshctl.install import objects
+from meshctl.install.drift import diff_subset
+from meshctl.install.objects import Ref
+from meshctl.install.readiness import workload_status
 
 
 def test_order_puts_crds_then_namespaces_first_and_keeps_the_rest():
@@ -15,7 +21,7 @@ def test_order_puts_crds_then_namespaces_first_and_keeps_the_rest():
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x"}},
             {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "namespace": "x"}},
             {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": "c"}}]
-    assert [o["kind"] for o in apply.order_objects(objs)] == \
+    assert [o["kind"] for o in objects.order_objects(objs)] == \
         ["CustomResourceDefinition", "Namespace", "ConfigMap", "Deployment"]
 
 
@@ -74,13 +80,13 @@ def test_ref_lines_round_trip():
 def test_record_keeps_its_time_when_nothing_changed():
     values = {"profile": "minimal", "revision": "", "namespace": "istio-system"}
     refs = [Ref("v1", "ConfigMap", "c", "istio-system")]
-    first = apply.record_object(values, refs)
+    first = record.record_object(values, refs)
     assert first["metadata"]["name"] == "meshctl-install"
     first["data"]["installedAt"] = "2020-01-01T00:00:00Z"
-    assert apply.record_object(values, refs, first)["data"]["installedAt"] == "2020-01-01T00:00:00Z"
-    changed = apply.record_object({**values, "tag": "x"}, refs, first)
+    assert record.record_object(values, refs, first)["data"]["installedAt"] == "2020-01-01T00:00:00Z"
+    changed = record.record_object({**values, "tag": "x"}, refs, first)
     assert changed["data"]["installedAt"] != "2020-01-01T00:00:00Z"
-    assert apply.record_object({**values, "revision": "canary"}, refs)["metadata"]["name"] == "meshctl-install-canary"
+    assert record.record_object({**values, "revision": "canary"}, refs)["metadata"]["name"] == "meshctl-install-canary"
 
 
 def test_apply_objects_with_a_small_list(kube_api):
@@ -127,16 +133,16 @@ def test_install_verify_uninstall_as_functions(kube_api):
     report = apply.install(k, objects, values, timeout=5)
     assert report.ok and report.not_ready == {}
     assert report.record.ref == Ref("v1", "ConfigMap", "meshctl-install-blue", "istio-system")
-    result = apply.verify(k, revision="blue")
+    result = verify.verify(k, revision="blue")
     assert result.ok and result.profile == "minimal" and result.revision == "blue"
-    owned = apply.owned_objects(k, revision="blue")
+    owned = uninstall.owned_objects(k, revision="blue")
     assert owned[0].name == "meshctl-install-blue"
     assert all(r.kind != "CustomResourceDefinition" for r in owned)
-    gone = apply.uninstall(k, owned)
+    gone = uninstall.uninstall(k, owned)
     assert gone.error is None and len(gone.deleted) == len(owned)
     with pytest.raises(CheckFailed):
-        apply.verify(k, revision="blue")
-    assert apply.owned_objects(k, revision="blue") == []
+        verify.verify(k, revision="blue")
+    assert uninstall.owned_objects(k, revision="blue") == []
 
 
 def test_install_labels_objects_the_renderer_left_unlabelled(kube_api):
@@ -151,9 +157,9 @@ def test_install_labels_objects_the_renderer_left_unlabelled(kube_api):
         "app.kubernetes.io/managed-by": "meshctl", "kubernetes.io/metadata.name": "istio-system"}
     assert "labels" not in objs[1]["metadata"]  # the caller's objects are left alone
     # a namespace carries no revision: only --purge removes it
-    assert [str(r) for r in apply.owned_objects(k, revision="blue")] == [
+    assert [str(r) for r in uninstall.owned_objects(k, revision="blue")] == [
         "ConfigMap istio-system/meshctl-install-blue", "ConfigMap istio-system/c"]
-    assert "Namespace istio-system" in [str(r) for r in apply.owned_objects(k, purge=True)]
+    assert "Namespace istio-system" in [str(r) for r in uninstall.owned_objects(k, purge=True)]
 
 
 @pytest.mark.parametrize("status,expected", [
@@ -172,4 +178,4 @@ def test_pod_problem(kube_api, status, expected):
     k = kube.client(kube_api.kubeconfig)
     workload = {"kind": "Deployment", "metadata": {"namespace": "default"},
                 "spec": {"selector": {"matchLabels": {"app": "x"}}}}
-    assert apply.pod_problem(k, workload) == expected
+    assert readiness.pod_problem(k, workload) == expected

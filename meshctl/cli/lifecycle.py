@@ -1,7 +1,7 @@
 """`meshctl install`, `meshctl verify-install`, `meshctl uninstall`: the cluster half of install.
 
 Thin: parse flags, load values and render (meshctl.install.profiles / render), hand the objects to
-meshctl.install.apply, print the report. Progress goes to stderr, results to stdout.
+meshctl.install (apply, verify, uninstall), print the report. Progress goes to stderr, results to stdout.
 """
 from __future__ import annotations
 

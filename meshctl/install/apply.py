@@ -125,7 +125,7 @@ def apply_objects(k, objects: Iterable[Any], *, dry_run: Optional[str] = None, p
                                     live=(known or {}).get(ref.key, _UNREAD))
             except (MeshctlError, KeyboardInterrupt) as e:
                 report.failed = ref
-                report.error = _interrupted() if isinstance(e, KeyboardInterrupt) else e
+                report.error = interrupted_error() if isinstance(e, KeyboardInterrupt) else e
                 report.pending = [Ref.of(b) for b in bodies[i:]]
                 return report
             if ref.kind == "CustomResourceDefinition":
@@ -177,7 +177,7 @@ def _apply_one(k, body: dict, ref: Ref, dry_run: Optional[str], field_manager: s
     return f"{prefix}configure" if dry_run else "configured"
 
 
-def _interrupted() -> MeshctlError:
+def interrupted_error() -> MeshctlError:
     """Ctrl-C between two writes: the run stops like on a failure, saying what was done."""
     return MeshctlError("interrupted", hint="run the same command again to finish", exit_code=130)
 
@@ -213,7 +213,7 @@ def forbidden(k, wanted: Iterable[tuple[str, Ref]]) -> list[str]:
     return out
 
 
-def _permission_error(denied: list[str], what: str) -> ClusterError:
+def permission_error(denied: list[str], what: str) -> ClusterError:
     shown = ", ".join(denied[:4]) + (f" (and {len(denied) - 4} more)" if len(denied) > 4 else "")
     return ClusterError(f"not allowed to {shown}; {what}",
                         hint=f"ask a cluster administrator for these permissions (check with: kubectl auth can-i "
@@ -278,7 +278,7 @@ def install(k, objects: Iterable[Any], values: dict, *, dry_run: Optional[str] =
               for verb in (("patch",) if live.get(Ref.of(b).key) is not None else ("create", "patch"))]
     denied = forbidden(k, wanted)
     if denied:
-        raise _permission_error(denied, "nothing was changed")
+        raise permission_error(denied, "nothing was changed")
     report = apply_objects(k, bodies, dry_run=dry_run, progress=progress, crd_timeout=min(timeout, 120.0),
                            known=live)
     if not report.ok:
@@ -304,7 +304,7 @@ def install(k, objects: Iterable[Any], values: dict, *, dry_run: Optional[str] =
                 continue
             k.delete(old.api_version, old.kind, old.name, old.namespace)
         except (MeshctlError, KeyboardInterrupt) as e:
-            report.failed, report.error = old, _interrupted() if isinstance(e, KeyboardInterrupt) else e
+            report.failed, report.error = old, interrupted_error() if isinstance(e, KeyboardInterrupt) else e
             return report
         report.outcomes.append(Outcome(old, "pruned"))
         progress.object(old, "pruned")

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from meshctl.errors import MeshctlError
-from meshctl.install.apply import _interrupted, _permission_error, forbidden
+from meshctl.install.apply import interrupted_error, permission_error, forbidden
 from meshctl.install.objects import (
     INSTALL_KINDS, KIND_RANK, MANAGED_BY, MANAGED_BY_KEY, Progress, RECORD_COMPONENT, Ref, REV_LABEL,
     rev_value, SHARED_LABEL,
@@ -75,14 +75,14 @@ def uninstall(k, refs: list[Ref], progress: Optional[Progress] = None, dry_run: 
     # ask before deleting, so that a missing permission does not leave the uninstall half done
     denied = forbidden(k, [("delete", r) for r in refs])
     if denied:
-        raise _permission_error(denied, "nothing was deleted")
+        raise permission_error(denied, "nothing was deleted")
     progress.start(len(refs), "deleting")
     try:
         for i, ref in enumerate(refs):
             try:
                 existed = k.delete(ref.api_version, ref.kind, ref.name, ref.namespace, dry_run=dry_run)
             except (MeshctlError, KeyboardInterrupt) as e:
-                report.error = _interrupted() if isinstance(e, KeyboardInterrupt) else e
+                report.error = interrupted_error() if isinstance(e, KeyboardInterrupt) else e
                 report.pending = refs[i:]
                 return report
             (report.deleted if existed else report.gone).append(ref)

@@ -1,9 +1,11 @@
 """The one error type users see, and the documented exit codes.
 
-0  success
-1  findings at or above the failure threshold, a failed check, a rolled-back rollout
-2  usage or input error: bad flag, unreadable or invalid file
-3  cluster or proxy unreachable, timeout, permission denied
+0    success
+1    findings at or above the failure threshold, a failed check, a rolled-back rollout
+2    usage or input error: bad flag, unreadable or invalid file
+3    cluster or proxy unreachable, timeout, permission denied
+70   internal error (a bug in meshctl)
+130  interrupted (Ctrl-C) or aborted at a prompt
 """
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
+EXIT_INTERNAL = 70
+EXIT_INTERRUPTED = 130
 
 
 def clip(value, limit: int = 60) -> str:

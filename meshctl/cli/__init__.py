@@ -22,9 +22,8 @@ from typer.core import TyperGroup
 
 from meshctl import __version__
 from meshctl.cli.common import ContextOpt, KubeconfigOpt, NamespaceOpt, OutputOpt, Settings
-from meshctl.errors import EXIT_USAGE, MeshctlError
+from meshctl.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, MeshctlError
 
-EXIT_INTERNAL = 70
 
 
 def _fail(message: str, hint: str | None, code: int) -> None:
@@ -116,7 +115,7 @@ class MeshctlGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt:  # Typer would turn it into a silent exit 130
-            raise MeshctlError("interrupted", exit_code=130) from None
+            raise MeshctlError("interrupted", exit_code=EXIT_INTERRUPTED) from None
 
     def resolve_command(self, ctx, args):
         name = args[0] if args else ""
@@ -140,7 +139,7 @@ class MeshctlGroup(TyperGroup):
                 result = super().main(args=args, prog_name=prog_name or "meshctl",
                                       complete_var=complete_var, standalone_mode=False, **extra)
             except typer.Abort:
-                _fail("aborted", None, 130)
+                _fail("aborted", None, EXIT_INTERRUPTED)
             code = result if isinstance(result, int) else 0
         except click_exc.NoArgsIsHelpError as e:
             sys.stdout.write(e.ctx.get_help() + "\n")
@@ -152,7 +151,7 @@ class MeshctlGroup(TyperGroup):
             message = " ".join(e.format_message().split())
             _fail(message, f"see '{path} --help'", e.exit_code if e.exit_code else EXIT_USAGE)
         except KeyboardInterrupt:
-            _fail("interrupted", None, 130)
+            _fail("interrupted", None, EXIT_INTERRUPTED)
         except BrokenPipeError:
             try:
                 sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit

@@ -12,6 +12,7 @@ import typer
 from meshctl import durations
 from meshctl.cli.common import (ContextOpt, KubeconfigOpt, NamespaceOpt, OutputOpt, check_output, dry_run_mode,
                                  dry_run_option, settings)
+from meshctl.errors import EXIT_FINDINGS, EXIT_INTERRUPTED
 
 canary_app = typer.Typer(
     name="canary",
@@ -270,9 +271,9 @@ def run_cmd(
         raise MeshctlError(f"interrupted: the rollout of {host} stays {last.get('phase', 'as it was')}"
                            + (f" at {weights}" if weights else ""),
                            hint=f"resume with 'meshctl canary run {host}', or end it with "
-                                f"'meshctl canary promote|abort {host}'", exit_code=130) from None
+                                f"'meshctl canary promote|abort {host}'", exit_code=EXIT_INTERRUPTED) from None
     if phase != rollout.SUCCEEDED:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FINDINGS)
 
 
 def _show_status(data: dict, fmt: str) -> None:

@@ -12,7 +12,7 @@ import typer
 
 from meshctl import durations
 from meshctl.cli.common import ContextOpt, KubeconfigOpt, OutputOpt, check_output, dry_run_mode, dry_run_option, settings
-from meshctl.errors import InputError, MeshctlError
+from meshctl.errors import EXIT_FINDINGS, InputError, MeshctlError
 
 
 def _complete_profile(incomplete: str) -> list[str]:
@@ -64,7 +64,7 @@ def _confirm(question: str, yes: bool, what: str) -> None:
         raise InputError(f"refusing to {what} without confirmation: stdin is not a terminal",
                          hint="pass -y/--yes to confirm")
     if not typer.confirm(question, default=False, err=True):
-        raise MeshctlError(f"{what} cancelled", exit_code=1)
+        raise MeshctlError(f"{what} cancelled", exit_code=EXIT_FINDINGS)
 
 
 def _client(s, timeout: float = 10.0):
@@ -216,7 +216,7 @@ def verify_cmd(
     else:
         _print_verification(result)
     if not result.ok:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FINDINGS)
 
 
 def _line(mark: str, text: str):

@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 import typer
 
 from meshctl.cli.common import ContextOpt, KubeconfigOpt, OutputOpt, check_output, settings
+from meshctl.errors import EXIT_FINDINGS
 
 SYMBOL = {"ok": "✔", "warning": "‼", "error": "✖"}
 
@@ -76,4 +77,4 @@ def register(app: typer.Typer) -> None:
                     "details": o.result.details})
             output.emit({"success": not failed, "categories": categories}, fmt)
         if failed:
-            raise typer.Exit(1)
+            raise typer.Exit(EXIT_FINDINGS)

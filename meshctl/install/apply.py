@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional
 
 from meshctl import durations
-from meshctl.errors import ClusterError, MeshctlError
+from meshctl.errors import ClusterError, EXIT_FINDINGS, EXIT_INTERRUPTED, MeshctlError
 from meshctl.install.drift import wanted_fields, diff_subset
 from meshctl.install.objects import (
     FIELD_MANAGER, MANAGED_BY, MANAGED_BY_KEY, order_objects, owned, Progress, Ref, REV_LABEL, rev_value,
@@ -179,7 +179,7 @@ def _apply_one(k, body: dict, ref: Ref, dry_run: Optional[str], field_manager: s
 
 def interrupted_error() -> MeshctlError:
     """Ctrl-C between two writes: the run stops like on a failure, saying what was done."""
-    return MeshctlError("interrupted", hint="run the same command again to finish", exit_code=130)
+    return MeshctlError("interrupted", hint="run the same command again to finish", exit_code=EXIT_INTERRUPTED)
 
 
 # --- install -------------------------------------------------------------------------------------
@@ -272,7 +272,7 @@ def install(k, objects: Iterable[Any], values: dict, *, dry_run: Optional[str] =
             f"(made by {owner}): {shown}; nothing was changed",
             hint="install beside them with --revision NAME, remove the other installation first, or pass "
                  "--take-over to make them meshctl's (a later 'meshctl uninstall' then deletes them)",
-            exit_code=1)
+            exit_code=EXIT_FINDINGS)
     # ask before writing, so that a missing permission does not leave the install half applied
     wanted = [(verb, Ref.of(b)) for b in bodies
               for verb in (("patch",) if live.get(Ref.of(b).key) is not None else ("create", "patch"))]
@@ -330,7 +330,7 @@ def install(k, objects: Iterable[Any], values: dict, *, dry_run: Optional[str] =
         try:
             report.not_ready = wait_for_workloads(k, bodies, timeout, progress, sleep=sleep)
         except KeyboardInterrupt:
-            report.error = MeshctlError("interrupted while waiting for the workloads to be ready", exit_code=130,
+            report.error = MeshctlError("interrupted while waiting for the workloads to be ready", exit_code=EXIT_INTERRUPTED,
                                         hint="everything is applied; check with: meshctl verify-install")
             return report
         if report.not_ready:

@@ -16,7 +16,7 @@ import re
 from functools import lru_cache
 from typing import Any
 
-from meshctl.errors import MeshctlError
+from meshctl.errors import EXIT_INTERNAL, MeshctlError
 from meshctl.resources import Resource
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "meshctl", "app.kubernetes.io/part-of": "meshctl"}
@@ -354,7 +354,7 @@ def _openapi(kind: str) -> dict:
         return fn(kind)
     except Exception as e:  # a schema bug must not look like a template bug
         raise MeshctlError(f"cannot build the CRD schema of {kind}: {type(e).__name__}: {e}",
-                           hint="this is a bug in meshctl's schemas; please report it", exit_code=70) from e
+                           hint="this is a bug in meshctl's schemas; please report it", exit_code=EXIT_INTERNAL) from e
 
 
 def _crds() -> list[dict]:
@@ -396,7 +396,7 @@ def _parse(text: str, template: str) -> list[dict]:
     if glued:  # a separator swallowed by whitespace control: the next object would merge silently
         line = text.count("\n", 0, glued.start()) + 1
         raise MeshctlError(f"template {template} rendered a broken document separator at line {line} of its output",
-                           hint="this is a bug in the template; please report it", exit_code=70)
+                           hint="this is a bug in the template; please report it", exit_code=EXIT_INTERNAL)
     try:
         docs = [d for d in yaml.load_all(text, Loader=loader) if d is not None]
     except yaml.YAMLError as e:
@@ -404,11 +404,11 @@ def _parse(text: str, template: str) -> list[dict]:
         where = f":{mark.line + 1} of its output" if mark is not None else ""
         raise MeshctlError(f"template {template} rendered invalid YAML{where}: "
                            f"{' '.join(str(getattr(e, 'problem', None) or e).split())}",
-                           hint="this is a bug in the template; please report it", exit_code=70) from None
+                           hint="this is a bug in the template; please report it", exit_code=EXIT_INTERNAL) from None
     for d in docs:
         if not isinstance(d, dict) or "kind" not in d or "metadata" not in d:
             raise MeshctlError(f"template {template} rendered a document that is not a Kubernetes object",
-                               hint="this is a bug in the template; please report it", exit_code=70)
+                               hint="this is a bug in the template; please report it", exit_code=EXIT_INTERNAL)
     return docs
 
 
@@ -419,10 +419,10 @@ def _render_template(env, name: str, ctx: dict) -> list[dict]:
         text = env.get_template(name).render(ctx)
     except jinja2.TemplateSyntaxError as e:
         raise MeshctlError(f"template {e.name or name}:{e.lineno}: {e.message}",
-                           hint="this is a bug in the template; please report it", exit_code=70) from None
+                           hint="this is a bug in the template; please report it", exit_code=EXIT_INTERNAL) from None
     except jinja2.TemplateError as e:
         raise MeshctlError(f"template {name}: {' '.join(str(e).split())}",
-                           hint="a value the template needs is missing or of the wrong type", exit_code=70) from None
+                           hint="a value the template needs is missing or of the wrong type", exit_code=EXIT_INTERNAL) from None
     return _parse(text, name)
 
 

@@ -55,13 +55,12 @@ class Context:
         """A cached list; a kind the cluster does not serve is an empty list."""
         key = (api_version, kind, namespace)
         if key not in self.cache:
+            from meshctl.kube import NotFound
+
             try:
                 self.cache[key] = self.kube.list(api_version, kind, namespace=namespace)
-            except ClusterError as e:
-                if "not found" in str(e).lower() or "404" in str(e) or "not serve" in str(e).lower():
-                    self.cache[key] = []
-                else:
-                    raise
+            except NotFound:  # the kind is not served (its CRD is not installed)
+                self.cache[key] = []
         return self.cache[key]
 
 

@@ -6,12 +6,16 @@
 
 The stages:
 - load: files, directories and stdin through meshctl.loader (a broken document becomes an
-  MSH0001 finding, the rest is still analyzed); with `use_kube`, the cluster's objects first,
-  so a file's object replaces the cluster's object of the same identity;
+  MSH0001 finding, the rest is still analyzed); with `use_kube`, the cluster's objects of every
+  namespace first (what the analyzers read crosses namespaces: the control plane and root
+  namespaces, hosts and gateways of other namespaces), so a file's object replaces the cluster's
+  object of the same identity;
 - model: a ResourceSet, plus the stand-in ingress gateway objects istioctl adds when no cluster
   is used (meshctl/analysis/defaults.yaml);
 - analyze: the selected analyzers over the set (meshctl.analysis.framework.run);
-- filter: findings about the stand-in objects dropped, then suppressions and the output threshold.
+- filter: findings about the stand-in objects dropped; with `use_kube` and a namespace, only
+  findings about that namespace, cluster-scoped objects and the files' objects (istioctl's rule,
+  see in_scope); then suppressions and the output threshold.
 """
 from __future__ import annotations
 
@@ -22,8 +26,8 @@ from pathlib import Path
 from typing import Sequence
 
 from meshctl.analysis.framework import (
-    DEFAULT_MESH_CONFIG, Message, Suppression, exceeds, filter_messages, level_rank, message_types,
-    run, select_analyzers,
+    DEFAULT_MESH_CONFIG, IGNORED_NAMESPACES, Message, Suppression, exceeds, filter_messages, level_rank,
+    message_types, run, select_analyzers,
 )
 from meshctl.errors import InputError
 from meshctl.loader import LoadProblem, Loaded, load_paths, load_text, read_source
@@ -36,8 +40,9 @@ DEFAULTS_SOURCE = "<meshctl defaults>"
 class AnalyzeOptions:
     paths: Sequence[str] = ()
     recursive: bool = False
-    namespace: str | None = None          # -n: default namespace of documents; cluster namespace
-    all_namespaces: bool = False          # -A with --use-kube
+    namespace: str | None = None          # -n: default namespace of documents; with use_kube, the
+                                          # namespace whose findings are reported
+    all_namespaces: bool = False          # -A with --use-kube: findings of every namespace
     use_kube: bool = False
     kubeconfig: str | None = None
     context: str | None = None
@@ -60,6 +65,7 @@ class AnalysisResult:
     from_cluster: bool = False
     warnings: list[str] = field(default_factory=list)
     hidden: int = 0                       # findings below the output threshold (not suppressed ones)
+    scope: str | None = None              # with --use-kube -n: the namespace findings are reported for
 
     def counts(self) -> dict[str, int]:
         out = {"Error": 0, "Warning": 0, "Info": 0}
@@ -159,25 +165,44 @@ CLUSTER_KINDS: tuple[tuple[str, str], ...] = (
     ("gateway.networking.k8s.io/v1", "Gateway"), ("gateway.networking.k8s.io/v1", "HTTPRoute"),
     ("gateway.networking.k8s.io/v1", "GRPCRoute"),
 )
-_CLUSTER_SCOPED = {"Namespace", "Node", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration",
-                   "CustomResourceDefinition"}
 
 
-def cluster_resources(opts: AnalyzeOptions) -> tuple[list[Resource], dict | None]:
-    """Objects from the live cluster (all namespaces with -A, else -n, the kubeconfig context's
-    namespace, or `default`), and the mesh
-    config from the `istio` ConfigMap when there is one."""
+def cluster_namespace(opts: AnalyzeOptions, client) -> str | None:
+    """The namespace whose findings --use-kube reports: None with -A, else kubectl's rule: -n,
+    else the namespace of the kubeconfig context, else `default`."""
+    if opts.all_namespaces:
+        return None
+    return opts.namespace or client.namespace or "default"
+
+
+def check_namespace(client, namespace: str | None, loaded: Loaded) -> None:
+    """Refuse a namespace that is neither in the cluster nor created by the files (exit 2)."""
+    if namespace is None or client.get("v1", "Namespace", namespace) is not None:
+        return
+    if any(r.kind == "Namespace" and r.name == namespace for r in loaded.resources):
+        return  # the change being checked creates it
+    raise InputError(f"namespace {namespace!r} not found in the cluster",
+                     hint="check the name (kubectl get namespaces), or use -A for every namespace")
+
+
+def cluster_resources(opts: AnalyzeOptions, client=None) -> tuple[list[Resource], dict | None]:
+    """Objects of every namespace (but those analysis ignores) and cluster-scoped objects from
+    the live cluster, and the mesh config from the `istio` ConfigMap when there is one.
+
+    Every namespace, whatever -n says: analyzers read across namespaces (istiod's Service and the
+    mesh-wide policies in the control-plane and root namespaces, Services and Gateways referenced
+    from other namespaces), as istioctl does; -n narrows the findings reported (in_scope)."""
     from meshctl import kube
 
-    client = kube.client(opts.kubeconfig, opts.context)
-    # kubectl's rule: -n, else the namespace of the kubeconfig context, else default
-    namespace = None if opts.all_namespaces else (opts.namespace or client.namespace or "default")
+    client = client or kube.client(opts.kubeconfig, opts.context)
     out: list[Resource] = []
     for api_version, kind in CLUSTER_KINDS:
-        ns = None if kind in _CLUSTER_SCOPED else namespace
-        items = client.list(api_version, kind, namespace=ns)  # [] when the kind is not served
+        items = client.list(api_version, kind)  # [] when the kind is not served
         for item in items:
             if not isinstance(item, dict):
+                continue
+            meta = item.get("metadata")
+            if isinstance(meta, dict) and meta.get("namespace") in IGNORED_NAMESPACES:
                 continue
             item.setdefault("apiVersion", api_version)
             item.setdefault("kind", kind)
@@ -198,6 +223,18 @@ def cluster_resources(opts: AnalyzeOptions) -> tuple[list[Resource], dict | None
                 parsed = None
             mesh = parsed if isinstance(parsed, dict) else None
     return out, mesh
+
+
+def in_scope(r: Resource, namespace: str | None) -> bool:
+    """Whether findings about an object are reported when analyzing one namespace of a cluster,
+    by istioctl's rule: objects of that namespace (a Namespace object counts as in itself) and
+    cluster-scoped objects (findings without an object are always reported). meshctl also keeps
+    every object read from a file: the files are what the user asked about."""
+    if namespace is None or not r.from_cluster:
+        return True
+    if r.kind == "Namespace":
+        return r.name == namespace
+    return not r.namespace or r.namespace == namespace
 
 
 # --- the pipeline -------------------------------------------------------------------------------
@@ -285,14 +322,22 @@ def _analyze(opts: AnalyzeOptions) -> AnalysisResult:
         raise InputError("nothing to analyze", hint="pass files or directories (or - for stdin), or --use-kube")
 
     # load
+    client = scope = None
     default_ns = opts.namespace or "default"
+    if opts.use_kube:
+        from meshctl import kube
+
+        client = kube.client(opts.kubeconfig, opts.context)  # reads the kubeconfig; no request yet
+        scope = cluster_namespace(opts, client)
+        default_ns = opts.namespace or client.namespace or "default"  # as kubectl apply would
     loaded = load_paths(opts.paths, recursive=opts.recursive, default_namespace=default_ns) if opts.paths else Loaded()
     mesh_user = load_mesh_config(opts.mesh_config_file) if opts.mesh_config_file else None
 
     # model
     live: list[Resource] = []
     if opts.use_kube:
-        live, live_mesh = cluster_resources(opts)
+        check_namespace(client, scope, loaded)
+        live, live_mesh = cluster_resources(opts, client)
         if mesh_user is None:
             mesh_user = live_mesh
 
@@ -301,6 +346,9 @@ def _analyze(opts: AnalyzeOptions) -> AnalysisResult:
                                          live=live if opts.use_kube else None)
 
     # filter
+    if scope is not None:
+        messages = [m for m in messages if m.resource is None or in_scope(m.resource, scope)]
+        resources = [r for r in resources if in_scope(r, scope)]
     kept = filter_messages(messages, suppressions, "Info")
     shown = filter_messages(kept, (), opts.output_threshold)
     warnings = [] if opts.recursive else _skipped_subdirectories(opts.paths)
@@ -312,7 +360,7 @@ def _analyze(opts: AnalyzeOptions) -> AnalysisResult:
         messages=shown, failed=exceeds(kept, opts.failure_threshold), resources=len(resources),
         files=count_files(opts.paths, opts.recursive) if opts.paths else 0,
         namespaces=sorted({r.namespace for r in resources if r.namespace}), analyzers=[a.name for a in chosen],
-        from_cluster=opts.use_kube, warnings=warnings, hidden=len(kept) - len(shown))
+        from_cluster=opts.use_kube, warnings=warnings, hidden=len(kept) - len(shown), scope=scope)
 
 
 def analyze_loaded(loaded: Loaded, analyzers, mesh_user: dict | None = None, istio_namespace: str = "istio-system",

@@ -56,6 +56,8 @@ def _scope(result: "AnalysisResult") -> str:
         parts.append(f"from {_plural(result.files, 'file')}")
     if result.from_cluster:
         parts.append("with the cluster's" if result.files else "from the cluster")
+    if result.scope:
+        parts.append(f"(namespace {result.scope})")
     return " ".join(parts)
 
 

@@ -363,20 +363,62 @@ def _analyze(opts: AnalyzeOptions) -> AnalysisResult:
         from_cluster=opts.use_kube, warnings=warnings, hidden=len(kept) - len(shown), scope=scope)
 
 
+def _where(r: Resource) -> str:
+    return f"{r.source}:{r.line_of(('metadata', 'name'))}"
+
+
+def _same_copy(a: Resource, b: Resource) -> bool:
+    """Whether two loaded objects are one document read twice (a file given twice, or given
+    and found again in a directory)."""
+    if a.line != b.line or a.source is None or b.source is None or "-" in (a.source, b.source):
+        return a.line == b.line and a.source == b.source
+    return os.path.abspath(a.source) == os.path.abspath(b.source)
+
+
+def file_objects(resources: Sequence[Resource]) -> tuple[list[Resource], list[Message]]:
+    """The loaded objects in an order that does not depend on the order of the paths given (by
+    file name, then line), one copy of each object, and an MSH0002 finding for each copy that
+    another one of the same identity (kind, namespace, name) replaces. The copy kept is the last
+    by file name and line, the one `kubectl apply -f DIR` leaves. Objects without a name
+    (generateName) are all kept: each creates a new object."""
+    ordered = sorted(resources, key=lambda r: (r.source or "", r.line))
+    copies: dict[tuple, list[Resource]] = {}
+    out: list[Resource] = []
+    for r in ordered:
+        if not r.metadata.get("name"):
+            out.append(r)
+            continue
+        group = copies.setdefault(r.key, [])
+        if not any(_same_copy(r, c) for c in group):
+            group.append(r)
+    findings: list[Message] = []
+    mtype = message_types()["MSH0002"]
+    for group in copies.values():
+        keep = group[-1]
+        out.append(keep)
+        for r in group[:-1]:
+            findings.append(Message(mtype, r, (r.origin, _where(r), _where(keep), _where(keep)),
+                                    ("metadata", "name"), analyzer="loader"))
+    out.sort(key=lambda r: (r.source or "", r.line))
+    return out, findings
+
+
 def analyze_loaded(loaded: Loaded, analyzers, mesh_user: dict | None = None, istio_namespace: str = "istio-system",
                    live: list[Resource] | None = None) -> tuple[list[Message], list[Resource]]:
     """Model and analyze: the cluster's objects (`live`; None for file-only analysis, which adds
-    the stand-in ingress gateway instead), then the loaded ones on top. Returns the findings
-    (load problems included, sorted, without repeats or findings about stand-ins) and the
-    objects analyzed (without stand-ins)."""
+    the stand-in ingress gateway instead), then the loaded ones on top (one copy of each, see
+    file_objects). Returns the findings (load problems included, sorted, without repeats or
+    findings about stand-ins) and the objects analyzed (without stand-ins)."""
     resources = ResourceSet(live or ())
     defaults = default_resources(merged_mesh_config(mesh_user), istio_namespace) if live is None else []
     resources.extend(defaults)
-    resources.extend(loaded.resources)
+    objects, duplicates = file_objects(loaded.resources)
+    resources.extend(objects)
     stand_ins = {id(r) for r in defaults}
     messages = run(resources, analyzers, mesh_config=mesh_user, istio_namespace=istio_namespace)
     messages = [m for m in messages if m.resource is None or id(m.resource) not in stand_ins]
     messages.extend(_problem_message(p) for p in loaded.problems)
+    messages.extend(duplicates)
     return dedupe(messages), [r for r in resources if id(r) not in stand_ins]
 
 

@@ -65,6 +65,7 @@ def test_file_replaces_the_cluster_object(cli, cluster, tmp_path):
                      "    - destination: {host: reviews}\n")
     r = cli("analyze", "--use-kube", "--kubeconfig", cluster.kubeconfig, "-n", "shop", "-o", "json", str(fixed))
     assert ("IST0101", "VirtualService shop/reviews") not in _origins(r), r.stdout
+    assert "MSH0002" not in r.stdout  # replacing the cluster's copy is the point, not a duplicate
     assert r.exit_code == 0, r
     assert "with the cluster's" in cli("analyze", "--use-kube", "--kubeconfig", cluster.kubeconfig, "-n", "shop",
                                        str(fixed)).stderr

@@ -149,6 +149,45 @@ class _SlowPath(Exception):
     """The document needs PyYAML's full constructor (merge keys, unusual scalars)."""
 
 
+class _DuplicateKey(Exception):
+    """A mapping of the document gives a key twice."""
+
+
+def duplicate_keys(node: yaml.Node) -> list[tuple[yaml.Node, yaml.Node]]:
+    """(first, second) key nodes of every scalar key given twice in one mapping (merge keys `<<`
+    aside). kubectl's strict decoding refuses such a document; YAML parsers keep the last value."""
+    out: list[tuple[yaml.Node, yaml.Node]] = []
+    seen: set[int] = set()
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if n.id == "scalar" or id(n) in seen:
+            continue
+        seen.add(id(n))
+        if n.id == "sequence":
+            stack.extend(n.value)
+            continue
+        first: dict[str, yaml.Node] = {}
+        for k, v in n.value:
+            if k.id == "scalar" and k.tag != _MERGE:
+                if k.value in first:
+                    out.append((first[k.value], k))
+                else:
+                    first[k.value] = k
+            stack.append(k)
+            stack.append(v)
+    out.sort(key=lambda pair: (pair[1].start_mark.line, pair[1].start_mark.column))
+    return out
+
+
+def _duplicate_problems(node: yaml.Node, source: str, offset: int) -> list[LoadProblem]:
+    return [LoadProblem(source, second.start_mark.line + 1 + offset,
+                        f"key {json.dumps(second.value, ensure_ascii=False)} is given twice in one mapping (first at "
+                        f"line {first.start_mark.line + 1 + offset}): kubectl refuses the document; keep one",
+                        code="MSH0004")
+            for first, second in duplicate_keys(node)]
+
+
 _STR = "tag:yaml.org,2002:str"
 _INT = "tag:yaml.org,2002:int"
 _BOOL = "tag:yaml.org,2002:bool"
@@ -192,6 +231,8 @@ def _construct(node: yaml.Node, memo: dict | None):
             if isinstance(key, (list, dict)):
                 raise _SlowPath
             out[key] = _construct(v, memo)
+        if len(out) != len(node.value):
+            raise _DuplicateKey
     if memo is not None:
         memo[id(node)] = out
     return out
@@ -361,6 +402,8 @@ def _load_text(text: str, source: str, default_namespace: str | None) -> Loaded:
             return result
         # JSON is YAML: its YAML nodes give findings the line of the offending field
         node = _json_node(text)
+        if node is not None:
+            result.problems.extend(_duplicate_problems(node, source, 0))
         if isinstance(data, list):
             docs, nodes = data, (node.value if node is not None and node.id == "sequence" else [])
         else:
@@ -395,8 +438,10 @@ def _load_text(text: str, source: str, default_namespace: str | None) -> Loaded:
                         continue
                 try:
                     data = _construct(node, {} if aliased else None)
-                except _SlowPath:
+                except (_SlowPath, _DuplicateKey):  # the full constructor; the last of duplicate keys wins
+                    duplicates = _duplicate_problems(node, source, offset)  # before merge keys rewrite the nodes
                     data = loader.construct_document(node)
+                    result.problems.extend(duplicates)
             finally:
                 loader.dispose()
         except yaml.YAMLError as e:

@@ -53,6 +53,10 @@ class LoadProblem:
     line: int
     message: str
     code: str = "MSH0001"
+    # Why the input is not a Kubernetes manifest at all (what --ignore-unknown skips): "" when it
+    # is one with a mistake, "template" for Go/Helm template text, "other" for any other file or
+    # document (CI workflows, tool configs, YAML with foreign tags, binary files).
+    unknown: str = ""
 
     def __str__(self) -> str:
         where = f"{self.source}:{self.line}" if self.line else self.source
@@ -111,6 +115,17 @@ def check_node(node: yaml.Node) -> str | None:
             if id(c) not in sizes:
                 stack.append((c, depth + 1, False))
     return None
+
+
+_MANIFEST_KEYS = re.compile(r'^"?(apiVersion|kind)"?[ \t]*:|"(apiVersion|kind)"[ \t]*:', re.M)
+
+
+def _unknown(text: str) -> str:
+    """For text that cannot be read: "template" when it holds template actions ({{ }}), "other"
+    when it does not look like a manifest (no apiVersion: and kind: keys), else ""."""
+    if "{{" in text:
+        return "template"
+    return "" if len({m.group(1) or m.group(2) for m in _MANIFEST_KEYS.finditer(text)}) == 2 else "other"
 
 
 def _problem_line(exc: Exception, offset: int) -> int:
@@ -398,7 +413,8 @@ def _load_text(text: str, source: str, default_namespace: str | None) -> Loaded:
             return result
         except ValueError as e:
             line = getattr(e, "lineno", 1)
-            result.problems.append(LoadProblem(source, line, f"invalid JSON: {getattr(e, 'msg', e)}"))
+            result.problems.append(LoadProblem(source, line, f"invalid JSON: {getattr(e, 'msg', e)}",
+                                               unknown=_unknown(text)))
             return result
         # JSON is YAML: its YAML nodes give findings the line of the offending field
         node = _json_node(text)
@@ -445,13 +461,14 @@ def _load_text(text: str, source: str, default_namespace: str | None) -> Loaded:
             finally:
                 loader.dispose()
         except yaml.YAMLError as e:
-            result.problems.append(LoadProblem(source, _problem_line(e, offset), _yaml_message(e)))
+            result.problems.append(LoadProblem(source, _problem_line(e, offset), _yaml_message(e),
+                                               unknown=_unknown(chunk)))
             continue
         except RecursionError:
             result.problems.append(LoadProblem(source, offset + 1, "document nests too deeply"))
             continue
         except (ValueError, TypeError, OverflowError) as e:  # e.g. an impossible timestamp
-            result.problems.append(LoadProblem(source, offset + 1, f"invalid YAML value: {e}"))
+            result.problems.append(LoadProblem(source, offset + 1, f"invalid YAML value: {e}", unknown=_unknown(chunk)))
             continue
         _add_document(result, data, node, offset, node.start_mark.line + 1 + offset, source, default_namespace)
     return result
@@ -463,7 +480,8 @@ def _add_document(result: Loaded, data, node, offset: int, line: int, source: st
         return
     if not isinstance(data, dict):
         result.problems.append(LoadProblem(
-            source, line, f"document is a {type(data).__name__}, not a Kubernetes object (a mapping with apiVersion and kind)"))
+            source, line, f"document is a {type(data).__name__}, not a Kubernetes object (a mapping with apiVersion and kind)",
+            unknown="other"))
         return
     for body, item_node in _items(data, node):
         item_line = (item_node.start_mark.line + 1 + offset) if item_node is not None else line
@@ -473,7 +491,9 @@ def _add_document(result: Loaded, data, node, offset: int, line: int, source: st
         missing = [f for f in ("apiVersion", "kind") if not isinstance(body.get(f), str) or not body.get(f)]
         if missing:
             result.problems.append(LoadProblem(
-                source, item_line, f"object has no {' or '.join(missing)}; every document needs apiVersion and kind"))
+                source, item_line, f"object has no {' or '.join(missing)}; every document needs apiVersion and kind",
+                # a manifest without its kind has apiVersion and metadata (Helm's Chart.yaml has an apiVersion)
+                unknown="other" if body is data and "kind" in missing and "metadata" not in body else ""))
             continue
         meta = body.get("metadata")
         if meta is not None and not isinstance(meta, dict):
@@ -488,12 +508,13 @@ def _add_document(result: Loaded, data, node, offset: int, line: int, source: st
 def decode(data: bytes, source: str) -> tuple[str | None, LoadProblem | None]:
     """Bytes → text, refusing binary and non-UTF-8 input with a problem."""
     if b"\x00" in data[:8192]:
-        return None, LoadProblem(source, 0, "file is binary, not YAML or JSON")
+        return None, LoadProblem(source, 0, "file is binary, not YAML or JSON", unknown="other")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
-        return None, LoadProblem(source, line, f"file is not UTF-8 (byte 0x{data[e.start]:02x}); save it as UTF-8")
+        return None, LoadProblem(source, line, f"file is not UTF-8 (byte 0x{data[e.start]:02x}); save it as UTF-8",
+                                 unknown=_unknown(data.decode("utf-8", "replace")))
     return text, None
 
 

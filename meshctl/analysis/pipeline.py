@@ -52,6 +52,7 @@ class AnalyzeOptions:
     output_threshold: str = "Info"
     failure_threshold: str = "Error"
     istio_namespace: str = "istio-system"
+    ignore_unknown: bool = False          # skip files and documents that are not Kubernetes objects
 
 
 @dataclass
@@ -66,6 +67,7 @@ class AnalysisResult:
     warnings: list[str] = field(default_factory=list)
     hidden: int = 0                       # findings below the output threshold (not suppressed ones)
     scope: str | None = None              # with --use-kube -n: the namespace findings are reported for
+    skipped: int = 0                      # documents skipped by ignore_unknown
 
     def counts(self) -> dict[str, int]:
         out = {"Error": 0, "Warning": 0, "Info": 0}
@@ -241,7 +243,25 @@ def in_scope(r: Resource, namespace: str | None) -> bool:
 
 def _problem_message(p: LoadProblem) -> Message:
     """A document that could not be loaded, as a finding at its file and line."""
-    return Message(message_types()[p.code], None, (p.message,), source=p.source, line=p.line, analyzer="loader")
+    text = p.message
+    if p.unknown == "template":
+        text += " (a template, not a manifest: render it first, as helm template does, or --ignore-unknown skips it)"
+    elif p.unknown:
+        text += " (not a Kubernetes manifest? --ignore-unknown skips such files)"
+    return Message(message_types()[p.code], None, (text,), source=p.source, line=p.line, analyzer="loader")
+
+
+def skip_unknown(loaded: Loaded) -> int:
+    """Drop what is not a Kubernetes object (istioctl's --ignore-unknown): documents that are
+    not objects, files that are not YAML, and every document of a file holding template actions
+    that do not parse (a Helm template: its other documents are not what will be applied
+    either). Broken manifests stay. Returns how many documents were skipped."""
+    templates = {p.source for p in loaded.problems if p.unknown == "template"}
+    kept = [r for r in loaded.resources if r.source not in templates]
+    skipped = len(loaded.resources) - len(kept) + sum(1 for p in loaded.problems if p.unknown)
+    loaded.resources = kept
+    loaded.problems = [p for p in loaded.problems if not p.unknown]
+    return skipped
 
 
 def dedupe(messages: list[Message]) -> list[Message]:
@@ -331,6 +351,7 @@ def _analyze(opts: AnalyzeOptions) -> AnalysisResult:
         scope = cluster_namespace(opts, client)
         default_ns = opts.namespace or client.namespace or "default"  # as kubectl apply would
     loaded = load_paths(opts.paths, recursive=opts.recursive, default_namespace=default_ns) if opts.paths else Loaded()
+    skipped = skip_unknown(loaded) if opts.ignore_unknown else 0
     mesh_user = load_mesh_config(opts.mesh_config_file) if opts.mesh_config_file else None
 
     # model
@@ -360,7 +381,8 @@ def _analyze(opts: AnalyzeOptions) -> AnalysisResult:
         messages=shown, failed=exceeds(kept, opts.failure_threshold), resources=len(resources),
         files=count_files(opts.paths, opts.recursive) if opts.paths else 0,
         namespaces=sorted({r.namespace for r in resources if r.namespace}), analyzers=[a.name for a in chosen],
-        from_cluster=opts.use_kube, warnings=warnings, hidden=len(kept) - len(shown), scope=scope)
+        from_cluster=opts.use_kube, warnings=warnings, hidden=len(kept) - len(shown), scope=scope,
+        skipped=skipped)
 
 
 def _where(r: Resource) -> str:

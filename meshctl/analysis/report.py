@@ -58,6 +58,8 @@ def _scope(result: "AnalysisResult") -> str:
         parts.append("with the cluster's" if result.files else "from the cluster")
     if result.scope:
         parts.append(f"(namespace {result.scope})")
+    if result.skipped:
+        parts.append(f"({_plural(result.skipped, 'document')} skipped: not Kubernetes objects)")
     return " ".join(parts)
 
 

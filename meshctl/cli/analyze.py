@@ -44,6 +44,8 @@ def analyze_cmd(
     analyzers: Annotated[Optional[List[str]], typer.Option("--analyzers", metavar="NAME",
                                                            help="Run only these analyzers (repeatable or comma-separated; * wildcards, prefixes like 'gateway.').")] = None,
     list_analyzers: Annotated[bool, typer.Option("--list-analyzers", "-L", help="List the analyzers and exit.")] = False,
+    ignore_unknown: Annotated[bool, typer.Option(
+        "--ignore-unknown", help="Skip files and documents that are not Kubernetes objects (CI configs, Helm templates).")] = False,
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
     namespace: NamespaceOpt = None,
@@ -77,7 +79,7 @@ def analyze_cmd(
             paths=paths or (), recursive=recursive, namespace=s.namespace, all_namespaces=all_namespaces,
             use_kube=use_kube, kubeconfig=s.kubeconfig, context=s.context, mesh_config_file=mesh_config,
             analyzers=analyzers or (), suppress=suppress or (), output_threshold=output_threshold,
-            failure_threshold=failure_threshold))
+            failure_threshold=failure_threshold, ignore_unknown=ignore_unknown))
         if result.warnings:
             from meshctl.output import warn
 

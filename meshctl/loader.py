@@ -67,10 +67,12 @@ class LoadProblem:
 class Loaded:
     resources: list[Resource] = field(default_factory=list)
     problems: list[LoadProblem] = field(default_factory=list)
+    objects: int = 0  # documents that are Kubernetes objects or lists of them (an empty List too)
 
     def extend(self, other: "Loaded") -> None:
         self.resources.extend(other.resources)
         self.problems.extend(other.problems)
+        self.objects += other.objects
 
 
 def _split_documents(text: str) -> Iterable[tuple[int, str]]:
@@ -483,6 +485,8 @@ def _add_document(result: Loaded, data, node, offset: int, line: int, source: st
             source, line, f"document is a {type(data).__name__}, not a Kubernetes object (a mapping with apiVersion and kind)",
             unknown="other"))
         return
+    if isinstance(data.get("apiVersion"), str) and isinstance(data.get("kind"), str):
+        result.objects += 1
     for body, item_node in _items(data, node):
         item_line = (item_node.start_mark.line + 1 + offset) if item_node is not None else line
         if not isinstance(body, dict):

@@ -53,6 +53,7 @@ class AnalyzeOptions:
     failure_threshold: str = "Error"
     istio_namespace: str = "istio-system"
     ignore_unknown: bool = False          # skip files and documents that are not Kubernetes objects
+    allow_empty: bool = False             # paths without any Kubernetes object are not an error
 
 
 @dataclass
@@ -258,8 +259,10 @@ def skip_unknown(loaded: Loaded) -> int:
     either). Broken manifests stay. Returns how many documents were skipped."""
     templates = {p.source for p in loaded.problems if p.unknown == "template"}
     kept = [r for r in loaded.resources if r.source not in templates]
-    skipped = len(loaded.resources) - len(kept) + sum(1 for p in loaded.problems if p.unknown)
+    dropped = len(loaded.resources) - len(kept)
+    skipped = dropped + sum(1 for p in loaded.problems if p.unknown)
     loaded.resources = kept
+    loaded.objects -= min(loaded.objects, dropped)
     loaded.problems = [p for p in loaded.problems if not p.unknown]
     return skipped
 
@@ -275,6 +278,22 @@ def dedupe(messages: list[Message]) -> list[Message]:
             seen.add(key)
             out.append(m)
     return out
+
+
+def check_not_empty(opts: AnalyzeOptions, loaded: Loaded, skipped: int) -> None:
+    """Paths that hold no Kubernetes object at all are an input error (exit 2): a CI job pointed
+    at the wrong directory must not pass forever. Documents that could not be read are findings,
+    and an empty List (kubectl get on nothing) is an answer: neither is empty input."""
+    if opts.allow_empty or not opts.paths or loaded.objects or loaded.problems:
+        return
+    names = ["- (stdin)" if p == "-" else p for p in opts.paths]
+    where = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    hints = [] if opts.recursive else [w.split(": ", 1)[1] for w in _skipped_subdirectories(opts.paths)]
+    if skipped:
+        hints.append(f"{skipped} document{' was' if skipped == 1 else 's were'} skipped by --ignore-unknown "
+                     "(not Kubernetes objects)")
+    hints.append("check the paths, or pass --allow-empty when finding nothing to analyze is fine")
+    raise InputError(f"no Kubernetes objects found in {where}", hint="; ".join(hints))
 
 
 def _skipped_subdirectories(paths: Sequence[str]) -> list[str]:
@@ -352,6 +371,7 @@ def _analyze(opts: AnalyzeOptions) -> AnalysisResult:
         default_ns = opts.namespace or client.namespace or "default"  # as kubectl apply would
     loaded = load_paths(opts.paths, recursive=opts.recursive, default_namespace=default_ns) if opts.paths else Loaded()
     skipped = skip_unknown(loaded) if opts.ignore_unknown else 0
+    check_not_empty(opts, loaded, skipped)
     mesh_user = load_mesh_config(opts.mesh_config_file) if opts.mesh_config_file else None
 
     # model

@@ -46,6 +46,8 @@ def analyze_cmd(
     list_analyzers: Annotated[bool, typer.Option("--list-analyzers", "-L", help="List the analyzers and exit.")] = False,
     ignore_unknown: Annotated[bool, typer.Option(
         "--ignore-unknown", help="Skip files and documents that are not Kubernetes objects (CI configs, Helm templates).")] = False,
+    allow_empty: Annotated[bool, typer.Option(
+        "--allow-empty", help="Paths holding no Kubernetes object are fine (exit 0), not an error (exit 2).")] = False,
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
     namespace: NamespaceOpt = None,
@@ -79,7 +81,8 @@ def analyze_cmd(
             paths=paths or (), recursive=recursive, namespace=s.namespace, all_namespaces=all_namespaces,
             use_kube=use_kube, kubeconfig=s.kubeconfig, context=s.context, mesh_config_file=mesh_config,
             analyzers=analyzers or (), suppress=suppress or (), output_threshold=output_threshold,
-            failure_threshold=failure_threshold, ignore_unknown=ignore_unknown))
+            failure_threshold=failure_threshold, ignore_unknown=ignore_unknown,
+            allow_empty=allow_empty))
         if result.warnings:
             from meshctl.output import warn
 

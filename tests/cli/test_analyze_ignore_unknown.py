@@ -4,10 +4,13 @@ CI configs, docs config and Helm templates."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from tests.cli import repo_sample
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -61,3 +64,24 @@ def test_an_istio_object_without_a_kind_is_still_reported(cli, repo):
     (repo / "deploy" / "nokind.yaml").write_text("apiVersion: networking.istio.io/v1\nmetadata: {name: x}\n")
     found = json.loads(cli("analyze", "--ignore-unknown", "-R", ".", "-o", "json").stdout)
     assert _files(found, "MSH0001") == {"deploy/nokind.yaml"}, found  # an apiVersion: a manifest without a kind
+
+
+def _hook_entry(hook_id: str) -> list[str]:
+    import yaml
+
+    hooks = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
+    hook = next(h for h in hooks if h["id"] == hook_id)
+    return hook["entry"].split()[1:] + hook.get("args", [])
+
+
+def test_the_files_hook_passes_a_commit_without_kubernetes_yaml(cli, repo):
+    args = _hook_entry("meshctl-analyze")
+    r = cli(*args, ".pre-commit-config.yaml", ".github/workflows/ci.yaml", "mkdocs.yml")
+    assert r.exit_code == 0, r
+
+
+def test_the_directories_hook_fails_on_a_directory_without_kubernetes_objects(cli, repo):
+    args = [a for a in _hook_entry("meshctl-analyze-dir") if a != "."]
+    assert cli(*args, ".").exit_code == 0
+    r = cli(*args, "charts/")
+    assert r.exit_code == 2 and "no Kubernetes objects found in charts/" in r.stderr, r

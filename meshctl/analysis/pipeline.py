@@ -69,6 +69,8 @@ class AnalysisResult:
     hidden: int = 0                       # findings below the output threshold (not suppressed ones)
     scope: str | None = None              # with --use-kube -n: the namespace findings are reported for
     skipped: int = 0                      # documents skipped by ignore_unknown
+    analyzed: list[Resource] = field(default_factory=list)  # the objects analyzed (in scope), for JUnit
+    failure_threshold: str = "Error"
 
     def counts(self) -> dict[str, int]:
         out = {"Error": 0, "Warning": 0, "Info": 0}
@@ -398,7 +400,8 @@ def _analyze(opts: AnalyzeOptions) -> AnalysisResult:
     if opts.all_namespaces and not opts.use_kube:
         warnings.append("-A/--all-namespaces reads every namespace of a cluster; it has no effect without --use-kube")
     return AnalysisResult(
-        messages=shown, failed=exceeds(kept, opts.failure_threshold), resources=len(resources),
+        messages=shown, failed=exceeds(kept, opts.failure_threshold), resources=len(resources), analyzed=resources,
+        failure_threshold=opts.failure_threshold,
         files=count_files(opts.paths, opts.recursive) if opts.paths else 0,
         namespaces=sorted({r.namespace for r in resources if r.namespace}), analyzers=[a.name for a in chosen],
         from_cluster=opts.use_kube, warnings=warnings, hidden=len(kept) - len(shown), scope=scope,
@@ -469,4 +472,5 @@ def analyze_text(text: str, source: str = "input.yaml", namespace: str | None = 
     """Analyze YAML text as analyze() analyzes one file (for tests and embedding); unfiltered."""
     loaded = load_text(text, source, default_namespace=namespace or "default")
     messages, resources = analyze_loaded(loaded, select_analyzers(analyzers), mesh_config)
-    return AnalysisResult(messages=messages, failed=exceeds(messages), resources=len(resources), files=1)
+    return AnalysisResult(messages=messages, failed=exceeds(messages), resources=len(resources), files=1,
+                          analyzed=resources)

@@ -9,7 +9,8 @@ from meshctl.analysis.report import FORMATS
 from meshctl.cli.common import BoolValueCommand, ContextOpt, KubeconfigOpt, NamespaceOpt, OutputFormats, settings
 
 OUTPUT = OutputFormats(FORMATS, default="text", aliases=(("log", "text"),),
-                       help="json and yaml are istioctl's list of messages; sarif is for code scanning.")
+                       help="json and yaml are istioctl's list of messages, sarif is for code scanning, "
+                            "junit for CI test reports.")
 
 HELP = """Analyze Istio configuration and report problems, with istioctl analyze's codes.
 

@@ -31,7 +31,7 @@ def test_an_unknown_format_lists_the_formats(cli, files):
     r = cli("analyze", "-o", "xml", str(files))
     assert r.exit_code == 2
     assert r.stderr.splitlines() == ["error: unknown output format 'xml'",
-                                     "hint: use one of: text, json, yaml, sarif"]
+                                     "hint: use one of: text, json, yaml, sarif, junit"]
 
 
 def test_use_kube_false_analyzes_the_files_only(cli, files, tmp_path):
@@ -75,10 +75,10 @@ def test_help_shows_zero_or_more_paths_and_the_formats(cli):
     r = cli("analyze", "--help")
     assert "meshctl analyze [OPTIONS] [PATH]..." in r.stdout
     text = " ".join(r.stdout.replace("│", " ").split())
-    assert "Output format: text (default), json, yaml, sarif; log means text." in text
+    assert "Output format: text (default), json, yaml, sarif, junit; log means text." in text
 
 
 def test_o_completes_the_formats_not_file_names():
-    assert _complete("meshctl analyze -o ") == ["text", "json", "yaml", "sarif"]
+    assert _complete("meshctl analyze -o ") == ["text", "json", "yaml", "sarif", "junit"]
     assert _complete("meshctl analyze -o s") == ["sarif"]
-    assert _complete("meshctl analyze --output j") == ["json"]
+    assert _complete("meshctl analyze --output j") == ["json", "junit"]

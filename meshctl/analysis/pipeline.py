@@ -415,8 +415,12 @@ def _where(r: Resource) -> str:
 def _same_copy(a: Resource, b: Resource) -> bool:
     """Whether two loaded objects are one document read twice (a file given twice, or given
     and found again in a directory)."""
-    if a.line != b.line or a.source is None or b.source is None or "-" in (a.source, b.source):
-        return a.line == b.line and a.source == b.source
+    if a.line != b.line:
+        return False
+    if a.source == b.source:
+        return True
+    if not a.source or not b.source or "-" in (a.source, b.source):
+        return False
     return os.path.abspath(a.source) == os.path.abspath(b.source)
 
 

@@ -53,6 +53,10 @@ class LoadProblem:
     line: int
     message: str
     code: str = "MSH0001"
+    # Why the input is not a Kubernetes manifest at all (what --ignore-unknown skips): "" when it
+    # is one with a mistake, "template" for Go/Helm template text, "other" for any other file or
+    # document (CI workflows, tool configs, YAML with foreign tags, binary files).
+    unknown: str = ""
 
     def __str__(self) -> str:
         where = f"{self.source}:{self.line}" if self.line else self.source
@@ -63,10 +67,12 @@ class LoadProblem:
 class Loaded:
     resources: list[Resource] = field(default_factory=list)
     problems: list[LoadProblem] = field(default_factory=list)
+    objects: int = 0  # documents that are Kubernetes objects or lists of them (an empty List too)
 
     def extend(self, other: "Loaded") -> None:
         self.resources.extend(other.resources)
         self.problems.extend(other.problems)
+        self.objects += other.objects
 
 
 def _split_documents(text: str) -> Iterable[tuple[int, str]]:
@@ -113,6 +119,17 @@ def check_node(node: yaml.Node) -> str | None:
     return None
 
 
+_MANIFEST_KEYS = re.compile(r'^"?(apiVersion|kind)"?[ \t]*:|"(apiVersion|kind)"[ \t]*:', re.M)
+
+
+def _unknown(text: str) -> str:
+    """For text that cannot be read: "template" when it holds template actions ({{ }}), "other"
+    when it does not look like a manifest (no apiVersion: and kind: keys), else ""."""
+    if "{{" in text:
+        return "template"
+    return "" if len({m.group(1) or m.group(2) for m in _MANIFEST_KEYS.finditer(text)}) == 2 else "other"
+
+
 def _problem_line(exc: Exception, offset: int) -> int:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     return (mark.line + 1 + offset) if mark is not None else offset + 1
@@ -147,6 +164,45 @@ def _items(body: dict, node: yaml.Node | None) -> list[tuple[dict, yaml.Node | N
 
 class _SlowPath(Exception):
     """The document needs PyYAML's full constructor (merge keys, unusual scalars)."""
+
+
+class _DuplicateKey(Exception):
+    """A mapping of the document gives a key twice."""
+
+
+def duplicate_keys(node: yaml.Node) -> list[tuple[yaml.Node, yaml.Node]]:
+    """(first, second) key nodes of every scalar key given twice in one mapping (merge keys `<<`
+    aside). kubectl's strict decoding refuses such a document; YAML parsers keep the last value."""
+    out: list[tuple[yaml.Node, yaml.Node]] = []
+    seen: set[int] = set()
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if n.id == "scalar" or id(n) in seen:
+            continue
+        seen.add(id(n))
+        if n.id == "sequence":
+            stack.extend(n.value)
+            continue
+        first: dict[str, yaml.Node] = {}
+        for k, v in n.value:
+            if k.id == "scalar" and k.tag != _MERGE:
+                if k.value in first:
+                    out.append((first[k.value], k))
+                else:
+                    first[k.value] = k
+            stack.append(k)
+            stack.append(v)
+    out.sort(key=lambda pair: (pair[1].start_mark.line, pair[1].start_mark.column))
+    return out
+
+
+def _duplicate_problems(node: yaml.Node, source: str, offset: int) -> list[LoadProblem]:
+    return [LoadProblem(source, second.start_mark.line + 1 + offset,
+                        f"key {json.dumps(second.value, ensure_ascii=False)} is given twice in one mapping (first at "
+                        f"line {first.start_mark.line + 1 + offset}): kubectl refuses the document; keep one",
+                        code="MSH0004")
+            for first, second in duplicate_keys(node)]
 
 
 _STR = "tag:yaml.org,2002:str"
@@ -192,6 +248,8 @@ def _construct(node: yaml.Node, memo: dict | None):
             if isinstance(key, (list, dict)):
                 raise _SlowPath
             out[key] = _construct(v, memo)
+        if len(out) != len(node.value):
+            raise _DuplicateKey
     if memo is not None:
         memo[id(node)] = out
     return out
@@ -357,10 +415,13 @@ def _load_text(text: str, source: str, default_namespace: str | None) -> Loaded:
             return result
         except ValueError as e:
             line = getattr(e, "lineno", 1)
-            result.problems.append(LoadProblem(source, line, f"invalid JSON: {getattr(e, 'msg', e)}"))
+            result.problems.append(LoadProblem(source, line, f"invalid JSON: {getattr(e, 'msg', e)}",
+                                               unknown=_unknown(text)))
             return result
         # JSON is YAML: its YAML nodes give findings the line of the offending field
         node = _json_node(text)
+        if node is not None:
+            result.problems.extend(_duplicate_problems(node, source, 0))
         if isinstance(data, list):
             docs, nodes = data, (node.value if node is not None and node.id == "sequence" else [])
         else:
@@ -395,18 +456,21 @@ def _load_text(text: str, source: str, default_namespace: str | None) -> Loaded:
                         continue
                 try:
                     data = _construct(node, {} if aliased else None)
-                except _SlowPath:
+                except (_SlowPath, _DuplicateKey):  # the full constructor; the last of duplicate keys wins
+                    duplicates = _duplicate_problems(node, source, offset)  # before merge keys rewrite the nodes
                     data = loader.construct_document(node)
+                    result.problems.extend(duplicates)
             finally:
                 loader.dispose()
         except yaml.YAMLError as e:
-            result.problems.append(LoadProblem(source, _problem_line(e, offset), _yaml_message(e)))
+            result.problems.append(LoadProblem(source, _problem_line(e, offset), _yaml_message(e),
+                                               unknown=_unknown(chunk)))
             continue
         except RecursionError:
             result.problems.append(LoadProblem(source, offset + 1, "document nests too deeply"))
             continue
         except (ValueError, TypeError, OverflowError) as e:  # e.g. an impossible timestamp
-            result.problems.append(LoadProblem(source, offset + 1, f"invalid YAML value: {e}"))
+            result.problems.append(LoadProblem(source, offset + 1, f"invalid YAML value: {e}", unknown=_unknown(chunk)))
             continue
         _add_document(result, data, node, offset, node.start_mark.line + 1 + offset, source, default_namespace)
     return result
@@ -418,8 +482,11 @@ def _add_document(result: Loaded, data, node, offset: int, line: int, source: st
         return
     if not isinstance(data, dict):
         result.problems.append(LoadProblem(
-            source, line, f"document is a {type(data).__name__}, not a Kubernetes object (a mapping with apiVersion and kind)"))
+            source, line, f"document is a {type(data).__name__}, not a Kubernetes object (a mapping with apiVersion and kind)",
+            unknown="other"))
         return
+    if isinstance(data.get("apiVersion"), str) and isinstance(data.get("kind"), str):
+        result.objects += 1
     for body, item_node in _items(data, node):
         item_line = (item_node.start_mark.line + 1 + offset) if item_node is not None else line
         if not isinstance(body, dict):
@@ -428,7 +495,9 @@ def _add_document(result: Loaded, data, node, offset: int, line: int, source: st
         missing = [f for f in ("apiVersion", "kind") if not isinstance(body.get(f), str) or not body.get(f)]
         if missing:
             result.problems.append(LoadProblem(
-                source, item_line, f"object has no {' or '.join(missing)}; every document needs apiVersion and kind"))
+                source, item_line, f"object has no {' or '.join(missing)}; every document needs apiVersion and kind",
+                # a manifest without its kind has apiVersion and metadata (Helm's Chart.yaml has an apiVersion)
+                unknown="other" if body is data and "kind" in missing and "metadata" not in body else ""))
             continue
         meta = body.get("metadata")
         if meta is not None and not isinstance(meta, dict):
@@ -443,12 +512,13 @@ def _add_document(result: Loaded, data, node, offset: int, line: int, source: st
 def decode(data: bytes, source: str) -> tuple[str | None, LoadProblem | None]:
     """Bytes → text, refusing binary and non-UTF-8 input with a problem."""
     if b"\x00" in data[:8192]:
-        return None, LoadProblem(source, 0, "file is binary, not YAML or JSON")
+        return None, LoadProblem(source, 0, "file is binary, not YAML or JSON", unknown="other")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
-        return None, LoadProblem(source, line, f"file is not UTF-8 (byte 0x{data[e.start]:02x}); save it as UTF-8")
+        return None, LoadProblem(source, line, f"file is not UTF-8 (byte 0x{data[e.start]:02x}); save it as UTF-8",
+                                 unknown=_unknown(data.decode("utf-8", "replace")))
     return text, None
 
 

@@ -62,6 +62,7 @@ class MessageType:
     template: str
     description: str = ""
     url: str | None = None
+    security_severity: str | None = None  # "0.1"-"10.0" for security checks (SARIF, GitHub)
 
     @property
     def doc_url(self) -> str:
@@ -83,7 +84,7 @@ def message_types() -> dict[str, MessageType]:
     for m in data["messages"]:
         out[m["code"]] = MessageType(code=m["code"], name=m["name"], level=m["level"],
                                      template=m["template"], description=m.get("description", ""),
-                                     url=m.get("url"))
+                                     url=m.get("url"), security_severity=m.get("securitySeverity"))
     return out
 
 

@@ -6,12 +6,16 @@
 
 The stages:
 - load: files, directories and stdin through meshctl.loader (a broken document becomes an
-  MSH0001 finding, the rest is still analyzed); with `use_kube`, the cluster's objects first,
-  so a file's object replaces the cluster's object of the same identity;
+  MSH0001 finding, the rest is still analyzed); with `use_kube`, the cluster's objects of every
+  namespace first (what the analyzers read crosses namespaces: the control plane and root
+  namespaces, hosts and gateways of other namespaces), so a file's object replaces the cluster's
+  object of the same identity;
 - model: a ResourceSet, plus the stand-in ingress gateway objects istioctl adds when no cluster
   is used (meshctl/analysis/defaults.yaml);
 - analyze: the selected analyzers over the set (meshctl.analysis.framework.run);
-- filter: findings about the stand-in objects dropped, then suppressions and the output threshold.
+- filter: findings about the stand-in objects dropped; with `use_kube` and a namespace, only
+  findings about that namespace, cluster-scoped objects and the files' objects (istioctl's rule,
+  see in_scope); then suppressions and the output threshold.
 """
 from __future__ import annotations
 
@@ -22,8 +26,8 @@ from pathlib import Path
 from typing import Sequence
 
 from meshctl.analysis.framework import (
-    DEFAULT_MESH_CONFIG, Message, Suppression, exceeds, filter_messages, level_rank, message_types,
-    run, select_analyzers,
+    DEFAULT_MESH_CONFIG, IGNORED_NAMESPACES, Message, Suppression, exceeds, filter_messages, level_rank,
+    message_types, run, select_analyzers,
 )
 from meshctl.errors import InputError
 from meshctl.loader import LoadProblem, Loaded, load_paths, load_text, read_source
@@ -36,8 +40,9 @@ DEFAULTS_SOURCE = "<meshctl defaults>"
 class AnalyzeOptions:
     paths: Sequence[str] = ()
     recursive: bool = False
-    namespace: str | None = None          # -n: default namespace of documents; cluster namespace
-    all_namespaces: bool = False          # -A with --use-kube
+    namespace: str | None = None          # -n: default namespace of documents; with use_kube, the
+                                          # namespace whose findings are reported
+    all_namespaces: bool = False          # -A with --use-kube: findings of every namespace
     use_kube: bool = False
     kubeconfig: str | None = None
     context: str | None = None
@@ -47,6 +52,8 @@ class AnalyzeOptions:
     output_threshold: str = "Info"
     failure_threshold: str = "Error"
     istio_namespace: str = "istio-system"
+    ignore_unknown: bool = False          # skip files and documents that are not Kubernetes objects
+    allow_empty: bool = False             # paths without any Kubernetes object are not an error
 
 
 @dataclass
@@ -60,6 +67,10 @@ class AnalysisResult:
     from_cluster: bool = False
     warnings: list[str] = field(default_factory=list)
     hidden: int = 0                       # findings below the output threshold (not suppressed ones)
+    scope: str | None = None              # with --use-kube -n: the namespace findings are reported for
+    skipped: int = 0                      # documents skipped by ignore_unknown
+    analyzed: list[Resource] = field(default_factory=list)  # the objects analyzed (in scope), for JUnit
+    failure_threshold: str = "Error"
 
     def counts(self) -> dict[str, int]:
         out = {"Error": 0, "Warning": 0, "Info": 0}
@@ -159,25 +170,44 @@ CLUSTER_KINDS: tuple[tuple[str, str], ...] = (
     ("gateway.networking.k8s.io/v1", "Gateway"), ("gateway.networking.k8s.io/v1", "HTTPRoute"),
     ("gateway.networking.k8s.io/v1", "GRPCRoute"),
 )
-_CLUSTER_SCOPED = {"Namespace", "Node", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration",
-                   "CustomResourceDefinition"}
 
 
-def cluster_resources(opts: AnalyzeOptions) -> tuple[list[Resource], dict | None]:
-    """Objects from the live cluster (all namespaces with -A, else -n, the kubeconfig context's
-    namespace, or `default`), and the mesh
-    config from the `istio` ConfigMap when there is one."""
+def cluster_namespace(opts: AnalyzeOptions, client) -> str | None:
+    """The namespace whose findings --use-kube reports: None with -A, else kubectl's rule: -n,
+    else the namespace of the kubeconfig context, else `default`."""
+    if opts.all_namespaces:
+        return None
+    return opts.namespace or client.namespace or "default"
+
+
+def check_namespace(client, namespace: str | None, loaded: Loaded) -> None:
+    """Refuse a namespace that is neither in the cluster nor created by the files (exit 2)."""
+    if namespace is None or client.get("v1", "Namespace", namespace) is not None:
+        return
+    if any(r.kind == "Namespace" and r.name == namespace for r in loaded.resources):
+        return  # the change being checked creates it
+    raise InputError(f"namespace {namespace!r} not found in the cluster",
+                     hint="check the name (kubectl get namespaces), or use -A for every namespace")
+
+
+def cluster_resources(opts: AnalyzeOptions, client=None) -> tuple[list[Resource], dict | None]:
+    """Objects of every namespace (but those analysis ignores) and cluster-scoped objects from
+    the live cluster, and the mesh config from the `istio` ConfigMap when there is one.
+
+    Every namespace, whatever -n says: analyzers read across namespaces (istiod's Service and the
+    mesh-wide policies in the control-plane and root namespaces, Services and Gateways referenced
+    from other namespaces), as istioctl does; -n narrows the findings reported (in_scope)."""
     from meshctl import kube
 
-    client = kube.client(opts.kubeconfig, opts.context)
-    # kubectl's rule: -n, else the namespace of the kubeconfig context, else default
-    namespace = None if opts.all_namespaces else (opts.namespace or client.namespace or "default")
+    client = client or kube.client(opts.kubeconfig, opts.context)
     out: list[Resource] = []
     for api_version, kind in CLUSTER_KINDS:
-        ns = None if kind in _CLUSTER_SCOPED else namespace
-        items = client.list(api_version, kind, namespace=ns)  # [] when the kind is not served
+        items = client.list(api_version, kind)  # [] when the kind is not served
         for item in items:
             if not isinstance(item, dict):
+                continue
+            meta = item.get("metadata")
+            if isinstance(meta, dict) and meta.get("namespace") in IGNORED_NAMESPACES:
                 continue
             item.setdefault("apiVersion", api_version)
             item.setdefault("kind", kind)
@@ -200,11 +230,43 @@ def cluster_resources(opts: AnalyzeOptions) -> tuple[list[Resource], dict | None
     return out, mesh
 
 
+def in_scope(r: Resource, namespace: str | None) -> bool:
+    """Whether findings about an object are reported when analyzing one namespace of a cluster,
+    by istioctl's rule: objects of that namespace (a Namespace object counts as in itself) and
+    cluster-scoped objects (findings without an object are always reported). meshctl also keeps
+    every object read from a file: the files are what the user asked about."""
+    if namespace is None or not r.from_cluster:
+        return True
+    if r.kind == "Namespace":
+        return r.name == namespace
+    return not r.namespace or r.namespace == namespace
+
+
 # --- the pipeline -------------------------------------------------------------------------------
 
 def _problem_message(p: LoadProblem) -> Message:
     """A document that could not be loaded, as a finding at its file and line."""
-    return Message(message_types()[p.code], None, (p.message,), source=p.source, line=p.line, analyzer="loader")
+    text = p.message
+    if p.unknown == "template":
+        text += " (a template, not a manifest: render it first, as helm template does, or --ignore-unknown skips it)"
+    elif p.unknown:
+        text += " (not a Kubernetes manifest? --ignore-unknown skips such files)"
+    return Message(message_types()[p.code], None, (text,), source=p.source, line=p.line, analyzer="loader")
+
+
+def skip_unknown(loaded: Loaded) -> int:
+    """Drop what is not a Kubernetes object (istioctl's --ignore-unknown): documents that are
+    not objects, files that are not YAML, and every document of a file holding template actions
+    that do not parse (a Helm template: its other documents are not what will be applied
+    either). Broken manifests stay. Returns how many documents were skipped."""
+    templates = {p.source for p in loaded.problems if p.unknown == "template"}
+    kept = [r for r in loaded.resources if r.source not in templates]
+    dropped = len(loaded.resources) - len(kept)
+    skipped = dropped + sum(1 for p in loaded.problems if p.unknown)
+    loaded.resources = kept
+    loaded.objects -= min(loaded.objects, dropped)
+    loaded.problems = [p for p in loaded.problems if not p.unknown]
+    return skipped
 
 
 def dedupe(messages: list[Message]) -> list[Message]:
@@ -218,6 +280,22 @@ def dedupe(messages: list[Message]) -> list[Message]:
             seen.add(key)
             out.append(m)
     return out
+
+
+def check_not_empty(opts: AnalyzeOptions, loaded: Loaded, skipped: int) -> None:
+    """Paths that hold no Kubernetes object at all are an input error (exit 2): a CI job pointed
+    at the wrong directory must not pass forever. Documents that could not be read are findings,
+    and an empty List (kubectl get on nothing) is an answer: neither is empty input."""
+    if opts.allow_empty or not opts.paths or loaded.objects or loaded.problems:
+        return
+    names = ["- (stdin)" if p == "-" else p for p in opts.paths]
+    where = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    hints = [] if opts.recursive else [w.split(": ", 1)[1] for w in _skipped_subdirectories(opts.paths)]
+    if skipped:
+        hints.append(f"{skipped} document{' was' if skipped == 1 else 's were'} skipped by --ignore-unknown "
+                     "(not Kubernetes objects)")
+    hints.append("check the paths, or pass --allow-empty when finding nothing to analyze is fine")
+    raise InputError(f"no Kubernetes objects found in {where}", hint="; ".join(hints))
 
 
 def _skipped_subdirectories(paths: Sequence[str]) -> list[str]:
@@ -285,14 +363,24 @@ def _analyze(opts: AnalyzeOptions) -> AnalysisResult:
         raise InputError("nothing to analyze", hint="pass files or directories (or - for stdin), or --use-kube")
 
     # load
+    client = scope = None
     default_ns = opts.namespace or "default"
+    if opts.use_kube:
+        from meshctl import kube
+
+        client = kube.client(opts.kubeconfig, opts.context)  # reads the kubeconfig; no request yet
+        scope = cluster_namespace(opts, client)
+        default_ns = opts.namespace or client.namespace or "default"  # as kubectl apply would
     loaded = load_paths(opts.paths, recursive=opts.recursive, default_namespace=default_ns) if opts.paths else Loaded()
+    skipped = skip_unknown(loaded) if opts.ignore_unknown else 0
+    check_not_empty(opts, loaded, skipped)
     mesh_user = load_mesh_config(opts.mesh_config_file) if opts.mesh_config_file else None
 
     # model
     live: list[Resource] = []
     if opts.use_kube:
-        live, live_mesh = cluster_resources(opts)
+        check_namespace(client, scope, loaded)
+        live, live_mesh = cluster_resources(opts, client)
         if mesh_user is None:
             mesh_user = live_mesh
 
@@ -301,6 +389,9 @@ def _analyze(opts: AnalyzeOptions) -> AnalysisResult:
                                          live=live if opts.use_kube else None)
 
     # filter
+    if scope is not None:
+        messages = [m for m in messages if m.resource is None or in_scope(m.resource, scope)]
+        resources = [r for r in resources if in_scope(r, scope)]
     kept = filter_messages(messages, suppressions, "Info")
     shown = filter_messages(kept, (), opts.output_threshold)
     warnings = [] if opts.recursive else _skipped_subdirectories(opts.paths)
@@ -309,26 +400,74 @@ def _analyze(opts: AnalyzeOptions) -> AnalysisResult:
     if opts.all_namespaces and not opts.use_kube:
         warnings.append("-A/--all-namespaces reads every namespace of a cluster; it has no effect without --use-kube")
     return AnalysisResult(
-        messages=shown, failed=exceeds(kept, opts.failure_threshold), resources=len(resources),
+        messages=shown, failed=exceeds(kept, opts.failure_threshold), resources=len(resources), analyzed=resources,
+        failure_threshold=opts.failure_threshold,
         files=count_files(opts.paths, opts.recursive) if opts.paths else 0,
         namespaces=sorted({r.namespace for r in resources if r.namespace}), analyzers=[a.name for a in chosen],
-        from_cluster=opts.use_kube, warnings=warnings, hidden=len(kept) - len(shown))
+        from_cluster=opts.use_kube, warnings=warnings, hidden=len(kept) - len(shown), scope=scope,
+        skipped=skipped)
+
+
+def _where(r: Resource) -> str:
+    return f"{r.source}:{r.line_of(('metadata', 'name'))}"
+
+
+def _same_copy(a: Resource, b: Resource) -> bool:
+    """Whether two loaded objects are one document read twice (a file given twice, or given
+    and found again in a directory)."""
+    if a.line != b.line:
+        return False
+    if a.source == b.source:
+        return True
+    if not a.source or not b.source or "-" in (a.source, b.source):
+        return False
+    return os.path.abspath(a.source) == os.path.abspath(b.source)
+
+
+def file_objects(resources: Sequence[Resource]) -> tuple[list[Resource], list[Message]]:
+    """The loaded objects in an order that does not depend on the order of the paths given (by
+    file name, then line), one copy of each object, and an MSH0002 finding for each copy that
+    another one of the same identity (kind, namespace, name) replaces. The copy kept is the last
+    by file name and line, the one `kubectl apply -f DIR` leaves. Objects without a name
+    (generateName) are all kept: each creates a new object."""
+    ordered = sorted(resources, key=lambda r: (r.source or "", r.line))
+    copies: dict[tuple, list[Resource]] = {}
+    out: list[Resource] = []
+    for r in ordered:
+        if not r.metadata.get("name"):
+            out.append(r)
+            continue
+        group = copies.setdefault(r.key, [])
+        if not any(_same_copy(r, c) for c in group):
+            group.append(r)
+    findings: list[Message] = []
+    mtype = message_types()["MSH0002"]
+    for group in copies.values():
+        keep = group[-1]
+        out.append(keep)
+        for r in group[:-1]:
+            findings.append(Message(mtype, r, (r.origin, _where(r), _where(keep), _where(keep)),
+                                    ("metadata", "name"), analyzer="loader"))
+    out.sort(key=lambda r: (r.source or "", r.line))
+    return out, findings
 
 
 def analyze_loaded(loaded: Loaded, analyzers, mesh_user: dict | None = None, istio_namespace: str = "istio-system",
                    live: list[Resource] | None = None) -> tuple[list[Message], list[Resource]]:
     """Model and analyze: the cluster's objects (`live`; None for file-only analysis, which adds
-    the stand-in ingress gateway instead), then the loaded ones on top. Returns the findings
-    (load problems included, sorted, without repeats or findings about stand-ins) and the
-    objects analyzed (without stand-ins)."""
+    the stand-in ingress gateway instead), then the loaded ones on top (one copy of each, see
+    file_objects). Returns the findings (load problems included, sorted, without repeats or
+    findings about stand-ins) and the objects analyzed (without stand-ins)."""
     resources = ResourceSet(live or ())
     defaults = default_resources(merged_mesh_config(mesh_user), istio_namespace) if live is None else []
     resources.extend(defaults)
-    resources.extend(loaded.resources)
+    objects, duplicates = file_objects(loaded.resources)
+    resources.extend(objects)
     stand_ins = {id(r) for r in defaults}
     messages = run(resources, analyzers, mesh_config=mesh_user, istio_namespace=istio_namespace)
     messages = [m for m in messages if m.resource is None or id(m.resource) not in stand_ins]
     messages.extend(_problem_message(p) for p in loaded.problems)
+    messages.extend(duplicates)
     return dedupe(messages), [r for r in resources if id(r) not in stand_ins]
 
 
@@ -337,4 +476,5 @@ def analyze_text(text: str, source: str = "input.yaml", namespace: str | None = 
     """Analyze YAML text as analyze() analyzes one file (for tests and embedding); unfiltered."""
     loaded = load_text(text, source, default_namespace=namespace or "default")
     messages, resources = analyze_loaded(loaded, select_analyzers(analyzers), mesh_config)
-    return AnalysisResult(messages=messages, failed=exceeds(messages), resources=len(resources), files=1)
+    return AnalysisResult(messages=messages, failed=exceeds(messages), resources=len(resources), files=1,
+                          analyzed=resources)

@@ -5,11 +5,15 @@
   coloured by level on a terminal, then a summary line on stderr.
 - json / yaml: istioctl's list of `{code, level, message, origin, reference, documentationUrl}`.
 - sarif: SARIF 2.1.0 for GitHub code scanning (one run; a rule per code that occurs).
+- junit: JUnit XML for CI systems that show test reports (as kubeconform writes it): a test
+  suite per file (and one for the cluster's objects), a test case per analyzed object, a failure
+  per finding at or above the failure threshold, the other findings in the case's system-out.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from typing import TYPE_CHECKING, TextIO
 
@@ -18,7 +22,7 @@ from meshctl.analysis.framework import Message, message_types
 if TYPE_CHECKING:
     from meshctl.analysis.pipeline import AnalysisResult
 
-FORMATS = ("text", "json", "yaml", "sarif")
+FORMATS = ("text", "json", "yaml", "sarif", "junit")
 INFORMATION_URI = "https://github.com/meshctl/meshctl"
 LEVEL_STYLE = {"Error": "bold red", "Warning": "yellow", "Info": "cyan"}
 SARIF_LEVEL = {"Error": "error", "Warning": "warning", "Info": "note"}
@@ -56,6 +60,10 @@ def _scope(result: "AnalysisResult") -> str:
         parts.append(f"from {_plural(result.files, 'file')}")
     if result.from_cluster:
         parts.append("with the cluster's" if result.files else "from the cluster")
+    if result.scope:
+        parts.append(f"(namespace {result.scope})")
+    if result.skipped:
+        parts.append(f"({_plural(result.skipped, 'document')} skipped: not Kubernetes objects)")
     return " ".join(parts)
 
 
@@ -141,9 +149,18 @@ def _rule(code: str) -> dict:
         "help": {"text": f"{description} See {mt.doc_url} for causes and fixes.", "markdown": markdown},
         "helpUri": mt.doc_url,
         "defaultConfiguration": {"level": SARIF_LEVEL.get(mt.level, "warning")},
-        "properties": {"tags": ["service-mesh", source], "precision": "high",
-                       "problem.severity": SARIF_SEVERITY.get(mt.level, "warning")},
+        "properties": _rule_properties(mt, source),
     }
+
+
+def _rule_properties(mt, source: str) -> dict:
+    """GitHub ranks the alerts of rules tagged `security` by their `security-severity`."""
+    props: dict = {"tags": ["service-mesh", source], "precision": "high",
+                   "problem.severity": SARIF_SEVERITY.get(mt.level, "warning")}
+    if mt.security_severity:
+        props["tags"].append("security")
+        props["security-severity"] = mt.security_severity
+    return props
 
 
 def to_sarif(result: "AnalysisResult", version: str | None = None, cwd: str | None = None) -> dict:
@@ -184,6 +201,84 @@ def to_sarif(result: "AnalysisResult", version: str | None = None, cwd: str | No
     }
 
 
+# --- JUnit XML ----------------------------------------------------------------------------------
+
+# Characters XML 1.0 cannot hold, even escaped (user text may carry them: hostile input).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml_text(text: str) -> str:
+    return _NOT_XML.sub("\ufffd", text)
+
+
+def _suite_name(source: str | None, from_cluster: bool) -> str:
+    return "cluster" if from_cluster or not source else source
+
+
+def to_junit(result: "AnalysisResult") -> str:
+    """The JUnit XML document (see the module docstring); deterministic (no times)."""
+    import xml.etree.ElementTree as ET
+
+    from meshctl.analysis.framework import LEVEL_RANK, level_rank
+
+    floor = level_rank(result.failure_threshold)
+    cases: dict[object, dict] = {}  # key → {"suite", "name", "classname", "order", "messages"}
+
+    def case_for_resource(r) -> dict:
+        key = id(r)
+        if key not in cases:
+            cases[key] = {"suite": _suite_name(r.source, r.from_cluster), "name": r.origin,
+                          "classname": f"{r.kind}@{r.api_version}", "order": (r.line, r.origin), "messages": []}
+        return cases[key]
+
+    for r in result.analyzed:
+        case_for_resource(r)
+    for m in result.messages:
+        if m.resource is not None:
+            case = case_for_resource(m.resource)
+        else:  # a document that could not be read (or a finding about no object)
+            key = ("document", m.file, m.line_number)
+            case = cases.setdefault(key, {"suite": m.file or "input", "name": f"document at line {m.line_number}",
+                                          "classname": "document", "order": (m.line_number, ""), "messages": []})
+        case["messages"].append(m)
+
+    root = ET.Element("testsuites", name="meshctl analyze")
+    total = failed_total = 0
+    by_suite: dict[str, list[dict]] = {}
+    for case in cases.values():
+        by_suite.setdefault(case["suite"], []).append(case)
+    for suite_name in sorted(by_suite, key=lambda n: (n == "cluster", n)):
+        suite = ET.SubElement(root, "testsuite", name=_xml_text(suite_name))
+        failed = 0
+        members = sorted(by_suite[suite_name], key=lambda c: c["order"])
+        for case in members:
+            tc = ET.SubElement(suite, "testcase", name=_xml_text(case["name"]), classname=_xml_text(case["classname"]))
+            below = []
+            for m in case["messages"]:
+                level, rest = text_line(m)
+                line = _xml_text(f"{level} {rest}")
+                if LEVEL_RANK.get(m.level, 0) >= floor:
+                    f = ET.SubElement(tc, "failure", message=_xml_text(f"{m.code}: {m.text}"), type=m.code)
+                    f.text = f"{line}\nSee {m.type.doc_url}"
+                else:
+                    below.append(line)
+            if tc.find("failure") is not None:
+                failed += 1
+            if below:
+                ET.SubElement(tc, "system-out").text = "\n".join(below)
+        suite.set("tests", str(len(members)))
+        suite.set("failures", str(failed))
+        suite.set("errors", "0")
+        suite.set("skipped", "0")
+        total += len(members)
+        failed_total += failed
+    root.set("tests", str(total))
+    root.set("failures", str(failed_total))
+    root.set("errors", "0")
+    ET.indent(root, space="  ")
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
 # --- dispatch -----------------------------------------------------------------------------------
 
 def write(result: "AnalysisResult", fmt: str, out: TextIO | None = None, err: TextIO | None = None) -> None:
@@ -199,6 +294,8 @@ def write(result: "AnalysisResult", fmt: str, out: TextIO | None = None, err: Te
         out.write(to_yaml(to_list(result)))
     elif fmt == "sarif":
         out.write(json.dumps(to_sarif(result), indent=2, ensure_ascii=False) + "\n")
+    elif fmt == "junit":
+        out.write(to_junit(result))
     else:  # pragma: no cover - the CLI checks the format
         raise ValueError(fmt)
     out.flush()

@@ -7,9 +7,11 @@ the command's own value winning.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
+import click
 import typer
+from typer.core import TyperCommand
 
 from meshctl.errors import InputError
 
@@ -83,3 +85,83 @@ def check_output(value: Optional[str], allowed: tuple[str, ...], default: str) -
     if value not in allowed:
         raise InputError(f"unknown output format {value!r}", hint=f"use one of: {', '.join(allowed)}")
     return value
+
+
+# --- -o/--output: allowed values in --help, in shell completion, and when checked ---------------
+
+@dataclass(frozen=True)
+class OutputFormats:
+    """A command's output formats, declared once: `.option()` is its `-o/--output` option (the
+    values listed in --help and offered by shell completion), `.check(value)` validates a value
+    (the command's own -o or the global one) and resolves aliases.
+
+        FORMATS = OutputFormats(("text", "json"), default="text", aliases={"log": "text"})
+        def cmd(ctx: typer.Context, output: FORMATS.option() = None): fmt = FORMATS.check(output)
+    """
+
+    names: tuple[str, ...]
+    default: str
+    aliases: tuple[tuple[str, str], ...] = ()  # (alias, format), e.g. istioctl's ("log", "text")
+    help: str = ""
+
+    def option(self) -> Any:
+        listed = ", ".join(f"{n} (default)" if n == self.default else n for n in self.names)
+        extra = "".join(f"; {a} means {f}" for a, f in self.aliases)
+        return Annotated[Optional[str], typer.Option(
+            "--output", "-o", metavar="FORMAT", help=f"Output format: {listed}{extra}.{' ' + self.help if self.help else ''}",
+            autocompletion=self.complete, show_default=False)]
+
+    def complete(self, incomplete: str) -> list[str]:
+        return [n for n in self.names if n.startswith(incomplete)]
+
+    def check(self, value: Optional[str]) -> str:
+        """The format named by `value` (any case, or an alias); None means the default."""
+        if value:
+            value = dict(self.aliases).get(value.lower(), value.lower())
+        return check_output(value, self.names, self.default)
+
+
+# --- boolean flags written with a value, as Go's flag package allows ----------------------------
+
+_TRUE = frozenset({"1", "t", "true"})
+_FALSE = frozenset({"0", "f", "false"})
+
+
+def bool_flag_values(command: click.Command, args: list[str]) -> list[str]:
+    """`--flag=true` → `--flag`, `--flag=false` → `--no-flag` (or the flag dropped, with any
+    earlier `--flag`, when there is no negative form), for the command's boolean flags: the
+    spelling istioctl users type (`--use-kube=false`). Other values are a usage error."""
+    flags = {}
+    for p in command.params:
+        if isinstance(p, click.Option) and p.is_flag and p.is_bool_flag:
+            for opt in p.opts:
+                if opt.startswith("--"):
+                    flags[opt] = p
+    if not flags or not any("=" in a for a in args):
+        return args
+    out: list[str] = []
+    for i, arg in enumerate(args):
+        if arg == "--":
+            return out + args[i:]
+        name, eq, value = arg.partition("=")
+        param = flags.get(name) if eq else None
+        if param is None:
+            out.append(arg)
+            continue
+        if value.lower() in _TRUE:
+            out.append(name)
+        elif value.lower() in _FALSE:
+            if param.secondary_opts:
+                out.append(param.secondary_opts[0])
+            else:
+                out = [a for a in out if a not in param.opts]
+        else:
+            raise click.UsageError(f"invalid value for {name}: {value!r} (use true or false)")
+    return out
+
+
+class BoolValueCommand(TyperCommand):
+    """A command whose boolean flags also accept `=true`/`=false` (see bool_flag_values)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, bool_flag_values(self, args))

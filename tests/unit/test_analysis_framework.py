@@ -61,3 +61,17 @@ def test_thresholds():
     assert info.level == "Info"
     assert filter_messages([err, info], output_threshold="Warning") == [err]
     assert exceeds([err]) and not exceeds([info]) and exceeds([info], "info")
+
+
+def test_every_meshctl_code_has_its_page_and_a_row_in_the_index():
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[2] / "docs" / "analysis"
+    index = (docs / "index.md").read_text()
+    for code, mt in message_types().items():
+        if not code.startswith("MSH"):
+            continue
+        page = docs / f"{code.lower()}.md"
+        assert page.exists(), f"{code} has no page {page}"
+        assert page.read_text().startswith(f"# {code}: {mt.name}\n"), page
+        assert f"| [{code}]({code.lower()}.md) | {mt.name} | {mt.level} |" in index, code

@@ -1,10 +1,10 @@
 """Status conditions that say a resource is not working (written by Istio or a Gateway controller)."""
 from __future__ import annotations
 
-from meshctl.resources import yaml_text
+from meshctl.analysis.apigroups import GATEWAY_API_GROUP
 from meshctl.analysis.framework import Analyzer, Context, as_dict, as_list, register
+from meshctl.resources import yaml_text
 
-GATEWAY_API_GROUP = "gateway.networking.k8s.io"
 WAYPOINT = {"istio.io/WaypointBound": "False"}
 GATEWAY_API = {"Accepted": "False", "Programmed": "False", "ResolvedRefs": "False"}
 # (kind, API group or None for any) → condition type → the status that is negative

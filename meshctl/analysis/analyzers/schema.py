@@ -1,6 +1,7 @@
 """Schema validation as analyzers, one per Istio kind (`schema.ValidationAnalyzer.<Kind>`):
 IST0106 for every schema error, at the line of the offending field. The VirtualService one also
 reports rules that can never be reached (IST0130) and matches that never apply (IST0131).
+`schema.KindAnalyzer` reports kinds that their API group does not serve (MSH0003).
 
 The validator (meshctl.schemas.validate) is imported only when an Istio object is present, so
 analyzing plain Kubernetes manifests does not pay for it.
@@ -55,3 +56,29 @@ def _make(kind: str, group: str) -> type[Analyzer]:
 
 for _k in KINDS:
     _make(_k.kind, _k.group)
+
+
+@register
+class KindAnalyzer(Analyzer):
+    """A kind, or a version of it, that its API group does not serve (`kind: VirtualServce`,
+    `networking.istio.io/v1` EnvoyFilter): kubectl apply refuses the object, and no other check
+    looks at it. Only the groups meshctl knows (meshctl.analysis.apigroups), with the kinds that
+    CustomResourceDefinitions among the objects add; objects read from the cluster are served."""
+
+    name = "schema.KindAnalyzer"
+    description = "Checks that the API group of each object serves its kind and version"
+    inputs = ()
+
+    def analyze(self, ctx: Context) -> None:
+        from meshctl.analysis.apigroups import problem, with_crds
+
+        groups = None
+        for r in ctx.resources:
+            if r.from_cluster:
+                continue
+            if groups is None:
+                groups = with_crds(c.body for c in ctx.resources.of_kind("CustomResourceDefinition"))
+            found = problem(r.api_version, r.kind, groups)
+            if found is not None:
+                field, why = found
+                ctx.report("MSH0003", r, r.kind, r.api_version, why, path=(field,))

@@ -344,6 +344,16 @@ def scoped_host_problem(value: str, gateway: bool) -> str | None:
     return "is not a DNS name (no scheme, port or path)"
 
 
+def _ip_version(text: str) -> int:
+    """4 or 6 for an IP address in its usual notation, else 0."""
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(text).version
+    except ValueError:
+        return 0
+
+
 def _ip_ok(host: str) -> bool:
     import ipaddress
 
@@ -394,9 +404,13 @@ def _join(names: list[str]) -> str:
 
 
 class _Compiler:
-    def __init__(self, root: dict):
+    """`cel`: evaluate the nodes' CEL rules (x-kubernetes-validations); off for Istio's schemas,
+    which state their rules as JSON Schema as well."""
+
+    def __init__(self, root: dict, cel: bool = False):
         self.root = root
         self.refs: dict[str, list] = {}
+        self.cel = cel
 
     def ref(self, ref: str) -> Check:
         cell = self.refs.get(ref)
@@ -414,7 +428,17 @@ class _Compiler:
             cell[0](v, p, e)
         return check_ref if cell[0] is None else cell[0]
 
-    def compile(self, node: Any) -> Check:  # noqa: C901 - one dispatch over keywords
+    def compile(self, node: Any) -> Check:
+        check = self._compile(node)
+        if self.cel and isinstance(node, dict) and node.get("x-kubernetes-validations"):
+            from meshctl.schemas.cel import NodeRules, escaper, rules_of
+
+            rules = rules_of(node)
+            if rules:
+                return _with_cel(check, NodeRules(rules), escaper(node))
+        return check
+
+    def _compile(self, node: Any) -> Check:  # noqa: C901 - one dispatch over keywords
         if node is True or node == {}:
             return lambda v, p, e: None
         if node is False:
@@ -522,6 +546,11 @@ class _Compiler:
                     if problem:
                         _err(e, p, f"{_show(v)} is not a valid {what}: {problem}")
             checks.append(scoped_host_check)
+        if node.get("x-meshctl-format") == "ip":
+            def ip_check(v, p, e):
+                if isinstance(v, str) and not _ip_version(v):
+                    _err(e, p, f"{_show(v)} is not an IP address")
+            checks.append(ip_check)
         if node.get("x-meshctl-format") == "host":
             def host_check(v, p, e):
                 if isinstance(v, str) and not host_ok(v):
@@ -538,6 +567,13 @@ class _Compiler:
         big = None
         if node.get("format") == "int32":
             big = _INT32
+        if node.get("format") in ("ipv4", "ipv6"):
+            version = 4 if node["format"] == "ipv4" else 6
+
+            def ip_format(v, p, e, version=version):
+                if isinstance(v, str) and _ip_version(v) != version:
+                    _err(e, p, f"{_show(v)} is not an IPv{version} address")
+            checks.append(ip_format)
         if lo is not None or hi is not None or xlo is not None or xhi is not None or big:
             def range_check(v, p, e, lo=lo, hi=hi, xlo=xlo, xhi=xhi, big=big):
                 if not _is_number(v):
@@ -874,6 +910,58 @@ class _Compiler:
         return negate
 
 
+def _with_cel(check: Check, rules, escape) -> Check:
+    """A node's checks, then its CEL rules when the value (and everything below it) passed
+    them: as in the API server, a rule sees a well-typed value, and a wrong type is reported
+    once, by the schema."""
+
+    def cel_check(v, p, e, check=check, rules=rules, escape=escape):
+        before = len(e)
+        check(v, p, e)
+        if len(e) != before or v is None:
+            return
+        for rule, reason, index in rules.failures(escape(v) if escape is not None else v):
+            if type(e) is _Probe:
+                e.append(None)
+                return
+            where = p + ((index,) if index is not None else ()) + rule.field_path
+            _err(e, where, rule.message + (f" (the rule cannot be evaluated: {reason})" if reason else ""))
+    return cel_check
+
+
+def defaulter(node: Any) -> Callable[[Any], Any] | None:
+    """A function applying the schema's `default`s to a value as the API server does before it
+    validates (missing or null fields get their default, then defaulting goes on below, into
+    defaulted values too), returning a new value and leaving the given one untouched; None
+    when no node below has a default."""
+    if not isinstance(node, dict):
+        return None
+    props = node.get("properties") or {}
+    defaults = {k: sub["default"] for k, sub in props.items() if isinstance(sub, dict) and "default" in sub}
+    subs = {k: f for k, f in ((k, defaulter(sub)) for k, sub in props.items()) if f is not None}
+    items = defaulter(node["items"]) if isinstance(node.get("items"), dict) else None
+    values = defaulter(node["additionalProperties"]) if isinstance(node.get("additionalProperties"), dict) else None
+    if not defaults and not subs and items is None and values is None:
+        return None
+    import copy
+
+    def apply(v):
+        if isinstance(v, list):
+            return [items(x) for x in v] if items is not None else v
+        if not isinstance(v, dict):
+            return v
+        out = dict(v)
+        for k, d in defaults.items():
+            if out.get(k) is None:
+                out[k] = copy.deepcopy(d)
+        for k, x in out.items():
+            f = subs.get(k) if k in props else values
+            if f is not None:
+                out[k] = f(x)
+        return out
+    return apply
+
+
 _validators: dict[str, Check] = {}
 
 
@@ -965,10 +1053,55 @@ def validate_spec(kind: str, spec: Any, path: tuple = ("spec",)) -> list[SchemaE
     return errors
 
 
+_gateway_api: dict[str, tuple[Check, Callable[[Any], Any] | None]] = {}
+
+
+def gateway_api_validator(kind: str) -> tuple[Check, Callable[[Any], Any] | None]:
+    """The compiled `spec` validator of a Gateway API kind, with its CEL rules, and the
+    defaulter to run first (cached)."""
+    hit = _gateway_api.get(kind)
+    if hit is None:
+        from meshctl.schemas import gatewayapi
+
+        schema = gatewayapi.spec_schema(kind)
+        hit = _gateway_api[kind] = (_Compiler(schema, cel=True).compile(schema), defaulter(schema))
+    return hit
+
+
+def _validate_gateway_api(resource, gk) -> list[SchemaError]:
+    body = resource.body
+    errors: list[SchemaError] = []
+    if resource.version not in gk.versions:
+        _err(errors, ("apiVersion",),
+             f"{_show(resource.api_version)} is not a served version of {gk.kind} "
+             f"(use {_join(gk.api_versions())})")
+    for k in body:
+        if k not in _TOP_LEVEL:
+            _err(errors, (str(k),), "unknown field" + _did_you_mean(str(k), _TOP_LEVEL))
+    _check_metadata(body, errors)
+    check, apply_defaults = gateway_api_validator(gk.kind)
+    if "spec" in body:
+        spec = body["spec"]
+        check(apply_defaults(spec) if apply_defaults is not None else spec, ("spec",), errors)
+    else:
+        from meshctl.schemas import gatewayapi
+
+        if gatewayapi.spec_schema(gk.kind).get("x-meshctl-required"):
+            _err(errors, ("spec",), "required field missing")
+    return errors
+
+
 def validate(resource) -> list[SchemaError]:
-    """Schema errors of one object (a meshctl.resources.Resource); [] for non-Istio kinds."""
+    """Schema errors of one object (a meshctl.resources.Resource): Istio kinds and the Gateway
+    API kinds; [] for other kinds."""
     ik = istio_kind(resource.api_version, resource.kind)
     if ik is None:
+        if resource.group == "gateway.networking.k8s.io":
+            from meshctl.schemas.gatewayapi import gateway_api_kind
+
+            gk = gateway_api_kind(resource.api_version, resource.kind)
+            if gk is not None:
+                return _validate_gateway_api(resource, gk)
         known = BY_KIND.get(resource.kind)
         if known is not None and resource.api_version == known.group:  # the version left out
             return [SchemaError(("apiVersion",), f"apiVersion: {_quote(resource.api_version)} has no version "

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark `meshctl analyze` end to end through the CLI (a new process per run).
 
-    .venv/bin/python bench/analyze.py [--runs 3] [--sizes 2000,4000] [--gen PATH] [--profile]
+    .venv/bin/python bench/analyze.py [--runs 3] [--sizes 2000,4000] [--gen PATH] [--profile] [--gateway-api]
 
 Generates corpora with ../shared/bench/gen_corpus.py (2000 services ≈ 12,200 resources) into a
 temporary directory, runs `meshctl analyze -R DIR -o json` on each, and prints the wall time
@@ -12,12 +12,19 @@ resource ≤ 250 ms.
 Python's bytecode cache is enabled for the runs (PYTHONDONTWRITEBYTECODE is removed from the
 environment) as it is for users; a warm-up run fills it. --profile prints the top functions of
 one in-process run of the largest corpus (cProfile).
+
+--gateway-api also analyzes each corpus with Gateway API objects added (per namespace a Gateway
+with an HTTP and an HTTPS listener; per service an HTTPRoute attached to the Gateway and to its
+Service, with a header match, a header filter, a timeout and a 90/10 split; a GRPCRoute for
+every 10th service; a few deliberate mistakes) and prints both figures and their ratio, measured
+in the same run.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import re
 import resource
 import shutil
 import statistics
@@ -76,12 +83,73 @@ def count_resources(directory: Path) -> int:
     return n
 
 
+def gateway_api_docs(ns: str, services: list[str]) -> list[dict]:
+    """Gateway API objects for one namespace of the corpus (see --gateway-api)."""
+    docs: list[dict] = [{
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+        "metadata": {"name": "web", "namespace": ns},
+        "spec": {"gatewayClassName": "istio", "listeners": [
+            {"name": "http", "port": 80, "protocol": "HTTP", "hostname": f"*.{ns}.example.com",
+             "allowedRoutes": {"namespaces": {"from": "Same"}}},
+            {"name": "https", "port": 443, "protocol": "HTTPS", "hostname": f"*.{ns}.example.com",
+             "tls": {"mode": "Terminate", "certificateRefs": [{"name": f"{ns}-cert"}]}},
+        ]},
+    }]
+    for svc in services:
+        i = int(svc.rsplit("-", 1)[1])
+        other = f"missing-{i:05d}" if i % 25 == 0 else svc
+        path = "api" if i % 50 == 0 else "/api"
+        docs.append({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "metadata": {"name": svc, "namespace": ns},
+            "spec": {
+                "parentRefs": [{"name": "web", "sectionName": "http"},
+                               {"group": "", "kind": "Service", "name": svc, "port": 80}],
+                "hostnames": [f"{svc}.{ns}.example.com"],
+                "rules": [
+                    {"matches": [{"path": {"type": "PathPrefix", "value": path},
+                                  "headers": [{"name": "canary", "value": "true"}]}],
+                     "backendRefs": [{"name": svc, "port": 80}]},
+                    {"matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                     "filters": [{"type": "RequestHeaderModifier",
+                                  "requestHeaderModifier": {"set": [{"name": "x-team", "value": ns}]}}],
+                     "backendRefs": [{"name": svc, "port": 80, "weight": 90},
+                                     {"name": other, "port": 80, "weight": 10}],
+                     "timeouts": {"request": "10s"}},
+                ],
+            },
+        })
+        if i % 10 == 0:
+            docs.append({
+                "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GRPCRoute",
+                "metadata": {"name": f"{svc}-grpc", "namespace": ns},
+                "spec": {"parentRefs": [{"name": "web", "sectionName": "https"}],
+                         "hostnames": [f"grpc.{ns}.example.com"],
+                         "rules": [{"matches": [{"method": {"service": "shop.Cart", "method": "Get"}}],
+                                    "backendRefs": [{"name": svc, "port": 80}]}]},
+            })
+    return docs
+
+
+def add_gateway_api(src: Path, dst: Path) -> None:
+    """A copy of corpus `src` in `dst` with Gateway API objects added (one more file per namespace)."""
+    import yaml
+
+    shutil.copytree(src, dst)
+    for f in sorted(src.glob("*.yaml")):
+        ns = f.stem
+        services = sorted(set(re.findall(r"^  name: (svc-\d+)$", f.read_text(), re.M)))
+        (dst / f"{ns}-gateway-api.yaml").write_text(yaml.safe_dump_all(gateway_api_docs(ns, services), sort_keys=False))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--sizes", default="2000,4000", help="services per corpus, comma-separated")
     ap.add_argument("--gen", default=str(DEFAULT_GEN), help="path of gen_corpus.py")
     ap.add_argument("--profile", action="store_true", help="cProfile one in-process run of the largest corpus")
+    ap.add_argument("--gateway-api", action="store_true",
+                    help="also analyze each corpus with Gateway API objects added, and print both")
     args = ap.parse_args()
     if not Path(args.gen).exists():
         sys.exit(f"corpus generator not found: {args.gen} (pass --gen)")
@@ -103,6 +171,17 @@ def main() -> None:
             print(f"{n:>5} services  {resources:>6} resources  {findings:>5} findings  "
                   f"wall {med:6.2f} s (median of {args.runs}: {', '.join(f'{t:.2f}' for t in times)})  "
                   f"cpu {cpu:5.2f} s  {resources / med:6.0f} resources/s")
+            if args.gateway_api:
+                g = tmp / f"corpus-{n}-gateway-api"
+                add_gateway_api(d, g)
+                gres = count_resources(g)
+                gmed, gtimes, gcpu, gproc = median_run(["analyze", "-R", str(g), "-o", "json"], args.runs)
+                gfind = len(json.loads(gproc.stdout))
+                print(f"{n:>5} services  {gres:>6} resources  {gfind:>5} findings  "
+                      f"wall {gmed:6.2f} s (median of {args.runs}: {', '.join(f'{t:.2f}' for t in gtimes)})  "
+                      f"cpu {gcpu:5.2f} s  {gres / gmed:6.0f} resources/s  (with {gres - resources} Gateway API objects)")
+                print(f"  with Gateway API objects: {gmed / med:.2f}x the wall time, {gcpu / cpu:.2f}x the CPU time "
+                      f"of the same corpus without them")
         if len(sizes) >= 2:
             a, b = sizes[0], sizes[-1]
             print(f"scaling {b}/{a} services: {results[b][0] / results[a][0]:.2f}x the wall time, "

@@ -431,11 +431,11 @@ class _Compiler:
     def compile(self, node: Any) -> Check:
         check = self._compile(node)
         if self.cel and isinstance(node, dict) and node.get("x-kubernetes-validations"):
-            from meshctl.schemas.cel import NodeRules, escaper, rules_of
+            from meshctl.schemas.cel import NodeRules, escaper, rules_of, uses_escapes
 
             rules = rules_of(node)
             if rules:
-                return _with_cel(check, NodeRules(rules), escaper(node))
+                return _with_cel(check, NodeRules(rules), escaper(node) if uses_escapes(node) else None)
         return check
 
     def _compile(self, node: Any) -> Check:  # noqa: C901 - one dispatch over keywords
@@ -1053,19 +1053,31 @@ def validate_spec(kind: str, spec: Any, path: tuple = ("spec",)) -> list[SchemaE
     return errors
 
 
-_gateway_api: dict[str, tuple[Check, Callable[[Any], Any] | None]] = {}
+_gateway_api: dict[str, tuple] = {}
 
 
-def gateway_api_validator(kind: str) -> tuple[Check, Callable[[Any], Any] | None]:
-    """The compiled `spec` validator of a Gateway API kind, with its CEL rules, and the
-    defaulter to run first (cached)."""
+def gateway_api_validator(kind: str) -> Check:
+    """A `spec` validator of a Gateway API kind: defaults applied, then the schema and the CEL
+    rules (cached). All the rules of a kind are first evaluated as one program (one call for a
+    valid object); only when that does not hold does the validator evaluate them node by node,
+    to say which field breaks which rule."""
     hit = _gateway_api.get(kind)
     if hit is None:
         from meshctl.schemas import gatewayapi
+        from meshctl.schemas.cel import WholeRules
 
         schema = gatewayapi.spec_schema(kind)
-        hit = _gateway_api[kind] = (_Compiler(schema, cel=True).compile(schema), defaulter(schema))
-    return hit
+        full = _Compiler(schema, cel=True).compile(schema)
+        whole = WholeRules(schema)
+        structural = _Compiler(schema).compile(schema) if whole.usable else full
+        apply_defaults = defaulter(schema)
+
+        def check(v, p, e):
+            if apply_defaults is not None:
+                v = apply_defaults(v)
+            (structural if whole.usable and whole.holds(v) else full)(v, p, e)
+        hit = _gateway_api[kind] = (check,)
+    return hit[0]
 
 
 def _validate_gateway_api(resource, gk) -> list[SchemaError]:
@@ -1079,10 +1091,8 @@ def _validate_gateway_api(resource, gk) -> list[SchemaError]:
         if k not in _TOP_LEVEL:
             _err(errors, (str(k),), "unknown field" + _did_you_mean(str(k), _TOP_LEVEL))
     _check_metadata(body, errors)
-    check, apply_defaults = gateway_api_validator(gk.kind)
     if "spec" in body:
-        spec = body["spec"]
-        check(apply_defaults(spec) if apply_defaults is not None else spec, ("spec",), errors)
+        gateway_api_validator(gk.kind)(body["spec"], ("spec",), errors)
     else:
         from meshctl.schemas import gatewayapi
 

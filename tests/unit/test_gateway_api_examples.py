@@ -78,3 +78,28 @@ def test_invalid_example_gets_an_error_naming_the_field(path):
     hits = [m for m in errors if f"Schema validation error: {field}" in m.text]
     assert hits, [m.text for m in errors]
     assert hits[0].reference == f"{path}:{line}"
+
+
+@pytest.mark.parametrize("path", VALID, ids=lambda p: _name(p, DATA / "examples" / "standard"))
+def test_valid_example_errors_are_only_objects_outside_the_file(path):
+    # the examples name Gateways and Services defined in other files or not at all: with every
+    # analyzer on, the only Errors are those references (IST0101), never a wrong cross-object check
+    errors = [m for m in _findings(path) if m.level in ("Error", "Warning")]
+    assert all(m.code == "IST0101" and "not found" in m.text for m in errors), [m.text for m in errors]
+
+
+def test_example_directories_as_a_whole():
+    # files analyzed together resolve each other's Gateways and listeners: what is left is
+    # Services the examples never define, and Gateways no example defines
+    import yaml
+
+    defined = {(d.get("metadata", {}).get("namespace") or "default", d["metadata"]["name"])
+               for p in VALID for d in yaml.safe_load_all(p.read_text())
+               if isinstance(d, dict) and d.get("kind") == "Gateway"}
+    for directory in sorted({p.parent for p in VALID}):
+        findings = analyze(AnalyzeOptions(paths=[str(directory)])).messages
+        bad = [m.text for m in findings if m.level != "Info"
+               and not (m.code == "IST0101" and m.text.startswith("Referenced service not found"))
+               and not (m.code == "IST0101" and m.text.startswith("Referenced gateway not found")
+                        and tuple(m.text.split('"')[1].split("/")) not in defined)]
+        assert bad == [], (directory, bad)

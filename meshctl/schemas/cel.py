@@ -380,12 +380,82 @@ def _has_rules_below(node: Any) -> bool:
             or _has_rules_below(node.get("items")) or _has_rules_below(node.get("additionalProperties")))
 
 
+# --- memo ---------------------------------------------------------------------------------------
+# Objects of one kind often differ only in names: a route per Service, each with its own name
+# and backend names. A property whose value no rule can read (its name appears in no rule of
+# its node or above, and no rule lives below it) does not change the rules' outcome, so the
+# outcome is remembered per value with such strings masked, and routes that differ only in
+# them are evaluated once.
+
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# an operand that is a whole object (`a == b`, `a in list`) would see every property
+_BARE_OPERAND = re.compile(
+    r"(?<![\w.'\"])(?!true\b|false\b|null\b)[A-Za-z_]\w*\s*(?:==|!=|\bin\b)|"
+    r"(?:==|!=)\s*(?!true\b|false\b|null\b)[A-Za-z_]\w*(?![\w.\[(])")
+_MASK = ("\x00masked",)
+
+
+def _words(rules: list[Rule]) -> frozenset:
+    out = set()
+    for r in rules:
+        for w in _WORD.findall(r.rule):
+            out.add(w)
+            if w.startswith("__") and w.endswith("__") and len(w) > 4:
+                out.add(w[2:-2])
+    return frozenset(out)
+
+
+def _plain(v):
+    """A hashable form of a value (types kept apart: True is not 1)."""
+    t = type(v)
+    if t is str:
+        return v
+    if t is dict:
+        return ("d",) + tuple((k, _plain(x)) for k, x in v.items())
+    if t is list:
+        return ("l",) + tuple(_plain(x) for x in v)
+    return (t.__name__, v)
+
+
+def _freezer(node: Any, seen: frozenset) -> Callable[[Any], Any] | None:
+    """A function giving the memo key of a value of this schema node, or None when nothing
+    below can be masked (then `_plain` is the key)."""
+    if not isinstance(node, dict):
+        return None
+    words = seen | _words(rules_of(node))
+    props = node.get("properties") or {}
+    masked = frozenset(k for k, sub in props.items() if k not in words and not _has_rules_below(sub))
+    subs = {k: f for k, f in ((k, _freezer(sub, words)) for k, sub in props.items() if k not in masked)
+            if f is not None}
+    items = _freezer(node.get("items"), words)
+    values = _freezer(node.get("additionalProperties"), words)
+    if not masked and not subs and items is None and values is None:
+        return None
+
+    def freeze(v):
+        t = type(v)
+        if t is dict:
+            out = ["d"]
+            for k, x in v.items():
+                if k in masked and type(x) is str:
+                    out.append((k, _MASK))
+                    continue
+                f = subs.get(k) if k in props else values
+                out.append((k, f(x) if f is not None else _plain(x)))
+            return tuple(out)
+        if t is list:
+            return ("l",) + tuple(items(x) for x in v) if items is not None else _plain(v)
+        return _plain(v)
+    return freeze
+
+
 class WholeRules:
     """Every rule of a schema as one program (see whole_expression), compiled on first use:
     `holds(value)` is True only when all of them hold on the (defaulted) value, so a valid
     object costs one evaluation; otherwise (False or an error) the caller checks node by node."""
 
-    __slots__ = ("_text", "_program", "_escape")
+    __slots__ = ("_text", "_program", "_escape", "_key", "_memo")
+    MEMO_SIZE = 4096
 
     def __init__(self, schema: dict):
         try:
@@ -394,6 +464,10 @@ class WholeRules:
             self._text = None
         self._escape = partial_escaper(schema)
         self._program = None
+        every_rule = _all_rules(schema)
+        self._key = None if any(_BARE_OPERAND.search(r.rule) for r in every_rule) else \
+            (_freezer(schema, frozenset()) or _plain)
+        self._memo: dict = {}
 
     @property
     def usable(self) -> bool:
@@ -408,4 +482,26 @@ class WholeRules:
             except Exception:  # pragma: no cover - then every object is checked node by node
                 self._text = None
                 return False
-        return _evaluate(self._program, self._escape(value) if self._escape else value)[0] is True
+        key = None
+        if self._key is not None:
+            try:
+                key = self._key(value)
+                hit = self._memo.get(key)
+            except TypeError:  # an unhashable value (a YAML oddity): no memo
+                key = hit = None
+            if hit is not None:
+                return hit
+        result = _evaluate(self._program, self._escape(value) if self._escape else value)[0] is True
+        if key is not None and len(self._memo) < self.MEMO_SIZE:
+            self._memo[key] = result
+        return result
+
+
+def _all_rules(node: Any) -> list[Rule]:
+    if not isinstance(node, dict):
+        return []
+    out = list(rules_of(node))
+    for sub in (node.get("properties") or {}).values():
+        out += _all_rules(sub)
+    out += _all_rules(node.get("items")) + _all_rules(node.get("additionalProperties"))
+    return out

@@ -945,20 +945,57 @@ def defaulter(node: Any) -> Callable[[Any], Any] | None:
         return None
     import copy
 
+    scalars = tuple((k, d) for k, d in defaults.items() if not isinstance(d, (dict, list)))
+    nested = tuple((k, d) for k, d in defaults.items() if isinstance(d, (dict, list)))
+    sub_items = tuple(subs.items())
+
+    def apply_list(v):
+        out = None
+        for i, x in enumerate(v):
+            y = items(x)
+            if y is not x:
+                if out is None:
+                    out = list(v)
+                out[i] = y
+        return v if out is None else out
+
     def apply(v):
-        if isinstance(v, list):
-            return [items(x) for x in v] if items is not None else v
-        if not isinstance(v, dict):
+        """Copy-on-write: the value itself when no default applies anywhere below."""
+        if type(v) is list:
+            return apply_list(v) if items is not None else v
+        if type(v) is not dict:
             return v
-        out = dict(v)
-        for k, d in defaults.items():
-            if out.get(k) is None:
+        out = None
+        for k, d in scalars:
+            if v.get(k) is None:
+                if out is None:
+                    out = dict(v)
+                out[k] = d
+        for k, d in nested:
+            if v.get(k) is None:
+                if out is None:
+                    out = dict(v)
                 out[k] = copy.deepcopy(d)
-        for k, x in out.items():
-            f = subs.get(k) if k in props else values
-            if f is not None:
-                out[k] = f(x)
-        return out
+        src = v if out is None else out
+        if values is None:
+            for k, f in sub_items:
+                x = src.get(k)
+                if x is not None:
+                    y = f(x)
+                    if y is not x:
+                        if out is None:
+                            out = src = dict(v)
+                        out[k] = y
+        else:
+            for k, x in list(src.items()):
+                f = subs.get(k) if k in props else values
+                if f is not None:
+                    y = f(x)
+                    if y is not x:
+                        if out is None:
+                            out = src = dict(v)
+                        out[k] = y
+        return v if out is None else out
     return apply
 
 

@@ -143,3 +143,21 @@ spec:
     hosts: ["*"]
 """
     assert _errors(text) == []
+
+
+def test_routes_differing_only_in_names_share_an_outcome_but_not_a_wrong_one():
+    # backendRef names are read by no rule: the two routes are evaluated once; parentRef names
+    # are read by the uniqueness rules, so a route that repeats a parent is still caught
+    base = """
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r%d, namespace: shop}
+spec:
+  parentRefs: [{name: %s}, {name: %s}]
+  rules:
+  - backendRefs: [{name: %s, port: 80}]
+"""
+    assert _errors(base % (1, "a", "b", "reviews")) == []
+    assert _errors(base % (2, "c", "d", "ratings")) == []
+    assert _errors(base % (3, "e", "e", "details")) == [
+        "spec.parentRefs: sectionName must be unique when parentRefs includes 2 or more references to the same parent"]

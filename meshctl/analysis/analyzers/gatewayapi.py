@@ -292,35 +292,45 @@ class ConflictingRouteAnalyzer(Analyzer):
     inputs = ("HTTPRoute",)
 
     def analyze(self, ctx: Context) -> None:
-        claims: dict[tuple, tuple[Resource, tuple, tuple]] = {}
-        # Gateway API precedence: the oldest route, then the first by namespace/name
-        ordered = sorted(of_group(ctx, "HTTPRoute", GROUP),
-                         key=lambda r: (_str(r.metadata.get("creationTimestamp"), "~"), r.namespace or "", r.name))
-        for route in ordered:
+        # every (parent, hostname, match) a route claims; backends are compared only where two
+        # routes claim the same one
+        claims: dict[tuple, list[tuple[Resource, int, int]]] = {}
+        for route in of_group(ctx, "HTTPRoute", GROUP):
             ns = route.namespace or ""
-            parents = []
-            for ref in as_list(route.spec.get("parentRefs")):
-                if isinstance(ref, dict) and ref.get("name"):
-                    parents.append(_ref(ref, GROUP, "Gateway", ns) + (_str(ref.get("sectionName")), str(ref.get("port", ""))))
+            spec = route.spec
+            parents = [_ref(ref, GROUP, "Gateway", ns) + (_str(ref.get("sectionName")), str(ref.get("port", "")))
+                       for ref in as_list(spec.get("parentRefs")) if isinstance(ref, dict) and ref.get("name")]
+            if not parents:
+                continue
             hosts = _route_hostnames(route) or [""]
-            seen_here: set[tuple] = set()
-            for i, rule in enumerate(as_list(route.spec.get("rules"))):
-                backends = tuple(sorted((_ref(b, "", "Service", ns), str(b.get("port")), b.get("weight", 1))
-                                        for b in as_list(dig(rule, "backendRefs")) if isinstance(b, dict)))
-                matches = as_list(dig(rule, "matches")) or [{}]
-                for j, match in enumerate(matches):
+            for i, rule in enumerate(as_list(spec.get("rules"))):
+                for j, match in enumerate(as_list(dig(rule, "matches")) or [{}]):
                     mkey = _match_key(match)
                     for parent in parents:
                         for host in hosts:
-                            key = (parent, host, mkey)
-                            if key in seen_here:
-                                continue
-                            seen_here.add(key)
-                            first = claims.setdefault(key, (route, backends, (i, j)))
-                            if first[0] is not route and first[1] != backends:
-                                where = ("spec", "rules", i, "matches", j) if dig(rule, "matches") else ("spec", "rules", i)
-                                ctx.report("MSH0205", route, first[0].origin, host or "any hostname",
-                                           _describe_match(mkey), f"{parent[1]} {parent[2]}/{parent[3]}", path=where)
+                            claims.setdefault((parent, host, mkey), []).append((route, i, j))
+        for (parent, host, mkey), claimants in claims.items():
+            if len({id(r) for r, _, _ in claimants}) < 2:
+                continue
+            # Gateway API precedence: the oldest route, then the first by namespace/name
+            claimants.sort(key=lambda c: (_str(c[0].metadata.get("creationTimestamp"), "~"),
+                                          c[0].namespace or "", c[0].name, c[1], c[2]))
+            first, fi, _ = claimants[0]
+            first_backends = _backends(first, fi)
+            reported: set[int] = {id(first)}
+            for route, i, j in claimants[1:]:
+                if id(route) in reported or _backends(route, i) == first_backends:
+                    continue
+                reported.add(id(route))
+                where = ("spec", "rules", i, "matches", j) if dig(route.spec, "rules", i, "matches") else ("spec", "rules", i)
+                ctx.report("MSH0205", route, first.origin, host or "any hostname", _describe_match(mkey),
+                           f"{parent[1]} {parent[2]}/{parent[3]}", path=where)
+
+
+def _backends(route: Resource, rule: int) -> tuple:
+    ns = route.namespace or ""
+    return tuple(sorted((_ref(b, "", "Service", ns), str(b.get("port")), b.get("weight", 1))
+                        for b in as_list(dig(route.spec, "rules", rule, "backendRefs")) if isinstance(b, dict)))
 
 
 # --- waypoints ------------------------------------------------------------------------------------

@@ -261,3 +261,22 @@ spec:
         ("MSH0207", 'The policy targets Gateway shop/edge of class "nginx", which Istio does not program, so no Istio '
                     "proxy enforces it. Fix: target a waypoint (class istio-waypoint) or an Istio gateway (class istio)."),
         ("IST0101", 'Referenced gateway not found: "shop/gone"')]
+
+
+def test_every_gateway_api_code_is_documented_and_analyzers_declare_what_they_read():
+    from pathlib import Path
+
+    from meshctl.analysis import framework
+
+    docs = Path(__file__).resolve().parents[2] / "docs" / "analysis"
+    index = (docs / "index.md").read_text()
+    codes = sorted(c for c in framework.message_types() if c.startswith("MSH02"))
+    assert codes == [f"MSH02{i:02d}" for i in range(1, 8)]
+    for code in codes:
+        page = docs / f"{code.lower()}.md"
+        assert page.is_file() and page.read_text().startswith(f"# {code}: {framework.message_types()[code].name}")
+        assert f"[{code}]({code.lower()}.md)" in index
+        assert "Fix:" in framework.message_types()[code].template
+    for a in framework.all_analyzers():
+        if a.name.startswith("gatewayapi."):
+            assert a.description and a.inputs

@@ -161,3 +161,34 @@ spec:
     assert _errors(base % (2, "c", "d", "ratings")) == []
     assert _errors(base % (3, "e", "e", "details")) == [
         "spec.parentRefs: sectionName must be unique when parentRefs includes 2 or more references to the same parent"]
+
+
+def _regex_literals() -> list[str]:
+    import re
+
+    from meshctl.schemas.cel import _all_rules, fast_regex
+
+    out = set()
+    for kind in gatewayapi.SUPPORTED:
+        for rule in _all_rules(gatewayapi.spec_schema(kind)):
+            if fast_regex(rule.rule) != rule.rule:
+                for raw, triple, plain in re.findall(r'reMatches\((?:r"""(.*?)"""|(r?)\'([^\']*)\')\)', fast_regex(rule.rule)):
+                    out.add(raw or plain.replace("\\\\", "\\"))
+    return sorted(out)
+
+
+@pytest.mark.parametrize("pattern", _regex_literals())
+def test_patterns_matched_in_python_mean_what_re2_means(pattern):
+    # the CEL library's own matches() is RE2: compare it with reMatches on tricky inputs
+    from meshctl.schemas.cel import _environment
+
+    env = _environment()
+    re2 = env.compile("self[0].matches(self[1])")
+    ours = env.compile("self[0].reMatches(self[1])")
+    samples = ["", "a", "A", "abc", "a.b.example.com", "*.example.com", "foo\n", "a\nb", "/api/v1", "/a b",
+               "Foo_bar9", "9foo", "ünï", "a/b", "x" * 300, "a..b", "-a", "a-", "example.com/key", "%2F", "/%zz",
+               "shop.Cart", ".shop.Cart", "Get", "TCP", "a.b/c_d"]
+    for text in samples:
+        want = re2.eval(data={"self": [text, pattern]}).plain_value()
+        got = ours.eval(data={"self": [text, pattern]}).plain_value()
+        assert got == want, (pattern, text)

@@ -62,6 +62,34 @@ def kinds() -> dict[str, GatewayAPIKind]:
             for k, v in index()["kinds"].items()}
 
 
+BUNDLE_VERSION_ANNOTATION = f"{GROUP}/bundle-version"
+# Gateway API CRDs older than these bundle versions are not watched by Istio's control plane.
+MINIMUM_CRD_VERSIONS = {
+    "grpcroutes.gateway.networking.k8s.io": (1, 1, 0),
+    "backendtlspolicies.gateway.networking.k8s.io": (1, 4, 0),
+    "tlsroutes.gateway.networking.k8s.io": (1, 5, 0),
+    "tcproutes.gateway.networking.k8s.io": (1, 6, 0),
+}
+# What ambient mode's waypoints need served (as v1).
+WAYPOINT_CRDS = ("gatewayclasses", "gateways", "httproutes")
+
+
+def install_command(version: str | None = None) -> str:
+    """The command that installs (or upgrades) the standard channel CRDs of a release."""
+    return ("kubectl apply --server-side -f https://github.com/kubernetes-sigs/gateway-api/releases/download/"
+            f"{version or bundle_version()}/standard-install.yaml")
+
+
+def parse_version(text: str) -> tuple[int, int, int] | None:
+    """(1, 6, 1) from "v1.6.1" (a pre-release suffix ignored); None when it is not a version."""
+    import re
+
+    m = re.match(r"^v?(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:[-+].*)?$", str(text).strip())
+    if not m:
+        return None
+    return tuple(int(g) if g else 0 for g in m.groups())  # type: ignore[return-value]
+
+
 def gateway_api_kind(api_version: str, kind: str) -> GatewayAPIKind | None:
     """The Gateway API kind of an object's apiVersion/kind, or None."""
     if api_version.rpartition("/")[0] != GROUP:

@@ -224,7 +224,9 @@ def depth_problem(chunk: str) -> str | None:
                     return f"document nests deeper than {MAX_DEPTH} levels"
             elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
                 depth -= 1
-    except yaml.YAMLError:
+    except yaml.YAMLError as e:
+        if "maximum nesting depth" in str(e):  # libyaml 0.2.6 (PyYAML 6.0.4) stops at its own limit, above ours
+            return f"document nests deeper than {MAX_DEPTH} levels"
         return None  # the real parse reports it with its line
     return None
 

@@ -22,6 +22,14 @@ def _client(opts):
     return kube.client(opts.kubeconfig, opts.context)
 
 
+def _prepare(ctx: typer.Context, kubeconfig, context, namespace, output_format):
+    """The merged settings and the output format, checked."""
+    from meshctl.waypoint import report
+
+    opts = settings(ctx, kubeconfig=kubeconfig, context=context, namespace=namespace)
+    return opts, check_output(output_format or opts.output, report.FORMATS, "text")
+
+
 def _namespace(opts, client=None) -> str:
     if opts.namespace:
         return opts.namespace
@@ -51,8 +59,7 @@ def apply_cmd(
     """Create or update a waypoint, optionally send a namespace's or Services' traffic through it."""
     from meshctl.waypoint import cluster, report
 
-    opts = settings(ctx, kubeconfig=kubeconfig, context=context, namespace=namespace)
-    fmt = check_output(output_format or opts.output, report.FORMATS, "text")
+    opts, fmt = _prepare(ctx, kubeconfig, context, namespace, output_format)
     if timeout <= 0:
         from meshctl.errors import InputError
 
@@ -91,8 +98,7 @@ def list_cmd(
     """List waypoints and whether they are ready (Programmed)."""
     from meshctl.waypoint import cluster, report
 
-    opts = settings(ctx, kubeconfig=kubeconfig, context=context, namespace=namespace)
-    fmt = check_output(output_format or opts.output, report.FORMATS, "text")
+    opts, fmt = _prepare(ctx, kubeconfig, context, namespace, output_format)
     client = _client(opts)
     result = cluster.list_waypoints(client, None if all_namespaces else _namespace(opts, client))
     report.write(result, fmt, all_namespaces=all_namespaces)
@@ -112,8 +118,7 @@ def status_cmd(
     routes it enforces, and what is meant for it but not enforced."""
     from meshctl.waypoint import cluster, report
 
-    opts = settings(ctx, kubeconfig=kubeconfig, context=context, namespace=namespace)
-    fmt = check_output(output_format or opts.output, report.FORMATS, "text")
+    opts, fmt = _prepare(ctx, kubeconfig, context, namespace, output_format)
     client = _client(opts)
     ns = None if all_namespaces else _namespace(opts, client)
     result = cluster.status(client, ns, name)
@@ -138,8 +143,7 @@ def delete_cmd(
     """Delete waypoints by name, or all of a namespace's."""
     from meshctl.waypoint import cluster, report
 
-    opts = settings(ctx, kubeconfig=kubeconfig, context=context, namespace=namespace)
-    fmt = check_output(output_format or opts.output, report.FORMATS, "text")
+    opts, fmt = _prepare(ctx, kubeconfig, context, namespace, output_format)
     client = _client(opts)
     result = cluster.delete(client, _namespace(opts, client), tuple(names or ()), every)
     report.write(result, fmt)

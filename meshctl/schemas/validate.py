@@ -1117,24 +1117,23 @@ def gateway_api_validator(kind: str) -> Check:
     return hit[0]
 
 
-def _validate_gateway_api(resource, gk) -> list[SchemaError]:
+def _validate_object(resource, kind, check: Check, spec_required: bool) -> list[SchemaError]:
+    """apiVersion, top-level fields, metadata, then `spec` with `check`. `kind`: an IstioKind or a
+    GatewayAPIKind (its served versions)."""
     body = resource.body
     errors: list[SchemaError] = []
-    if resource.version not in gk.versions:
+    if resource.version not in kind.versions:
         _err(errors, ("apiVersion",),
-             f"{_show(resource.api_version)} is not a served version of {gk.kind} "
-             f"(use {_join(gk.api_versions())})")
+             f"{_show(resource.api_version)} is not a served version of {kind.kind} "
+             f"(use {_join(kind.api_versions())})")
     for k in body:
         if k not in _TOP_LEVEL:
             _err(errors, (str(k),), "unknown field" + _did_you_mean(str(k), _TOP_LEVEL))
     _check_metadata(body, errors)
     if "spec" in body:
-        gateway_api_validator(gk.kind)(body["spec"], ("spec",), errors)
-    else:
-        from meshctl.schemas import gatewayapi
-
-        if gatewayapi.spec_schema(gk.kind).get("x-meshctl-required"):
-            _err(errors, ("spec",), "required field missing")
+        check(body["spec"], ("spec",), errors)
+    elif spec_required:
+        _err(errors, ("spec",), "required field missing")
     return errors
 
 
@@ -1148,25 +1147,13 @@ def validate(resource) -> list[SchemaError]:
 
             gk = gateway_api_kind(resource.api_version, resource.kind)
             if gk is not None:
-                return _validate_gateway_api(resource, gk)
+                from meshctl.schemas import gatewayapi
+
+                return _validate_object(resource, gk, gateway_api_validator(gk.kind),
+                                        bool(gatewayapi.spec_schema(gk.kind).get("x-meshctl-required")))
         known = BY_KIND.get(resource.kind)
         if known is not None and resource.api_version == known.group:  # the version left out
             return [SchemaError(("apiVersion",), f"apiVersion: {_quote(resource.api_version)} has no version "
                                                  f"(use {_join(known.api_versions())})")]
         return []
-    body = resource.body
-    errors: list[SchemaError] = []
-    version = resource.api_version.rpartition("/")[2]
-    if version not in ik.versions:
-        _err(errors, ("apiVersion",),
-             f"{_show(resource.api_version)} is not a served version of {ik.kind} "
-             f"(use {_join(ik.api_versions())})")
-    for k in body:
-        if k not in _TOP_LEVEL:
-            _err(errors, (str(k),), "unknown field" + _did_you_mean(str(k), _TOP_LEVEL))
-    _check_metadata(body, errors)
-    if "spec" in body:
-        validator_for(ik.kind)(body["spec"], ("spec",), errors)
-    elif spec_schema(ik.kind).get("x-meshctl-required"):
-        _err(errors, ("spec",), "required field missing")
-    return errors
+    return _validate_object(resource, ik, validator_for(ik.kind), bool(spec_schema(ik.kind).get("x-meshctl-required")))

@@ -67,6 +67,21 @@ def _service_ports(svc: Resource) -> set[int]:
     return {p.get("port") for p in as_list(svc.spec.get("ports")) if isinstance(p, dict)}
 
 
+def check_service_ref(ctx: Context, route: Resource, group: str, kind: str, namespace: str, name: str,
+                      port: Any, path: tuple) -> None:
+    """IST0101 for a reference to a Service (or its port) or a ServiceEntry not in the input;
+    other kinds are not checked."""
+    if group == "" and kind == "Service":
+        svc = _service(ctx, namespace, name)
+        if svc is None:
+            ctx.report("IST0101", route, "service", f"{namespace}/{name}", path=path + ("name",))
+        elif isinstance(port, int) and port not in _service_ports(svc):
+            ctx.report("IST0101", route, "service port", f"{namespace}/{name}:{port}", path=path + ("port",))
+    elif group == "networking.istio.io" and kind == "ServiceEntry":
+        if ctx.resources.get("ServiceEntry", namespace, name, group="networking.istio.io") is None:
+            ctx.report("IST0101", route, "service entry", f"{namespace}/{name}", path=path + ("name",))
+
+
 def _grants(ctx: Context) -> dict[str, list[Resource]]:
     return ctx.index("gatewayapi.grants", lambda c: _by_namespace(of_group(c, "ReferenceGrant", GROUP)))
 
@@ -165,16 +180,8 @@ class RouteParentAnalyzer(Analyzer):
                         ctx.report("IST0101", route, "gateway", f"{pns}/{pname}", path=path + ("name",))
                     else:
                         self._listeners(ctx, route, gw, ref, path)
-                elif group == "" and kind == "Service":
-                    svc = _service(ctx, pns, pname)
-                    if svc is None:
-                        ctx.report("IST0101", route, "service", f"{pns}/{pname}", path=path + ("name",))
-                    elif isinstance(ref.get("port"), int) and ref["port"] not in _service_ports(svc):
-                        ctx.report("IST0101", route, "service port", f"{pns}/{pname}:{ref['port']}",
-                                   path=path + ("port",))
-                elif group == "networking.istio.io" and kind == "ServiceEntry":
-                    if ctx.resources.get("ServiceEntry", pns, pname, group="networking.istio.io") is None:
-                        ctx.report("IST0101", route, "service entry", f"{pns}/{pname}", path=path + ("name",))
+                else:
+                    check_service_ref(ctx, route, group, kind, pns, pname, ref.get("port"), path)
 
     def _listeners(self, ctx: Context, route: Resource, gw: Resource, ref: dict, path: tuple) -> None:
         listeners = [l for l in as_list(gw.spec.get("listeners")) if isinstance(l, dict)]
@@ -237,16 +244,7 @@ class RouteBackendAnalyzer(Analyzer):
             for i, j, ref in _backend_refs(route):
                 group, kind, bns, bname = _ref(ref, "", "Service", ns)
                 path = ("spec", "rules", i, "backendRefs", j)
-                if group == "" and kind == "Service":
-                    svc = _service(ctx, bns, bname)
-                    if svc is None:
-                        ctx.report("IST0101", route, "service", f"{bns}/{bname}", path=path + ("name",))
-                    elif isinstance(ref.get("port"), int) and ref["port"] not in _service_ports(svc):
-                        ctx.report("IST0101", route, "service port", f"{bns}/{bname}:{ref['port']}",
-                                   path=path + ("port",))
-                elif group == "networking.istio.io" and kind == "ServiceEntry":
-                    if ctx.resources.get("ServiceEntry", bns, bname, group="networking.istio.io") is None:
-                        ctx.report("IST0101", route, "service entry", f"{bns}/{bname}", path=path + ("name",))
+                check_service_ref(ctx, route, group, kind, bns, bname, ref.get("port"), path)
                 if bns != ns and not granted(ctx, GROUP, route.kind, ns, group, kind, bns, bname):
                     ctx.report("MSH0203", route, f"{kind} {bns}/{bname}", bns, route.kind, ns,
                                path=path + ("namespace",))

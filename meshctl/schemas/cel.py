@@ -405,11 +405,17 @@ def _words(rules: list[Rule]) -> frozenset:
     return frozenset(out)
 
 
+class _Null(Exception):
+    """A null in a value: defaulting may replace it, so such values are not remembered."""
+
+
 def _plain(v):
     """A hashable form of a value (types kept apart: True is not 1)."""
     t = type(v)
     if t is str:
         return v
+    if v is None:
+        raise _Null
     if t is dict:
         return ("d",) + tuple((k, _plain(x)) for k, x in v.items())
     if t is list:
@@ -434,6 +440,8 @@ def _freezer(node: Any, seen: frozenset) -> Callable[[Any], Any] | None:
 
     def freeze(v):
         t = type(v)
+        if v is None:
+            raise _Null
         if t is dict:
             out = ["d"]
             for k, x in v.items():
@@ -473,7 +481,20 @@ class WholeRules:
     def usable(self) -> bool:
         return self._text is not None
 
-    def holds(self, value: Any) -> bool:
+    def lookup(self, value: Any) -> tuple[Any, bool | None]:
+        """(memo key, remembered outcome or None) of a value; the key is None when the value
+        cannot be remembered (it holds a null, or something unhashable)."""
+        if self._key is None:
+            return None, None
+        try:
+            key = self._key(value)
+            return key, self._memo.get(key)
+        except (TypeError, _Null):
+            return None, None
+
+    def holds(self, value: Any, key: Any = None) -> bool:
+        """Whether every rule holds on `value` (defaulted); remembered under `key` (from lookup,
+        taken on the value before defaulting: the outcome depends on nothing else)."""
         if self._text is None:
             return False
         if self._program is None:
@@ -482,15 +503,6 @@ class WholeRules:
             except Exception:  # pragma: no cover - then every object is checked node by node
                 self._text = None
                 return False
-        key = None
-        if self._key is not None:
-            try:
-                key = self._key(value)
-                hit = self._memo.get(key)
-            except TypeError:  # an unhashable value (a YAML oddity): no memo
-                key = hit = None
-            if hit is not None:
-                return hit
         result = _evaluate(self._program, self._escape(value) if self._escape else value)[0] is True
         if key is not None and len(self._memo) < self.MEMO_SIZE:
             self._memo[key] = result

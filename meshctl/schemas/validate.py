@@ -929,6 +929,25 @@ def _with_cel(check: Check, rules, escape) -> Check:
     return cel_check
 
 
+def _defaults_change_checks(node: Any) -> bool:
+    """Whether defaulting can change what the schema checks report: a required field or a
+    list-map key with a default."""
+    if not isinstance(node, dict):
+        return False
+    props = node.get("properties") or {}
+    for name in node.get("required") or ():
+        if isinstance(props.get(name), dict) and "default" in props[name]:
+            return True
+    items = node.get("items")
+    if isinstance(items, dict):
+        item_props = items.get("properties") or {}
+        for key in node.get("x-kubernetes-list-map-keys") or ():
+            if isinstance(item_props.get(key), dict) and "default" in item_props[key]:
+                return True
+    return (any(_defaults_change_checks(sub) for sub in props.values()) or _defaults_change_checks(items)
+            or _defaults_change_checks(node.get("additionalProperties")))
+
+
 def defaulter(node: Any) -> Callable[[Any], Any] | None:
     """A function applying the schema's `default`s to a value as the API server does before it
     validates (missing or null fields get their default, then defaulting goes on below, into
@@ -943,10 +962,9 @@ def defaulter(node: Any) -> Callable[[Any], Any] | None:
     values = defaulter(node["additionalProperties"]) if isinstance(node.get("additionalProperties"), dict) else None
     if not defaults and not subs and items is None and values is None:
         return None
-    import copy
-
-    scalars = tuple((k, d) for k, d in defaults.items() if not isinstance(d, (dict, list)))
-    nested = tuple((k, d) for k, d in defaults.items() if isinstance(d, (dict, list)))
+    # Defaults are inserted as they are, already defaulted themselves, and shared between values:
+    # the defaulted value is only read (by the validator and the CEL rules), never changed.
+    prepared = tuple((k, subs[k](d) if k in subs and isinstance(d, (dict, list)) else d) for k, d in defaults.items())
     sub_items = tuple(subs.items())
 
     def apply_list(v):
@@ -966,21 +984,19 @@ def defaulter(node: Any) -> Callable[[Any], Any] | None:
         if type(v) is not dict:
             return v
         out = None
-        for k, d in scalars:
+        inserted = ()
+        for k, d in prepared:
             if v.get(k) is None:
                 if out is None:
                     out = dict(v)
+                    inserted = []
                 out[k] = d
-        for k, d in nested:
-            if v.get(k) is None:
-                if out is None:
-                    out = dict(v)
-                out[k] = copy.deepcopy(d)
+                inserted.append(k)
         src = v if out is None else out
         if values is None:
             for k, f in sub_items:
                 x = src.get(k)
-                if x is not None:
+                if x is not None and k not in inserted:
                     y = f(x)
                     if y is not x:
                         if out is None:
@@ -1108,11 +1124,20 @@ def gateway_api_validator(kind: str) -> Check:
         whole = WholeRules(schema)
         structural = _Compiler(schema).compile(schema) if whole.usable else full
         apply_defaults = defaulter(schema)
+        # the schema checks of a value without nulls come out the same before and after defaulting
+        # (defaults are valid, and no required field or list key has one), so a value whose rules
+        # are known to hold skips defaulting
+        raw_ok = not _defaults_change_checks(schema)
 
         def check(v, p, e):
+            key, known = whole.lookup(v) if whole.usable else (None, None)
+            if known is True and raw_ok:
+                structural(v, p, e)
+                return
             if apply_defaults is not None:
                 v = apply_defaults(v)
-            (structural if whole.usable and whole.holds(v) else full)(v, p, e)
+            ok = known if known is not None else (whole.usable and whole.holds(v, key))
+            (structural if ok else full)(v, p, e)
         hit = _gateway_api[kind] = (check,)
     return hit[0]
 

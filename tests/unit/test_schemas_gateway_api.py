@@ -192,3 +192,21 @@ def test_patterns_matched_in_python_mean_what_re2_means(pattern):
         want = re2.eval(data={"self": [text, pattern]}).plain_value()
         got = ours.eval(data={"self": [text, pattern]}).plain_value()
         assert got == want, (pattern, text)
+
+
+def test_a_remembered_outcome_still_checks_the_schema_and_nulls_are_defaulted():
+    route = """
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r, namespace: shop}
+spec:
+  rules:
+  - matches: [{path: {type: %s, value: /a}}]
+    backendRefs: [{name: reviews, namespace: %s, port: 80}]
+"""
+    assert _errors(route % ("PathPrefix", "other")) == []
+    # same shape, so the rules' outcome is remembered, but the namespace breaks the schema's pattern
+    assert [e.split(":")[0] for e in _errors(route % ("PathPrefix", "Bad_NS"))] == [
+        "spec.rules[0].backendRefs[0].namespace"]
+    # a null where a default exists is defaulted, as the API server does
+    assert _errors(route % ("null", "other")) == []

@@ -910,15 +910,20 @@ class _Compiler:
         return negate
 
 
+# Set while a validator runs on a value all of whose CEL rules are known to hold: the nodes skip
+# their rules (validation runs in one thread; see gateway_api_validator).
+_RULES_HOLD = [False]
+
+
 def _with_cel(check: Check, rules, escape) -> Check:
     """A node's checks, then its CEL rules when the value (and everything below it) passed
     them: as in the API server, a rule sees a well-typed value, and a wrong type is reported
     once, by the schema."""
 
-    def cel_check(v, p, e, check=check, rules=rules, escape=escape):
+    def cel_check(v, p, e, check=check, rules=rules, escape=escape, hold=_RULES_HOLD):
         before = len(e)
         check(v, p, e)
-        if len(e) != before or v is None:
+        if hold[0] or len(e) != before or v is None:
             return
         for rule, reason, index in rules.failures(escape(v) if escape is not None else v):
             if type(e) is _Probe:
@@ -1122,8 +1127,15 @@ def gateway_api_validator(kind: str) -> Check:
         schema = gatewayapi.spec_schema(kind)
         full = _Compiler(schema, cel=True).compile(schema)
         whole = WholeRules(schema)
-        structural = _Compiler(schema).compile(schema) if whole.usable else full
         apply_defaults = defaulter(schema)
+
+        def structural(v, p, e):
+            """The schema checks alone (the rules are known to hold)."""
+            _RULES_HOLD[0] = True
+            try:
+                full(v, p, e)
+            finally:
+                _RULES_HOLD[0] = False
         # the schema checks of a value without nulls come out the same before and after defaulting
         # (defaults are valid, and no required field or list key has one), so a value whose rules
         # are known to hold skips defaulting

@@ -126,5 +126,5 @@ def test_gateway_api_objects_with_wrong_values_anywhere(cli, doc, picks):
         parent = doc
         for step in path[:-1]:
             parent = parent[step]
-        parent[path[-1]] = value
+        parent[path[-1]] = copy.deepcopy(value)
     _check(cli("analyze", "-o", "json", "-", input=yaml.safe_dump(doc)))

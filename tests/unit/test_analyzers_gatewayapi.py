@@ -280,3 +280,10 @@ def test_every_gateway_api_code_is_documented_and_analyzers_declare_what_they_re
     for a in framework.all_analyzers():
         if a.name.startswith("gatewayapi."):
             assert a.description and a.inputs
+
+
+def test_l7_policy_on_a_workload_labelled_ambient_in_a_plain_namespace():
+    text = AMBIENT.replace("labels: {istio.io/dataplane-mode: ambient}", "labels: {}").replace(
+        "    metadata: {labels: {app: reviews}}", "    metadata: {labels: {app: reviews, istio.io/dataplane-mode: ambient}}")
+    [m] = run_yaml(text, "gatewayapi.AmbientPolicyAnalyzer")
+    assert m.code == "MSH0206" and "1 ambient workload(s) (Deployment reviews)" in m.text

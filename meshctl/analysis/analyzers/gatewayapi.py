@@ -397,11 +397,8 @@ def _ambient_namespaces(ctx: Context) -> set[str]:
     pods are (built once per run, so policies elsewhere cost nothing)."""
     def build(c: Context) -> set[str]:
         out = {ns.name for ns in c.of_kind("Namespace") if namespace_in_ambient(ns)}
-        for kind in ("Pod", *WORKLOAD_KINDS):
-            for w in c.of_kind(kind):
-                labels = w.labels if kind == "Pod" else as_dict(dig(w.body, *WORKLOAD_KINDS[kind], "metadata", "labels"))
-                if labels.get(DATAPLANE_MODE) == "ambient":
-                    out.add(w.namespace or "")
+        # pods (and pod templates) labelled for ambient, from the shared workload index
+        out.update(ns for (ns, key, value) in workloads(c).by_label if key == DATAPLANE_MODE and value == "ambient")
         return out
     return ctx.index("gatewayapi.ambient-namespaces", build)
 

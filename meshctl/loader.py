@@ -111,9 +111,11 @@ def check_node(node: yaml.Node) -> str | None:
                         "nodes (an alias bomb?)")
             sizes[nid] = total
             continue
-        sizes[nid] = 0  # in progress
+        sizes[nid] = 0  # in progress: on the path from the root to the node being expanded
         stack.append((n, depth, True))
         for c in children:
+            if sizes.get(id(c)) == 0:
+                return "document contains itself through an alias (a recursive structure)"
             if id(c) not in sizes:
                 stack.append((c, depth + 1, False))
     return None

@@ -167,8 +167,12 @@ CLUSTER_KINDS: tuple[tuple[str, str], ...] = (
     ("security.istio.io/v1", "RequestAuthentication"), ("telemetry.istio.io/v1", "Telemetry"),
     ("extensions.istio.io/v1alpha1", "WasmPlugin"), ("extensions.istio.io/v1alpha1", "TrafficExtension"),
     ("networking.istio.io/v1beta1", "ProxyConfig"),
-    ("gateway.networking.k8s.io/v1", "Gateway"), ("gateway.networking.k8s.io/v1", "HTTPRoute"),
-    ("gateway.networking.k8s.io/v1", "GRPCRoute"),
+    ("gateway.networking.k8s.io/v1", "GatewayClass"), ("gateway.networking.k8s.io/v1", "Gateway"),
+    ("gateway.networking.k8s.io/v1", "ListenerSet"),
+    ("gateway.networking.k8s.io/v1", "HTTPRoute"), ("gateway.networking.k8s.io/v1", "GRPCRoute"),
+    # TCPRoute, TLSRoute and ListenerSet are v1 from Gateway API 1.6 (older CRDs are not read)
+    ("gateway.networking.k8s.io/v1", "TCPRoute"), ("gateway.networking.k8s.io/v1", "TLSRoute"),
+    ("gateway.networking.k8s.io/v1beta1", "ReferenceGrant"), ("gateway.networking.k8s.io/v1", "BackendTLSPolicy"),
 )
 
 

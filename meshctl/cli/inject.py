@@ -144,7 +144,7 @@ def dataplane_status(
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
 ) -> None:
-    """List namespaces and their data-plane mode, and pods whose state differs from it."""
+    """List namespaces, their data-plane mode and the waypoint they use, and pods whose state differs."""
     from meshctl import kube, output
     from meshctl.inject import ambient
 
@@ -158,10 +158,10 @@ def dataplane_status(
 
     con = output.console()
     table = Table(box=None, pad_edge=False, show_edge=False)
-    for col in ("NAMESPACE", "MODE", "PODS"):
+    for col in ("NAMESPACE", "MODE", "WAYPOINT", "PODS"):
         table.add_column(col)
     for row in result["namespaces"]:
-        table.add_row(row["namespace"], row["mode"], str(row["pods"]))
+        table.add_row(row["namespace"], row["mode"], row["waypoint"] or "-", str(row["pods"]))
     con.print(table)
     if result["mismatched"]:
         con.print()

@@ -81,6 +81,18 @@ def namespace_mode(labels: dict) -> str:
     return "none"
 
 
+def namespace_waypoint(name: str, labels: dict) -> Optional[str]:
+    """The waypoint a namespace's traffic goes through (`istio.io/use-waypoint`, `ns/name` when
+    it lives in another namespace), or None."""
+    from meshctl.waypoint.render import USE_WAYPOINT, USE_WAYPOINT_NAMESPACE
+
+    waypoint = labels.get(USE_WAYPOINT)
+    if not isinstance(waypoint, str) or not waypoint or waypoint == "none":
+        return None
+    other = labels.get(USE_WAYPOINT_NAMESPACE)
+    return f"{other}/{waypoint}" if isinstance(other, str) and other and other != name else waypoint
+
+
 def pod_mode(pod: dict) -> str:
     """What a pod actually runs: `sidecar` (an istio-proxy container), `ambient` (redirected by
     istio-cni, or labelled for ambient) or `none`."""
@@ -179,9 +191,11 @@ def status(client: Any, namespace: Optional[str] = None) -> dict:
     else:
         namespaces = client.list("v1", "Namespace")
     modes = {}
+    waypoints = {}
     for ns in namespaces:
         meta = ns.get("metadata") or {}
         modes[meta.get("name", "")] = namespace_mode(meta.get("labels") or {})
+        waypoints[meta.get("name", "")] = namespace_waypoint(meta.get("name", ""), meta.get("labels") or {})
     pods = client.list("v1", "Pod", namespace=namespace) if namespace else client.list("v1", "Pod")
     counts: dict[str, int] = {}
     mismatched = []
@@ -198,6 +212,7 @@ def status(client: Any, namespace: Optional[str] = None) -> dict:
         if want != have:
             mismatched.append(_pod_row(pod, want, have))
     return {
-        "namespaces": [{"namespace": n, "mode": m, "pods": counts.get(n, 0)} for n, m in sorted(modes.items())],
+        "namespaces": [{"namespace": n, "mode": m, "waypoint": waypoints.get(n), "pods": counts.get(n, 0)}
+                       for n, m in sorted(modes.items())],
         "mismatched": sorted(mismatched, key=lambda r: (r["namespace"], r["pod"])),
     }

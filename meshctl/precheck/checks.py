@@ -304,6 +304,46 @@ def _cni(ctx: Context) -> Result:
     return Result.ok(", ".join(names))
 
 
+def _gateway_api(ctx: Context) -> Result:
+    """Gateway API CRDs: waypoints need GatewayClass, Gateway and HTTPRoute served as v1; Istio
+    ignores kinds whose CRDs are older than its minimums; analyze validates against the release
+    meshctl's schemas come from."""
+    from meshctl.schemas import gatewayapi
+
+    group = gatewayapi.GROUP
+    fix = f"install or upgrade them: {gatewayapi.install_command()}"
+    crds = {c.get("metadata", {}).get("name", ""): c
+            for c in ctx.list("apiextensions.k8s.io/v1", "CustomResourceDefinition")
+            if c.get("spec", {}).get("group") == group}
+    missing = []
+    for plural in gatewayapi.WAYPOINT_CRDS:
+        crd = crds.get(f"{plural}.{group}")
+        served = {v.get("name") for v in (crd or {}).get("spec", {}).get("versions") or [] if v.get("served")}
+        if "v1" not in served:
+            missing.append(f"{plural}.{group}" + (" is not installed" if crd is None else
+                                                  f" serves {', '.join(sorted(served)) or 'nothing'}, not v1"))
+    if missing:
+        return Result.error("the Gateway API CRDs waypoints need are missing", missing + [fix])
+    ours = gatewayapi.parse_version(gatewayapi.bundle_version())
+    too_old, older = [], []
+    for name, crd in sorted(crds.items()):
+        bundle = (crd.get("metadata", {}).get("annotations") or {}).get(gatewayapi.BUNDLE_VERSION_ANNOTATION)
+        version = gatewayapi.parse_version(bundle) if bundle else None
+        if version is None:
+            continue
+        minimum = gatewayapi.MINIMUM_CRD_VERSIONS.get(name)
+        if minimum and version < minimum:
+            too_old.append(f"{name} is {bundle}; Istio ignores it below v{'.'.join(map(str, minimum))}")
+        elif ours and version < ours:
+            older.append(f"{name} is {bundle}")
+    if too_old:
+        return Result.error("some Gateway API CRDs are too old for Istio", too_old + [fix])
+    if older:
+        return Result.warn(f"Gateway API CRDs are older than {gatewayapi.bundle_version()}, the release meshctl "
+                           "validates against", older + [fix])
+    return Result.ok()
+
+
 def _kernel(version: str) -> tuple[int, int]:
     m = re.match(r"(\d+)\.(\d+)", version or "")
     return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
@@ -398,6 +438,8 @@ def all_checks() -> list[Check]:
         Check("ns-kube-system", "Namespaces", "system namespaces are not enrolled in the mesh", _kube_system_injection),
         Check("ambient-cni", "Ambient", "the CNI supports ambient mode", _cni, profiles=("ambient",)),
         Check("ambient-nodes", "Ambient", "nodes can run ztunnel (Linux, recent kernel)", _nodes, profiles=("ambient",)),
+        Check("ambient-gateway-api", "Ambient", "the Gateway API CRDs waypoints need are installed and recent enough",
+              _gateway_api, profiles=("ambient",)),
         Check("workload-host-network", "Workloads", "no pods use the host network", _host_network),
         Check("workload-uid", "Workloads", f"no containers run as UID {PROXY_UID}", _uid_1337),
         Check("workload-ports", "Workloads", "no containers use the proxy's ports 15000-15090", _reserved_ports),

@@ -344,6 +344,16 @@ def scoped_host_problem(value: str, gateway: bool) -> str | None:
     return "is not a DNS name (no scheme, port or path)"
 
 
+def _ip_version(text: str) -> int:
+    """4 or 6 for an IP address in its usual notation, else 0."""
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(text).version
+    except ValueError:
+        return 0
+
+
 def _ip_ok(host: str) -> bool:
     import ipaddress
 
@@ -394,9 +404,13 @@ def _join(names: list[str]) -> str:
 
 
 class _Compiler:
-    def __init__(self, root: dict):
+    """`cel`: evaluate the nodes' CEL rules (x-kubernetes-validations); off for Istio's schemas,
+    which state their rules as JSON Schema as well."""
+
+    def __init__(self, root: dict, cel: bool = False):
         self.root = root
         self.refs: dict[str, list] = {}
+        self.cel = cel
 
     def ref(self, ref: str) -> Check:
         cell = self.refs.get(ref)
@@ -414,7 +428,17 @@ class _Compiler:
             cell[0](v, p, e)
         return check_ref if cell[0] is None else cell[0]
 
-    def compile(self, node: Any) -> Check:  # noqa: C901 - one dispatch over keywords
+    def compile(self, node: Any) -> Check:
+        check = self._compile(node)
+        if self.cel and isinstance(node, dict) and node.get("x-kubernetes-validations"):
+            from meshctl.schemas.cel import NodeRules, escaper, rules_of, uses_escapes
+
+            rules = rules_of(node)
+            if rules:
+                return _with_cel(check, NodeRules(rules), escaper(node) if uses_escapes(node) else None)
+        return check
+
+    def _compile(self, node: Any) -> Check:  # noqa: C901 - one dispatch over keywords
         if node is True or node == {}:
             return lambda v, p, e: None
         if node is False:
@@ -522,6 +546,11 @@ class _Compiler:
                     if problem:
                         _err(e, p, f"{_show(v)} is not a valid {what}: {problem}")
             checks.append(scoped_host_check)
+        if node.get("x-meshctl-format") == "ip":
+            def ip_check(v, p, e):
+                if isinstance(v, str) and not _ip_version(v):
+                    _err(e, p, f"{_show(v)} is not an IP address")
+            checks.append(ip_check)
         if node.get("x-meshctl-format") == "host":
             def host_check(v, p, e):
                 if isinstance(v, str) and not host_ok(v):
@@ -538,6 +567,13 @@ class _Compiler:
         big = None
         if node.get("format") == "int32":
             big = _INT32
+        if node.get("format") in ("ipv4", "ipv6"):
+            version = 4 if node["format"] == "ipv4" else 6
+
+            def ip_format(v, p, e, version=version):
+                if isinstance(v, str) and _ip_version(v) != version:
+                    _err(e, p, f"{_show(v)} is not an IPv{version} address")
+            checks.append(ip_format)
         if lo is not None or hi is not None or xlo is not None or xhi is not None or big:
             def range_check(v, p, e, lo=lo, hi=hi, xlo=xlo, xhi=xhi, big=big):
                 if not _is_number(v):
@@ -874,6 +910,116 @@ class _Compiler:
         return negate
 
 
+# Set while a validator runs on a value all of whose CEL rules are known to hold: the nodes skip
+# their rules (validation runs in one thread; see gateway_api_validator).
+_RULES_HOLD = [False]
+
+
+def _with_cel(check: Check, rules, escape) -> Check:
+    """A node's checks, then its CEL rules when the value (and everything below it) passed
+    them: as in the API server, a rule sees a well-typed value, and a wrong type is reported
+    once, by the schema."""
+
+    def cel_check(v, p, e, check=check, rules=rules, escape=escape, hold=_RULES_HOLD):
+        before = len(e)
+        check(v, p, e)
+        if hold[0] or len(e) != before or v is None:
+            return
+        for rule, reason, index in rules.failures(escape(v) if escape is not None else v):
+            if type(e) is _Probe:
+                e.append(None)
+                return
+            where = p + ((index,) if index is not None else ()) + rule.field_path
+            _err(e, where, rule.message + (f" (the rule cannot be evaluated: {reason})" if reason else ""))
+    return cel_check
+
+
+def _defaults_change_checks(node: Any) -> bool:
+    """Whether defaulting can change what the schema checks report: a required field or a
+    list-map key with a default."""
+    if not isinstance(node, dict):
+        return False
+    props = node.get("properties") or {}
+    for name in node.get("required") or ():
+        if isinstance(props.get(name), dict) and "default" in props[name]:
+            return True
+    items = node.get("items")
+    if isinstance(items, dict):
+        item_props = items.get("properties") or {}
+        for key in node.get("x-kubernetes-list-map-keys") or ():
+            if isinstance(item_props.get(key), dict) and "default" in item_props[key]:
+                return True
+    return (any(_defaults_change_checks(sub) for sub in props.values()) or _defaults_change_checks(items)
+            or _defaults_change_checks(node.get("additionalProperties")))
+
+
+def defaulter(node: Any) -> Callable[[Any], Any] | None:
+    """A function applying the schema's `default`s to a value as the API server does before it
+    validates (missing or null fields get their default, then defaulting goes on below, into
+    defaulted values too), returning a new value and leaving the given one untouched; None
+    when no node below has a default."""
+    if not isinstance(node, dict):
+        return None
+    props = node.get("properties") or {}
+    defaults = {k: sub["default"] for k, sub in props.items() if isinstance(sub, dict) and "default" in sub}
+    subs = {k: f for k, f in ((k, defaulter(sub)) for k, sub in props.items()) if f is not None}
+    items = defaulter(node["items"]) if isinstance(node.get("items"), dict) else None
+    values = defaulter(node["additionalProperties"]) if isinstance(node.get("additionalProperties"), dict) else None
+    if not defaults and not subs and items is None and values is None:
+        return None
+    # Defaults are inserted as they are, already defaulted themselves, and shared between values:
+    # the defaulted value is only read (by the validator and the CEL rules), never changed.
+    prepared = tuple((k, subs[k](d) if k in subs and isinstance(d, (dict, list)) else d) for k, d in defaults.items())
+    sub_items = tuple(subs.items())
+
+    def apply_list(v):
+        out = None
+        for i, x in enumerate(v):
+            y = items(x)
+            if y is not x:
+                if out is None:
+                    out = list(v)
+                out[i] = y
+        return v if out is None else out
+
+    def apply(v):
+        """Copy-on-write: the value itself when no default applies anywhere below."""
+        if type(v) is list:
+            return apply_list(v) if items is not None else v
+        if type(v) is not dict:
+            return v
+        out = None
+        inserted = ()
+        for k, d in prepared:
+            if v.get(k) is None:
+                if out is None:
+                    out = dict(v)
+                    inserted = []
+                out[k] = d
+                inserted.append(k)
+        src = v if out is None else out
+        if values is None:
+            for k, f in sub_items:
+                x = src.get(k)
+                if x is not None and k not in inserted:
+                    y = f(x)
+                    if y is not x:
+                        if out is None:
+                            out = src = dict(v)
+                        out[k] = y
+        else:
+            for k, x in list(src.items()):
+                f = subs.get(k) if k in props else values
+                if f is not None:
+                    y = f(x)
+                    if y is not x:
+                        if out is None:
+                            out = src = dict(v)
+                        out[k] = y
+        return v if out is None else out
+    return apply
+
+
 _validators: dict[str, Check] = {}
 
 
@@ -965,28 +1111,86 @@ def validate_spec(kind: str, spec: Any, path: tuple = ("spec",)) -> list[SchemaE
     return errors
 
 
-def validate(resource) -> list[SchemaError]:
-    """Schema errors of one object (a meshctl.resources.Resource); [] for non-Istio kinds."""
-    ik = istio_kind(resource.api_version, resource.kind)
-    if ik is None:
-        known = BY_KIND.get(resource.kind)
-        if known is not None and resource.api_version == known.group:  # the version left out
-            return [SchemaError(("apiVersion",), f"apiVersion: {_quote(resource.api_version)} has no version "
-                                                 f"(use {_join(known.api_versions())})")]
-        return []
+_gateway_api: dict[str, tuple] = {}
+
+
+def gateway_api_validator(kind: str) -> Check:
+    """A `spec` validator of a Gateway API kind: defaults applied, then the schema and the CEL
+    rules (cached). All the rules of a kind are first evaluated as one program (one call for a
+    valid object); only when that does not hold does the validator evaluate them node by node,
+    to say which field breaks which rule."""
+    hit = _gateway_api.get(kind)
+    if hit is None:
+        from meshctl.schemas import gatewayapi
+        from meshctl.schemas.cel import WholeRules
+
+        schema = gatewayapi.spec_schema(kind)
+        full = _Compiler(schema, cel=True).compile(schema)
+        whole = WholeRules(schema)
+        apply_defaults = defaulter(schema)
+
+        def structural(v, p, e):
+            """The schema checks alone (the rules are known to hold)."""
+            _RULES_HOLD[0] = True
+            try:
+                full(v, p, e)
+            finally:
+                _RULES_HOLD[0] = False
+        # the schema checks of a value without nulls come out the same before and after defaulting
+        # (defaults are valid, and no required field or list key has one), so a value whose rules
+        # are known to hold skips defaulting
+        raw_ok = not _defaults_change_checks(schema)
+
+        def check(v, p, e):
+            key, known = whole.lookup(v) if whole.usable else (None, None)
+            if known is True and raw_ok:
+                structural(v, p, e)
+                return
+            if apply_defaults is not None:
+                v = apply_defaults(v)
+            ok = known if known is not None else (whole.usable and whole.holds(v, key))
+            (structural if ok else full)(v, p, e)
+        hit = _gateway_api[kind] = (check,)
+    return hit[0]
+
+
+def _validate_object(resource, kind, check: Check, spec_required: bool) -> list[SchemaError]:
+    """apiVersion, top-level fields, metadata, then `spec` with `check`. `kind`: an IstioKind or a
+    GatewayAPIKind (its served versions)."""
     body = resource.body
     errors: list[SchemaError] = []
-    version = resource.api_version.rpartition("/")[2]
-    if version not in ik.versions:
+    if resource.version not in kind.versions:
         _err(errors, ("apiVersion",),
-             f"{_show(resource.api_version)} is not a served version of {ik.kind} "
-             f"(use {_join(ik.api_versions())})")
+             f"{_show(resource.api_version)} is not a served version of {kind.kind} "
+             f"(use {_join(kind.api_versions())})")
     for k in body:
         if k not in _TOP_LEVEL:
             _err(errors, (str(k),), "unknown field" + _did_you_mean(str(k), _TOP_LEVEL))
     _check_metadata(body, errors)
     if "spec" in body:
-        validator_for(ik.kind)(body["spec"], ("spec",), errors)
-    elif spec_schema(ik.kind).get("x-meshctl-required"):
+        check(body["spec"], ("spec",), errors)
+    elif spec_required:
         _err(errors, ("spec",), "required field missing")
     return errors
+
+
+def validate(resource) -> list[SchemaError]:
+    """Schema errors of one object (a meshctl.resources.Resource): Istio kinds and the Gateway
+    API kinds; [] for other kinds."""
+    ik = istio_kind(resource.api_version, resource.kind)
+    if ik is None:
+        if resource.group == "gateway.networking.k8s.io":
+            from meshctl.schemas.gatewayapi import gateway_api_kind
+
+            gk = gateway_api_kind(resource.api_version, resource.kind)
+            if gk is not None:
+                from meshctl.schemas import gatewayapi
+
+                return _validate_object(resource, gk, gateway_api_validator(gk.kind),
+                                        bool(gatewayapi.spec_schema(gk.kind).get("x-meshctl-required")))
+        known = BY_KIND.get(resource.kind)
+        if known is not None and resource.api_version == known.group:  # the version left out
+            return [SchemaError(("apiVersion",), f"apiVersion: {_quote(resource.api_version)} has no version "
+                                                 f"(use {_join(known.api_versions())})")]
+        return []
+    return _validate_object(resource, ik, validator_for(ik.kind), bool(spec_schema(ik.kind).get("x-meshctl-required")))

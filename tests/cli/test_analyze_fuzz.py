@@ -88,3 +88,43 @@ def test_mutated_json_files(cli, tmp_path_factory, seed, cut, junk):
     f = tmp_path_factory.mktemp("json") / "input.json"
     f.write_text(text[:cut] + junk + text[cut:])
     _check(cli("analyze", "-o", "json", str(f)))
+
+
+GATEWAY_API_DOCS = []
+for _p in sorted((ROOT / "tests" / "data" / "gateway-api" / "examples" / "standard").rglob("*.yaml")):
+    import yaml as _yaml
+
+    GATEWAY_API_DOCS += [d for d in _yaml.safe_load_all(_p.read_text())
+                         if isinstance(d, dict) and str(d.get("apiVersion", "")).startswith("gateway.networking.k8s.io")]
+WEIRD = st.sampled_from([None, 2 ** 70, -1, 1.5, "", "x" * 300, [], {}, [None], {"namespace": 3}, True, "ünï", [[[]]]])
+
+
+def _paths(obj, path=()):
+    yield path
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _paths(v, path + (k,))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            yield from _paths(v, path + (i,))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(doc=st.sampled_from(GATEWAY_API_DOCS), picks=st.lists(st.tuples(st.integers(0, 10 ** 6), WEIRD), max_size=3))
+def test_gateway_api_objects_with_wrong_values_anywhere(cli, doc, picks):
+    # every CEL rule meets values of the wrong type, nulls, huge numbers: findings, never a crash
+    import copy
+
+    import yaml
+
+    doc = copy.deepcopy(doc)
+    for index, value in picks:
+        paths = [p for p in _paths(doc) if len(p) > 1 and p[0] == "spec"]
+        if not paths:
+            break
+        path = paths[index % len(paths)]
+        parent = doc
+        for step in path[:-1]:
+            parent = parent[step]
+        parent[path[-1]] = copy.deepcopy(value)
+    _check(cli("analyze", "-o", "json", "-", input=yaml.safe_dump(doc)))

@@ -1,5 +1,6 @@
 """`meshctl analyze` on files stays light: it never imports the Kubernetes client, httpx or
-jinja2 (and plain Kubernetes manifests do not load jsonschema either)."""
+jinja2 (and plain Kubernetes manifests do not load jsonschema either); the CEL library is loaded
+only when a Gateway API object is analyzed."""
 from __future__ import annotations
 
 import subprocess
@@ -7,7 +8,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = ("kubernetes", "httpx", "jinja2", "jsonschema")
+HEAVY = ("kubernetes", "httpx", "jinja2", "jsonschema", "cel_expr_python")
 
 
 def _imported(args: list[str]) -> tuple[int, set[str]]:
@@ -34,3 +35,13 @@ def test_one_plain_manifest(tmp_path):
     code, mods = _imported([str(f)])
     assert code == 0
     assert not mods.intersection(HEAVY), sorted(mods.intersection(HEAVY))
+
+
+def test_gateway_api_objects_load_the_cel_library(tmp_path):
+    f = tmp_path / "route.yaml"
+    f.write_text("apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: a}\n"
+                 "spec:\n  rules:\n  - matches:\n    - path: {value: /a}\n")
+    code, mods = _imported([str(f)])
+    assert code == 0
+    assert "cel_expr_python" in mods
+    assert not mods.intersection(set(HEAVY) - {"cel_expr_python"})

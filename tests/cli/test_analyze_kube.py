@@ -250,3 +250,42 @@ def test_files_without_a_namespace_take_the_context_namespace(cli, cluster, tmp_
     r = cli("analyze", "--use-kube", "--kubeconfig", str(kubeconfig), "-o", "json", str(fixed))
     assert ("IST0101", "VirtualService shop/reviews") not in _origins(r), r
     assert r.exit_code == 0, r
+
+
+def test_gateway_api_objects_from_the_cluster(cli, kube_api, tmp_path):
+    group = "gateway.networking.k8s.io"
+    for kind, plural in (("Gateway", "gateways"), ("HTTPRoute", "httproutes"), ("GatewayClass", "gatewayclasses"),
+                         ("ReferenceGrant", "referencegrants")):
+        c = crd(kind, plural, group)
+        if kind == "GatewayClass":
+            c["spec"]["scope"] = "Cluster"
+        if kind == "ReferenceGrant":
+            c["spec"]["versions"][0]["name"] = "v1beta1"
+        kube_api.add(c)
+    kube_api.add(ns("shop"))
+    kube_api.add({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "reviews", "namespace": "shop"},
+                  "spec": {"ports": [{"name": "http", "port": 9080}]}})
+    kube_api.add({"apiVersion": f"{group}/v1", "kind": "GatewayClass", "metadata": {"name": "istio"},
+                  "spec": {"controllerName": "istio.io/gateway-controller"}})
+    kube_api.add({"apiVersion": f"{group}/v1", "kind": "Gateway", "metadata": {"name": "web", "namespace": "shop"},
+                  "spec": {"gatewayClassName": "istio",
+                           "listeners": [{"name": "http", "port": 80, "protocol": "HTTP", "hostname": "*.example.com"}]}})
+    kube_api.add({"apiVersion": f"{group}/v1", "kind": "HTTPRoute", "metadata": {"name": "reviews", "namespace": "shop"},
+                  "spec": {"parentRefs": [{"name": "web"}], "hostnames": ["reviews.example.org"],
+                           "rules": [{"matches": [{"path": {"value": "reviews"}}],
+                                      "backendRefs": [{"name": "reviews", "port": 9080}, {"name": "gone", "port": 80}]}]}})
+    r = cli("analyze", "--use-kube", "--kubeconfig", kube_api.kubeconfig, "-n", "shop", "-o", "json")
+    assert r.exit_code == 1, r
+    found = {(m["code"], m["origin"], m["message"]) for m in json.loads(r.stdout)}
+    assert ("MSH0202", "HTTPRoute shop/reviews") in {(c, o) for c, o, _ in found}
+    assert ("IST0101", "HTTPRoute shop/reviews", 'Referenced service not found: "shop/gone"') in found
+    assert any(c == "IST0106" and "spec.rules[0].matches[0].path: value must be an absolute path" in m for c, _, m in found)
+    # a file fixes the route: it replaces the cluster's object of the same identity
+    fixed = tmp_path / "route.yaml"
+    fixed.write_text(f"apiVersion: {group}/v1\nkind: HTTPRoute\nmetadata: {{name: reviews, namespace: shop}}\n"
+                     "spec:\n  parentRefs: [{name: web}]\n  hostnames: [reviews.example.com]\n"
+                     "  rules:\n  - backendRefs: [{name: reviews, port: 9080}]\n")
+    r = cli("analyze", "--use-kube", "--kubeconfig", kube_api.kubeconfig, "-n", "shop", "-o", "sarif", str(fixed))
+    assert r.exit_code == 0, r
+    sarif = json.loads(r.stdout)
+    assert [x for x in sarif["runs"][0]["results"] if x["level"] != "note"] == []

@@ -165,3 +165,53 @@ def test_meshctls_own_install_of_the_same_revision_is_an_upgrade_not_another_con
     r = _precheck(cli, kube_api, "--revision", "canary")
     assert "‼ no conflicting Istio control plane" in r.stdout
     assert "istiod revision 'default' in istio-system (meshctl)" in r.stdout
+
+
+def _gateway_api_crd(plural, kind, bundle="v1.6.1", versions=("v1",), scope="Namespaced"):
+    group = "gateway.networking.k8s.io"
+    return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": f"{plural}.{group}", "annotations": {f"{group}/bundle-version": bundle}},
+            "spec": {"group": group, "scope": scope,
+                     "names": {"kind": kind, "plural": plural, "singular": kind.lower(), "listKind": f"{kind}List"},
+                     "versions": [{"name": v, "served": True, "storage": i == 0,
+                                   "schema": {"openAPIV3Schema": {"type": "object",
+                                                                  "x-kubernetes-preserve-unknown-fields": True}}}
+                                  for i, v in enumerate(versions)]}}
+
+
+INSTALL = ("kubectl apply --server-side -f https://github.com/kubernetes-sigs/gateway-api/releases/download/"
+           "v1.6.1/standard-install.yaml")
+
+
+def test_ambient_needs_gateway_api_crds_and_says_how_to_install_them(cli, kube_api):
+    kube_api.add(_ns("default"))
+    r = _precheck(cli, kube_api, "--profile", "ambient")
+    assert r.exit_code == 1
+    assert "✖ the Gateway API CRDs waypoints need are installed and recent enough" in r.stdout
+    assert "gateways.gateway.networking.k8s.io is not installed" in r.stdout
+    assert INSTALL in r.stdout
+    kube_api.add(_gateway_api_crd("gatewayclasses", "GatewayClass", scope="Cluster"))
+    kube_api.add(_gateway_api_crd("gateways", "Gateway", versions=("v1beta1",)))
+    kube_api.add(_gateway_api_crd("httproutes", "HTTPRoute"))
+    r = _precheck(cli, kube_api, "--profile", "ambient")
+    assert "gateways.gateway.networking.k8s.io serves v1beta1, not v1" in r.stdout
+
+
+def test_old_gateway_api_crds_are_too_old_or_older(cli, kube_api):
+    kube_api.add(_ns("default"))
+    kube_api.add(_gateway_api_crd("gatewayclasses", "GatewayClass", scope="Cluster"))
+    kube_api.add(_gateway_api_crd("gateways", "Gateway", bundle="v1.4.0"))
+    kube_api.add(_gateway_api_crd("httproutes", "HTTPRoute"))
+    r = _precheck(cli, kube_api, "--profile", "ambient", "-o", "json")
+    checks = {c["id"]: c for cat in json.loads(r.stdout)["categories"] for c in cat["checks"]}
+    assert checks["ambient-gateway-api"]["result"] == "warning"
+    kube_api.add(_gateway_api_crd("tcproutes", "TCPRoute", bundle="v1.5.1", versions=("v1alpha2",)))
+    r = _precheck(cli, kube_api, "--profile", "ambient")
+    assert "✖ the Gateway API CRDs waypoints need are installed and recent enough" in r.stdout
+    assert "tcproutes.gateway.networking.k8s.io is v1.5.1; Istio ignores it below v1.6.0" in r.stdout
+    assert INSTALL in r.stdout
+    for plural, kind in (("gateways", "Gateway"), ("tcproutes", "TCPRoute")):
+        kube_api.remove("apiextensions.k8s.io/v1", "CustomResourceDefinition", f"{plural}.gateway.networking.k8s.io")
+        kube_api.add(_gateway_api_crd(plural, kind))
+    r = _precheck(cli, kube_api, "--profile", "ambient")
+    assert "✔ the Gateway API CRDs waypoints need are installed and recent enough" in r.stdout

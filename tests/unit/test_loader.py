@@ -135,3 +135,13 @@ def test_safe_load_refuses_hostile_embedded_yaml_with_a_yaml_error():
         safe_load("\n".join(levels))
     with pytest.raises(yaml.YAMLError, match="one YAML document"):
         safe_load("a: 1\n---\nb: 2\n")
+
+
+def test_a_document_containing_itself_through_an_alias_is_a_problem():
+    # PyYAML builds such a structure (here through its own constructor, for the float), and
+    # every walk over it would recurse without end
+    text = ("apiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\nmetadata: {name: r}\nspec:\n"
+            "  hostnames:\n  - &x\n    weight: 1.5\n    name: *x\n")
+    loaded = load_text(text, "r.yaml")
+    assert not loaded.resources
+    assert loaded.problems[0].message == "document contains itself through an alias (a recursive structure)"

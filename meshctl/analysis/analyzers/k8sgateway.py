@@ -7,16 +7,10 @@ from meshctl.resources import yaml_text
 from meshctl.analysis.framework import Analyzer, Context, as_dict, dig, register
 from meshctl.analysis.workloads import matches, str_labels
 
+from meshctl.schemas.gatewayapi import BUNDLE_VERSION_ANNOTATION as BUNDLE_VERSION, MINIMUM_CRD_VERSIONS
+
 GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
-BUNDLE_VERSION = "gateway.networking.k8s.io/bundle-version"
 POLICY_KINDS = ("AuthorizationPolicy", "RequestAuthentication", "Telemetry", "WasmPlugin")
-# Gateway API CRDs older than these bundle versions are not watched by the control plane.
-MINIMUM_CRD_VERSIONS = {
-    "grpcroutes.gateway.networking.k8s.io": (1, 1, 0),
-    "backendtlspolicies.gateway.networking.k8s.io": (1, 4, 0),
-    "tlsroutes.gateway.networking.k8s.io": (1, 5, 0),
-    "tcproutes.gateway.networking.k8s.io": (1, 6, 0),
-}
 _SEMVER = re.compile(r"^v?(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:-([0-9A-Za-z.-]+))?(?:\+([0-9A-Za-z.-]+))?$")
 
 

@@ -1,5 +1,6 @@
-"""Schema validation as analyzers, one per Istio kind (`schema.ValidationAnalyzer.<Kind>`):
-IST0106 for every schema error, at the line of the offending field. The VirtualService one also
+"""Schema validation as analyzers, one per Istio kind (`schema.ValidationAnalyzer.<Kind>`) and
+one per Gateway API kind (`schema.GatewayAPIValidationAnalyzer.<Kind>`, with the CRDs' CEL
+rules): IST0106 for every schema error, at the line of the offending field. The VirtualService one also
 reports rules that can never be reached (IST0130) and matches that never apply (IST0131).
 `schema.KindAnalyzer` reports kinds that their API group does not serve (MSH0003).
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from meshctl.analysis.framework import Analyzer, Context, register
 from meshctl.schemas import KINDS
+from meshctl.schemas.gatewayapi import GROUP as GATEWAY_API_GROUP, SUPPORTED as GATEWAY_API_KINDS
 
 
 def _validator():
@@ -39,8 +41,8 @@ class _SchemaAnalyzer(Analyzer):
         return None
 
 
-def _make(kind: str, group: str) -> type[Analyzer]:
-    attrs = {"name": f"schema.ValidationAnalyzer.{kind}",
+def _make(kind: str, group: str, name: str = "schema.ValidationAnalyzer") -> type[Analyzer]:
+    attrs = {"name": f"{name}.{kind}",
              "description": f"Runs schema validation as an analyzer on '{kind}' resources",
              "inputs": (kind,), "kind": kind, "group": group}
     if kind == "VirtualService":
@@ -51,11 +53,13 @@ def _make(kind: str, group: str) -> type[Analyzer]:
                 for code, args, path in unreachable_rules(r):
                     ctx.report(code, r, *args, path=path)
         attrs["extra"] = extra
-    return register(type(f"{kind}ValidationAnalyzer", (_SchemaAnalyzer,), attrs))
+    return register(type(f"{name.rpartition('.')[2]}{kind}", (_SchemaAnalyzer,), attrs))
 
 
 for _k in KINDS:
     _make(_k.kind, _k.group)
+for _kind in GATEWAY_API_KINDS:
+    _make(_kind, GATEWAY_API_GROUP, "schema.GatewayAPIValidationAnalyzer")
 
 
 @register

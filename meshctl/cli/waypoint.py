@@ -1,0 +1,153 @@
+"""`meshctl waypoint apply|list|status|delete`: ambient waypoints. Thin: parse flags, call
+meshctl.waypoint.cluster, hand the result to meshctl.waypoint.report."""
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from meshctl.cli.common import ContextOpt, KubeconfigOpt, check_output, settings
+
+waypoint_app = typer.Typer(name="waypoint", help="Create, list, inspect and delete ambient waypoints "
+                                                 "(Gateways of class istio-waypoint).", no_args_is_help=True)
+
+NamespaceOpt = Annotated[Optional[str], typer.Option("--namespace", "-n", help="The waypoint's namespace "
+                                                     "(default: the kubeconfig context's, else default).")]
+OutputOpt = Annotated[Optional[str], typer.Option("--output", "-o", help="text (default), json or yaml.")]
+
+
+def _client(opts):
+    from meshctl import kube
+
+    return kube.client(opts.kubeconfig, opts.context)
+
+
+def _prepare(ctx: typer.Context, kubeconfig, context, namespace, output_format):
+    """The merged settings and the output format, checked."""
+    from meshctl.waypoint import report
+
+    opts = settings(ctx, kubeconfig=kubeconfig, context=context, namespace=namespace)
+    return opts, check_output(output_format or opts.output, report.FORMATS, "text")
+
+
+def _namespace(opts, client=None) -> str:
+    if opts.namespace:
+        return opts.namespace
+    return (client.namespace if client is not None else None) or "default"
+
+
+@waypoint_app.command("apply")
+def apply_cmd(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Option("--name", help="The waypoint's name.")] = "waypoint",
+    traffic_for: Annotated[str, typer.Option("--for", help="Traffic it takes: service, workload, all or none.")] = "service",
+    enroll_namespace: Annotated[bool, typer.Option("--enroll-namespace", help="Label the namespace "
+                                                   "istio.io/use-waypoint=NAME: its Services (or workloads) use it.")] = False,
+    enroll_service: Annotated[Optional[list[str]], typer.Option("--enroll-service", help="Label this Service to use "
+                                                                "the waypoint (repeatable).")] = None,
+    revision: Annotated[Optional[str], typer.Option("--revision", "-r", help="The control-plane revision that "
+                                                    "programs it (label istio.io/rev).")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait until the waypoint is Programmed.")] = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds --wait waits (exit 3 after).")] = 90.0,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the YAML instead of applying it "
+                                          "(no cluster needed).")] = False,
+    namespace: NamespaceOpt = None,
+    output_format: OutputOpt = None,
+    kubeconfig: KubeconfigOpt = None,
+    context: ContextOpt = None,
+) -> None:
+    """Create or update a waypoint, optionally send a namespace's or Services' traffic through it."""
+    from meshctl.waypoint import cluster, report
+
+    opts, fmt = _prepare(ctx, kubeconfig, context, namespace, output_format)
+    if timeout <= 0:
+        from meshctl.errors import InputError
+
+        raise InputError(f"--timeout must be positive, not {timeout:g}")
+    if dry_run:
+        if enroll_service:
+            from meshctl.errors import InputError
+
+            raise InputError("--dry-run prints manifests and cannot show Service labels",
+                             hint="leave out --enroll-service, or label with: kubectl label service NAME "
+                                  f"istio.io/use-waypoint={name}")
+        result = cluster.plan(_namespace(opts), name, traffic_for, revision, enroll_namespace)
+        report.write(result, fmt)
+        return
+    client = _client(opts)
+    on_event = None
+    if wait:
+        from meshctl import output
+
+        def on_event(text: str) -> None:
+            output.console(stderr=True).print(text, highlight=False)
+    result = cluster.apply(client, _namespace(opts, client), name, traffic_for, revision, enroll_namespace,
+                           tuple(enroll_service or ()), wait, timeout, on_event=on_event)
+    report.write(result, fmt)
+
+
+@waypoint_app.command("list")
+def list_cmd(
+    ctx: typer.Context,
+    all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A", help="Every namespace.")] = False,
+    namespace: NamespaceOpt = None,
+    output_format: OutputOpt = None,
+    kubeconfig: KubeconfigOpt = None,
+    context: ContextOpt = None,
+) -> None:
+    """List waypoints and whether they are ready (Programmed)."""
+    from meshctl.waypoint import cluster, report
+
+    opts, fmt = _prepare(ctx, kubeconfig, context, namespace, output_format)
+    client = _client(opts)
+    result = cluster.list_waypoints(client, None if all_namespaces else _namespace(opts, client))
+    report.write(result, fmt, all_namespaces=all_namespaces)
+
+
+@waypoint_app.command("status")
+def status_cmd(
+    ctx: typer.Context,
+    name: Annotated[Optional[str], typer.Argument(help="One waypoint (default: all in the namespace).")] = None,
+    all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A", help="Every namespace.")] = False,
+    namespace: NamespaceOpt = None,
+    output_format: OutputOpt = None,
+    kubeconfig: KubeconfigOpt = None,
+    context: ContextOpt = None,
+) -> None:
+    """Readiness, and which namespaces, Services and workloads use each waypoint, which policies and
+    routes it enforces, and what is meant for it but not enforced."""
+    from meshctl.waypoint import cluster, report
+
+    opts, fmt = _prepare(ctx, kubeconfig, context, namespace, output_format)
+    client = _client(opts)
+    ns = None if all_namespaces else _namespace(opts, client)
+    result = cluster.status(client, ns, name)
+    if not result and fmt == "text":
+        from meshctl import output
+
+        output.console().print(f"no waypoints found{'' if ns is None else f' in namespace {ns}'}", highlight=False)
+        return
+    report.write(result, fmt)
+
+
+@waypoint_app.command("delete")
+def delete_cmd(
+    ctx: typer.Context,
+    names: Annotated[Optional[list[str]], typer.Argument(help="Waypoints to delete.")] = None,
+    every: Annotated[bool, typer.Option("--all", help="Every waypoint of the namespace.")] = False,
+    namespace: NamespaceOpt = None,
+    output_format: OutputOpt = None,
+    kubeconfig: KubeconfigOpt = None,
+    context: ContextOpt = None,
+) -> None:
+    """Delete waypoints by name, or all of a namespace's."""
+    from meshctl.waypoint import cluster, report
+
+    opts, fmt = _prepare(ctx, kubeconfig, context, namespace, output_format)
+    client = _client(opts)
+    result = cluster.delete(client, _namespace(opts, client), tuple(names or ()), every)
+    report.write(result, fmt)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(waypoint_app)

@@ -59,15 +59,16 @@ def dry_run_option(help_text: str):
     return typer.Option("--dry-run", metavar="[=client|server]", show_default=False, help=help_text)
 
 
-def dry_run_mode(value: Optional[str], server: bool = True) -> Optional[str]:
-    """None (a real run), "client" or "server" from the --dry-run value."""
+def dry_run_mode(value: Optional[str], server: bool = True,
+                 no_server: str = "--dry-run=server needs a cluster: this command works on files here") -> Optional[str]:
+    """None (a real run), "client" or "server" from the --dry-run value; `server=False` refuses
+    a server dry run, saying `no_server`."""
     if value is None or value == "none":
         return None
     if value == "client" or (value == "server" and server):
         return value
     if value == "server":
-        raise InputError("--dry-run=server needs a cluster: this command works on files here",
-                         hint="use --dry-run (client) to see the change")
+        raise InputError(no_server, hint="use --dry-run (client) to see the change")
     raise InputError(f"invalid --dry-run value {value!r}",
                      hint="use --dry-run, --dry-run=client, --dry-run=server or --dry-run=none")
 

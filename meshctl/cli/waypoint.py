@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from meshctl.cli.common import ContextOpt, KubeconfigOpt, check_output, settings
+from meshctl.cli.common import ContextOpt, KubeconfigOpt, check_output, dry_run_mode, dry_run_option, settings
 
 waypoint_app = typer.Typer(name="waypoint", help="Create, list, inspect and delete ambient waypoints "
                                                  "(Gateways of class istio-waypoint).", no_args_is_help=True)
@@ -48,9 +48,10 @@ def apply_cmd(
     revision: Annotated[Optional[str], typer.Option("--revision", "-r", help="The control-plane revision that "
                                                     "programs it (label istio.io/rev).")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait until the waypoint is Programmed.")] = False,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds --wait waits (exit 3 after).")] = 90.0,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the YAML instead of applying it "
-                                          "(no cluster needed).")] = False,
+    timeout: Annotated[str, typer.Option("--timeout", help="How long --wait waits: 90s, 2m, ... "
+                                          "(exit 3 after).")] = "90s",
+    dry_run_value: Annotated[Optional[str], dry_run_option("Print the YAML instead of applying it "
+                                                           "(no cluster needed).")] = None,
     namespace: NamespaceOpt = None,
     output_format: OutputOpt = None,
     kubeconfig: KubeconfigOpt = None,
@@ -59,11 +60,12 @@ def apply_cmd(
     """Create or update a waypoint, optionally send a namespace's or Services' traffic through it."""
     from meshctl.waypoint import cluster, report
 
-    opts, fmt = _prepare(ctx, kubeconfig, context, namespace, output_format)
-    if timeout <= 0:
-        from meshctl.errors import InputError
+    from meshctl import durations
 
-        raise InputError(f"--timeout must be positive, not {timeout:g}")
+    opts, fmt = _prepare(ctx, kubeconfig, context, namespace, output_format)
+    timeout_s = durations.parse(timeout, "--timeout", allow_zero=False)
+    dry_run = dry_run_mode(dry_run_value, server=False,
+                           no_server="waypoint apply --dry-run prints the manifests; there is no server dry run")
     if dry_run:
         if enroll_service:
             from meshctl.errors import InputError
@@ -82,7 +84,7 @@ def apply_cmd(
         def on_event(text: str) -> None:
             output.console(stderr=True).print(text, highlight=False)
     result = cluster.apply(client, _namespace(opts, client), name, traffic_for, revision, enroll_namespace,
-                           tuple(enroll_service or ()), wait, timeout, on_event=on_event)
+                           tuple(enroll_service or ()), wait, timeout_s, on_event=on_event)
     report.write(result, fmt)
 
 

@@ -41,6 +41,7 @@ def test_format(seconds, text):
     ("proxy-config", "clusters", "127.0.0.1:1", "--timeout", "{d}"),
     ("canary", "run", "reviews", "--to", "v2", "--interval", "{d}", "--proxy-admin", "127.0.0.1:1"),
     ("install", "--timeout", "{d}", "-y"),
+    ("waypoint", "apply", "--wait", "--timeout", "{d}"),
 ])
 def test_every_duration_flag_reads_the_same_syntax(cli, tmp_path, args):
     kubeconfig = tmp_path / "kubeconfig"

@@ -98,7 +98,9 @@ def test_example_directories_as_a_whole():
                if isinstance(d, dict) and d.get("kind") == "Gateway"}
     for directory in sorted({p.parent for p in VALID}):
         findings = analyze(AnalyzeOptions(paths=[str(directory)])).messages
-        bad = [m.text for m in findings if m.level != "Info"
+        # the examples are separate scenarios reusing names: MSH0002 (an object defined in two
+        # files) is expected when a whole directory is analyzed at once
+        bad = [m.text for m in findings if m.level != "Info" and m.code != "MSH0002"
                and not (m.code == "IST0101" and m.text.startswith("Referenced service not found"))
                and not (m.code == "IST0101" and m.text.startswith("Referenced gateway not found")
                         and tuple(m.text.split('"')[1].split("/")) not in defined)]

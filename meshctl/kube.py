@@ -447,6 +447,11 @@ class Kube:
         return f"{rt.kind} {namespace}/{name}" if namespace else f"{rt.kind} {name}"
 
     # --- API ----------------------------------------------------------------------------------
+    def namespace_for(self, given: Optional[str]) -> str:
+        """kubectl's rule for the namespace a command acts on: the one given (-n), else the
+        kubeconfig context's, else `default`."""
+        return given or self.namespace or "default"
+
     def version(self) -> dict:
         _, data = self.request("GET", "/version", what="version")
         return data if isinstance(data, dict) else {}

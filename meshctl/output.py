@@ -8,7 +8,10 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any, TextIO
+from dataclasses import dataclass
+from typing import Any, Optional, TextIO
+
+from meshctl.errors import InputError
 
 _state = {"no_color": False, "verbose": 0}
 
@@ -68,6 +71,59 @@ def emit(data: Any, fmt: str, stream: TextIO | None = None) -> None:
     stream.flush()
 
 
+def emit_to(console, data: Any, fmt: str) -> None:
+    """Write `data` as json or yaml to a rich Console's stream, unstyled."""
+    console.file.write(to_json(data) if fmt == "json" else to_yaml(data))
+    console.file.flush()
+
+
 def warn(message: str) -> None:
     """A one-line warning on stderr."""
     sys.stderr.write(f"warning: {message}\n")
+
+
+# --- -o/--output: allowed values in --help, in shell completion, and when checked ---------------
+
+def check_output(value: Optional[str], allowed: tuple[str, ...], default: str) -> str:
+    value = value or default
+    if value not in allowed:
+        raise InputError(f"unknown output format {value!r}", hint=f"use one of: {', '.join(allowed)}")
+    return value
+
+
+@dataclass(frozen=True)
+class OutputFormats:
+    """A command's output formats, declared once: `.option()` is its `-o/--output` option (the
+    values listed in --help and offered by shell completion), `.check(value)` validates a value
+    (the command's own -o or the global one) and resolves aliases.
+
+        FORMATS = OutputFormats(("text", "json"), default="text", aliases={"log": "text"})
+        def cmd(ctx: typer.Context, output: FORMATS.option() = None): fmt = FORMATS.check(output)
+    """
+
+    names: tuple[str, ...]
+    default: str
+    aliases: tuple[tuple[str, str], ...] = ()  # (alias, format), e.g. istioctl's ("log", "text")
+    help: str = ""
+
+    def option(self) -> Any:
+        from typing import Annotated
+
+        import typer
+
+        listed = ", ".join(f"{n} (default)" if n == self.default else n for n in self.names)
+        extra = "".join(f"; {a} means {f}" for a, f in self.aliases)
+        return Annotated[Optional[str], typer.Option(
+            "--output", "-o", metavar="FORMAT", help=f"Output format: {listed}{extra}.{' ' + self.help if self.help else ''}",
+            autocompletion=self.complete, show_default=False)]
+
+    def complete(self, incomplete: str) -> list[str]:
+        return [n for n in self.names if n.startswith(incomplete)]
+
+    def check(self, value: Optional[str]) -> str:
+        """The format named by `value` (any case, or an alias); None means the default."""
+        if value:
+            value = dict(self.aliases).get(value.lower(), value.lower())
+        return check_output(value, self.names, self.default)
+
+

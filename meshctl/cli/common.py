@@ -7,7 +7,7 @@ the command's own value winning.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import click
 import typer
@@ -81,45 +81,9 @@ def settings(ctx: typer.Context, **overrides) -> Settings:
     return replace(base, **given)
 
 
-def check_output(value: Optional[str], allowed: tuple[str, ...], default: str) -> str:
-    value = value or default
-    if value not in allowed:
-        raise InputError(f"unknown output format {value!r}", hint=f"use one of: {', '.join(allowed)}")
-    return value
+# --- -o/--output: declared by each domain's report (meshctl.output.OutputFormats) ----------------
 
-
-# --- -o/--output: allowed values in --help, in shell completion, and when checked ---------------
-
-@dataclass(frozen=True)
-class OutputFormats:
-    """A command's output formats, declared once: `.option()` is its `-o/--output` option (the
-    values listed in --help and offered by shell completion), `.check(value)` validates a value
-    (the command's own -o or the global one) and resolves aliases.
-
-        FORMATS = OutputFormats(("text", "json"), default="text", aliases={"log": "text"})
-        def cmd(ctx: typer.Context, output: FORMATS.option() = None): fmt = FORMATS.check(output)
-    """
-
-    names: tuple[str, ...]
-    default: str
-    aliases: tuple[tuple[str, str], ...] = ()  # (alias, format), e.g. istioctl's ("log", "text")
-    help: str = ""
-
-    def option(self) -> Any:
-        listed = ", ".join(f"{n} (default)" if n == self.default else n for n in self.names)
-        extra = "".join(f"; {a} means {f}" for a, f in self.aliases)
-        return Annotated[Optional[str], typer.Option(
-            "--output", "-o", metavar="FORMAT", help=f"Output format: {listed}{extra}.{' ' + self.help if self.help else ''}",
-            autocompletion=self.complete, show_default=False)]
-
-    def complete(self, incomplete: str) -> list[str]:
-        return [n for n in self.names if n.startswith(incomplete)]
-
-    def check(self, value: Optional[str]) -> str:
-        """The format named by `value` (any case, or an alias); None means the default."""
-        if value:
-            value = dict(self.aliases).get(value.lower(), value.lower())
-        return check_output(value, self.names, self.default)
+from meshctl.output import OutputFormats, check_output  # noqa: E402,F401  (re-exported for commands)
 
 
 # --- boolean flags written with a value, as Go's flag package allows ----------------------------

@@ -36,6 +36,9 @@ class ApplyReport:
     not_ready: dict[Ref, str] = field(default_factory=dict)
     record: Optional[Outcome] = None
     waited: bool = False  # whether readiness was waited for
+    profile: str = ""
+    revision: str = ""
+    dry_run: Optional[str] = None
 
     @property
     def ok(self) -> bool:
@@ -57,6 +60,7 @@ class ApplyReport:
 
     def to_dict(self) -> dict:
         return {
+            "profile": self.profile, "revision": self.revision or "default", "dryRun": self.dry_run,
             "ok": self.ok,
             "objects": [{"apiVersion": o.ref.api_version, "kind": o.ref.kind, "namespace": o.ref.namespace,
                          "name": o.ref.name, "action": o.action} for o in self.outcomes],
@@ -281,6 +285,7 @@ def install(k, objects: Iterable[Any], values: dict, *, dry_run: Optional[str] =
         raise permission_error(denied, "nothing was changed")
     report = apply_objects(k, bodies, dry_run=dry_run, progress=progress, crd_timeout=min(timeout, 120.0),
                            known=live)
+    report.profile, report.revision, report.dry_run = str(values.get("profile") or ""), revision, dry_run
     if not report.ok:
         return report
     refs = [Ref.of(b) for b in bodies]

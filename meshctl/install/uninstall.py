@@ -62,16 +62,56 @@ def claimed_by_other_revisions(k, refs: list[Ref], revision: Optional[str] = Non
 
 
 @dataclass
+class UninstallPlan:
+    """What an uninstall deletes (in order), and what it keeps because another revision took it over."""
+
+    refs: list[Ref]
+    kept: dict[Ref, str]
+    revision: Optional[str] = None
+    purge: bool = False
+    target: str = ""
+
+    @property
+    def which(self) -> str:
+        return "every revision and the shared objects" if self.purge else f"revision {self.revision or 'default'}"
+
+    @property
+    def crds(self) -> int:
+        return sum(1 for r in self.refs if r.kind == "CustomResourceDefinition")
+
+
+def plan(k, revision: Optional[str] = None, purge: bool = False, target: str = "") -> UninstallPlan:
+    """The objects to delete: meshctl's of the revision (or all, with purge), less those another
+    revision's install took over since."""
+    refs = owned_objects(k, revision=revision, purge=purge)
+    kept = claimed_by_other_revisions(k, refs, revision) if not purge and refs else {}
+    return UninstallPlan([r for r in refs if r not in kept], kept, revision, purge, target)
+
+
+@dataclass
 class UninstallReport:
+    plan: Optional[UninstallPlan] = None
+    dry_run: bool = False
     deleted: list[Ref] = field(default_factory=list)
     gone: list[Ref] = field(default_factory=list)
     pending: list[Ref] = field(default_factory=list)
     error: Optional[MeshctlError] = None
 
+    def to_dict(self) -> dict:
+        p = self.plan
+        return {"revision": (p.revision or "default") if p and not p.purge else None, "purge": bool(p and p.purge),
+                "dryRun": self.dry_run, "deleted": [str(r) for r in self.deleted], "gone": [str(r) for r in self.gone],
+                "notDeleted": [str(r) for r in self.pending],
+                "kept": {str(r): rev for r, rev in (p.kept.items() if p else ())},
+                "error": self.error.message if self.error else None}
 
-def uninstall(k, refs: list[Ref], progress: Optional[Progress] = None, dry_run: bool = False) -> UninstallReport:
+
+def uninstall(k, refs: "list[Ref] | UninstallPlan", progress: Optional[Progress] = None,
+              dry_run: bool = False) -> UninstallReport:
     progress = progress or Progress()
-    report = UninstallReport()
+    the_plan = refs if isinstance(refs, UninstallPlan) else None
+    refs = the_plan.refs if the_plan is not None else refs
+    report = UninstallReport(plan=the_plan, dry_run=dry_run)
     # ask before deleting, so that a missing permission does not leave the uninstall half done
     denied = forbidden(k, [("delete", r) for r in refs])
     if denied:

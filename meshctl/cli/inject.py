@@ -7,8 +7,9 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from meshctl.cli.common import ContextOpt, KubeconfigOpt, check_output, complete_namespace, settings
+from meshctl.cli.common import ContextOpt, KubeconfigOpt, complete_namespace, settings
 from meshctl.errors import InputError
+from meshctl.inject.report import FORMATS as DATAPLANE_FORMATS, MANIFEST_FORMATS
 
 
 def _complete_profile(incomplete: str) -> list[str]:
@@ -35,8 +36,7 @@ def inject(
     out: Annotated[Optional[str], typer.Option(
         "--output-file", "-w", metavar="FILE",
         help="Write the result to this file (atomically, through a symbolic link) instead of stdout.")] = None,
-    output_format: Annotated[Optional[str], typer.Option(
-        "--output", "-o", metavar="FORMAT", help="yaml (default: the input's own text, edited) or json.")] = None,
+    output_format: MANIFEST_FORMATS.option() = None,
     recursive: Annotated[bool, typer.Option("--recursive", "-R", help="Read directories recursively.")] = False,
     remove: Annotated[bool, typer.Option(
         "--remove", help="Take the injected sidecar (or the ambient label) out again.")] = False,
@@ -106,71 +106,38 @@ def dataplane_enroll(
     mode: Annotated[str, typer.Option("--mode", help="ambient, sidecar or none.")] = "ambient",
     revision: Annotated[Optional[str], typer.Option(
         "--revision", "-r", help="With --mode sidecar: label istio.io/rev=<revision> instead of istio-injection.")] = None,
-    output_format: Annotated[Optional[str], typer.Option("--output", "-o", help="text (default), json or yaml.")] = None,
+    output_format: DATAPLANE_FORMATS.option() = None,
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
 ) -> None:
     """Label NAMESPACE for a data-plane mode; list the pods that need a restart to follow it."""
-    from meshctl import kube, output
-    from meshctl.inject import ambient
+    from meshctl.cli.session import Session
+    from meshctl.inject import ambient, report
 
-    opts = settings(ctx, kubeconfig=kubeconfig, context=context)
-    fmt = check_output(output_format or opts.output, ("text", "json", "yaml"), "text")
+    session = Session.of(ctx, kubeconfig=kubeconfig, context=context)
+    fmt = session.output(report.FORMATS, output_format)
     if mode not in ambient.MODES:
         raise InputError(f"unknown data-plane mode {mode!r}", hint="use --mode ambient, sidecar or none")
-    result = ambient.enroll(kube.client(opts.kubeconfig, opts.context), namespace, mode, revision)
-    if fmt != "text":
-        output.emit(result, fmt)
-        return
-    con = output.console()
-    now = ambient.describe_mode(mode, result["revision"])
-    if result["changed"]:
-        con.print(f"namespace {namespace}: {ambient.describe_mode(result['previous'], result['previousRevision'])} "
-                  f"→ {now}", highlight=False)
-    else:
-        con.print(f"namespace {namespace}: already {now} (unchanged)", highlight=False)
-    for text in result["warnings"]:
-        output.warn(text)
-    for row in result["restart"]:
-        output.warn(f"pod {row['namespace']}/{row['pod']} runs in {row['actual']} mode; restart it "
-                    f"(kubectl rollout restart on its workload) to move it to {row['expected']} mode")
+    report.write(ambient.enroll(session.kube(), namespace, mode, revision), fmt, session.out, session.err)
 
 
 @dataplane_app.command("status")
 def dataplane_status(
     ctx: typer.Context,
     namespace: Annotated[Optional[str], typer.Option("--namespace", "-n", help="Only this namespace.")] = None,
-    output_format: Annotated[Optional[str], typer.Option("--output", "-o", help="text (default), json or yaml.")] = None,
+    output_format: DATAPLANE_FORMATS.option() = None,
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
 ) -> None:
     """List namespaces, their data-plane mode and the waypoint they use, and pods whose state differs."""
-    from meshctl import kube, output
+    from meshctl.cli.session import Session
+    from meshctl.inject import report
+
+    session = Session.of(ctx, kubeconfig=kubeconfig, context=context, namespace=namespace)
+    fmt = session.output(report.FORMATS, output_format)
     from meshctl.inject import ambient
 
-    opts = settings(ctx, kubeconfig=kubeconfig, context=context, namespace=namespace)
-    fmt = check_output(output_format or opts.output, ("text", "json", "yaml"), "text")
-    result = ambient.status(kube.client(opts.kubeconfig, opts.context), namespace)
-    if fmt != "text":
-        output.emit(result, fmt)
-        return
-    from rich.table import Table
-
-    con = output.console()
-    table = Table(box=None, pad_edge=False, show_edge=False)
-    for col in ("NAMESPACE", "MODE", "WAYPOINT", "PODS"):
-        table.add_column(col)
-    for row in result["namespaces"]:
-        table.add_row(row["namespace"], row["mode"], row["waypoint"] or "-", str(row["pods"]))
-    con.print(table)
-    if result["mismatched"]:
-        con.print()
-        mt = Table(box=None, pad_edge=False, show_edge=False)
-        for col in ("NAMESPACE", "POD", "EXPECTED", "ACTUAL"):
-            mt.add_column(col)
-        for row in result["mismatched"]:
-            mt.add_row(row["namespace"], row["pod"], row["expected"], row["actual"])
-        con.print(mt)
+    report.write(ambient.status(session.kube(), namespace), fmt, session.out, session.err)
 
 
 def register(app: typer.Typer) -> None:

@@ -6,34 +6,23 @@ from typing import Annotated, Optional
 
 import typer
 
-from meshctl.cli.common import ContextOpt, KubeconfigOpt, check_output, dry_run_mode, dry_run_option, settings
+from meshctl.cli.common import ContextOpt, KubeconfigOpt, dry_run_mode, dry_run_option
+from meshctl.waypoint.report import FORMATS
 
 waypoint_app = typer.Typer(name="waypoint", help="Create, list, inspect and delete ambient waypoints "
                                                  "(Gateways of class istio-waypoint).", no_args_is_help=True)
 
 NamespaceOpt = Annotated[Optional[str], typer.Option("--namespace", "-n", help="The waypoint's namespace "
                                                      "(default: the kubeconfig context's, else default).")]
-OutputOpt = Annotated[Optional[str], typer.Option("--output", "-o", help="text (default), json or yaml.")]
-
-
-def _client(opts):
-    from meshctl import kube
-
-    return kube.client(opts.kubeconfig, opts.context)
+OutputOpt = FORMATS.option()
 
 
 def _prepare(ctx: typer.Context, kubeconfig, context, namespace, output_format):
-    """The merged settings and the output format, checked."""
-    from meshctl.waypoint import report
+    """The command's session and its output format, checked."""
+    from meshctl.cli.session import Session
 
-    opts = settings(ctx, kubeconfig=kubeconfig, context=context, namespace=namespace)
-    return opts, check_output(output_format or opts.output, report.FORMATS, "text")
-
-
-def _namespace(opts, client=None) -> str:
-    if opts.namespace:
-        return opts.namespace
-    return (client.namespace if client is not None else None) or "default"
+    session = Session.of(ctx, kubeconfig=kubeconfig, context=context, namespace=namespace)
+    return session, session.output(FORMATS, output_format)
 
 
 @waypoint_app.command("apply")
@@ -62,7 +51,7 @@ def apply_cmd(
 
     from meshctl import durations
 
-    opts, fmt = _prepare(ctx, kubeconfig, context, namespace, output_format)
+    session, fmt = _prepare(ctx, kubeconfig, context, namespace, output_format)
     timeout_s = durations.parse(timeout, "--timeout", allow_zero=False)
     dry_run = dry_run_mode(dry_run_value, server=False,
                            no_server="waypoint apply --dry-run prints the manifests; there is no server dry run")
@@ -73,19 +62,19 @@ def apply_cmd(
             raise InputError("--dry-run prints manifests and cannot show Service labels",
                              hint="leave out --enroll-service, or label with: kubectl label service NAME "
                                   f"istio.io/use-waypoint={name}")
-        result = cluster.plan(_namespace(opts), name, traffic_for, revision, enroll_namespace)
-        report.write(result, fmt)
+        result = cluster.plan(session.settings.namespace or "default", name, traffic_for, revision, enroll_namespace)
+        report.write(result, fmt, session.out.file, session.err.file)
         return
-    client = _client(opts)
+    client = session.kube()
     on_event = None
     if wait:
         from meshctl import output
 
         def on_event(text: str) -> None:
             output.console(stderr=True).print(text, highlight=False)
-    result = cluster.apply(client, _namespace(opts, client), name, traffic_for, revision, enroll_namespace,
+    result = cluster.apply(client, session.namespace(), name, traffic_for, revision, enroll_namespace,
                            tuple(enroll_service or ()), wait, timeout_s, on_event=on_event)
-    report.write(result, fmt)
+    report.write(result, fmt, session.out.file, session.err.file)
 
 
 @waypoint_app.command("list")
@@ -100,10 +89,10 @@ def list_cmd(
     """List waypoints and whether they are ready (Programmed)."""
     from meshctl.waypoint import cluster, report
 
-    opts, fmt = _prepare(ctx, kubeconfig, context, namespace, output_format)
-    client = _client(opts)
-    result = cluster.list_waypoints(client, None if all_namespaces else _namespace(opts, client))
-    report.write(result, fmt, all_namespaces=all_namespaces)
+    session, fmt = _prepare(ctx, kubeconfig, context, namespace, output_format)
+    client = session.kube()
+    result = cluster.list_waypoints(client, None if all_namespaces else session.namespace())
+    report.write(result, fmt, session.out.file, session.err.file, all_namespaces=all_namespaces)
 
 
 @waypoint_app.command("status")
@@ -120,16 +109,16 @@ def status_cmd(
     routes it enforces, and what is meant for it but not enforced."""
     from meshctl.waypoint import cluster, report
 
-    opts, fmt = _prepare(ctx, kubeconfig, context, namespace, output_format)
-    client = _client(opts)
-    ns = None if all_namespaces else _namespace(opts, client)
+    session, fmt = _prepare(ctx, kubeconfig, context, namespace, output_format)
+    client = session.kube()
+    ns = None if all_namespaces else session.namespace()
     result = cluster.status(client, ns, name)
     if not result and fmt == "text":
         from meshctl import output
 
         output.console().print(f"no waypoints found{'' if ns is None else f' in namespace {ns}'}", highlight=False)
         return
-    report.write(result, fmt)
+    report.write(result, fmt, session.out.file, session.err.file)
 
 
 @waypoint_app.command("delete")
@@ -145,10 +134,10 @@ def delete_cmd(
     """Delete waypoints by name, or all of a namespace's."""
     from meshctl.waypoint import cluster, report
 
-    opts, fmt = _prepare(ctx, kubeconfig, context, namespace, output_format)
-    client = _client(opts)
-    result = cluster.delete(client, _namespace(opts, client), tuple(names or ()), every)
-    report.write(result, fmt)
+    session, fmt = _prepare(ctx, kubeconfig, context, namespace, output_format)
+    client = session.kube()
+    result = cluster.delete(client, session.namespace(), tuple(names or ()), every)
+    report.write(result, fmt, session.out.file, session.err.file)
 
 
 def register(app: typer.Typer) -> None:

@@ -6,9 +6,10 @@ import sys
 from dataclasses import asdict
 from typing import Any, Optional, TextIO
 
+from meshctl.output import OutputFormats
 from meshctl.waypoint.cluster import ApplyResult, DeleteResult, Waypoint, WaypointStatus
 
-FORMATS = ("text", "json", "yaml")
+FORMATS = OutputFormats(("text", "json", "yaml"), default="text")
 
 
 def _programmed(state: tuple[str, str, str]) -> str:

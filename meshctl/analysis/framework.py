@@ -254,6 +254,26 @@ def register(cls: type[Analyzer]) -> type[Analyzer]:
     return cls
 
 
+def analyzer(name: str, description: str, inputs: tuple[str, ...] = (), always: bool = False,
+             default: bool = True) -> Callable[[Callable[[Context], None]], type[Analyzer]]:
+    """Register a function `check(ctx)` as an analyzer: the short form of an Analyzer subclass
+    that only declares its name, description and inputs.
+
+        @analyzer("service.PortNameAnalyzer", "Checks the port names of each service", inputs=("Service",))
+        def port_names(ctx: Context) -> None: ...
+    """
+    def wrap(fn: Callable[[Context], None]) -> type[Analyzer]:
+        def analyze(self, ctx: Context) -> None:
+            fn(ctx)
+
+        cls = type(fn.__name__, (Analyzer,), {
+            "name": name, "description": description, "inputs": tuple(inputs), "always": always,
+            "default": default, "analyze": analyze, "__doc__": fn.__doc__, "__module__": fn.__module__})
+        return register(cls)
+
+    return wrap
+
+
 def all_analyzers() -> list[type[Analyzer]]:
     """Every registered analyzer, in name order (importing the analyzers package registers them)."""
     import meshctl.analysis.analyzers  # noqa: F401 - registers on import

@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
-from meshctl.analysis.framework import Analyzer, Context, register
+from meshctl.analysis.framework import analyzer, Analyzer, Context, register
 from meshctl.errors import clip, shown
 from meshctl.resources import Resource, yaml_text
 
@@ -234,25 +234,21 @@ def _cni_handled(pod: Resource) -> bool:
     return not any(isinstance(c, dict) and c.get("name") == "istio-init" for c in inits)
 
 
-@register
-class AlphaAnalyzer(Analyzer):
-    name = "annotations.AlphaAnalyzer"
-    description = "Checks for alpha Istio annotations in Kubernetes resources"
-    inputs = KINDS
-    # As in istioctl: too noisy for the default run (injection sets alpha annotations itself).
-    default = False
-
-    def analyze(self, ctx: Context) -> None:
-        table = known_annotations()
-        for r in _annotated(ctx):
-            skip_cni = r.kind == "Pod" and _cni_handled(r)
-            for ann in r.annotations:
-                ann = yaml_text(ann)
-                if not is_istio_annotation(ann):
-                    continue
-                info = table.get(ann)
-                if info is None or info.get("status") != "Alpha" or ann in ALWAYS_IGNORED:
-                    continue
-                if skip_cni and ann in CNI_DEFAULTS:
-                    continue
-                ctx.report("IST0136", r, ann, path=(*ANNOTATION_PATH, ann))
+@analyzer("annotations.AlphaAnalyzer",
+          "Checks for alpha Istio annotations in Kubernetes resources",
+          inputs=KINDS,
+          default=False)
+def alpha(ctx: Context) -> None:
+    table = known_annotations()
+    for r in _annotated(ctx):
+        skip_cni = r.kind == "Pod" and _cni_handled(r)
+        for ann in r.annotations:
+            ann = yaml_text(ann)
+            if not is_istio_annotation(ann):
+                continue
+            info = table.get(ann)
+            if info is None or info.get("status") != "Alpha" or ann in ALWAYS_IGNORED:
+                continue
+            if skip_cni and ann in CNI_DEFAULTS:
+                continue
+            ctx.report("IST0136", r, ann, path=(*ANNOTATION_PATH, ann))

@@ -1,7 +1,7 @@
 """Workloads that run as UID 1337, the sidecar proxy's user."""
 from __future__ import annotations
 
-from meshctl.analysis.framework import Analyzer, Context, as_dict, as_list, dig, register
+from meshctl.analysis.framework import analyzer, as_dict, as_list, Context, dig
 from meshctl.analysis.util import is_control_plane
 
 PROXY_UID = 1337
@@ -21,17 +21,12 @@ def offending_path(spec: dict, prefix: tuple) -> tuple | None:
     return None
 
 
-@register
-class ApplicationUIDAnalyzer(Analyzer):
-    name = "applicationUID.Analyzer"
-    description = "Checks invalid application UID"
-    inputs = ("Pod", "Deployment")
-
-    def analyze(self, ctx: Context) -> None:
-        for kind, prefix in (("Pod", ("spec",)), ("Deployment", ("spec", "template", "spec"))):
-            for r in ctx.of_kind(kind):
-                if is_control_plane(r):
-                    continue
-                path = offending_path(as_dict(dig(r.body, *prefix)), prefix)
-                if path is not None:
-                    ctx.report("IST0144", r, path=path)
+@analyzer("applicationUID.Analyzer", "Checks invalid application UID", inputs=("Pod", "Deployment"))
+def application_uid(ctx: Context) -> None:
+    for kind, prefix in (("Pod", ("spec",)), ("Deployment", ("spec", "template", "spec"))):
+        for r in ctx.of_kind(kind):
+            if is_control_plane(r):
+                continue
+            path = offending_path(as_dict(dig(r.body, *prefix)), prefix)
+            if path is not None:
+                ctx.report("IST0144", r, path=path)

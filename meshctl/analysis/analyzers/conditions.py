@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from meshctl.analysis.apigroups import GATEWAY_API_GROUP
-from meshctl.analysis.framework import Analyzer, Context, as_dict, as_list, register
+from meshctl.analysis.framework import analyzer, as_dict, as_list, Context
 from meshctl.resources import yaml_text
 
 WAYPOINT = {"istio.io/WaypointBound": "False"}
@@ -38,24 +38,21 @@ def _conditions(r) -> list[tuple[tuple, dict]]:
     return [(("status", "conditions", i), as_dict(c)) for i, c in enumerate(as_list(status.get("conditions")))]
 
 
-@register
-class ConditionAnalyzer(Analyzer):
-    name = "conditions.ConditionAnalyzer"
-    description = "Checks for negative status conditions on resources"
-    inputs = ("Service", "ServiceEntry", "WorkloadEntry", "AuthorizationPolicy", "Gateway", "HTTPRoute", "GRPCRoute")
-
-    def analyze(self, ctx: Context) -> None:
-        for (kind, group), negative in NEGATIVE.items():
-            for r in ctx.of_kind(kind):
-                if group is not None and r.group != group:
-                    continue
-                for path, cond in _conditions(r):
-                    ctype = yaml_text(cond.get("type") or "")
-                    status = _status_text(cond.get("status"))
-                    reason = yaml_text(cond.get("reason") or "")
-                    args = (ctype, reason, yaml_text(cond.get("message") or ""))
-                    if ctype in negative and negative[ctype] == status:
-                        ctx.report("IST0171", r, *args, path=path)
-                    elif kind == "AuthorizationPolicy" and ctype == "WaypointAccepted" and reason == "PartiallyInvalid":
-                        # accepted, but part of the policy was dropped
-                        ctx.report("IST0171", r, *args, path=path)
+@analyzer("conditions.ConditionAnalyzer",
+          "Checks for negative status conditions on resources",
+          inputs=("Service", "ServiceEntry", "WorkloadEntry", "AuthorizationPolicy", "Gateway", "HTTPRoute", "GRPCRoute"))
+def condition(ctx: Context) -> None:
+    for (kind, group), negative in NEGATIVE.items():
+        for r in ctx.of_kind(kind):
+            if group is not None and r.group != group:
+                continue
+            for path, cond in _conditions(r):
+                ctype = yaml_text(cond.get("type") or "")
+                status = _status_text(cond.get("status"))
+                reason = yaml_text(cond.get("reason") or "")
+                args = (ctype, reason, yaml_text(cond.get("message") or ""))
+                if ctype in negative and negative[ctype] == status:
+                    ctx.report("IST0171", r, *args, path=path)
+                elif kind == "AuthorizationPolicy" and ctype == "WaypointAccepted" and reason == "PartiallyInvalid":
+                    # accepted, but part of the policy was dropped
+                    ctx.report("IST0171", r, *args, path=path)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from meshctl.resources import yaml_text
-from meshctl.analysis.framework import Analyzer, Context, as_list, dig, register
+from meshctl.analysis.framework import analyzer, as_list, Context, dig
 from meshctl.analysis.util import LabelIndex, service_hosts, str_map
 
 _VERIFYING_MODES = ("SIMPLE", "MUTUAL")
@@ -24,27 +24,24 @@ def _port_string(port) -> str:
     return ""
 
 
-@register
-class CaCertificateAnalyzer(Analyzer):
-    name = "destinationrule.CaCertificateAnalyzer"
-    description = "Checks if caCertificates is set when TLS mode is SIMPLE/MUTUAL"
-    inputs = ("DestinationRule",)
-
-    def analyze(self, ctx: Context) -> None:
-        for dr in ctx.of_kind("DestinationRule"):
-            spec = dr.spec
-            host = yaml_text(spec.get("host") or "")
-            has_selector = spec.get("workloadSelector") is not None
-            tls = dig(spec, "trafficPolicy", "tls")
+@analyzer("destinationrule.CaCertificateAnalyzer",
+          "Checks if caCertificates is set when TLS mode is SIMPLE/MUTUAL",
+          inputs=("DestinationRule",))
+def ca_certificate(ctx: Context) -> None:
+    for dr in ctx.of_kind("DestinationRule"):
+        spec = dr.spec
+        host = yaml_text(spec.get("host") or "")
+        has_selector = spec.get("workloadSelector") is not None
+        tls = dig(spec, "trafficPolicy", "tls")
+        if _unverified(tls, has_selector):
+            ctx.report("IST0128", dr, dr.full_name, dr.namespace or "", tls["mode"], host,
+                       path=("spec", "trafficPolicy", "tls", "caCertificates"))
+        for i, p in enumerate(as_list(dig(spec, "trafficPolicy", "portLevelSettings"))):
+            tls = dig(p, "tls")
             if _unverified(tls, has_selector):
-                ctx.report("IST0128", dr, dr.full_name, dr.namespace or "", tls["mode"], host,
-                           path=("spec", "trafficPolicy", "tls", "caCertificates"))
-            for i, p in enumerate(as_list(dig(spec, "trafficPolicy", "portLevelSettings"))):
-                tls = dig(p, "tls")
-                if _unverified(tls, has_selector):
-                    ctx.report("IST0129", dr, dr.full_name, dr.namespace or "", tls["mode"], host,
-                               _port_string(dig(p, "port")),
-                               path=("spec", "trafficPolicy", "portLevelSettings", i, "tls", "caCertificates"))
+                ctx.report("IST0129", dr, dr.full_name, dr.namespace or "", tls["mode"], host,
+                           _port_string(dig(p, "port")),
+                           path=("spec", "trafficPolicy", "portLevelSettings", i, "tls", "caCertificates"))
 
 
 def _locality(node_labels: dict) -> str:
@@ -74,36 +71,33 @@ def _augmented_labels(pod, nodes: dict[str, dict]) -> dict[str, str]:
     return labels
 
 
-@register
-class SubsetSelectPodAnalyzer(Analyzer):
-    name = "destinationrule.SubsetSelectPodAnalyzer"
-    description = "Checks if pods are selected by subsets in destination rules."
-    inputs = ("DestinationRule", "Pod", "Service", "ServiceEntry", "Node")
-
-    def analyze(self, ctx: Context) -> None:
-        hosts = service_hosts(ctx)
-        pending: list[tuple] = []
-        for dr in ctx.of_kind("DestinationRule"):
-            spec = dr.spec
-            host = yaml_text(spec.get("host") or "")
-            export = [yaml_text(x) for x in as_list(spec.get("exportTo"))]
-            entry = hosts.lookup(dr.namespace, export, host)
-            if entry is None:
-                ctx.report("IST0174", dr, host, path=("spec", "host"))
-                continue
-            for i, ss in enumerate(as_list(spec.get("subsets"))):
-                selector = dict(entry.workload_labels)
-                selector.update(str_map(dig(ss, "labels")))
-                pending.append((dr, yaml_text(dig(ss, "name") or ""), selector, ("spec", "subsets", i, "name")))
-        if not pending:
-            return
-        nodes = {n.name: str_map(n.labels) for n in ctx.resources.of_kind("Node")}
-        pods = [(p, _augmented_labels(p, nodes)) for p in ctx.of_kind("Pod")]
-        pods.extend((w, labels) for w, labels in workload_templates(ctx))
-        index = LabelIndex([p for p, _ in pods], labels_of=_LabelsOf(pods))
-        for dr, subset, selector, path in pending:
-            if not index.any(selector):
-                ctx.report("IST0173", dr, subset, path=path)
+@analyzer("destinationrule.SubsetSelectPodAnalyzer",
+          "Checks if pods are selected by subsets in destination rules.",
+          inputs=("DestinationRule", "Pod", "Service", "ServiceEntry", "Node"))
+def subset_select_pod(ctx: Context) -> None:
+    hosts = service_hosts(ctx)
+    pending: list[tuple] = []
+    for dr in ctx.of_kind("DestinationRule"):
+        spec = dr.spec
+        host = yaml_text(spec.get("host") or "")
+        export = [yaml_text(x) for x in as_list(spec.get("exportTo"))]
+        entry = hosts.lookup(dr.namespace, export, host)
+        if entry is None:
+            ctx.report("IST0174", dr, host, path=("spec", "host"))
+            continue
+        for i, ss in enumerate(as_list(spec.get("subsets"))):
+            selector = dict(entry.workload_labels)
+            selector.update(str_map(dig(ss, "labels")))
+            pending.append((dr, yaml_text(dig(ss, "name") or ""), selector, ("spec", "subsets", i, "name")))
+    if not pending:
+        return
+    nodes = {n.name: str_map(n.labels) for n in ctx.resources.of_kind("Node")}
+    pods = [(p, _augmented_labels(p, nodes)) for p in ctx.of_kind("Pod")]
+    pods.extend((w, labels) for w, labels in workload_templates(ctx))
+    index = LabelIndex([p for p, _ in pods], labels_of=_LabelsOf(pods))
+    for dr, subset, selector, path in pending:
+        if not index.any(selector):
+            ctx.report("IST0173", dr, subset, path=path)
 
 
 class _LabelsOf:

@@ -7,7 +7,7 @@ import binascii
 import re
 from datetime import datetime, timezone
 
-from meshctl.analysis.framework import Analyzer, Context, as_list, dig, register
+from meshctl.analysis.framework import analyzer, Analyzer, as_list, Context, dig, register
 from meshctl.analysis.util import (
     LabelIndex, istio_gateways, selector_matches, selector_string, short_or_full_name, str_map,
 )
@@ -192,36 +192,33 @@ def valid_certificate_secret(secret: Resource, now: datetime | None = None) -> b
     return bool(periods) and all(nb <= now <= na for nb, na in periods)
 
 
-@register
-class SecretAnalyzer(Analyzer):
-    name = "gateway.SecretAnalyzer"
-    description = "Checks a gateway's referenced secrets for correctness"
-    inputs = ("Gateway", "Pod", "Secret", *WORKLOAD_KINDS)
-
-    def analyze(self, ctx: Context) -> None:
-        gws = istio_gateways(ctx)
-        if not gws:
-            return
-        pods = gateway_pods(ctx)
-        for gw in gws:
-            selector = str_map(gw.spec.get("selector"))
-            selected = pods.select(selector)
-            if not selected:
-                ctx.report("IST0101", gw, "selector", selector_string(selector), path=_selector_path(selector))
+@analyzer("gateway.SecretAnalyzer",
+          "Checks a gateway's referenced secrets for correctness",
+          inputs=("Gateway", "Pod", "Secret", *WORKLOAD_KINDS))
+def secret(ctx: Context) -> None:
+    gws = istio_gateways(ctx)
+    if not gws:
+        return
+    pods = gateway_pods(ctx)
+    for gw in gws:
+        selector = str_map(gw.spec.get("selector"))
+        selected = pods.select(selector)
+        if not selected:
+            ctx.report("IST0101", gw, "selector", selector_string(selector), path=_selector_path(selector))
+            continue
+        gw_ns = selected[0].namespace or ""
+        for i, server in enumerate(as_list(gw.spec.get("servers"))):
+            cn = dig(server, "tls", "credentialName")
+            if not isinstance(cn, str) or not cn:
                 continue
-            gw_ns = selected[0].namespace or ""
-            for i, server in enumerate(as_list(gw.spec.get("servers"))):
-                cn = dig(server, "tls", "credentialName")
-                if not isinstance(cn, str) or not cn:
-                    continue
-                path = ("spec", "servers", i, "tls", "credentialName")
-                ns, name = short_or_full_name(gw_ns, cn)
-                secret = ctx.resources.get("Secret", ns, name)
-                if secret is None:
-                    ctx.report("IST0101", gw, "credentialName", cn, path=path)
-                    continue
-                if not valid_certificate_secret(secret):
-                    ctx.report("IST0161", gw, gw.name, gw_ns, path=path)
+            path = ("spec", "servers", i, "tls", "credentialName")
+            ns, name = short_or_full_name(gw_ns, cn)
+            secret = ctx.resources.get("Secret", ns, name)
+            if secret is None:
+                ctx.report("IST0101", gw, "credentialName", cn, path=path)
+                continue
+            if not valid_certificate_secret(secret):
+                ctx.report("IST0161", gw, gw.name, gw_ns, path=path)
 
 
 # --- conflicting gateways -------------------------------------------------------------------------
@@ -342,34 +339,29 @@ def _certificate_key(tls: dict) -> tuple | None:
     return None
 
 
-@register
-class CertificateAnalyzer(Analyzer):
-    name = "gateway.CertificateAnalyzer"
-    description = "Checks a gateway certificate"
-    inputs = ("Gateway",)
-
-    def analyze(self, ctx: Context) -> None:
-        # gateways by the certificates their TLS servers use (in every namespace: Istio does
-        # not scope gateways to their namespace by default)
-        by_cert: dict[tuple, list[Resource]] = {}
-        certs_of: dict[int, list[tuple]] = {}
-        for gw in istio_gateways(ctx):
-            keys = []
-            for s in as_list(gw.spec.get("servers")):
-                tls = dig(s, "tls")
-                key = _certificate_key(tls) if isinstance(tls, dict) else None
-                if key is not None and key not in keys:
-                    keys.append(key)
-                    by_cert.setdefault(key, []).append(gw)
-            certs_of[id(gw)] = keys
-        for gw in istio_gateways(ctx):
-            selector = str_map(gw.spec.get("selector"))
-            reported: set[int] = set()
-            for key in certs_of[id(gw)]:
-                for other in by_cert[key]:
-                    if other is gw or id(other) in reported:
-                        continue
-                    if selector and not _selector_subset(selector, str_map(other.spec.get("selector"))):
-                        continue
-                    reported.add(id(other))
-                    ctx.report("IST0138", gw, [gw.full_name, other.full_name], path=("metadata", "name"))
+@analyzer("gateway.CertificateAnalyzer", "Checks a gateway certificate", inputs=("Gateway",))
+def certificate(ctx: Context) -> None:
+    # gateways by the certificates their TLS servers use (in every namespace: Istio does
+    # not scope gateways to their namespace by default)
+    by_cert: dict[tuple, list[Resource]] = {}
+    certs_of: dict[int, list[tuple]] = {}
+    for gw in istio_gateways(ctx):
+        keys = []
+        for s in as_list(gw.spec.get("servers")):
+            tls = dig(s, "tls")
+            key = _certificate_key(tls) if isinstance(tls, dict) else None
+            if key is not None and key not in keys:
+                keys.append(key)
+                by_cert.setdefault(key, []).append(gw)
+        certs_of[id(gw)] = keys
+    for gw in istio_gateways(ctx):
+        selector = str_map(gw.spec.get("selector"))
+        reported: set[int] = set()
+        for key in certs_of[id(gw)]:
+            for other in by_cert[key]:
+                if other is gw or id(other) in reported:
+                    continue
+                if selector and not _selector_subset(selector, str_map(other.spec.get("selector"))):
+                    continue
+                reported.add(id(other))
+                ctx.report("IST0138", gw, [gw.full_name, other.full_name], path=("metadata", "name"))

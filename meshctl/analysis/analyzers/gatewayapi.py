@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from meshctl.analysis.framework import Analyzer, Context, as_dict, as_list, dig, register
+from meshctl.analysis.framework import analyzer, Analyzer, as_dict, as_list, Context, dig, register
 from meshctl.analysis.util import of_group
 from meshctl.analysis.workloads import WORKLOAD_KINDS, namespace_in_ambient, namespace_object, workloads
 from meshctl.resources import Resource, matches_label_selector
@@ -231,37 +231,34 @@ def _backend_refs(route: Resource) -> Iterator[tuple[int, int, dict]]:
                 yield i, j, ref
 
 
-@register
-class RouteBackendAnalyzer(Analyzer):
-    name = "gatewayapi.RouteBackendAnalyzer"
-    description = ("Checks that the backends of Gateway API routes exist, that references into "
-                   "other namespaces are allowed by a ReferenceGrant, and that weights are not all zero")
-    inputs = ROUTE_KINDS + ("Gateway", "Service", "ServiceEntry", "ReferenceGrant")
-
-    def analyze(self, ctx: Context) -> None:
-        for route in routes(ctx):
-            ns = route.namespace or ""
-            for i, j, ref in _backend_refs(route):
-                group, kind, bns, bname = _ref(ref, "", "Service", ns)
-                path = ("spec", "rules", i, "backendRefs", j)
-                check_service_ref(ctx, route, group, kind, bns, bname, ref.get("port"), path)
-                if bns != ns and not granted(ctx, GROUP, route.kind, ns, group, kind, bns, bname):
-                    ctx.report("MSH0203", route, f"{kind} {bns}/{bname}", bns, route.kind, ns,
-                               path=path + ("namespace",))
-            for i, rule in enumerate(as_list(route.spec.get("rules"))):
-                refs = [r for r in as_list(dig(rule, "backendRefs")) if isinstance(r, dict)]
-                if refs and all(r.get("weight", 1) == 0 for r in refs):
-                    ctx.report("MSH0204", route, i, path=("spec", "rules", i, "backendRefs"))
-        for gw in gateways(ctx).values():
-            ns = gw.namespace or ""
-            for i, listener in enumerate(as_list(gw.spec.get("listeners"))):
-                for j, ref in enumerate(as_list(dig(listener, "tls", "certificateRefs"))):
-                    if not isinstance(ref, dict) or not ref.get("name"):
-                        continue
-                    group, kind, sns, sname = _ref(ref, "", "Secret", ns)
-                    if sns != ns and not granted(ctx, GROUP, "Gateway", ns, group, kind, sns, sname):
-                        ctx.report("MSH0203", gw, f"{kind} {sns}/{sname}", sns, "Gateway", ns,
-                                   path=("spec", "listeners", i, "tls", "certificateRefs", j, "namespace"))
+@analyzer("gatewayapi.RouteBackendAnalyzer",
+          "Checks that the backends of Gateway API routes exist, that references into "
+                   "other namespaces are allowed by a ReferenceGrant, and that weights are not all zero",
+          inputs=ROUTE_KINDS + ("Gateway", "Service", "ServiceEntry", "ReferenceGrant"))
+def route_backend(ctx: Context) -> None:
+    for route in routes(ctx):
+        ns = route.namespace or ""
+        for i, j, ref in _backend_refs(route):
+            group, kind, bns, bname = _ref(ref, "", "Service", ns)
+            path = ("spec", "rules", i, "backendRefs", j)
+            check_service_ref(ctx, route, group, kind, bns, bname, ref.get("port"), path)
+            if bns != ns and not granted(ctx, GROUP, route.kind, ns, group, kind, bns, bname):
+                ctx.report("MSH0203", route, f"{kind} {bns}/{bname}", bns, route.kind, ns,
+                           path=path + ("namespace",))
+        for i, rule in enumerate(as_list(route.spec.get("rules"))):
+            refs = [r for r in as_list(dig(rule, "backendRefs")) if isinstance(r, dict)]
+            if refs and all(r.get("weight", 1) == 0 for r in refs):
+                ctx.report("MSH0204", route, i, path=("spec", "rules", i, "backendRefs"))
+    for gw in gateways(ctx).values():
+        ns = gw.namespace or ""
+        for i, listener in enumerate(as_list(gw.spec.get("listeners"))):
+            for j, ref in enumerate(as_list(dig(listener, "tls", "certificateRefs"))):
+                if not isinstance(ref, dict) or not ref.get("name"):
+                    continue
+                group, kind, sns, sname = _ref(ref, "", "Secret", ns)
+                if sns != ns and not granted(ctx, GROUP, "Gateway", ns, group, kind, sns, sname):
+                    ctx.report("MSH0203", gw, f"{kind} {sns}/{sname}", sns, "Gateway", ns,
+                               path=("spec", "listeners", i, "tls", "certificateRefs", j, "namespace"))
 
 
 # --- conflicting routes ---------------------------------------------------------------------------
@@ -283,46 +280,43 @@ def _describe_match(key: tuple) -> str:
     return ", ".join(parts)
 
 
-@register
-class ConflictingRouteAnalyzer(Analyzer):
-    name = "gatewayapi.ConflictingRouteAnalyzer"
-    description = "Checks that no two HTTPRoutes claim the same hostname, match and parent with different backends"
-    inputs = ("HTTPRoute",)
-
-    def analyze(self, ctx: Context) -> None:
-        # every (parent, hostname, match) a route claims; backends are compared only where two
-        # routes claim the same one
-        claims: dict[tuple, list[tuple[Resource, int, int]]] = {}
-        for route in of_group(ctx, "HTTPRoute", GROUP):
-            ns = route.namespace or ""
-            spec = route.spec
-            parents = [_ref(ref, GROUP, "Gateway", ns) + (_str(ref.get("sectionName")), str(ref.get("port", "")))
-                       for ref in as_list(spec.get("parentRefs")) if isinstance(ref, dict) and ref.get("name")]
-            if not parents:
+@analyzer("gatewayapi.ConflictingRouteAnalyzer",
+          "Checks that no two HTTPRoutes claim the same hostname, match and parent with different backends",
+          inputs=("HTTPRoute",))
+def conflicting_route(ctx: Context) -> None:
+    # every (parent, hostname, match) a route claims; backends are compared only where two
+    # routes claim the same one
+    claims: dict[tuple, list[tuple[Resource, int, int]]] = {}
+    for route in of_group(ctx, "HTTPRoute", GROUP):
+        ns = route.namespace or ""
+        spec = route.spec
+        parents = [_ref(ref, GROUP, "Gateway", ns) + (_str(ref.get("sectionName")), str(ref.get("port", "")))
+                   for ref in as_list(spec.get("parentRefs")) if isinstance(ref, dict) and ref.get("name")]
+        if not parents:
+            continue
+        hosts = _route_hostnames(route) or [""]
+        for i, rule in enumerate(as_list(spec.get("rules"))):
+            for j, match in enumerate(as_list(dig(rule, "matches")) or [{}]):
+                mkey = _match_key(match)
+                for parent in parents:
+                    for host in hosts:
+                        claims.setdefault((parent, host, mkey), []).append((route, i, j))
+    for (parent, host, mkey), claimants in claims.items():
+        if len({id(r) for r, _, _ in claimants}) < 2:
+            continue
+        # Gateway API precedence: the oldest route, then the first by namespace/name
+        claimants.sort(key=lambda c: (_str(c[0].metadata.get("creationTimestamp"), "~"),
+                                      c[0].namespace or "", c[0].name, c[1], c[2]))
+        first, fi, _ = claimants[0]
+        first_backends = _backends(first, fi)
+        reported: set[int] = {id(first)}
+        for route, i, j in claimants[1:]:
+            if id(route) in reported or _backends(route, i) == first_backends:
                 continue
-            hosts = _route_hostnames(route) or [""]
-            for i, rule in enumerate(as_list(spec.get("rules"))):
-                for j, match in enumerate(as_list(dig(rule, "matches")) or [{}]):
-                    mkey = _match_key(match)
-                    for parent in parents:
-                        for host in hosts:
-                            claims.setdefault((parent, host, mkey), []).append((route, i, j))
-        for (parent, host, mkey), claimants in claims.items():
-            if len({id(r) for r, _, _ in claimants}) < 2:
-                continue
-            # Gateway API precedence: the oldest route, then the first by namespace/name
-            claimants.sort(key=lambda c: (_str(c[0].metadata.get("creationTimestamp"), "~"),
-                                          c[0].namespace or "", c[0].name, c[1], c[2]))
-            first, fi, _ = claimants[0]
-            first_backends = _backends(first, fi)
-            reported: set[int] = {id(first)}
-            for route, i, j in claimants[1:]:
-                if id(route) in reported or _backends(route, i) == first_backends:
-                    continue
-                reported.add(id(route))
-                where = ("spec", "rules", i, "matches", j) if dig(route.spec, "rules", i, "matches") else ("spec", "rules", i)
-                ctx.report("MSH0205", route, first.origin, host or "any hostname", _describe_match(mkey),
-                           f"{parent[1]} {parent[2]}/{parent[3]}", path=where)
+            reported.add(id(route))
+            where = ("spec", "rules", i, "matches", j) if dig(route.spec, "rules", i, "matches") else ("spec", "rules", i)
+            ctx.report("MSH0205", route, first.origin, host or "any hostname", _describe_match(mkey),
+                       f"{parent[1]} {parent[2]}/{parent[3]}", path=where)
 
 
 def _backends(route: Resource, rule: int) -> tuple:
@@ -333,23 +327,20 @@ def _backends(route: Resource, rule: int) -> tuple:
 
 # --- waypoints ------------------------------------------------------------------------------------
 
-@register
-class WaypointReferenceAnalyzer(Analyzer):
-    name = "gatewayapi.WaypointReferenceAnalyzer"
-    description = "Checks that the waypoints named by istio.io/use-waypoint labels exist"
-    inputs = ("Namespace", "Service", "ServiceEntry", "Pod", "Gateway")
-
-    def analyze(self, ctx: Context) -> None:
-        gws = gateways(ctx)
-        for kind in ("Namespace", "Service", "ServiceEntry", "Pod"):
-            for r in ctx.of_kind(kind):
-                name = r.labels.get(USE_WAYPOINT)
-                if not isinstance(name, str) or not name or name == "none":
-                    continue
-                home = r.name if kind == "Namespace" else (r.namespace or "")
-                ns = r.labels.get(USE_WAYPOINT_NAMESPACE) or home
-                if (str(ns), name) not in gws:
-                    ctx.report("IST0101", r, "waypoint", f"{ns}/{name}", path=("metadata", "labels", USE_WAYPOINT))
+@analyzer("gatewayapi.WaypointReferenceAnalyzer",
+          "Checks that the waypoints named by istio.io/use-waypoint labels exist",
+          inputs=("Namespace", "Service", "ServiceEntry", "Pod", "Gateway"))
+def waypoint_reference(ctx: Context) -> None:
+    gws = gateways(ctx)
+    for kind in ("Namespace", "Service", "ServiceEntry", "Pod"):
+        for r in ctx.of_kind(kind):
+            name = r.labels.get(USE_WAYPOINT)
+            if not isinstance(name, str) or not name or name == "none":
+                continue
+            home = r.name if kind == "Namespace" else (r.namespace or "")
+            ns = r.labels.get(USE_WAYPOINT_NAMESPACE) or home
+            if (str(ns), name) not in gws:
+                ctx.report("IST0101", r, "waypoint", f"{ns}/{name}", path=("metadata", "labels", USE_WAYPOINT))
 
 
 # --- ambient authorization -------------------------------------------------------------------------
@@ -411,56 +402,53 @@ def _gateway_is_istio(ctx: Context, gw: Resource) -> bool:
     return gc is not None and _str(gc.spec.get("controllerName")) in ISTIO_CONTROLLERS
 
 
-@register
-class AmbientPolicyAnalyzer(Analyzer):
-    name = "gatewayapi.AmbientPolicyAnalyzer"
-    description = ("Checks that AuthorizationPolicies with HTTP rules on ambient workloads are enforced "
-                   "by a waypoint, and that policies target Gateways Istio programs")
-    inputs = ("AuthorizationPolicy", "Namespace", "Pod", *WORKLOAD_KINDS, "Gateway", "GatewayClass")
-
-    def analyze(self, ctx: Context) -> None:
-        gws = gateways(ctx)
-        ambient_namespaces = _ambient_namespaces(ctx)
-        for policy in ctx.of_kind("AuthorizationPolicy"):
-            if policy.group != "security.istio.io":
-                continue
-            spec = policy.spec
-            targets = [t for t in as_list(spec.get("targetRefs")) if isinstance(t, dict)]
-            target_path = "targetRefs"
-            if isinstance(spec.get("targetRef"), dict):
-                targets, target_path = [spec["targetRef"]], "targetRef"
-            if targets:
-                for i, t in enumerate(targets):
-                    group, kind, _, name = _ref(t, "", "", policy.namespace or "")
-                    if group != GROUP or kind != "Gateway" or not name:
-                        continue
-                    path = ("spec", target_path) + ((i,) if target_path == "targetRefs" else ())
-                    gw = gws.get((policy.namespace or "", name))
-                    if gw is None:
-                        ctx.report("IST0101", policy, "gateway", f"{policy.namespace}/{name}", path=path + ("name",))
-                    elif not _gateway_is_istio(ctx, gw):
-                        ctx.report("MSH0207", policy, gw.full_name, _str(gw.spec.get("gatewayClassName")), path=path)
-                continue
-            if (policy.namespace or "") not in ambient_namespaces or _str(spec.get("action"), "ALLOW") not in ("ALLOW", "DENY"):
-                continue
-            attributes = l7_attributes(policy)
-            if not attributes:
-                continue
-            ambient = _ambient_workloads(ctx, policy)
-            if not ambient:
-                continue
-            names = sorted(dict.fromkeys(a for a, _ in attributes))
-            action = _str(spec.get("action"), "ALLOW")
-            effect = ("its rules that use them never match, so it allows less than written" if action == "ALLOW"
-                      else "it is enforced without them, so it denies more than written")
-            waypoint = _waypoint_for(ctx, policy.namespace or "")
-            fix = (f"target the waypoint instead of selecting workloads: spec.targetRefs: [{{kind: Gateway, "
-                   f"group: gateway.networking.k8s.io, name: {waypoint}}}]" if waypoint else
-                   f"deploy a waypoint ('meshctl waypoint apply -n {policy.namespace} --enroll-namespace') and "
-                   "target it with spec.targetRefs instead of spec.selector")
-            sample = ", ".join(sorted(f"{w.kind} {w.name}" for w in ambient)[:3]) + (", ..." if len(ambient) > 3 else "")
-            ctx.report("MSH0206", policy, ", ".join(names), f"{len(ambient)} ambient workload(s) ({sample})", effect, fix,
-                       path=attributes[0][1])
+@analyzer("gatewayapi.AmbientPolicyAnalyzer",
+          "Checks that AuthorizationPolicies with HTTP rules on ambient workloads are enforced "
+                   "by a waypoint, and that policies target Gateways Istio programs",
+          inputs=("AuthorizationPolicy", "Namespace", "Pod", *WORKLOAD_KINDS, "Gateway", "GatewayClass"))
+def ambient_policy(ctx: Context) -> None:
+    gws = gateways(ctx)
+    ambient_namespaces = _ambient_namespaces(ctx)
+    for policy in ctx.of_kind("AuthorizationPolicy"):
+        if policy.group != "security.istio.io":
+            continue
+        spec = policy.spec
+        targets = [t for t in as_list(spec.get("targetRefs")) if isinstance(t, dict)]
+        target_path = "targetRefs"
+        if isinstance(spec.get("targetRef"), dict):
+            targets, target_path = [spec["targetRef"]], "targetRef"
+        if targets:
+            for i, t in enumerate(targets):
+                group, kind, _, name = _ref(t, "", "", policy.namespace or "")
+                if group != GROUP or kind != "Gateway" or not name:
+                    continue
+                path = ("spec", target_path) + ((i,) if target_path == "targetRefs" else ())
+                gw = gws.get((policy.namespace or "", name))
+                if gw is None:
+                    ctx.report("IST0101", policy, "gateway", f"{policy.namespace}/{name}", path=path + ("name",))
+                elif not _gateway_is_istio(ctx, gw):
+                    ctx.report("MSH0207", policy, gw.full_name, _str(gw.spec.get("gatewayClassName")), path=path)
+            continue
+        if (policy.namespace or "") not in ambient_namespaces or _str(spec.get("action"), "ALLOW") not in ("ALLOW", "DENY"):
+            continue
+        attributes = l7_attributes(policy)
+        if not attributes:
+            continue
+        ambient = _ambient_workloads(ctx, policy)
+        if not ambient:
+            continue
+        names = sorted(dict.fromkeys(a for a, _ in attributes))
+        action = _str(spec.get("action"), "ALLOW")
+        effect = ("its rules that use them never match, so it allows less than written" if action == "ALLOW"
+                  else "it is enforced without them, so it denies more than written")
+        waypoint = _waypoint_for(ctx, policy.namespace or "")
+        fix = (f"target the waypoint instead of selecting workloads: spec.targetRefs: [{{kind: Gateway, "
+               f"group: gateway.networking.k8s.io, name: {waypoint}}}]" if waypoint else
+               f"deploy a waypoint ('meshctl waypoint apply -n {policy.namespace} --enroll-namespace') and "
+               "target it with spec.targetRefs instead of spec.selector")
+        sample = ", ".join(sorted(f"{w.kind} {w.name}" for w in ambient)[:3]) + (", ..." if len(ambient) > 3 else "")
+        ctx.report("MSH0206", policy, ", ".join(names), f"{len(ambient)} ambient workload(s) ({sample})", effect, fix,
+                   path=attributes[0][1])
 
 
 def _waypoint_for(ctx: Context, namespace: str) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 from meshctl.loader import json_loads
-from meshctl.analysis.framework import Analyzer, Context, as_dict, as_list, dig, register
+from meshctl.analysis.framework import analyzer, as_dict, as_list, Context, dig
 from meshctl.analysis.util import PROXY_CONTAINER, str_label, str_map
 from meshctl.resources import Resource, matches_label_selector, yaml_text
 
@@ -34,60 +34,57 @@ def _containers(pod: Resource) -> list:
     return as_list(pod.spec.get("containers")) + as_list(pod.spec.get("initContainers"))
 
 
-@register
-class InjectionAnalyzer(Analyzer):
-    name = "injection.Analyzer"
-    description = "Checks conditions related to Istio sidecar injection"
-    inputs = ("Namespace", "Pod", "ConfigMap")
-
-    def analyze(self, ctx: Context) -> None:
-        configmaps = {cm.name: cm for cm in ctx.of_kind("ConfigMap")}
-        injected: set[str] = set()
-        for ns in ctx.of_kind("Namespace"):
-            if ns.name == ctx.istio_namespace:
-                continue
-            labels = ns.labels
-            has_injection = INJECTION_LABEL in labels
-            injection = str_label(labels.get(INJECTION_LABEL)) if has_injection else ""
-            has_rev = REVISION_LABEL in labels
-            revision = str_label(labels.get(REVISION_LABEL)) if has_rev else ""
-            found = [f"{INJECTION_LABEL}={injection}"] if has_injection else []
-            for key in (REVISION_LABEL, DATAPLANE_MODE_LABEL):
-                if key in labels and (not has_injection or injection == "enabled"):
-                    found.append(f"{key}={str_label(labels[key])}")
-            if len(found) > 1:
-                ctx.report("IST0123", ns, found, path=("metadata", "labels"))
-            if str_label(labels.get(DATAPLANE_MODE_LABEL)) == "ambient":
-                continue
-            if not injection and not has_rev:
-                cm = configmaps.get(injector_configmap_name(revision))
-                by_default = cm is not None and dig(_values(cm), "sidecarInjectorWebhook",
-                                                    "enableNamespacesByDefault") is True
-                if by_default:
-                    ctx.report("IST0148", ns, path=("metadata", "name"))
-                else:
-                    ctx.report("IST0102", ns, ns.name, ns.name, path=("metadata", "name"))
-                continue
-            if injection != "enabled":
-                continue
-            injected.add(ns.name)
-        if not injected:
-            return
-        for pod in ctx.of_kind("Pod"):
-            if pod.namespace not in injected:
-                continue
-            inject = str_label(pod.annotations.get("sidecar.istio.io/inject", ""))
-            if "sidecar.istio.io/inject" in pod.labels:
-                inject = str_label(pod.labels["sidecar.istio.io/inject"])
-            if inject.lower() == "false" or pod.spec.get("hostNetwork") is True:
-                continue
-            image = ""
-            for c in _containers(pod):
-                if isinstance(c, dict) and c.get("name") == PROXY_CONTAINER:
-                    image = yaml_text(c.get("image") or "")
-                    break
-            if not image:
-                ctx.report("IST0103", pod, pod.full_name, path=("spec", "containers"))
+@analyzer("injection.Analyzer",
+          "Checks conditions related to Istio sidecar injection",
+          inputs=("Namespace", "Pod", "ConfigMap"))
+def injection(ctx: Context) -> None:
+    configmaps = {cm.name: cm for cm in ctx.of_kind("ConfigMap")}
+    injected: set[str] = set()
+    for ns in ctx.of_kind("Namespace"):
+        if ns.name == ctx.istio_namespace:
+            continue
+        labels = ns.labels
+        has_injection = INJECTION_LABEL in labels
+        injection = str_label(labels.get(INJECTION_LABEL)) if has_injection else ""
+        has_rev = REVISION_LABEL in labels
+        revision = str_label(labels.get(REVISION_LABEL)) if has_rev else ""
+        found = [f"{INJECTION_LABEL}={injection}"] if has_injection else []
+        for key in (REVISION_LABEL, DATAPLANE_MODE_LABEL):
+            if key in labels and (not has_injection or injection == "enabled"):
+                found.append(f"{key}={str_label(labels[key])}")
+        if len(found) > 1:
+            ctx.report("IST0123", ns, found, path=("metadata", "labels"))
+        if str_label(labels.get(DATAPLANE_MODE_LABEL)) == "ambient":
+            continue
+        if not injection and not has_rev:
+            cm = configmaps.get(injector_configmap_name(revision))
+            by_default = cm is not None and dig(_values(cm), "sidecarInjectorWebhook",
+                                                "enableNamespacesByDefault") is True
+            if by_default:
+                ctx.report("IST0148", ns, path=("metadata", "name"))
+            else:
+                ctx.report("IST0102", ns, ns.name, ns.name, path=("metadata", "name"))
+            continue
+        if injection != "enabled":
+            continue
+        injected.add(ns.name)
+    if not injected:
+        return
+    for pod in ctx.of_kind("Pod"):
+        if pod.namespace not in injected:
+            continue
+        inject = str_label(pod.annotations.get("sidecar.istio.io/inject", ""))
+        if "sidecar.istio.io/inject" in pod.labels:
+            inject = str_label(pod.labels["sidecar.istio.io/inject"])
+        if inject.lower() == "false" or pod.spec.get("hostNetwork") is True:
+            continue
+        image = ""
+        for c in _containers(pod):
+            if isinstance(c, dict) and c.get("name") == PROXY_CONTAINER:
+                image = yaml_text(c.get("image") or "")
+                break
+        if not image:
+            ctx.report("IST0103", pod, pod.full_name, path=("spec", "containers"))
 
 
 def proxy_image(cm: Resource) -> str:
@@ -103,48 +100,45 @@ def _image_type(value) -> str:
     return yaml_text(dig(value, "image", "imageType") or "")
 
 
-@register
-class ImageAnalyzer(Analyzer):
-    name = "injection.ImageAnalyzer"
-    description = "Checks the image of auto-injection configured with the running proxies on pods"
-    inputs = ("Namespace", "Pod", "ConfigMap", "MeshConfig", "ProxyConfig")
-
-    def analyze(self, ctx: Context) -> None:
-        images = {cm.name: proxy_image(cm) for cm in ctx.of_kind("ConfigMap")
-                  if cm.name.startswith(INJECTOR_CONFIGMAP)}
-        if not images:
-            return
-        namespaces: dict[str, Resource] = {}
-        injected: dict[str, str] = {}
-        for ns in ctx.of_kind("Namespace"):
-            namespaces[ns.name] = ns
-            labels = ns.labels
-            if REVISION_LABEL in labels:
-                injected[ns.name] = str_label(labels[REVISION_LABEL])
-            elif str_label(labels.get(INJECTION_LABEL)) == "enabled":
-                injected[ns.name] = "default"
-        resolver = _ImageTypeResolver(ctx)
-        mismatched: dict[str, list[str]] = {}
-        for pod in ctx.of_kind("Pod"):
-            if pod.namespace not in injected:
+@analyzer("injection.ImageAnalyzer",
+          "Checks the image of auto-injection configured with the running proxies on pods",
+          inputs=("Namespace", "Pod", "ConfigMap", "MeshConfig", "ProxyConfig"))
+def image(ctx: Context) -> None:
+    images = {cm.name: proxy_image(cm) for cm in ctx.of_kind("ConfigMap")
+              if cm.name.startswith(INJECTOR_CONFIGMAP)}
+    if not images:
+        return
+    namespaces: dict[str, Resource] = {}
+    injected: dict[str, str] = {}
+    for ns in ctx.of_kind("Namespace"):
+        namespaces[ns.name] = ns
+        labels = ns.labels
+        if REVISION_LABEL in labels:
+            injected[ns.name] = str_label(labels[REVISION_LABEL])
+        elif str_label(labels.get(INJECTION_LABEL)) == "enabled":
+            injected[ns.name] = "default"
+    resolver = _ImageTypeResolver(ctx)
+    mismatched: dict[str, list[str]] = {}
+    for pod in ctx.of_kind("Pod"):
+        if pod.namespace not in injected:
+            continue
+        if pod.annotations.get("sidecar.istio.io/proxyImage"):
+            continue
+        expected = images.get(injector_configmap_name(injected[pod.namespace]))
+        variant = None
+        for c in _containers(pod):
+            if not isinstance(c, dict) or c.get("name") != PROXY_CONTAINER:
                 continue
-            if pod.annotations.get("sidecar.istio.io/proxyImage"):
-                continue
-            expected = images.get(injector_configmap_name(injected[pod.namespace]))
-            variant = None
-            for c in _containers(pod):
-                if not isinstance(c, dict) or c.get("name") != PROXY_CONTAINER:
-                    continue
-                if expected is None:
-                    break
-                if variant is None:
-                    variant = resolver.image_type(pod)
-                image = yaml_text(c.get("image") or "")
-                if image != expected and image != f"{expected}-{variant}":
-                    mismatched.setdefault(pod.namespace or "", []).append(pod.name)
-        for ns, pods in sorted(mismatched.items()):
-            if ns in namespaces:
-                ctx.report("IST0158", namespaces[ns], sorted(pods), path=("metadata", "name"))
+            if expected is None:
+                break
+            if variant is None:
+                variant = resolver.image_type(pod)
+            image = yaml_text(c.get("image") or "")
+            if image != expected and image != f"{expected}-{variant}":
+                mismatched.setdefault(pod.namespace or "", []).append(pod.name)
+    for ns, pods in sorted(mismatched.items()):
+        if ns in namespaces:
+            ctx.report("IST0158", namespaces[ns], sorted(pods), path=("metadata", "name"))
 
 
 class _ImageTypeResolver:
@@ -198,26 +192,23 @@ def _has_auto_image(pod_spec: dict) -> bool:
                for c in as_list(pod_spec.get("containers")))
 
 
-@register
-class ImageAutoAnalyzer(Analyzer):
-    name = "injection.ImageAutoAnalyzer"
-    description = "Makes sure that Pods and Deployments with `image: auto` are going to be injected"
-    inputs = ("Namespace", "Pod", "Deployment", "MutatingWebhookConfiguration")
-
-    def analyze(self, ctx: Context) -> None:
-        webhooks = [wh for mwc in ctx.of_kind("MutatingWebhookConfiguration")
-                    for wh in as_list(mwc.body.get("webhooks"))
-                    if isinstance(wh, dict) and yaml_text(wh.get("name") or "").endswith("istio.io")]
-        for pod in ctx.of_kind("Pod"):
-            if _has_auto_image(pod.spec):
-                ctx.report("IST0147", pod, "Pod", pod.name, path=("spec", "containers"))
-        for dep in ctx.of_kind("Deployment"):
-            spec = as_dict(dig(dep.spec, "template", "spec"))
-            if not _has_auto_image(spec):
-                continue
-            ns = ctx.resources.get("Namespace", None, dep.namespace or "default")
-            ns_labels = ns.labels if ns is not None else {}
-            pod_labels = as_dict(dig(dep.spec, "template", "metadata", "labels"))
-            if not any(matches_label_selector(wh.get("namespaceSelector"), ns_labels)
-                       and matches_label_selector(wh.get("objectSelector"), pod_labels) for wh in webhooks):
-                ctx.report("IST0146", dep, "Deployment", dep.name, path=("spec", "template", "spec", "containers"))
+@analyzer("injection.ImageAutoAnalyzer",
+          "Makes sure that Pods and Deployments with `image: auto` are going to be injected",
+          inputs=("Namespace", "Pod", "Deployment", "MutatingWebhookConfiguration"))
+def image_auto(ctx: Context) -> None:
+    webhooks = [wh for mwc in ctx.of_kind("MutatingWebhookConfiguration")
+                for wh in as_list(mwc.body.get("webhooks"))
+                if isinstance(wh, dict) and yaml_text(wh.get("name") or "").endswith("istio.io")]
+    for pod in ctx.of_kind("Pod"):
+        if _has_auto_image(pod.spec):
+            ctx.report("IST0147", pod, "Pod", pod.name, path=("spec", "containers"))
+    for dep in ctx.of_kind("Deployment"):
+        spec = as_dict(dig(dep.spec, "template", "spec"))
+        if not _has_auto_image(spec):
+            continue
+        ns = ctx.resources.get("Namespace", None, dep.namespace or "default")
+        ns_labels = ns.labels if ns is not None else {}
+        pod_labels = as_dict(dig(dep.spec, "template", "metadata", "labels"))
+        if not any(matches_label_selector(wh.get("namespaceSelector"), ns_labels)
+                   and matches_label_selector(wh.get("objectSelector"), pod_labels) for wh in webhooks):
+            ctx.report("IST0146", dep, "Deployment", dep.name, path=("spec", "template", "spec", "containers"))

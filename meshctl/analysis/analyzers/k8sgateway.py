@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 
 from meshctl.resources import yaml_text
-from meshctl.analysis.framework import Analyzer, Context, as_dict, dig, register
+from meshctl.analysis.framework import analyzer, as_dict, Context, dig
 from meshctl.analysis.workloads import matches, str_labels
 
 from meshctl.schemas.gatewayapi import BUNDLE_VERSION_ANNOTATION as BUNDLE_VERSION, MINIMUM_CRD_VERSIONS
@@ -14,36 +14,33 @@ POLICY_KINDS = ("AuthorizationPolicy", "RequestAuthentication", "Telemetry", "Wa
 _SEMVER = re.compile(r"^v?(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:-([0-9A-Za-z.-]+))?(?:\+([0-9A-Za-z.-]+))?$")
 
 
-@register
-class SelectorAnalyzer(Analyzer):
-    name = "k8sgateway.SelectorAnalyzer"
-    description = "Check that selectors are effective for Kubernetes gateway"
-    inputs = (*POLICY_KINDS, "Pod")
-
-    def analyze(self, ctx: Context) -> None:
-        # distinct label sets of gateway pods, per namespace (replicas share theirs)
-        gateway_pods: dict[str, dict[tuple, dict[str, str]]] = {}
-        for pod in ctx.of_kind("Pod"):
-            if GATEWAY_NAME_LABEL in pod.labels:
-                labels = str_labels(pod.labels)
-                gateway_pods.setdefault(pod.namespace or "", {})[tuple(sorted(labels.items()))] = labels
-        if not gateway_pods:
-            return
-        for kind in POLICY_KINDS:
-            for r in ctx.of_kind(kind):
-                spec = r.spec
-                if spec.get("targetRef") is not None or spec.get("targetRefs"):
-                    continue
-                selector = spec.get("selector")
-                if selector is None:
-                    continue
-                wanted = as_dict(dig(selector, "matchLabels"))
-                seen: set[str] = set()
-                for labels in gateway_pods.get(r.namespace or "", {}).values():
-                    gateway = labels[GATEWAY_NAME_LABEL]
-                    if gateway not in seen and matches(labels, wanted):
-                        seen.add(gateway)
-                        ctx.report("IST0166", r, gateway, path=("spec", "selector"))
+@analyzer("k8sgateway.SelectorAnalyzer",
+          "Check that selectors are effective for Kubernetes gateway",
+          inputs=(*POLICY_KINDS, "Pod"))
+def selector(ctx: Context) -> None:
+    # distinct label sets of gateway pods, per namespace (replicas share theirs)
+    gateway_pods: dict[str, dict[tuple, dict[str, str]]] = {}
+    for pod in ctx.of_kind("Pod"):
+        if GATEWAY_NAME_LABEL in pod.labels:
+            labels = str_labels(pod.labels)
+            gateway_pods.setdefault(pod.namespace or "", {})[tuple(sorted(labels.items()))] = labels
+    if not gateway_pods:
+        return
+    for kind in POLICY_KINDS:
+        for r in ctx.of_kind(kind):
+            spec = r.spec
+            if spec.get("targetRef") is not None or spec.get("targetRefs"):
+                continue
+            selector = spec.get("selector")
+            if selector is None:
+                continue
+            wanted = as_dict(dig(selector, "matchLabels"))
+            seen: set[str] = set()
+            for labels in gateway_pods.get(r.namespace or "", {}).values():
+                gateway = labels[GATEWAY_NAME_LABEL]
+                if gateway not in seen and matches(labels, wanted):
+                    seen.add(gateway)
+                    ctx.report("IST0166", r, gateway, path=("spec", "selector"))
 
 
 def _version(text: str) -> tuple[tuple[int, int, int], str] | None:
@@ -55,22 +52,19 @@ def _version(text: str) -> tuple[tuple[int, int, int], str] | None:
     return (major, minor, patch), printed
 
 
-@register
-class CRDVersionAnalyzer(Analyzer):
-    name = "k8sgateway.CRDVersionAnalyzer"
-    description = "Checks Gateway API CRDs are at the minimum version required by this Istio version"
-    inputs = ("CustomResourceDefinition",)
-
-    def analyze(self, ctx: Context) -> None:
-        for crd in ctx.of_kind("CustomResourceDefinition"):
-            minimum = MINIMUM_CRD_VERSIONS.get(crd.name)
-            bundle = crd.annotations.get(BUNDLE_VERSION)
-            if minimum is None or bundle is None:
-                continue
-            parsed = _version(yaml_text(bundle))
-            if parsed is None:
-                continue
-            version, printed = parsed
-            if version < minimum:
-                ctx.report("IST0176", crd, crd.name, printed, ".".join(map(str, minimum)),
-                           path=("metadata", "annotations", BUNDLE_VERSION))
+@analyzer("k8sgateway.CRDVersionAnalyzer",
+          "Checks Gateway API CRDs are at the minimum version required by this Istio version",
+          inputs=("CustomResourceDefinition",))
+def crd_version(ctx: Context) -> None:
+    for crd in ctx.of_kind("CustomResourceDefinition"):
+        minimum = MINIMUM_CRD_VERSIONS.get(crd.name)
+        bundle = crd.annotations.get(BUNDLE_VERSION)
+        if minimum is None or bundle is None:
+            continue
+        parsed = _version(yaml_text(bundle))
+        if parsed is None:
+            continue
+        version, printed = parsed
+        if version < minimum:
+            ctx.report("IST0176", crd, crd.name, printed, ".".join(map(str, minimum)),
+                       path=("metadata", "annotations", BUNDLE_VERSION))

@@ -1,7 +1,7 @@
 """Multi-cluster configuration: mesh networks that name unknown service registries."""
 from __future__ import annotations
 
-from meshctl.analysis.framework import Analyzer, Context, as_dict, as_list, register
+from meshctl.analysis.framework import analyzer, as_dict, as_list, Context
 from meshctl.resources import Resource, yaml_text
 
 MULTICLUSTER_SECRET_LABEL = "istio/multiCluster"
@@ -36,26 +36,23 @@ def _mesh_networks(ctx: Context) -> list[tuple[Resource, dict, tuple]]:
     return out
 
 
-@register
-class MeshNetworksAnalyzer(Analyzer):
-    name = "meshnetworks.MeshNetworksAnalyzer"
-    description = "Check the validity of MeshNetworks in the cluster"
-    inputs = ("ConfigMap", "Secret")
-    always = True  # mesh networks may come with the run rather than as a resource
-
-    def analyze(self, ctx: Context) -> None:
-        sources = _mesh_networks(ctx)
-        if not sources:
-            return
-        registries = set(BUILTIN_REGISTRIES)
-        for secret in ctx.of_kind("Secret"):
-            if yaml_text(secret.labels.get(MULTICLUSTER_SECRET_LABEL)) == "true":
-                registries.update(yaml_text(k) for k in as_dict(secret.body.get("data")))
-                registries.update(yaml_text(k) for k in as_dict(secret.body.get("stringData")))
-        for resource, networks, prefix in sources:
-            for network, spec in as_dict(networks.get("networks")).items():
-                for j, endpoint in enumerate(as_list(as_dict(spec).get("endpoints"))):
-                    registry = as_dict(endpoint).get("fromRegistry")
-                    if registry is not None and yaml_text(registry) not in registries:
-                        path = prefix if prefix[0] == "data" else (*prefix, "networks", network, "endpoints", j)
-                        ctx.report("IST0126", resource, yaml_text(registry), yaml_text(network), path=path)
+@analyzer("meshnetworks.MeshNetworksAnalyzer",
+          "Check the validity of MeshNetworks in the cluster",
+          inputs=("ConfigMap", "Secret"),
+          always=True)
+def mesh_networks(ctx: Context) -> None:
+    sources = _mesh_networks(ctx)
+    if not sources:
+        return
+    registries = set(BUILTIN_REGISTRIES)
+    for secret in ctx.of_kind("Secret"):
+        if yaml_text(secret.labels.get(MULTICLUSTER_SECRET_LABEL)) == "true":
+            registries.update(yaml_text(k) for k in as_dict(secret.body.get("data")))
+            registries.update(yaml_text(k) for k in as_dict(secret.body.get("stringData")))
+    for resource, networks, prefix in sources:
+        for network, spec in as_dict(networks.get("networks")).items():
+            for j, endpoint in enumerate(as_list(as_dict(spec).get("endpoints"))):
+                registry = as_dict(endpoint).get("fromRegistry")
+                if registry is not None and yaml_text(registry) not in registries:
+                    path = prefix if prefix[0] == "data" else (*prefix, "networks", network, "endpoints", j)
+                    ctx.report("IST0126", resource, yaml_text(registry), yaml_text(network), path=path)

@@ -9,7 +9,7 @@ analyzing plain Kubernetes manifests does not pay for it.
 """
 from __future__ import annotations
 
-from meshctl.analysis.framework import Analyzer, Context, register
+from meshctl.analysis.framework import analyzer, Analyzer, Context, register
 from meshctl.schemas import KINDS
 from meshctl.schemas.gatewayapi import GROUP as GATEWAY_API_GROUP, SUPPORTED as GATEWAY_API_KINDS
 
@@ -62,27 +62,21 @@ for _kind in GATEWAY_API_KINDS:
     _make(_kind, GATEWAY_API_GROUP, "schema.GatewayAPIValidationAnalyzer")
 
 
-@register
-class KindAnalyzer(Analyzer):
+@analyzer("schema.KindAnalyzer", "Checks that the API group of each object serves its kind and version", inputs=())
+def kind(ctx: Context) -> None:
     """A kind, or a version of it, that its API group does not serve (`kind: VirtualServce`,
     `networking.istio.io/v1` EnvoyFilter): kubectl apply refuses the object, and no other check
     looks at it. Only the groups meshctl knows (meshctl.analysis.apigroups), with the kinds that
     CustomResourceDefinitions among the objects add; objects read from the cluster are served."""
+    from meshctl.analysis.apigroups import problem, with_crds
 
-    name = "schema.KindAnalyzer"
-    description = "Checks that the API group of each object serves its kind and version"
-    inputs = ()
-
-    def analyze(self, ctx: Context) -> None:
-        from meshctl.analysis.apigroups import problem, with_crds
-
-        groups = None
-        for r in ctx.resources:
-            if r.from_cluster:
-                continue
-            if groups is None:
-                groups = with_crds(c.body for c in ctx.resources.of_kind("CustomResourceDefinition"))
-            found = problem(r.api_version, r.kind, groups)
-            if found is not None:
-                field, why = found
-                ctx.report("MSH0003", r, r.kind, r.api_version, why, path=(field,))
+    groups = None
+    for r in ctx.resources:
+        if r.from_cluster:
+            continue
+        if groups is None:
+            groups = with_crds(c.body for c in ctx.resources.of_kind("CustomResourceDefinition"))
+        found = problem(r.api_version, r.kind, groups)
+        if found is not None:
+            field, why = found
+            ctx.report("MSH0003", r, r.kind, r.api_version, why, path=(field,))

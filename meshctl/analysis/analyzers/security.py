@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from meshctl.analysis.framework import Analyzer, Context, as_dict, as_list, dig, register
+from meshctl.analysis.framework import analyzer, Analyzer, as_dict, as_list, Context, dig, register
 from meshctl.analysis.workloads import (
     INJECT_LABEL, INJECTION_LABEL, WORKLOAD_KINDS, namespace_object, selector_string,
     template_annotations, template_labels, workloads,
@@ -113,59 +113,56 @@ def _mode(pa: Resource) -> str:
     return yaml_text(dig(pa.spec, "mtls", "mode") or "UNSET").upper()
 
 
-@register
-class PeerAuthenticationAnalyzer(Analyzer):
-    name = "security.PeerAuthenticationAnalyzer"
-    description = "Checks that workloads require mutual TLS (PeerAuthentication mode STRICT)"
-    inputs = ("PeerAuthentication", "Pod", *WORKLOAD_KINDS)
+@analyzer("security.PeerAuthenticationAnalyzer",
+          "Checks that workloads require mutual TLS (PeerAuthentication mode STRICT)",
+          inputs=("PeerAuthentication", "Pod", *WORKLOAD_KINDS))
+def peer_authentication(ctx: Context) -> None:
+    root = _root(ctx)
+    mesh_mode = "UNSET"
+    ns_policy: dict[str, Resource] = {}
+    selected: list[Resource] = []
+    for pa in ctx.of_kind("PeerAuthentication"):
+        if _has_target(pa.spec):
+            continue
+        sel = _selector(pa.spec)
+        ns = pa.namespace or ""
+        if sel:
+            selected.append(pa)
+        elif ns == root:
+            mesh_mode = _mode(pa)
+            if mesh_mode in ("PERMISSIVE", "DISABLE"):
+                ctx.report("MSH0102", pa, mesh_mode, path=("spec", "mtls", "mode"))
+        else:
+            ns_policy[ns] = pa
 
-    def analyze(self, ctx: Context) -> None:
-        root = _root(ctx)
-        mesh_mode = "UNSET"
-        ns_policy: dict[str, Resource] = {}
-        selected: list[Resource] = []
-        for pa in ctx.of_kind("PeerAuthentication"):
-            if _has_target(pa.spec):
-                continue
-            sel = _selector(pa.spec)
-            ns = pa.namespace or ""
-            if sel:
-                selected.append(pa)
-            elif ns == root:
-                mesh_mode = _mode(pa)
-                if mesh_mode in ("PERMISSIVE", "DISABLE"):
-                    ctx.report("MSH0102", pa, mesh_mode, path=("spec", "mtls", "mode"))
-            else:
-                ns_policy[ns] = pa
+    apps = _app_namespaces(ctx)
+    index = workloads(ctx)
+    # workload-level policies override the namespace's mode for what they select
+    override: dict[int, str] = {}
+    for pa in selected:
+        mode = _mode(pa)
+        if mode == "UNSET":
+            continue
+        for r in index.select(pa.namespace, _selector(pa.spec)):
+            override.setdefault(id(r), mode)
 
-        apps = _app_namespaces(ctx)
-        index = workloads(ctx)
-        # workload-level policies override the namespace's mode for what they select
-        override: dict[int, str] = {}
-        for pa in selected:
-            mode = _mode(pa)
-            if mode == "UNSET":
-                continue
-            for r in index.select(pa.namespace, _selector(pa.spec)):
-                override.setdefault(id(r), mode)
-
-        mesh_effective = mesh_mode if mesh_mode != "UNSET" else "PERMISSIVE"
-        for ns, items in sorted(apps.items()):
-            policy = ns_policy.get(ns)
-            ns_mode = _mode(policy) if policy is not None else "UNSET"
-            effective = ns_mode if ns_mode != "UNSET" else mesh_effective
-            weak = [r for r in items if override.get(id(r), effective) != "STRICT"]
-            if not weak:
-                continue
-            modes = sorted({override.get(id(r), effective) for r in weak})
-            shown = "/".join(modes)
-            if mesh_mode == "UNSET" and ns_mode == "UNSET" and modes == ["PERMISSIVE"]:
-                shown = "PERMISSIVE (the default)"
-            if policy is not None and ns_mode in ("PERMISSIVE", "DISABLE"):
-                anchor, path = policy, ("spec", "mtls", "mode")
-            else:
-                anchor, path = _namespace_anchor(ctx, ns, weak)
-            ctx.report("MSH0101", anchor, shown, len(weak), ns, _names(weak), ns, root, path=path)
+    mesh_effective = mesh_mode if mesh_mode != "UNSET" else "PERMISSIVE"
+    for ns, items in sorted(apps.items()):
+        policy = ns_policy.get(ns)
+        ns_mode = _mode(policy) if policy is not None else "UNSET"
+        effective = ns_mode if ns_mode != "UNSET" else mesh_effective
+        weak = [r for r in items if override.get(id(r), effective) != "STRICT"]
+        if not weak:
+            continue
+        modes = sorted({override.get(id(r), effective) for r in weak})
+        shown = "/".join(modes)
+        if mesh_mode == "UNSET" and ns_mode == "UNSET" and modes == ["PERMISSIVE"]:
+            shown = "PERMISSIVE (the default)"
+        if policy is not None and ns_mode in ("PERMISSIVE", "DISABLE"):
+            anchor, path = policy, ("spec", "mtls", "mode")
+        else:
+            anchor, path = _namespace_anchor(ctx, ns, weak)
+        ctx.report("MSH0101", anchor, shown, len(weak), ns, _names(weak), ns, root, path=path)
 
 
 # --- authorization ------------------------------------------------------------------------------
@@ -174,47 +171,44 @@ def _action(ap: Resource) -> str:
     return yaml_text(ap.spec.get("action") or "ALLOW").upper()
 
 
-@register
-class AuthorizationPolicyAnalyzer(Analyzer):
-    name = "security.AuthorizationPolicyAnalyzer"
-    description = "Checks for ALLOW policies that allow everything and workloads without a default deny"
-    inputs = ("AuthorizationPolicy", "Pod", *WORKLOAD_KINDS)
+@analyzer("security.AuthorizationPolicyAnalyzer",
+          "Checks for ALLOW policies that allow everything and workloads without a default deny",
+          inputs=("AuthorizationPolicy", "Pod", *WORKLOAD_KINDS))
+def authorization_policy(ctx: Context) -> None:
+    root = _root(ctx)
+    mesh_wide = False
+    ns_wide: set[str] = set()
+    selected: list[Resource] = []
+    for ap in ctx.of_kind("AuthorizationPolicy"):
+        if _action(ap) != "ALLOW":
+            continue
+        for i, rule in enumerate(as_list(ap.spec.get("rules"))):
+            rule = as_dict(rule)
+            if not any(as_list(rule.get(k)) for k in ("from", "to", "when")):
+                ctx.report("MSH0103", ap, i, path=("spec", "rules", i))
+        if _has_target(ap.spec):
+            continue
+        sel = _selector(ap.spec)
+        if sel:
+            selected.append(ap)
+        elif (ap.namespace or "") == root:
+            mesh_wide = True
+        else:
+            ns_wide.add(ap.namespace or "")
+    if mesh_wide:
+        return
 
-    def analyze(self, ctx: Context) -> None:
-        root = _root(ctx)
-        mesh_wide = False
-        ns_wide: set[str] = set()
-        selected: list[Resource] = []
-        for ap in ctx.of_kind("AuthorizationPolicy"):
-            if _action(ap) != "ALLOW":
-                continue
-            for i, rule in enumerate(as_list(ap.spec.get("rules"))):
-                rule = as_dict(rule)
-                if not any(as_list(rule.get(k)) for k in ("from", "to", "when")):
-                    ctx.report("MSH0103", ap, i, path=("spec", "rules", i))
-            if _has_target(ap.spec):
-                continue
-            sel = _selector(ap.spec)
-            if sel:
-                selected.append(ap)
-            elif (ap.namespace or "") == root:
-                mesh_wide = True
-            else:
-                ns_wide.add(ap.namespace or "")
-        if mesh_wide:
-            return
-
-        index = workloads(ctx)
-        covered: set[int] = set()
-        for ap in selected:
-            covered.update(id(r) for r in index.select(ap.namespace, _selector(ap.spec)))
-        for ns, items in sorted(_app_namespaces(ctx).items()):
-            if ns in ns_wide:
-                continue
-            open_ = [r for r in items if id(r) not in covered]
-            if open_:
-                anchor, path = _namespace_anchor(ctx, ns, open_)
-                ctx.report("MSH0104", anchor, len(open_), ns, _names(open_), ns, root, path=path)
+    index = workloads(ctx)
+    covered: set[int] = set()
+    for ap in selected:
+        covered.update(id(r) for r in index.select(ap.namespace, _selector(ap.spec)))
+    for ns, items in sorted(_app_namespaces(ctx).items()):
+        if ns in ns_wide:
+            continue
+        open_ = [r for r in items if id(r) not in covered]
+        if open_:
+            anchor, path = _namespace_anchor(ctx, ns, open_)
+            ctx.report("MSH0104", anchor, len(open_), ns, _names(open_), ns, root, path=path)
 
 
 def _requires_principal(ap: Resource) -> bool:
@@ -329,22 +323,19 @@ def _tls_disabled(policy: dict, prefix: tuple):
             yield (*prefix, "portLevelSettings", i, "tls", "mode")
 
 
-@register
-class DestinationRuleTLSAnalyzer(Analyzer):
-    name = "security.DestinationRuleTLSAnalyzer"
-    description = "Checks for DestinationRules that turn TLS off toward hosts inside the mesh"
-    inputs = ("DestinationRule",)
-
-    def analyze(self, ctx: Context) -> None:
-        for dr in ctx.of_kind("DestinationRule"):
-            host = yaml_text(dr.spec.get("host") or "")
-            paths = list(_tls_disabled(as_dict(dr.spec.get("trafficPolicy")), ("spec", "trafficPolicy")))
-            for j, subset in enumerate(as_list(dr.spec.get("subsets"))):
-                paths += _tls_disabled(as_dict(as_dict(subset).get("trafficPolicy")),
-                                       ("spec", "subsets", j, "trafficPolicy"))
-            if paths and mesh_host(ctx, host, dr.namespace):
-                for path in paths:
-                    ctx.report("MSH0105", dr, host, path=path)
+@analyzer("security.DestinationRuleTLSAnalyzer",
+          "Checks for DestinationRules that turn TLS off toward hosts inside the mesh",
+          inputs=("DestinationRule",))
+def destination_rule_tls(ctx: Context) -> None:
+    for dr in ctx.of_kind("DestinationRule"):
+        host = yaml_text(dr.spec.get("host") or "")
+        paths = list(_tls_disabled(as_dict(dr.spec.get("trafficPolicy")), ("spec", "trafficPolicy")))
+        for j, subset in enumerate(as_list(dr.spec.get("subsets"))):
+            paths += _tls_disabled(as_dict(as_dict(subset).get("trafficPolicy")),
+                                   ("spec", "subsets", j, "trafficPolicy"))
+        if paths and mesh_host(ctx, host, dr.namespace):
+            for path in paths:
+                ctx.report("MSH0105", dr, host, path=path)
 
 
 # --- gateways -----------------------------------------------------------------------------------
@@ -421,43 +412,40 @@ def _external(host: str, external: set[str]) -> bool:
     return any("*." + ".".join(parts[i:]) in external for i in range(1, len(parts)))
 
 
-@register
-class GatewayHTTPSRedirectAnalyzer(Analyzer):
-    name = "security.GatewayHTTPSRedirectAnalyzer"
-    description = "Checks that Gateway servers serving plain HTTP redirect to HTTPS"
-    inputs = ("Gateway", "ServiceEntry")
-
-    def analyze(self, ctx: Context) -> None:
-        gateways = [g for g in ctx.of_kind("Gateway") if g.group == "networking.istio.io"]
-        https: dict[str, _HostSet] = {}
-        for g in gateways:
-            key = selector_string(g.spec.get("selector"))
-            for server in as_list(g.spec.get("servers")):
-                server = as_dict(server)
-                if yaml_text(dig(server, "port", "protocol") or "").upper() in TLS_PROTOCOLS:
-                    hosts = https.setdefault(key, _HostSet())
-                    for h in as_list(server.get("hosts")):
-                        hosts.add(_bare_host(yaml_text(h)))
-        external = _external_hosts(ctx)
-        for g in gateways:
-            key = selector_string(g.spec.get("selector"))
-            secured = https.get(key)
-            for i, server in enumerate(as_list(g.spec.get("servers"))):
-                server = as_dict(server)
-                if yaml_text(dig(server, "port", "protocol") or "").upper() not in HTTP_PROTOCOLS:
-                    continue
-                if dig(server, "tls", "httpsRedirect") is True:
-                    continue
-                # A host a ServiceEntry puts outside the mesh is served by an egress gateway: its
-                # clients are the mesh's own workloads, and TLS is usually originated past it.
-                hosts = [h for h in (_bare_host(yaml_text(h)) for h in as_list(server.get("hosts")))
-                         if not _external(h, external)]
-                finding = next(((h, "the host is also served over HTTPS") for h in hosts
-                                if secured is not None and secured.overlaps(h)), None)
-                if finding is None:
-                    finding = next(((h, "the host is a public name") for h in hosts if public_host(h)), None)
-                if finding is not None:
-                    ctx.report("MSH0106", g, i, finding[0], finding[1], path=("spec", "servers", i, "port", "protocol"))
+@analyzer("security.GatewayHTTPSRedirectAnalyzer",
+          "Checks that Gateway servers serving plain HTTP redirect to HTTPS",
+          inputs=("Gateway", "ServiceEntry"))
+def gateway_https_redirect(ctx: Context) -> None:
+    gateways = [g for g in ctx.of_kind("Gateway") if g.group == "networking.istio.io"]
+    https: dict[str, _HostSet] = {}
+    for g in gateways:
+        key = selector_string(g.spec.get("selector"))
+        for server in as_list(g.spec.get("servers")):
+            server = as_dict(server)
+            if yaml_text(dig(server, "port", "protocol") or "").upper() in TLS_PROTOCOLS:
+                hosts = https.setdefault(key, _HostSet())
+                for h in as_list(server.get("hosts")):
+                    hosts.add(_bare_host(yaml_text(h)))
+    external = _external_hosts(ctx)
+    for g in gateways:
+        key = selector_string(g.spec.get("selector"))
+        secured = https.get(key)
+        for i, server in enumerate(as_list(g.spec.get("servers"))):
+            server = as_dict(server)
+            if yaml_text(dig(server, "port", "protocol") or "").upper() not in HTTP_PROTOCOLS:
+                continue
+            if dig(server, "tls", "httpsRedirect") is True:
+                continue
+            # A host a ServiceEntry puts outside the mesh is served by an egress gateway: its
+            # clients are the mesh's own workloads, and TLS is usually originated past it.
+            hosts = [h for h in (_bare_host(yaml_text(h)) for h in as_list(server.get("hosts")))
+                     if not _external(h, external)]
+            finding = next(((h, "the host is also served over HTTPS") for h in hosts
+                            if secured is not None and secured.overlaps(h)), None)
+            if finding is None:
+                finding = next(((h, "the host is a public name") for h in hosts if public_host(h)), None)
+            if finding is not None:
+                ctx.report("MSH0106", g, i, finding[0], finding[1], path=("spec", "servers", i, "port", "protocol"))
 
 
 # --- routes -------------------------------------------------------------------------------------
@@ -467,36 +455,30 @@ def _weight(dest: dict):
     return w if isinstance(w, int) and not isinstance(w, bool) else None
 
 
-@register
-class RouteWeightAnalyzer(Analyzer):
-    name = "security.RouteWeightAnalyzer"
-    description = "Checks that the destination weights of each route add up to 100"
-    inputs = ("VirtualService",)
-
-    def analyze(self, ctx: Context) -> None:
-        for vs in ctx.of_kind("VirtualService"):
-            for kind in ("http", "tcp", "tls"):
-                for i, route in enumerate(as_list(vs.spec.get(kind))):
-                    dests = [as_dict(d) for d in as_list(as_dict(route).get("route"))]
-                    weights = [_weight(d) for d in dests]
-                    if not any(w is not None for w in weights):
-                        continue
-                    total = sum(w or 0 for w in weights)
-                    if total != 100:
-                        ctx.report("MSH0108", vs, f"{kind}[{i}]", total, path=("spec", kind, i, "route"))
+@analyzer("security.RouteWeightAnalyzer",
+          "Checks that the destination weights of each route add up to 100",
+          inputs=("VirtualService",))
+def route_weight(ctx: Context) -> None:
+    for vs in ctx.of_kind("VirtualService"):
+        for kind in ("http", "tcp", "tls"):
+            for i, route in enumerate(as_list(vs.spec.get(kind))):
+                dests = [as_dict(d) for d in as_list(as_dict(route).get("route"))]
+                weights = [_weight(d) for d in dests]
+                if not any(w is not None for w in weights):
+                    continue
+                total = sum(w or 0 for w in weights)
+                if total != 100:
+                    ctx.report("MSH0108", vs, f"{kind}[{i}]", total, path=("spec", kind, i, "route"))
 
 
-@register
-class RetryTimeoutAnalyzer(Analyzer):
-    name = "security.RetryTimeoutAnalyzer"
-    description = "Checks that routes with retries set a per-try timeout"
-    inputs = ("VirtualService",)
-
-    def analyze(self, ctx: Context) -> None:
-        for vs in ctx.of_kind("VirtualService"):
-            for i, route in enumerate(as_list(vs.spec.get("http"))):
-                retries = as_dict(as_dict(route).get("retries"))
-                attempts = retries.get("attempts")
-                if isinstance(attempts, int) and not isinstance(attempts, bool) and attempts > 0 \
-                        and not retries.get("perTryTimeout"):
-                    ctx.report("MSH0109", vs, f"Route http[{i}]", attempts, path=("spec", "http", i, "retries"))
+@analyzer("security.RetryTimeoutAnalyzer",
+          "Checks that routes with retries set a per-try timeout",
+          inputs=("VirtualService",))
+def retry_timeout(ctx: Context) -> None:
+    for vs in ctx.of_kind("VirtualService"):
+        for i, route in enumerate(as_list(vs.spec.get("http"))):
+            retries = as_dict(as_dict(route).get("retries"))
+            attempts = retries.get("attempts")
+            if isinstance(attempts, int) and not isinstance(attempts, bool) and attempts > 0 \
+                    and not retries.get("perTryTimeout"):
+                ctx.report("MSH0109", vs, f"Route http[{i}]", attempts, path=("spec", "http", i, "retries"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, Iterator, NamedTuple
 
-from meshctl.analysis.framework import Analyzer, Context, as_dict, as_list, dig, register
+from meshctl.analysis.framework import analyzer, Analyzer, as_dict, as_list, Context, dig, register
 from meshctl.analysis.util import (
     LabelIndex, host_matches, istio_gateways, name_from_host, of_group, pod_index, selector_matches,
     service_hosts, short_or_full_name, str_map, to_fqdn, K8S_GATEWAY_GROUP,
@@ -148,29 +148,26 @@ def _check_ports(ctx: Context, vs: Resource, d: Dest, ports: list[int]) -> None:
 
 # --- DestinationRuleAnalyzer -----------------------------------------------------------------------
 
-@register
-class DestinationRuleAnalyzer(Analyzer):
-    name = "virtualservice.DestinationRuleAnalyzer"
-    description = "Checks the destination rules associated with each virtual service"
-    inputs = ("VirtualService", "DestinationRule")
-
-    def analyze(self, ctx: Context) -> None:
-        known: set[tuple[str, str, str]] = set()
-        for dr in ctx.of_kind("DestinationRule"):
-            ns, name = name_from_host(dr.namespace, yaml_text(dr.spec.get("host") or ""))
-            for ss in as_list(dr.spec.get("subsets")):
-                known.add((ns, name, yaml_text(dig(ss, "name") or "")))
-        for vs in ctx.of_kind("VirtualService"):
-            for dests, what in ((route_destinations(vs), "host+subset in destinationrule"),
-                                (mirror_destinations(vs), "mirror+subset in destinationrule")):
-                for d in dests:
-                    subset = _subset(d.dest)
-                    if not subset:
-                        continue
-                    ns, name = name_from_host(vs.namespace, _host(d.dest))
-                    if (ns, name, subset) not in known:
-                        ctx.report("IST0101", vs, what, f"{_host(d.dest)}+{subset}",
-                                   path=d.path[:-1] + ("subset",))
+@analyzer("virtualservice.DestinationRuleAnalyzer",
+          "Checks the destination rules associated with each virtual service",
+          inputs=("VirtualService", "DestinationRule"))
+def destination_rule(ctx: Context) -> None:
+    known: set[tuple[str, str, str]] = set()
+    for dr in ctx.of_kind("DestinationRule"):
+        ns, name = name_from_host(dr.namespace, yaml_text(dr.spec.get("host") or ""))
+        for ss in as_list(dr.spec.get("subsets")):
+            known.add((ns, name, yaml_text(dig(ss, "name") or "")))
+    for vs in ctx.of_kind("VirtualService"):
+        for dests, what in ((route_destinations(vs), "host+subset in destinationrule"),
+                            (mirror_destinations(vs), "mirror+subset in destinationrule")):
+            for d in dests:
+                subset = _subset(d.dest)
+                if not subset:
+                    continue
+                ns, name = name_from_host(vs.namespace, _host(d.dest))
+                if (ns, name, subset) not in known:
+                    ctx.report("IST0101", vs, what, f"{_host(d.dest)}+{subset}",
+                               path=d.path[:-1] + ("subset",))
 
 
 # --- GatewayAnalyzer ------------------------------------------------------------------------------
@@ -203,35 +200,32 @@ def _names_for_namespace(hosts: list[str], namespace: str) -> list[str]:
     return out
 
 
-@register
-class GatewayAnalyzer(Analyzer):
-    name = "virtualservice.GatewayAnalyzer"
-    description = "Checks the gateways associated with each virtual service"
-    inputs = ("Gateway", "KubernetesGateway", "VirtualService")
-
-    def analyze(self, ctx: Context) -> None:
-        gateways = {(g.namespace or "", g.name): g for g in istio_gateways(ctx)}
-        k8s = {(g.namespace or "", g.name): g for g in of_group(ctx, "Gateway", K8S_GATEWAY_GROUP)}
-        for vs in ctx.of_kind("VirtualService"):
-            vs_hosts = _strs(vs.spec.get("hosts"))
-            for i, gw_name in enumerate(as_list(vs.spec.get("gateways"))):
-                if not isinstance(gw_name, str) or gw_name == MESH_GATEWAY:
-                    continue
-                path = ("spec", "gateways", i)
-                if INTERNAL_GATEWAY_MARK in gw_name.partition("/")[2 if "/" in gw_name else 0]:
-                    ctx.report("IST0165", vs, vs.full_name, gw_name, path=path)
-                    continue
-                key = short_or_full_name(vs.namespace, gw_name)
-                gw = gateways.get(key)
-                kgw = None if gw is not None else k8s.get(key)
-                if gw is None and kgw is None:
-                    ctx.report("IST0101", vs, "gateway", gw_name, path=path)
-                if kgw is not None:
-                    match = _host_in_k8s_gateway(kgw, vs_hosts)
-                else:
-                    match = _host_in_gateway(gw, vs_hosts, vs.namespace or "")
-                if not match:
-                    ctx.report("IST0132", vs, vs_hosts, vs.full_name, f"{key[0]}/{key[1]}", path=path)
+@analyzer("virtualservice.GatewayAnalyzer",
+          "Checks the gateways associated with each virtual service",
+          inputs=("Gateway", "KubernetesGateway", "VirtualService"))
+def gateway(ctx: Context) -> None:
+    gateways = {(g.namespace or "", g.name): g for g in istio_gateways(ctx)}
+    k8s = {(g.namespace or "", g.name): g for g in of_group(ctx, "Gateway", K8S_GATEWAY_GROUP)}
+    for vs in ctx.of_kind("VirtualService"):
+        vs_hosts = _strs(vs.spec.get("hosts"))
+        for i, gw_name in enumerate(as_list(vs.spec.get("gateways"))):
+            if not isinstance(gw_name, str) or gw_name == MESH_GATEWAY:
+                continue
+            path = ("spec", "gateways", i)
+            if INTERNAL_GATEWAY_MARK in gw_name.partition("/")[2 if "/" in gw_name else 0]:
+                ctx.report("IST0165", vs, vs.full_name, gw_name, path=path)
+                continue
+            key = short_or_full_name(vs.namespace, gw_name)
+            gw = gateways.get(key)
+            kgw = None if gw is not None else k8s.get(key)
+            if gw is None and kgw is None:
+                ctx.report("IST0101", vs, "gateway", gw_name, path=path)
+            if kgw is not None:
+                match = _host_in_k8s_gateway(kgw, vs_hosts)
+            else:
+                match = _host_in_gateway(gw, vs_hosts, vs.namespace or "")
+            if not match:
+                ctx.report("IST0132", vs, vs_hosts, vs.full_name, f"{key[0]}/{key[1]}", path=path)
 
 
 def _host_in_gateway(gw: Resource | None, vs_hosts: list[str], vs_namespace: str) -> bool:
@@ -330,34 +324,31 @@ def jwt_claim_route_key(vs: Resource) -> tuple[str, tuple]:
     return "", ()
 
 
-@register
-class JWTClaimRouteAnalyzer(Analyzer):
-    name = "virtualservice.JWTClaimRouteAnalyzer"
-    description = "Checks the VirtualService using JWT claim based routing has corresponding RequestAuthentication"
-    inputs = ("VirtualService", "RequestAuthentication", "Gateway", "Pod")
-
-    def analyze(self, ctx: Context) -> None:
-        ra_by_ns: dict[str, list[dict[str, str]]] = {}
-        for ra in ctx.of_kind("RequestAuthentication"):
-            ra_by_ns.setdefault(ra.namespace or "", []).append(str_map(dig(ra.spec, "selector", "matchLabels")))
-        gateways = {(g.namespace or "", g.name): g for g in istio_gateways(ctx)}
-        pods: LabelIndex | None = None
-        for vs in ctx.of_kind("VirtualService"):
-            key, key_path = jwt_claim_route_key(vs)
-            if not key:
+@analyzer("virtualservice.JWTClaimRouteAnalyzer",
+          "Checks the VirtualService using JWT claim based routing has corresponding RequestAuthentication",
+          inputs=("VirtualService", "RequestAuthentication", "Gateway", "Pod"))
+def jwt_claim_route(ctx: Context) -> None:
+    ra_by_ns: dict[str, list[dict[str, str]]] = {}
+    for ra in ctx.of_kind("RequestAuthentication"):
+        ra_by_ns.setdefault(ra.namespace or "", []).append(str_map(dig(ra.spec, "selector", "matchLabels")))
+    gateways = {(g.namespace or "", g.name): g for g in istio_gateways(ctx)}
+    pods: LabelIndex | None = None
+    for vs in ctx.of_kind("VirtualService"):
+        key, key_path = jwt_claim_route_key(vs)
+        if not key:
+            continue
+        for gw_name in _strs(vs.spec.get("gateways")):
+            if gw_name == MESH_GATEWAY:
                 continue
-            for gw_name in _strs(vs.spec.get("gateways")):
-                if gw_name == MESH_GATEWAY:
-                    continue
-                full = short_or_full_name(vs.namespace, gw_name)
-                gw = gateways.get(full)
-                if gw is None:
-                    continue
-                pods = pods or pod_index(ctx)
-                for pod in pods.select(str_map(gw.spec.get("selector"))):
-                    selectors = ra_by_ns.get(ctx.istio_namespace, []) + ra_by_ns.get(pod.namespace or "", [])
-                    if not any(selector_matches(s, pod.labels) for s in selectors):
-                        ctx.report("IST0149", vs, key, f"{full[0]}/{full[1]}", pod.name, path=key_path)
+            full = short_or_full_name(vs.namespace, gw_name)
+            gw = gateways.get(full)
+            if gw is None:
+                continue
+            pods = pods or pod_index(ctx)
+            for pod in pods.select(str_map(gw.spec.get("selector"))):
+                selectors = ra_by_ns.get(ctx.istio_namespace, []) + ra_by_ns.get(pod.namespace or "", [])
+                if not any(selector_matches(s, pod.labels) for s in selectors):
+                    ctx.report("IST0149", vs, key, f"{full[0]}/{full[1]}", pod.name, path=key_path)
 
 
 # --- schema.ValidationAnalyzer.VirtualService: unreachable rules, ineffective matches ---------------

@@ -36,6 +36,31 @@ def yaml_text(value: Any) -> str:
     return clip(value, 40)
 
 
+# --- tolerant field access (objects may be schema-invalid) ---------------------------------------
+
+def dig(obj: Any, *path: Any, default: Any = None) -> Any:
+    """obj[path[0]][path[1]]..., or `default` when a step is missing or of the wrong type."""
+    cur = obj
+    for step in path:
+        if isinstance(step, int):
+            if not isinstance(cur, list) or not -len(cur) <= step < len(cur):
+                return default
+            cur = cur[step]
+        else:
+            if not isinstance(cur, dict) or step not in cur:
+                return default
+            cur = cur[step]
+    return cur
+
+
+def as_list(value: Any) -> list:
+    return value if isinstance(value, list) else []
+
+
+def as_dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
 @dataclass(eq=False)
 class Resource:
     """One object. `body` is the whole document; `node` (when loaded from YAML) maps field

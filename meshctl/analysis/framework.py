@@ -34,7 +34,8 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable, Sequence
 
-from meshctl.resources import Resource, ResourceSet, yaml_text
+from meshctl.resources import Resource, ResourceSet, as_dict, as_list, dig, yaml_text  # noqa: F401
+from meshctl.kinds import SYSTEM_NAMESPACES
 
 LEVELS = ("Info", "Warning", "Error")
 LEVEL_RANK = {name: i for i, name in enumerate(LEVELS)}
@@ -43,7 +44,7 @@ ISTIO_DOC_URL = "https://istio.io/latest/docs/reference/config/analysis/{code}/"
 MESHCTL_DOC_URL = "https://github.com/meshctl/meshctl/blob/main/docs/analysis/{code}.md"
 
 # Namespaces Istio's analysis ignores.
-IGNORED_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease", "local-path-storage"})
+IGNORED_NAMESPACES = SYSTEM_NAMESPACES
 
 
 def level_rank(level: str) -> int:
@@ -200,6 +201,15 @@ class Context:
     messages: list[Message] = field(default_factory=list)
     current_analyzer: str = ""
     _indexes: dict[str, Any] = field(default_factory=dict)
+    # When set ({}), the kinds each analyzer reads are recorded here by analyzer name (the test
+    # that keeps declared inputs honest, as Istio's does); kinds read while building a shared
+    # index count for every analyzer that uses the index.
+    reads: dict[str, set[str]] | None = None
+    _index_reads: dict[str, set[str]] = field(default_factory=dict)
+
+    def read(self, kind: str) -> None:
+        if self.reads is not None:
+            self.reads.setdefault(self.current_analyzer, set()).add(kind)
 
     def report(self, code: str, resource: Resource | None, *args: Any, path: Iterable[Any] = ()) -> None:
         mtype = message_types()[code]
@@ -207,16 +217,30 @@ class Context:
 
     def index(self, name: str, build: Callable[["Context"], Any]) -> Any:
         """A shared index, built once per run by the first analyzer that asks for it."""
+        if self.reads is not None:
+            return self._recorded_index(name, build)
         try:
             return self._indexes[name]
         except KeyError:
             value = self._indexes[name] = build(self)
             return value
 
+    def _recorded_index(self, name: str, build: Callable[["Context"], Any]) -> Any:
+        if name not in self._indexes:
+            reader, self.current_analyzer = self.current_analyzer, f"index:{name}"
+            try:
+                self._indexes[name] = build(self)
+            finally:
+                self.current_analyzer = reader
+            self._index_reads[name] = self.reads.pop(f"index:{name}", set())
+        self.reads.setdefault(self.current_analyzer, set()).update(self._index_reads[name])
+        return self._indexes[name]
+
     def of_kind(self, kind: str) -> list[Resource]:
         """Resources of a kind outside the namespaces analysis ignores, and not those Namespaces
         themselves (computed once per run;
         the list is shared, do not modify it)."""
+        self.read(kind)
         key = ("of_kind", kind)
         hit = self._indexes.get(key)
         if hit is None:
@@ -302,13 +326,46 @@ def select_analyzers(names: Sequence[str] | None) -> list[type[Analyzer]]:
     return chosen
 
 
+class _RecordingResources:
+    """A ResourceSet that tells the context which kinds are read through it."""
+
+    def __init__(self, resources: ResourceSet, ctx: "Context"):
+        self._resources, self._ctx = resources, ctx
+
+    def of_kind(self, kind: str, *args, **kwargs):
+        self._ctx.read(kind)
+        return self._resources.of_kind(kind, *args, **kwargs)
+
+    def get(self, kind: str, *args, **kwargs):
+        self._ctx.read(kind)
+        return self._resources.get(kind, *args, **kwargs)
+
+    def select(self, kind: str, *args, **kwargs):
+        self._ctx.read(kind)
+        return self._resources.select(kind, *args, **kwargs)
+
+    def __iter__(self):
+        self._ctx.read("*")
+        return iter(self._resources)
+
+    def __len__(self) -> int:
+        return len(self._resources)
+
+    def __getattr__(self, name: str):
+        return getattr(self._resources, name)
+
+
 def run(resources: ResourceSet, analyzers: Sequence[type[Analyzer]] | None = None,
-        mesh_config: dict | None = None, istio_namespace: str = "istio-system") -> list[Message]:
-    """Run analyzers over a resource set; return their messages (unfiltered, sorted)."""
+        mesh_config: dict | None = None, istio_namespace: str = "istio-system",
+        reads: dict[str, set[str]] | None = None) -> list[Message]:
+    """Run analyzers over a resource set; return their messages (unfiltered, sorted). With
+    `reads` (a dict), record in it the kinds each analyzer read."""
     mesh = dict(DEFAULT_MESH_CONFIG)
     if mesh_config:
         mesh.update(mesh_config)
-    ctx = Context(resources=resources, mesh_config=mesh, istio_namespace=istio_namespace)
+    ctx = Context(resources=resources, mesh_config=mesh, istio_namespace=istio_namespace, reads=reads)
+    if reads is not None:
+        ctx.resources = _RecordingResources(resources, ctx)
     present = resources.kinds()
     for cls in analyzers if analyzers is not None else [a for a in all_analyzers() if a.default]:
         if not cls.always and cls.inputs and not present.intersection(cls.inputs):
@@ -389,26 +446,5 @@ def exceeds(messages: Iterable[Message], failure_threshold: str = "Error") -> bo
     return any(LEVEL_RANK.get(m.level, 0) >= floor for m in messages)
 
 
-# --- tolerant field access for analyzers (objects may be schema-invalid) ------------------------
-
-def dig(obj: Any, *path: Any, default: Any = None) -> Any:
-    """obj[path[0]][path[1]]..., or `default` when a step is missing or of the wrong type."""
-    cur = obj
-    for step in path:
-        if isinstance(step, int):
-            if not isinstance(cur, list) or not -len(cur) <= step < len(cur):
-                return default
-            cur = cur[step]
-        else:
-            if not isinstance(cur, dict) or step not in cur:
-                return default
-            cur = cur[step]
-    return cur
-
-
-def as_list(value: Any) -> list:
-    return value if isinstance(value, list) else []
-
-
-def as_dict(value: Any) -> dict:
-    return value if isinstance(value, dict) else {}
+# Tolerant field access (objects may be schema-invalid) is defined in meshctl.resources:
+# dig, as_list and as_dict are imported above for the analyzers.

@@ -10,25 +10,13 @@ from typing import Any, Iterable, Mapping
 
 from meshctl.analysis.framework import Context, as_dict, dig
 from meshctl.resources import Resource, yaml_text
+from meshctl.kinds import (AMBIENT_REDIRECTION, CONTROLLER_KINDS, DATAPLANE_MODE_LABEL, INJECTION_LABEL,  # noqa: F401
+                           POD_TEMPLATE_PATHS, PROXY_CONTAINER, REVISION_LABEL, SIDECAR_INJECT)
 
-INJECTION_LABEL = "istio-injection"
-INJECT_LABEL = "sidecar.istio.io/inject"
-REV_LABEL = "istio.io/rev"
-DATAPLANE_MODE_LABEL = "istio.io/dataplane-mode"
-AMBIENT_REDIRECTION = "ambient.istio.io/redirection"
-PROXY_CONTAINER = "istio-proxy"
-
-# Kinds that run pods, and where their pod template lives.
-WORKLOAD_KINDS: dict[str, tuple[str, ...]] = {
-    "Deployment": ("spec", "template"),
-    "StatefulSet": ("spec", "template"),
-    "DaemonSet": ("spec", "template"),
-    "ReplicaSet": ("spec", "template"),
-    "ReplicationController": ("spec", "template"),
-    "Job": ("spec", "template"),
-    "CronJob": ("spec", "jobTemplate", "spec", "template"),
-    "DeploymentConfig": ("spec", "template"),
-}
+INJECT_LABEL = SIDECAR_INJECT
+REV_LABEL = REVISION_LABEL
+# Kinds that run pods (Pods aside), and where their pod template lives.
+WORKLOAD_KINDS: dict[str, tuple[str, ...]] = {k: POD_TEMPLATE_PATHS[k] for k in CONTROLLER_KINDS}
 
 
 def selector_string(labels: Mapping[str, Any] | None) -> str:

@@ -21,6 +21,8 @@ from typing import Any, Callable, Optional
 from meshctl.canary import plan
 from meshctl.errors import ClusterError, InputError
 from meshctl.files import write_atomic
+from meshctl.kinds import POD_TEMPLATE_PATHS
+from meshctl.resources import dig
 
 NET_API = "networking.istio.io/v1"
 MAX_ATTEMPTS = 200
@@ -384,7 +386,6 @@ def _shift_files(paths: list[str], host: str, namespace: str | None, weights: li
     return ShiftResult(path, host, before, after, True, dry_run, diff, [], 1, header, mirror)
 
 
-_TEMPLATED = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job")
 
 
 def _create_in_files(bodies, texts, host: str, namespace: str | None, weights: list[int],
@@ -408,12 +409,10 @@ def _create_in_files(bodies, texts, host: str, namespace: str | None, weights: l
                          hint="subsets come from the workloads the Service selects")
     pods = []
     for _, r in bodies:
-        if r.kind in _TEMPLATED:
-            labels = (((r.spec.get("template") or {}).get("metadata") or {}).get("labels")) or {}
-        elif r.kind == "Pod":
-            labels = r.labels
-        else:
+        template = POD_TEMPLATE_PATHS.get(r.kind)
+        if template is None:
             continue
+        labels = r.labels if not template else dig(r.body, *template, "metadata", "labels")
         if (r.namespace or ns) == ns and isinstance(labels, dict) and matches_selector(labels, selector):
             pods.append({"metadata": {"labels": labels}})
     versions = plan.versions_of(pods)

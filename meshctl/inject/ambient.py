@@ -11,12 +11,12 @@ from typing import Any, Optional
 
 from meshctl.errors import InputError
 from meshctl.inject import sidecar
+from meshctl.kinds import AMBIENT_REDIRECTION, DATAPLANE_MODE_LABEL, INJECTION_LABEL, REVISION_LABEL, SIDECAR_INJECT
 
-DATAPLANE_MODE = "istio.io/dataplane-mode"
-INJECTION = "istio-injection"
-REV = "istio.io/rev"
-SIDECAR_INJECT = "sidecar.istio.io/inject"
-REDIRECTION = "ambient.istio.io/redirection"
+DATAPLANE_MODE = DATAPLANE_MODE_LABEL
+INJECTION = INJECTION_LABEL
+REV = REVISION_LABEL
+REDIRECTION = AMBIENT_REDIRECTION
 MODES = ("ambient", "sidecar", "none")
 
 

@@ -29,6 +29,7 @@ from meshctl.inject import probes, undo
 from meshctl.inject.merge import copy, merge
 from meshctl.inject.settings import InjectConfig, make_config, proxy_config_for, template_context
 from meshctl.inject.validate import validate_annotations, validate_workload_shape
+from meshctl.kinds import SYSTEM_NAMESPACES, TEMPLATE_KINDS, WORKLOAD_KINDS  # noqa: F401
 
 PROXY = "istio-proxy"
 INIT = "istio-init"
@@ -38,15 +39,11 @@ STATUS = "sidecar.istio.io/status"
 OVERRIDES = "proxy.istio.io/overrides"
 UNDO = undo.UNDO
 TEMPLATES_ANNOTATION = "inject.istio.io/templates"
-IGNORED_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease", "local-path-storage"})
+IGNORED_NAMESPACES = SYSTEM_NAMESPACES
 TEMPLATE_NAMES = ("sidecar", "gateway", "grpc-agent", "grpc-simple")
 _PER_CONTAINER_TEMPLATES = {"grpc-agent", "grpc-simple"}
 _CRONJOB_NAME = re.compile(r"^(.+)-\d{8,10}$")
 
-# kinds whose pod template is at spec.template (CronJob: spec.jobTemplate.spec.template; Pod: itself)
-TEMPLATE_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController",
-                            "Job", "DeploymentConfig"})
-WORKLOAD_KINDS = TEMPLATE_KINDS | {"CronJob", "Pod"}
 
 Warn = Callable[[str], None]
 

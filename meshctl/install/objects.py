@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Optional
 
 from meshctl.errors import InputError
+from meshctl.kinds import REVISION_LABEL
 
 
 FIELD_MANAGER = "meshctl"
 MANAGED_BY_KEY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "meshctl"
-REV_LABEL = "istio.io/rev"
+REV_LABEL = REVISION_LABEL
 SHARED_LABEL = "meshctl.io/shared"
 RECORD_COMPONENT = "install-record"
 WORKLOAD_KINDS = ("Deployment", "DaemonSet", "StatefulSet")

@@ -18,9 +18,10 @@ from typing import Any
 
 from meshctl.errors import EXIT_INTERNAL, MeshctlError
 from meshctl.resources import Resource
+from meshctl.kinds import REVISION_LABEL
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "meshctl", "app.kubernetes.io/part-of": "meshctl"}
-REV_LABEL = "istio.io/rev"
+REV_LABEL = REVISION_LABEL
 SHARED_LABEL = "meshctl.io/shared"
 
 # Components in render order, each with the values key that switches it on.

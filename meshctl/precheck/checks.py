@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from meshctl.errors import ClusterError
+from meshctl.kinds import SYSTEM_NAMESPACES
 
 HINT_BASE = "https://github.com/meshctl/meshctl/blob/main/docs/checks.md#"
 MIN_K8S = (1, 24)
 # Envoy/agent ports a mesh workload must leave free (15000-15090 are reserved by the proxy).
 PROXY_PORTS = range(15000, 15091)
 PROXY_UID = 1337
-SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease", "local-path-storage"})
 
 OK, WARNING, ERROR = "ok", "warning", "error"
 

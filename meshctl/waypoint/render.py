@@ -5,12 +5,13 @@ from typing import Optional
 
 from meshctl.errors import InputError
 from meshctl.schemas.gatewayapi import GROUP
+from meshctl.kinds import REVISION_LABEL, USE_WAYPOINT_LABEL, USE_WAYPOINT_NAMESPACE_LABEL, WAYPOINT_FOR_LABEL
 
 WAYPOINT_CLASS = "istio-waypoint"
-WAYPOINT_FOR = "istio.io/waypoint-for"
-USE_WAYPOINT = "istio.io/use-waypoint"
-USE_WAYPOINT_NAMESPACE = "istio.io/use-waypoint-namespace"
-REV = "istio.io/rev"
+WAYPOINT_FOR = WAYPOINT_FOR_LABEL
+USE_WAYPOINT = USE_WAYPOINT_LABEL
+USE_WAYPOINT_NAMESPACE = USE_WAYPOINT_NAMESPACE_LABEL
+REV = REVISION_LABEL
 HBONE_PORT = 15008
 TRAFFIC_TYPES = ("service", "workload", "all", "none")
 DEFAULT_NAME = "waypoint"

@@ -4,6 +4,7 @@ from __future__ import annotations
 from meshctl.resources import yaml_text
 from meshctl.analysis.framework import analyzer, as_list, Context, dig
 from meshctl.analysis.util import LabelIndex, service_hosts, str_map
+from meshctl.kinds import CONTROLLER_KINDS, POD_TEMPLATE_PATHS
 
 _VERIFYING_MODES = ("SIMPLE", "MUTUAL")
 
@@ -73,7 +74,7 @@ def _augmented_labels(pod, nodes: dict[str, dict]) -> dict[str, str]:
 
 @analyzer("destinationrule.SubsetSelectPodAnalyzer",
           "Checks if pods are selected by subsets in destination rules.",
-          inputs=("DestinationRule", "Pod", "Service", "ServiceEntry", "Node"))
+          inputs=("DestinationRule", "Pod", "Service", "ServiceEntry", "Node", *CONTROLLER_KINDS))
 def subset_select_pod(ctx: Context) -> None:
     hosts = service_hosts(ctx)
     pending: list[tuple] = []
@@ -108,14 +109,11 @@ class _LabelsOf:
         return self._labels[id(r)]
 
 
-WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job")
-
-
 def workload_templates(ctx: Context):
     """(workload, pod template labels) of workload controllers: in files, a Deployment stands
     for the pods it will run, so a subset selecting its template labels selects pods."""
-    for kind in WORKLOAD_KINDS:
+    for kind in CONTROLLER_KINDS:
         for w in ctx.of_kind(kind):
-            labels = dig(w.spec, "template", "metadata", "labels")
+            labels = dig(w.body, *POD_TEMPLATE_PATHS[kind], "metadata", "labels")
             if isinstance(labels, dict):
                 yield w, str_map(labels)

@@ -7,9 +7,9 @@ from meshctl.loader import json_loads
 from meshctl.analysis.framework import analyzer, as_dict, as_list, Context, dig
 from meshctl.analysis.util import PROXY_CONTAINER, str_label, str_map
 from meshctl.resources import Resource, matches_label_selector, yaml_text
+from meshctl.kinds import REVISION_LABEL
 
 INJECTION_LABEL = "istio-injection"
-REVISION_LABEL = "istio.io/rev"
 DATAPLANE_MODE_LABEL = "istio.io/dataplane-mode"
 INJECTOR_CONFIGMAP = "istio-sidecar-injector"
 
@@ -102,7 +102,7 @@ def _image_type(value) -> str:
 
 @analyzer("injection.ImageAnalyzer",
           "Checks the image of auto-injection configured with the running proxies on pods",
-          inputs=("Namespace", "Pod", "ConfigMap", "MeshConfig", "ProxyConfig"))
+          inputs=("Namespace", "Pod", "ConfigMap", "ProxyConfig"))
 def image(ctx: Context) -> None:
     images = {cm.name: proxy_image(cm) for cm in ctx.of_kind("ConfigMap")
               if cm.name.startswith(INJECTOR_CONFIGMAP)}

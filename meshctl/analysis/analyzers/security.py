@@ -115,7 +115,7 @@ def _mode(pa: Resource) -> str:
 
 @analyzer("security.PeerAuthenticationAnalyzer",
           "Checks that workloads require mutual TLS (PeerAuthentication mode STRICT)",
-          inputs=("PeerAuthentication", "Pod", *WORKLOAD_KINDS))
+          inputs=("PeerAuthentication", "Pod", "Gateway", "Namespace", *WORKLOAD_KINDS))
 def peer_authentication(ctx: Context) -> None:
     root = _root(ctx)
     mesh_mode = "UNSET"
@@ -173,7 +173,7 @@ def _action(ap: Resource) -> str:
 
 @analyzer("security.AuthorizationPolicyAnalyzer",
           "Checks for ALLOW policies that allow everything and workloads without a default deny",
-          inputs=("AuthorizationPolicy", "Pod", *WORKLOAD_KINDS))
+          inputs=("AuthorizationPolicy", "Pod", "Gateway", "Namespace", *WORKLOAD_KINDS))
 def authorization_policy(ctx: Context) -> None:
     root = _root(ctx)
     mesh_wide = False
@@ -238,7 +238,7 @@ def _targets(spec: dict) -> frozenset:
 class RequestAuthenticationAnalyzer(Analyzer):
     name = "security.RequestAuthenticationAnalyzer"
     description = "Checks that RequestAuthentication is paired with an AuthorizationPolicy requiring a token"
-    inputs = ("RequestAuthentication",)
+    inputs = ("RequestAuthentication", "AuthorizationPolicy")
 
     def analyze(self, ctx: Context) -> None:
         ras = ctx.of_kind("RequestAuthentication")

@@ -202,7 +202,7 @@ def _names_for_namespace(hosts: list[str], namespace: str) -> list[str]:
 
 @analyzer("virtualservice.GatewayAnalyzer",
           "Checks the gateways associated with each virtual service",
-          inputs=("Gateway", "KubernetesGateway", "VirtualService"))
+          inputs=("Gateway", "VirtualService"))
 def gateway(ctx: Context) -> None:
     gateways = {(g.namespace or "", g.name): g for g in istio_gateways(ctx)}
     k8s = {(g.namespace or "", g.name): g for g in of_group(ctx, "Gateway", K8S_GATEWAY_GROUP)}

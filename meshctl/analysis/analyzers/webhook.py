@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from meshctl.analysis.framework import analyzer, as_dict, as_list, Context
 from meshctl.resources import matches_label_selector, yaml_text
+from meshctl.kinds import REVISION_LABEL
 
-REV_LABEL = "istio.io/rev"
+REV_LABEL = REVISION_LABEL
 TAG_LABEL = "istio.io/tag"
 
 

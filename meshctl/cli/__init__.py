@@ -43,6 +43,7 @@ COMMAND_MODULES: dict[str, str] = {
     "inject": "inject", "dataplane": "inject",
     "proxy-status": "proxy", "proxy-config": "proxy",
     "canary": "canary",
+    "local": "local",
     "completion": "completion",
 }
 _MODULE_GROUPS: dict[str, Any] = {}

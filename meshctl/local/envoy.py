@@ -43,16 +43,17 @@ def validate(configs: dict[str, dict], timeout: float = 30.0) -> dict[str, Optio
 
     def one(item):
         name, boot = item
-        with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="meshctl-validate-", delete=False) as fh:
-            json.dump(boot, fh)
-            path = fh.name
-        try:
-            proc = subprocess.run([exe, "--mode", "validate", "-c", path, "--disable-hot-restart", "-l", "error"],
-                                  capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            return name, f"envoy --mode validate did not finish in {timeout:g}s"
-        finally:
-            os.unlink(path)
+        # in a directory of its own: the configuration's relative paths (access logs) land there
+        with tempfile.TemporaryDirectory(prefix="meshctl-validate-") as workdir:
+            path = os.path.join(workdir, "envoy.json")
+            with open(path, "w", encoding="utf-8") as fh:
+                json.dump(boot, fh)
+            try:
+                proc = subprocess.run([exe, "--mode", "validate", "-c", path, "--disable-hot-restart", "-l", "error"],
+                                      capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+                                      cwd=workdir)
+            except subprocess.TimeoutExpired:
+                return name, f"envoy --mode validate did not finish in {timeout:g}s"
         if proc.returncode == 0:
             return name, None
         text = " ".join((proc.stderr or proc.stdout or "").split())

@@ -180,6 +180,54 @@ def _process_plan(state: State, configs: dict[str, translate.ProxyConfig], lifet
     return {"certLifetime": lifetime, "processes": procs}
 
 
+def _bindable(address: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # as Envoy binds (SO_REUSEADDR): connections in TIME_WAIT do not hold the port, a listener does
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((address, port))
+        except OSError:
+            return False
+    return True
+
+
+def _gateway_addresses(resources: list[Resource]) -> dict:
+    """Addresses for the gateways: the first of 127.0.100.0/24 that no workload declares and
+    nothing on this machine listens on (another local mesh may run beside this one)."""
+    import ipaddress
+
+    first = model.build(resource_set(resources))
+    taken = {w.address for w in first.workloads.values()}
+    out: dict = {}
+    candidates = (str(a) for a in model.GATEWAY_NET.hosts())
+    for key, g in first.gateways.items():
+        ports = [model.ADMIN_PORT] + [model.gateway_listen_port(s["port"]["number"]) for s in g.servers
+                                      if isinstance(s.get("port"), dict) and isinstance(s["port"].get("number"), int)]
+        for addr in candidates:
+            if addr in taken or ipaddress.ip_address(addr) == ipaddress.ip_address("127.0.100.0"):
+                continue
+            if all(_bindable(addr, p) for p in ports):
+                out[key] = addr
+                taken.add(addr)
+                break
+    return out
+
+
+def _check_free(configs: dict) -> None:
+    """Every address:port the mesh will listen on is free (InputError naming the first that is not)."""
+    for key, cfg in configs.items():
+        ports = [model.ADMIN_PORT]
+        if cfg.kind == "sidecar":
+            ports += [model.OUTBOUND_PORT, model.INBOUND_PORT]
+            if cfg.app and cfg.app.get("port"):
+                ports.append(cfg.app["port"])
+        for port in ports:
+            if not _bindable(cfg.address, port):
+                raise InputError(f"{cfg.address}:{port} ({key}) is already in use on this machine",
+                                 hint="another local mesh or program listens there: stop it, or give the "
+                                      "WorkloadEntry another loopback address")
+
+
 # --- the supervisor ---------------------------------------------------------------------------------
 
 def supervisor_alive(state: State) -> bool:
@@ -359,7 +407,8 @@ def up(paths: list[str], state_dir: str, cert_lifetime: float = mesh_ca.DEFAULT_
             raise InputError(f"{p}: no such file or directory", hint="pass the directory holding the mesh's resources")
     started = time.monotonic()
     resources = load(paths)
-    mesh, configs = render(resources)
+    mesh, configs = render(resources, _gateway_addresses(resources))
+    _check_free(configs)
     if not configs:
         raise InputError(f"{', '.join(paths)} declares no workload (WorkloadEntry) and no Gateway",
                          hint="see docs/local.md for how a local mesh is declared")
@@ -439,8 +488,10 @@ def change(state_dir: str, add: list[Resource] = (), remove: list[Resource] = ()
             verb = "deleted" if by_key.pop(r.key, None) is not None else "not found"
             changes.append((r, verb))
         new = list(by_key.values())
-        gw = info.get("gateways") or {}
+        gw = dict(info.get("gateways") or {})
         _, old_configs = render(old, gw)
+        for key, addr in _gateway_addresses(new).items():
+            gw.setdefault(key, addr)
         mesh, configs = render(new, gw)
         changed = {}
         for key, cfg in configs.items():

@@ -104,7 +104,8 @@ class State:
         data = read_json(self.resources_file, {}) or {}
         out = []
         for item in data.get("items", []):
-            r = Resource.from_dict(item["body"], source=item.get("source"), line=int(item.get("line") or 0))
+            r = Resource.from_dict(item["body"], source=item.get("source"), line=int(item.get("line") or 0),
+                                   default_namespace=item.get("namespace"))
             out.append(r)
         return out
 
@@ -112,7 +113,9 @@ class State:
         return (read_json(self.resources_file, {}) or {}).get("versions", {})
 
     def save_resources(self, resources: list[Resource], versions: Optional[dict] = None) -> None:
-        items = [{"body": r.body, "source": r.source, "line": r.line} for r in resources]
+        items = [{"body": r.body, "line": r.line, "namespace": r.namespace,
+                  "source": os.path.abspath(r.source) if r.source and r.source != "-" else r.source}
+                 for r in resources]
         write_json(self.resources_file, {"items": items, "versions": versions or {}})
 
     @contextlib.contextmanager

@@ -62,7 +62,7 @@ def call(host: str, path: str, headers: dict, timeout: float, tries: int = 1) ->
         except (OSError, http.client.HTTPException, ValueError) as e:
             conn.close()
             conns.pop((target_host, target_port), None)
-            error = f"{host} unreachable: {'timed out' if isinstance(e, socket.timeout) else type(e).__name__}: {e}"
+            error = f"{host} timed out after {timeout:g}s" if isinstance(e, socket.timeout) else f"{host} unreachable: {type(e).__name__}: {e}"
     return {"error": error}
 
 

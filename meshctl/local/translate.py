@@ -807,7 +807,7 @@ class Renderer:
                                      "circuit_breakers": {"thresholds": [{"max_connections": MAX, "max_pending_requests": MAX,
                                                                          "max_requests": MAX, "max_retries": MAX}]}})
         rc = self.outbound_routes(w.namespace, w.labels)
-        listeners = [_inbound_listener(self.index, w, ports, logs), _outbound_listener(w.address, logs)]
+        listeners = ([_inbound_listener(self.index, w, ports, logs)] if ports else []) + [_outbound_listener(w.address, logs)]
         files = {"cds.json": discovery(self.cds() + inbound_clusters), "lds.json": discovery(listeners),
                  f"rds_{HTTP_PROXY_ROUTE}.json": discovery([rc])}
         meta = {"NAMESPACE": w.namespace, "NAME": w.name, "LABELS": dict(w.labels), "SERVICE_ACCOUNT": w.service_account,
@@ -819,7 +819,7 @@ class Renderer:
                    "source": w.resource.source if w.resource is not None else None}
         return ProxyConfig(w.name, w.namespace, "sidecar", w.address, w.identity,
                            _bootstrap("sidecar", w.key, w.namespace, w.address, meta), files, [HTTP_PROXY_ROUTE],
-                           inbound=f"{w.address}:{INBOUND_PORT}", app=app, workload=w)
+                           inbound=f"{w.address}:{INBOUND_PORT}" if ports else None, app=app, workload=w)
 
     def gateway(self, g: GatewayProxy) -> ProxyConfig:
         logs = self.index.access_logging(ROOT_NAMESPACE, g.labels)

@@ -33,9 +33,11 @@ class Leaf:
     serial: int
 
     def needs_rotation(self, now: _dt.datetime | None = None) -> bool:
-        """True when less than half of the certificate's lifetime is left."""
+        """True when less than half of the certificate's lifetime is left (counted from its issue,
+        one minute after its backdated not-before)."""
         now = now or _now()
-        return now >= self.not_before + (self.not_after - self.not_before) / 2
+        issued = self.not_before + BACKDATE
+        return now >= issued + (self.not_after - issued) / 2
 
 
 class CA:

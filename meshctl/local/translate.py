@@ -662,12 +662,32 @@ def _hcm(stat_prefix: str, filters: list, direction: str, logs: bool, rds: Optio
 FAULT_FILTER = {"name": "envoy.filters.http.fault", "typed_config": {"@type": FAULT_TYPE}}
 
 
-def _inbound_listener(index: Index, w: Workload, ports: list[tuple[Port, int, list[str]]], logs: bool) -> dict:
-    """ADDRESS:15006: TLS (and/or plaintext, by PeerAuthentication) → RBAC → inbound|PORT||."""
-    mode = index.mtls_mode(w)
-    rbac = authz.rbac_filters(index.authz, w.namespace, w.labels)
+RBAC_PER_ROUTE_TYPE = T + "envoy.extensions.filters.http.rbac.v3.RBACPerRoute"
+# Both RBAC filters are always in the chain, enforcing nothing by themselves; each virtual host
+# carries the policies (typed_per_filter_config), so a policy change is a route update that
+# applies to open connections at once instead of a listener replacement that drains them.
+RBAC_FILTERS = [{"name": f"envoy.filters.http.rbac.{a}", "typed_config": {"@type": authz.RBAC_TYPE}}
+                for a in ("deny", "allow")]
 
-    def route_config(only: Optional[int]) -> dict:
+
+def rbac_per_route(policies: list[Resource], namespace: str, labels: dict) -> dict:
+    out = {}
+    for f in authz.rbac_filters(policies, namespace, labels):
+        out[f["name"]] = {"@type": RBAC_PER_ROUTE_TYPE, "rbac": {k: v for k, v in f["typed_config"].items() if k != "@type"}}
+    return out
+
+
+def _inbound(index: Index, w: Workload, ports: list[tuple[Port, int, list[str]]], logs: bool) -> tuple[dict, list]:
+    """ADDRESS:15006: TLS (and/or plaintext, by PeerAuthentication) → RBAC → inbound|PORT||.
+    Returns the listener and its route configurations (RDS)."""
+    mode = index.mtls_mode(w)
+    per_route = rbac_per_route(index.authz, w.namespace, w.labels)
+    routes: dict[str, dict] = {}
+
+    def route_config(only: Optional[int]) -> str:
+        name = f"inbound-{only or 'http'}"
+        if name in routes:
+            return name
         vhosts = []
         chosen = [p for p in ports if only is None or p[0].number == only]
         for port, target, _ in chosen:
@@ -681,7 +701,11 @@ def _inbound_listener(index: Index, w: Workload, ports: list[tuple[Port, int, li
             vhosts.append({"name": "inbound|http|default", "domains": ["*"], "routes": [
                 {"name": "default", "match": {"prefix": "/"},
                  "route": {"cluster": cluster_name("inbound", first.number, "", ""), "timeout": "0s"}}]})
-        return {"name": f"inbound|{only or 'http'}", "virtual_hosts": vhosts, "validate_clusters": False}
+        if per_route:
+            for vh in vhosts:
+                vh["typed_per_filter_config"] = per_route
+        routes[name] = {"@type": ROUTE_TYPE, "name": name, "virtual_hosts": vhosts, "validate_clusters": False}
+        return name
 
     xfcc = {"forward_client_cert_details": "APPEND_FORWARD", "set_current_client_cert_details": {"uri": True}}
     chains = []
@@ -694,25 +718,26 @@ def _inbound_listener(index: Index, w: Workload, ports: list[tuple[Port, int, li
         if len(ports) <= 1:
             chains.append({"name": "inbound|tls", "filter_chain_match": {"transport_protocol": "tls"},
                            "transport_socket": tls,
-                           "filters": [_hcm("inbound_0.0.0.0_15006", list(rbac), "inbound", logs,
-                                            route_config=route_config(ports[0][0].number if ports else None), extra=xfcc)]})
+                           "filters": [_hcm("inbound_0.0.0.0_15006", list(RBAC_FILTERS), "inbound", logs,
+                                            rds=route_config(ports[0][0].number if ports else None), extra=xfcc)]})
         else:
             for port, _, snis in ports:
                 chains.append({"name": f"inbound|tls|{port.number}",
                                "filter_chain_match": {"transport_protocol": "tls", "server_names": snis},
                                "transport_socket": tls,
-                               "filters": [_hcm(f"inbound_0.0.0.0_{port.number}", list(rbac), "inbound", logs,
-                                                route_config=route_config(port.number), extra=xfcc)]})
+                               "filters": [_hcm(f"inbound_0.0.0.0_{port.number}", list(RBAC_FILTERS), "inbound", logs,
+                                                rds=route_config(port.number), extra=xfcc)]})
     if mode in ("PERMISSIVE", "DISABLE"):
         chains.append({"name": "inbound|plaintext",
                        "filter_chain_match": {"transport_protocol": "raw_buffer"} if mode == "PERMISSIVE" else {},
-                       "filters": [_hcm("inbound_0.0.0.0_15006", list(rbac), "inbound", logs, route_config=route_config(None))]})
+                       "filters": [_hcm("inbound_0.0.0.0_15006", list(RBAC_FILTERS), "inbound", logs,
+                                        rds=route_config(None))]})
     listener = {"@type": LISTENER_TYPE, "name": "virtualInbound", "address": _address(w.address, INBOUND_PORT),
                 "filter_chains": chains, "traffic_direction": "INBOUND"}
     if mode != "DISABLE":
         listener["listener_filters"] = [{"name": "envoy.filters.listener.tls_inspector",
                                          "typed_config": {"@type": TLS_INSPECTOR_TYPE}}]
-    return listener
+    return listener, list(routes.values())
 
 
 def _outbound_listener(address: str, logs: bool) -> dict:
@@ -807,9 +832,15 @@ class Renderer:
                                      "circuit_breakers": {"thresholds": [{"max_connections": MAX, "max_pending_requests": MAX,
                                                                          "max_requests": MAX, "max_retries": MAX}]}})
         rc = self.outbound_routes(w.namespace, w.labels)
-        listeners = ([_inbound_listener(self.index, w, ports, logs)] if ports else []) + [_outbound_listener(w.address, logs)]
-        files = {"cds.json": discovery(self.cds() + inbound_clusters), "lds.json": discovery(listeners),
-                 f"rds_{HTTP_PROXY_ROUTE}.json": discovery([rc])}
+        listeners, route_configs = [], [rc]
+        if ports:
+            inbound, inbound_routes = _inbound(self.index, w, ports, logs)
+            listeners.append(inbound)
+            route_configs += inbound_routes
+        listeners.append(_outbound_listener(w.address, logs))
+        files = {"cds.json": discovery(self.cds() + inbound_clusters), "lds.json": discovery(listeners)}
+        for r in route_configs:
+            files[f"rds_{r['name']}.json"] = discovery([r])
         meta = {"NAMESPACE": w.namespace, "NAME": w.name, "LABELS": dict(w.labels), "SERVICE_ACCOUNT": w.service_account,
                 "ISTIO_VERSION": "meshctl-local", "WORKLOAD_NAME": w.name, "INSTANCE_IPS": w.address}
         app = None
@@ -818,12 +849,12 @@ class Renderer:
             app = {"argv": list(w.command), "address": w.address, "port": first,
                    "source": w.resource.source if w.resource is not None else None}
         return ProxyConfig(w.name, w.namespace, "sidecar", w.address, w.identity,
-                           _bootstrap("sidecar", w.key, w.namespace, w.address, meta), files, [HTTP_PROXY_ROUTE],
+                           _bootstrap("sidecar", w.key, w.namespace, w.address, meta), files, [r["name"] for r in route_configs],
                            inbound=f"{w.address}:{INBOUND_PORT}" if ports else None, app=app, workload=w)
 
     def gateway(self, g: GatewayProxy) -> ProxyConfig:
         logs = self.index.access_logging(ROOT_NAMESPACE, g.labels)
-        rbac = authz.rbac_filters(self.index.authz, ROOT_NAMESPACE, g.labels)
+        per_route = rbac_per_route(self.index.authz, ROOT_NAMESPACE, g.labels)
         by_port: dict[int, list[dict]] = {}
         for s in g.servers:
             port = s.get("port") if isinstance(s.get("port"), dict) else {}
@@ -853,14 +884,15 @@ class Renderer:
                         self.routes.for_virtual_service(vs, number, ROOT_NAMESPACE, g.labels, gateway=gw_ref))
             rc_name = f"http.{number}"
             rc = {"@type": ROUTE_TYPE, "name": rc_name, "validate_clusters": False, "virtual_hosts": [
-                {"name": f"{h}:{number}", "domains": ["*"] if h == "*" else [h, f"{h}:*"], "routes": routes}
+                {"name": f"{h}:{number}", "domains": ["*"] if h == "*" else [h, f"{h}:*"], "routes": routes,
+                 **({"typed_per_filter_config": per_route} if per_route else {})}
                 for h, routes in sorted(vhosts.items())]}
             route_files[f"rds_{rc_name}.json"] = discovery([rc])
             names.append(rc_name)
             listen = gateway_listen_port(number)
             listeners.append({"@type": LISTENER_TYPE, "name": f"0.0.0.0_{number}", "address": _address(g.address, listen),
                               "traffic_direction": "OUTBOUND",
-                              "filter_chains": [{"filters": [_hcm(f"outbound_0.0.0.0_{number}", [FAULT_FILTER] + rbac,
+                              "filter_chains": [{"filters": [_hcm(f"outbound_0.0.0.0_{number}", [FAULT_FILTER] + RBAC_FILTERS,
                                                                   "gateway", logs, rds=rc_name,
                                                                   extra={"use_remote_address": True})]}]})
             ingress.append({"gateway": gw_ref, "port": number, "address": f"{g.address}:{listen}"})

@@ -184,3 +184,33 @@ def down_cmd(ctx: typer.Context, state_dir: StateOpt = None) -> None:
     from meshctl.local import mesh, report
 
     report.write_down(mesh.down(_state(state_dir)))
+
+
+# --- other commands on the local mesh (proxy-status, proxy-config, canary) ---------------------------
+
+LocalOpt = Annotated[bool, typer.Option("--local", help="Act on the local mesh (meshctl local up) instead of a cluster.")]
+
+
+def use_local(ctx: typer.Context, local: bool, state_dir: Optional[str]) -> Optional[str]:
+    """The state directory of the local mesh a command acts on: with --local (or --state-dir),
+    or automatically when a local mesh runs in the default state directory and no --context or
+    --kubeconfig was given on the command line. None: act on the cluster."""
+    from meshctl.errors import InputError
+    from meshctl.local import mesh
+
+    path = _state(state_dir)
+    if local or state_dir:
+        if not mesh.is_running(path):
+            raise InputError(f"no local mesh running in {path}", hint="start one with 'meshctl local up DIR'")
+        return path
+    import click
+
+    root = ctx.find_root()
+    for name in ("kubeconfig", "context"):
+        for c in (ctx, root):
+            try:
+                if c.get_parameter_source(name) in (click.core.ParameterSource.COMMANDLINE,):
+                    return None
+            except Exception:  # the parameter does not exist on that command
+                pass
+    return path if mesh.is_running(path) else None

@@ -628,6 +628,37 @@ def _wait_versions(state: State, configs: dict, timeout: float, ok, what: str, o
         time.sleep(0.05)
 
 
+# --- what other commands read: proxies and their admin addresses -------------------------------------
+
+def is_running(state_dir: str) -> bool:
+    state = State(state_dir)
+    return state.exists() and supervisor_alive(state)
+
+
+def proxy_targets(state_dir: str, namespace: Optional[str] = None) -> list:
+    """proxy-status targets for the local mesh's proxies (all namespaces when None)."""
+    from meshctl.proxy.status import ProxyTarget
+
+    out = []
+    for key, cfg in configs_of(State(state_dir)).items():
+        if namespace is None or cfg.namespace == namespace:
+            out.append(ProxyTarget(name=key, address=cfg.admin, namespace=cfg.namespace, kind=cfg.kind))
+    return out
+
+
+def admin_of(state_dir: str, name: str, namespace: Optional[str] = None) -> str:
+    """The admin address of a local proxy named NAME or NAME.NAMESPACE."""
+    configs = configs_of(State(state_dir))
+    key = name if name in configs else f"{name}.{namespace or 'default'}"
+    if key not in configs:
+        candidates = [k for k in configs if k.split(".")[0] == name]
+        if len(candidates) == 1:
+            key = candidates[0]
+        else:
+            raise InputError(f"no proxy {name!r} in the local mesh", hint=f"proxies: {', '.join(sorted(configs))}")
+    return configs[key].admin
+
+
 # --- status, logs, down ---------------------------------------------------------------------------------
 
 def configs_of(state: State) -> dict[str, translate.ProxyConfig]:

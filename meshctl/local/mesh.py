@@ -465,15 +465,27 @@ def _running(state: State) -> dict:
     return info
 
 
+class Conflict(ClusterError):
+    """The resource changed since it was read (its version moved on)."""
+
+
+def version_key(r: Resource) -> str:
+    return "/".join(r.key)
+
+
 def change(state_dir: str, add: list[Resource] = (), remove: list[Resource] = (), timeout: float = 30.0,
-           observer: Observer = _quiet, bump: Optional[dict] = None) -> ApplyResult:
+           observer: Observer = _quiet, expect: Optional[dict] = None) -> ApplyResult:
     """Apply (`add`) or delete (`remove`) resources on the running mesh. Nothing is written when a
-    changed proxy's configuration fails `envoy --mode validate` (InputError naming the resource)."""
+    changed proxy's configuration fails `envoy --mode validate` (InputError naming the resource).
+    `expect` (version key → version) makes it a compare-and-swap: Conflict when one moved on."""
     state = State(state_dir)
     with state.lock():
         info = _running(state)
         old = state.resources()
         versions = dict(state.resource_versions())
+        for vk, want in (expect or {}).items():
+            if int(versions.get(vk, 0)) != int(want):
+                raise Conflict(f"{vk} changed since it was read")
         by_key = {r.key: r for r in old}
         changes = []
         for r in add:
@@ -482,7 +494,7 @@ def change(state_dir: str, add: list[Resource] = (), remove: list[Resource] = ()
             changes.append((r, verb))
             by_key[r.key] = r
             if verb != "unchanged":
-                vk = "/".join(r.key)
+                vk = version_key(r)
                 versions[vk] = int(versions.get(vk, 0)) + 1
         for r in remove:
             verb = "deleted" if by_key.pop(r.key, None) is not None else "not found"

@@ -59,11 +59,13 @@ def validate(configs: dict[str, dict], timeout: float = 30.0) -> dict[str, Optio
         if proc.returncode == 0:
             return name, None
         text = " ".join((proc.stderr or proc.stdout or "").split())
-        for marker in ("error initializing configuration", "error:"):
-            at = text.find(marker)
-            if at >= 0:
-                text = text[at:]
-                break
+        import re
+
+        m = re.search(r"error initializing configuration '[^']*':\s*", text)
+        if m:
+            text = text[m.end():]
+        elif "error:" in text:
+            text = text[text.find("error:"):]
         return name, text[:600] or f"envoy exited with {proc.returncode}"
 
     with ThreadPoolExecutor(max_workers=2) as pool:

@@ -224,7 +224,9 @@ def depth_problem(chunk: str) -> str | None:
                     return f"document nests deeper than {MAX_DEPTH} levels"
             elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
                 depth -= 1
-    except yaml.YAMLError:
+    except yaml.YAMLError as e:
+        if "nesting depth" in str(e):  # libyaml from PyYAML 6.0.4 on stops deep nesting itself
+            return f"document nests deeper than {MAX_DEPTH} levels"
         return None  # the real parse reports it with its line
     return None
 

@@ -207,6 +207,10 @@ def build(resources: ResourceSet, gateway_addresses: Optional[dict] = None) -> M
                      ports, command_of(we), we)
         workloads[w.key] = w
 
+    by_label: dict[tuple[str, str, str], list[Workload]] = {}  # (namespace, key, value) → workloads
+    for w in workloads.values():
+        for k, v in w.labels.items():
+            by_label.setdefault((w.namespace, k, v), []).append(w)
     services: dict[str, Service] = {}
     for se in sorted(resources.of_kind("ServiceEntry"), key=lambda r: (r.namespace or "", r.name)):
         if se.group != "networking.istio.io":
@@ -225,8 +229,8 @@ def build(resources: ResourceSet, gateway_addresses: Optional[dict] = None) -> M
             except InputError:
                 warnings.append(f"{_where(se, ('spec', 'endpoints', i))}: endpoint {ep.get('address')} is not a "
                                 "loopback address; the local mesh leaves it out")
-        members = [w for w in workloads.values() if w.namespace == ns and selector
-                   and matches_selector(w.labels, selector)]
+        buckets = [by_label.get((ns, k, v), []) for k, v in selector.items()]
+        members = [w for w in min(buckets, key=len) if matches_selector(w.labels, selector)] if buckets else []
         for host in spec.get("hosts") or []:
             if not isinstance(host, str) or host.startswith("*"):
                 continue

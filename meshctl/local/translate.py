@@ -103,11 +103,12 @@ class ProxyConfig:
 # --- small helpers -----------------------------------------------------------------------------
 
 def version_of(resources: list) -> str:
-    return hashlib.sha1(json.dumps(resources, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:12]
+    """A content hash (the render builds dicts in a fixed order, so keys need no sorting)."""
+    return hashlib.sha1(json.dumps(resources, separators=(",", ":"), check_circular=False).encode()).hexdigest()[:12]
 
 
-def discovery(resources: list) -> dict:
-    return {"version_info": version_of(resources), "resources": resources}
+def discovery(resources: list, version: Optional[str] = None) -> dict:
+    return {"version_info": version or version_of(resources), "resources": resources}
 
 
 def config_source(path: str) -> dict:
@@ -169,10 +170,16 @@ def _address(host: str, port: int) -> dict:
     return {"socket_address": {"address": host, "port_value": port}}
 
 
+_ACCESS_LOGS: dict[str, list] = {}
+
+
 def access_log(direction: str) -> list:
-    fmt = dict(ACCESS_LOG_FORMAT, direction=direction)
-    return [{"name": "envoy.access_loggers.file", "typed_config": {
-        "@type": FILE_LOG_TYPE, "path": "./access.log", "log_format": {"json_format": fmt}}}]
+    """The JSON access log of one direction (one shared, read-only object per direction)."""
+    if direction not in _ACCESS_LOGS:
+        fmt = dict(ACCESS_LOG_FORMAT, direction=direction)
+        _ACCESS_LOGS[direction] = [{"name": "envoy.access_loggers.file", "typed_config": {
+            "@type": FILE_LOG_TYPE, "path": "./access.log", "log_format": {"json_format": fmt}}}]
+    return _ACCESS_LOGS[direction]
 
 
 # --- indexes over the resources (built once per render) --------------------------------------
@@ -187,18 +194,32 @@ class Index:
         self.telemetry = [r for r in mesh.of_kind("Telemetry") if r.group == "telemetry.istio.io"]
         self._dr: dict[str, Optional[Resource]] = {}
         self._mode: dict[str, str] = {}
+        self._subsets: dict[int, list] = {}
+        self._mesh_vs_hosts = None
+        self._dr_hosts = None
         self.uses_source_labels = any(
             isinstance(m, dict) and m.get("sourceLabels")
             for vs in self.virtual_services for h in vs.spec.get("http") or [] if isinstance(h, dict)
             for m in h.get("match") or [])
 
     def destination_rule(self, svc: Service) -> Optional[Resource]:
-        if svc.fqdn not in self._dr:
-            best = None
+        if self._dr_hosts is None:
+            exact: dict[str, list] = {}
+            wild: list = []
             for dr in self.destination_rules:
                 host = dr.spec.get("host")
-                if not isinstance(host, str) or not host_matches(to_fqdn(dr.namespace or "default", host), svc.fqdn):
-                    continue
+                if isinstance(host, str):
+                    fqdn = to_fqdn(dr.namespace or "default", host)
+                    if fqdn.startswith("*"):
+                        wild.append((fqdn, dr))
+                    else:
+                        exact.setdefault(fqdn, []).append(dr)
+            self._dr_hosts = (exact, wild)
+        if svc.fqdn not in self._dr:
+            best = None
+            exact, wild = self._dr_hosts
+            for dr in exact.get(svc.fqdn, []) + [d for h, d in wild if host_matches(h, svc.fqdn)]:
+                host = str(dr.spec.get("host"))
                 rank = (0 if dr.namespace == svc.namespace else 1 if dr.namespace == ROOT_NAMESPACE else 2,
                         0 if not str(host).startswith("*") else 1)
                 if best is None or rank < best[0]:
@@ -232,17 +253,35 @@ class Index:
                 best = (level, not any(isinstance(x, dict) and x.get("disabled") is True for x in logs))
         return True if best is None else best[1]
 
-    def virtual_services_for(self, fqdn: str, gateway: Optional[str] = None) -> list[Resource]:
-        """VirtualServices that serve `fqdn` for sidecars (gateway None: `gateways` empty or `mesh`)."""
-        out = []
-        for vs in self.virtual_services:
-            gws = [str(g) for g in vs.spec.get("gateways") or []]
-            if gateway is None and gws and "mesh" not in gws:
-                continue
-            hosts = [to_fqdn(vs.namespace or "default", h) for h in vs.spec.get("hosts") or [] if isinstance(h, str)]
-            if any(host_matches(h, fqdn) for h in hosts):
-                out.append(vs)
-        return out
+    def subsets(self, dr: Optional[Resource]) -> list[dict]:
+        if dr is None:
+            return []
+        hit = self._subsets.get(id(dr))
+        if hit is None:
+            hit = self._subsets[id(dr)] = [s for s in (dr.spec.get("subsets") or []) if isinstance(s, dict) and s.get("name")]
+        return hit
+
+    def virtual_services_for(self, fqdn: str) -> list[Resource]:
+        """VirtualServices that serve `fqdn` for sidecars (`gateways` empty or `mesh`)."""
+        if self._mesh_vs_hosts is None:
+            exact: dict[str, list] = {}
+            wild: list = []
+            for vs in self.virtual_services:
+                gws = [str(g) for g in vs.spec.get("gateways") or []]
+                if gws and "mesh" not in gws:
+                    continue
+                for h in vs.spec.get("hosts") or []:
+                    if not isinstance(h, str):
+                        continue
+                    h = to_fqdn(vs.namespace or "default", h)
+                    if h.startswith("*"):
+                        wild.append((h, vs))
+                    else:
+                        exact.setdefault(h, []).append(vs)
+            self._mesh_vs_hosts = (exact, wild)
+        exact, wild = self._mesh_vs_hosts
+        out = list(dict.fromkeys(exact.get(fqdn, []) + [vs for h, vs in wild if host_matches(h, fqdn)]))
+        return sorted(out, key=lambda r: (r.namespace or "", r.name))
 
 
 # --- clusters ------------------------------------------------------------------------------------
@@ -335,7 +374,7 @@ class Clusters:
             for fqdn in sorted(self.index.mesh.services):
                 svc = self.index.mesh.services[fqdn]
                 dr = self.index.destination_rule(svc)
-                subsets = [s for s in (dr.spec.get("subsets") or []) if isinstance(s, dict) and s.get("name")] if dr else []
+                subsets = self.index.subsets(dr)
                 for port in svc.ports:
                     self._add(svc, port, dr, None)
                     for s in subsets:
@@ -773,17 +812,30 @@ class Renderer:
         self.routes = Routes(self.index, self.clusters)
         self._outbound_routes: dict = {}
         self._cds: Optional[list] = None
+        self._cds_version = ""
+        self.services_of: dict[str, list[Service]] = {}  # workload key → the services it serves
+        for svc in mesh.services.values():
+            for w in svc.workloads:
+                self.services_of.setdefault(w.key, []).append(svc)
 
     def cds(self) -> list[dict]:
         if self._cds is None:
             self._cds = self.clusters.build()
+            self._cds_version = version_of(self._cds)  # hashed once, not once per proxy
         return self._cds
+
+    def cds_file(self, extra: list) -> dict:
+        shared = self.cds()
+        if not extra:
+            return discovery(shared, self._cds_version)
+        version = hashlib.sha1((self._cds_version + version_of(extra)).encode()).hexdigest()[:12]
+        return discovery(shared + extra, version)
 
     def outbound_routes(self, namespace: str, labels: Optional[dict]) -> dict:
         key = (namespace, tuple(sorted(labels.items())) if (labels and self.index.uses_source_labels) else None)
         cached = self._outbound_routes.get(key)
         if cached is not None:
-            return cached
+            return cached  # (route configuration, its file)
         vhosts = []
         for fqdn in sorted(self.mesh.services):
             svc = self.mesh.services[fqdn]
@@ -802,17 +854,15 @@ class Renderer:
             {"name": "block_all", "match": {"prefix": "/"}, "direct_response": {
                 "status": 502, "body": {"inline_string": "no service in the local mesh answers to this host\n"}}}]})
         rc = {"@type": ROUTE_TYPE, "name": HTTP_PROXY_ROUTE, "virtual_hosts": vhosts, "validate_clusters": False}
-        self._outbound_routes[key] = rc
-        return rc
+        self._outbound_routes[key] = (rc, discovery([rc]))
+        return self._outbound_routes[key]
 
     def sidecar(self, w: Workload) -> ProxyConfig:
         logs = self.index.access_logging(w.namespace, w.labels)
         inbound_ports: dict[int, tuple[Port, int, list[str]]] = {}
-        for svc in self.mesh.services.values():
-            if w not in svc.workloads:
-                continue
+        for svc in self.services_of.get(w.key, ()):
             dr = self.index.destination_rule(svc)
-            subsets = [s for s in (dr.spec.get("subsets") or []) if isinstance(s, dict) and s.get("name")] if dr else []
+            subsets = self.index.subsets(dr)
             mine = [""] + [str(s["name"]) for s in subsets if matches_selector(w.labels, str_map(s.get("labels")))]
             for port in svc.ports:
                 if not port.http:
@@ -831,16 +881,16 @@ class Renderer:
                                          {"endpoint": {"address": _address(w.address, target)}}]}]},
                                      "circuit_breakers": {"thresholds": [{"max_connections": MAX, "max_pending_requests": MAX,
                                                                          "max_requests": MAX, "max_retries": MAX}]}})
-        rc = self.outbound_routes(w.namespace, w.labels)
+        rc, rc_file = self.outbound_routes(w.namespace, w.labels)
         listeners, route_configs = [], [rc]
         if ports:
             inbound, inbound_routes = _inbound(self.index, w, ports, logs)
             listeners.append(inbound)
             route_configs += inbound_routes
         listeners.append(_outbound_listener(w.address, logs))
-        files = {"cds.json": discovery(self.cds() + inbound_clusters), "lds.json": discovery(listeners)}
+        files = {"cds.json": self.cds_file(inbound_clusters), "lds.json": discovery(listeners)}
         for r in route_configs:
-            files[f"rds_{r['name']}.json"] = discovery([r])
+            files[f"rds_{r['name']}.json"] = rc_file if r is rc else discovery([r])
         meta = {"NAMESPACE": w.namespace, "NAME": w.name, "LABELS": dict(w.labels), "SERVICE_ACCOUNT": w.service_account,
                 "ISTIO_VERSION": "meshctl-local", "WORKLOAD_NAME": w.name, "INSTANCE_IPS": w.address}
         app = None
@@ -896,7 +946,7 @@ class Renderer:
                                                                   "gateway", logs, rds=rc_name,
                                                                   extra={"use_remote_address": True})]}]})
             ingress.append({"gateway": gw_ref, "port": number, "address": f"{g.address}:{listen}"})
-        files = {"cds.json": discovery(self.cds()), "lds.json": discovery(listeners), **route_files}
+        files = {"cds.json": self.cds_file([]), "lds.json": discovery(listeners), **route_files}
         meta = {"NAMESPACE": ROOT_NAMESPACE, "NAME": g.name, "LABELS": dict(g.labels),
                 "SERVICE_ACCOUNT": "istio-ingressgateway-service-account", "ISTIO_VERSION": "meshctl-local",
                 "INSTANCE_IPS": g.address}
@@ -928,8 +978,18 @@ def _server_host_matches(server_host: str, vs_namespace: str, host: str) -> bool
 
 
 def render(mesh: Mesh) -> dict[str, ProxyConfig]:
-    """Every proxy's configuration (sidecars by workload key NAME.NAMESPACE, then gateways)."""
-    return Renderer(mesh).render()
+    """Every proxy's configuration (sidecars by workload key NAME.NAMESPACE, then gateways).
+    The cyclic garbage collector is paused meanwhile: rendering makes many small dicts and no
+    cycles, and full collections over them cost more than the render itself."""
+    import gc
+
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return Renderer(mesh).render()
+    finally:
+        if enabled:
+            gc.enable()
 
 
 # --- validation form ------------------------------------------------------------------------------

@@ -200,25 +200,62 @@ def _bindable(address: str, port: int) -> bool:
     return True
 
 
-def _gateway_addresses(resources: list[Resource]) -> dict:
-    """Addresses for the gateways: the first of 127.0.100.0/24 that no workload declares and
-    nothing on this machine listens on (another local mesh may run beside this one)."""
+CLAIMS_MAX_AGE = 120.0  # a claim without a running mesh behind it is forgotten after this
+
+
+def _claims_path() -> Path:
+    import tempfile
+
+    return Path(tempfile.gettempdir()) / f"meshctl-local-{os.getuid()}-addresses.json"
+
+
+def _gateway_addresses(resources: list[Resource], state_dir: Optional[str] = None) -> dict:
+    """Addresses for the gateways without a `local.meshctl.io/address` annotation: the first of
+    127.0.100.0/24 that no workload declares, nothing on this machine listens on, and no other
+    local mesh of this user has claimed (a claims file under a lock: two meshes starting at once
+    never pick the same address)."""
+    import fcntl
     import ipaddress
+    import json
 
     first = model.build(resource_set(resources))
+    wanted = {k: g for k, g in first.gateways.items() if model.ADDRESS_ANNOTATION not in g.resource.annotations}
+    if not wanted:
+        return {}
     taken = {w.address for w in first.workloads.values()}
-    out: dict = {}
-    candidates = (str(a) for a in model.GATEWAY_NET.hosts())
-    for key, g in first.gateways.items():
-        ports = [model.ADMIN_PORT] + [model.gateway_listen_port(s["port"]["number"]) for s in g.servers
-                                      if isinstance(s.get("port"), dict) and isinstance(s["port"].get("number"), int)]
-        for addr in candidates:
-            if addr in taken or ipaddress.ip_address(addr) == ipaddress.ip_address("127.0.100.0"):
-                continue
-            if all(_bindable(addr, p) for p in ports):
-                out[key] = addr
-                taken.add(addr)
-                break
+    taken |= {g.address for g in first.gateways.values() if model.ADDRESS_ANNOTATION in g.resource.annotations}
+    owner = str(Path(state_dir).absolute()) if state_dir else ""
+    path = _claims_path()
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            claims = json.loads(os.read(fd, 1 << 20) or b"{}")
+        except ValueError:
+            claims = {}
+        now = time.time()
+        live = {a: c for a, c in claims.items() if isinstance(c, dict) and (
+            now - float(c.get("at", 0)) < CLAIMS_MAX_AGE or (Path(c.get("state", "")) / "mesh.json").exists())}
+        out: dict = {}
+        candidates = (str(a) for a in model.GATEWAY_NET.hosts())
+        for key, g in wanted.items():
+            ports = [model.ADMIN_PORT] + [model.gateway_listen_port(s["port"]["number"]) for s in g.servers
+                                          if isinstance(s.get("port"), dict) and isinstance(s["port"].get("number"), int)]
+            for addr in candidates:
+                if addr in taken or (addr in live and live[addr].get("state") != owner):
+                    continue
+                if ipaddress.ip_address(addr) == ipaddress.ip_address("127.0.100.0"):
+                    continue
+                if all(_bindable(addr, p) for p in ports):
+                    out[key] = addr
+                    taken.add(addr)
+                    live[addr] = {"state": owner, "at": now}
+                    break
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps(live).encode())
+    finally:
+        os.close(fd)
     return out
 
 
@@ -416,7 +453,7 @@ def up(paths: list[str], state_dir: str, cert_lifetime: float = mesh_ca.DEFAULT_
             raise InputError(f"{p}: no such file or directory", hint="pass the directory holding the mesh's resources")
     started = time.monotonic()
     resources = load(paths)
-    mesh, configs = render(resources, _gateway_addresses(resources))
+    mesh, configs = render(resources, _gateway_addresses(resources, state_dir))
     _check_free(configs)
     if not configs:
         raise InputError(f"{', '.join(paths)} declares no workload (WorkloadEntry) and no Gateway",
@@ -447,7 +484,12 @@ def up(paths: list[str], state_dir: str, cert_lifetime: float = mesh_ca.DEFAULT_
             time.sleep(0.02)
     try:
         wait_ready(state, configs, timeout, observer)
-    except MeshctlError:
+    except (MeshctlError, KeyboardInterrupt) as e:
+        # a mesh that did not come up is not left half running: stop what started, keep the logs
+        _stop_all(state)
+        if isinstance(e, MeshctlError):
+            e.hint = (f"{e.hint}; " if e.hint else "") + \
+                f"everything it started was stopped; its logs stay in {state.dir} until the next up or down"
         raise
     return UpResult(str(state.dir), len(configs), sum(1 for c in configs.values() if c.app),
                     time.monotonic() - started, mesh.warnings)
@@ -511,7 +553,8 @@ def change(state_dir: str, add: list[Resource] = (), remove: list[Resource] = ()
         new = list(by_key.values())
         gw = dict(info.get("gateways") or {})
         _, old_configs = render(old, gw)
-        for key, addr in _gateway_addresses(new).items():
+        for key, addr in _gateway_addresses([r for r in new if f"{r.name}.{r.namespace}" not in gw or r.kind != "Gateway"],
+                                            state_dir).items():
             gw.setdefault(key, addr)
         mesh, configs = render(new, gw)
         changed = {}

@@ -24,6 +24,7 @@ from meshctl.errors import InputError
 from meshctl.resources import Resource, ResourceSet, matches_selector
 
 COMMAND_ANNOTATION = "local.meshctl.io/command"
+ADDRESS_ANNOTATION = "local.meshctl.io/address"  # a Gateway's loopback address (else the first free one)
 ROOT_NAMESPACE = "istio-system"
 TRUST_DOMAIN = "cluster.local"
 GATEWAY_SERVICE_ACCOUNT = "istio-ingressgateway-service-account"
@@ -255,7 +256,16 @@ def build(resources: ResourceSet, gateway_addresses: Optional[dict] = None) -> M
         labels = str_map(gw.spec.get("selector")) or {"istio": "ingressgateway"}
         servers = [s for s in gw.spec.get("servers") or [] if isinstance(s, dict)]
         key = f"{gw.name}.{gw.namespace or 'default'}"
-        g = GatewayProxy(gw.name, gw.namespace or "default", kept.get(key) or next(free), labels, gw, servers)
+        pinned = gw.annotations.get(ADDRESS_ANNOTATION)
+        if pinned is not None:
+            address = _loopback(pinned, gw, ("metadata", "annotations"))
+            if address in used:
+                raise InputError(f"{_where(gw, ('metadata', 'annotations'))}: address {address} is already taken by "
+                                 f"WorkloadEntry {used[address]}", hint="give the gateway an address of its own")
+            used[address] = f"{gw.namespace}/{gw.name}"
+        else:
+            address = kept.get(key) or next(free)
+        g = GatewayProxy(gw.name, gw.namespace or "default", address, labels, gw, servers)
         gateways[g.key] = g
     return Mesh(resources, services, workloads, gateways, warnings)
 

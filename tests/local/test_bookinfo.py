@@ -30,7 +30,7 @@ def bookinfo(start_mesh, tmp_path_factory):
     d = tmp_path_factory.mktemp("bookinfo") / "bookinfo-local"
     shutil.copytree(EXAMPLE, d)
     for f in d.glob("*.yaml"):
-        f.write_text(f.read_text().replace("127.0.10.", f"127.{net}.10."))
+        f.write_text(f.read_text().replace("127.0.10.", f"127.{net}.10.").replace("127.0.100.1", f"127.{net}.100.1"))
     state_dir = start_mesh([d])
     st = State(state_dir)
     from meshctl.local import mesh
@@ -134,6 +134,22 @@ def test_logs_show_the_access_log_and_the_workload_output(bookinfo, cli):
     assert r.exit_code == 2 and "productpage-v1.default" in r.stderr
 
 
+def test_trace_context_is_propagated_through_every_hop(bookinfo, cli):
+    apply(cli, bookinfo, SAMPLES / "destination-rule-all.yaml", SAMPLES / "virtual-service-reviews-v3.yaml")
+    trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    get(bookinfo["ingress"], headers={"traceparent": trace, "x-request-id": "req-trace-1"})
+    deadline = time.monotonic() + 10
+    while True:
+        r = cli("local", "logs", "ratings-v1", "--state-dir", bookinfo["state"])
+        hits = [json.loads(x) for x in r.stdout.splitlines() if "req-trace-1" in x]
+        if hits or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert hits and hits[0]["traceparent"] == trace and hits[0]["direction"] == "inbound"
+    assert hits[0]["downstream_peer_uri_san"] == "spiffe://cluster.local/ns/default/sa/bookinfo-reviews"
+    apply(cli, bookinfo, SAMPLES / "virtual-service-all-v1.yaml")
+
+
 def test_an_update_envoy_would_reject_is_refused_and_nothing_changes(bookinfo, cli, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("""\
@@ -203,7 +219,8 @@ def test_down_stops_every_process_and_a_second_down_is_a_no_op(bookinfo, cli, tm
     d = tmp_path / "copy"
     shutil.copytree(bookinfo["dir"], d)
     for f in d.glob("*.yaml"):
-        f.write_text(f.read_text().replace(f"127.{bookinfo['net']}.10.", f"127.{net}.10."))
+        f.write_text(f.read_text().replace(f"127.{bookinfo['net']}.10.", f"127.{net}.10.")
+                     .replace(f"127.{bookinfo['net']}.100.", f"127.{net}.100."))
     state_dir = str(tmp_path / "state")
     r = cli("local", "up", str(d), "--state-dir", state_dir)
     assert r.exit_code == 0, r
@@ -224,7 +241,8 @@ def test_up_over_a_state_whose_processes_died_cleans_up_and_starts_again(bookinf
     d = tmp_path / "again"
     shutil.copytree(bookinfo["dir"], d)
     for f in d.glob("*.yaml"):
-        f.write_text(f.read_text().replace(f"127.{bookinfo['net']}.10.", f"127.{net}.10."))
+        f.write_text(f.read_text().replace(f"127.{bookinfo['net']}.10.", f"127.{net}.10.")
+                     .replace(f"127.{bookinfo['net']}.100.", f"127.{net}.100."))
     state_dir = str(tmp_path / "state")
     assert cli("local", "up", str(d), "--state-dir", state_dir).exit_code == 0
     pids = State(state_dir).pids()

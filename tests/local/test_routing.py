@@ -79,7 +79,7 @@ def routing_mesh(start_mesh, tmp_path_factory, net):
           - match:
             - uri: {prefix: /delay}
             fault:
-              delay: {fixedDelay: 0.3s, percentage: {value: 100}}
+              delay: {fixedDelay: 1s, percentage: {value: 100}}
             route:
             - destination: {host: echo, subset: v1}
           - route:
@@ -158,11 +158,15 @@ def test_fault_abort_50_percent_within_5_percent(client):
     assert abs(codes[503] / 2000 - 0.5) <= 0.05, codes
 
 
-def test_fixed_delay_is_observed(client):
+def test_fixed_delay_is_observed(client, routing_mesh):
+    admin = f"{routing_mesh['client']}:15000"
+    before = stats(admin, r"fault\.delays_injected$")
     start = time.monotonic()
     status, _, body = client.request("echo:8080", "/delay")
     assert status == 200 and body["name"] == "echo-v1"
-    assert time.monotonic() - start >= 0.3
+    assert time.monotonic() - start >= 0.9  # a 1 s delay (timers may fire a little early)
+    after = stats(admin, r"fault\.delays_injected$")
+    assert sum(after.values()) == sum(before.values()) + 1
 
 
 def test_retries_turn_a_flaky_upstream_into_successes(client, routing_mesh):

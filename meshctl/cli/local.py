@@ -79,47 +79,41 @@ def _load_files(files: List[str], recursive: bool):
     return mesh.load(files, recursive=recursive)
 
 
-@local_app.command("apply")
-def apply_cmd(
-    ctx: typer.Context,
-    files: Annotated[Optional[List[str]], typer.Option("--filename", "-f", help="Files or directories of Istio resources (repeatable).")] = None,
-    recursive: Annotated[bool, typer.Option("--recursive", "-R", help="Descend into subdirectories.")] = False,
-    state_dir: StateOpt = None,
-    timeout: Annotated[str, typer.Option("--timeout", help="How long to wait for proxies to take the change.")] = "30s",
-) -> None:
-    """Change the running mesh (no proxy restarts). An update Envoy would reject is refused
-    before anything is written (exit 2, naming the resource)."""
+def _change(files: Optional[List[str]], recursive: bool, state_dir: Optional[str], timeout: str, delete: bool) -> None:
     from meshctl.canary.plan import parse_duration
     from meshctl.local import mesh, report
 
     resources = _load_files(files or [], recursive)
+    wait = parse_duration(timeout, "--timeout")
     show = report.progress()
     try:
-        result = mesh.change(_state(state_dir), add=resources, timeout=parse_duration(timeout, "--timeout"), observer=show)
+        if delete:
+            result = mesh.change(_state(state_dir), remove=resources, timeout=wait, observer=show)
+        else:
+            result = mesh.change(_state(state_dir), add=resources, timeout=wait, observer=show)
     finally:
         show.done()
     report.write_apply(result)
+
+
+FilesOpt = Annotated[Optional[List[str]], typer.Option("--filename", "-f", help="Files or directories of Istio resources (repeatable).")]
+RecursiveOpt = Annotated[bool, typer.Option("--recursive", "-R", help="Descend into subdirectories.")]
+WaitOpt = Annotated[str, typer.Option("--timeout", help="How long to wait for proxies to take the change.")]
+
+
+@local_app.command("apply")
+def apply_cmd(ctx: typer.Context, files: FilesOpt = None, recursive: RecursiveOpt = False, state_dir: StateOpt = None,
+              timeout: WaitOpt = "30s") -> None:
+    """Change the running mesh (no proxy restarts). An update Envoy would reject is refused
+    before anything is written (exit 2, naming the resource)."""
+    _change(files, recursive, state_dir, timeout, delete=False)
 
 
 @local_app.command("delete")
-def delete_cmd(
-    ctx: typer.Context,
-    files: Annotated[Optional[List[str]], typer.Option("--filename", "-f", help="Files or directories naming the resources to delete.")] = None,
-    recursive: Annotated[bool, typer.Option("--recursive", "-R", help="Descend into subdirectories.")] = False,
-    state_dir: StateOpt = None,
-    timeout: Annotated[str, typer.Option("--timeout", help="How long to wait for proxies to take the change.")] = "30s",
-) -> None:
+def delete_cmd(ctx: typer.Context, files: FilesOpt = None, recursive: RecursiveOpt = False, state_dir: StateOpt = None,
+               timeout: WaitOpt = "30s") -> None:
     """Remove resources from the running mesh (the same files you applied)."""
-    from meshctl.canary.plan import parse_duration
-    from meshctl.local import mesh, report
-
-    resources = _load_files(files or [], recursive)
-    show = report.progress()
-    try:
-        result = mesh.change(_state(state_dir), remove=resources, timeout=parse_duration(timeout, "--timeout"), observer=show)
-    finally:
-        show.done()
-    report.write_apply(result)
+    _change(files, recursive, state_dir, timeout, delete=True)
 
 
 @local_app.command("status")

@@ -24,13 +24,19 @@ SAMPLES = Path(__file__).resolve().parent / "data" / "istio-bookinfo"
 EXAMPLE = ROOT / "examples" / "bookinfo-local"
 
 
+def relocated(source: Path, target: Path, net_from: int, net_to: int) -> Path:
+    """A copy of a bookinfo-local directory with its addresses moved from 127.N.* to 127.M.*."""
+    shutil.copytree(source, target)
+    for f in target.glob("*.yaml"):
+        f.write_text(f.read_text().replace(f"127.{net_from}.10.", f"127.{net_to}.10.")
+                     .replace(f"127.{net_from}.100.", f"127.{net_to}.100."))
+    return target
+
+
 @pytest.fixture(scope="module")
 def bookinfo(start_mesh, tmp_path_factory):
     net = next_net()
-    d = tmp_path_factory.mktemp("bookinfo") / "bookinfo-local"
-    shutil.copytree(EXAMPLE, d)
-    for f in d.glob("*.yaml"):
-        f.write_text(f.read_text().replace("127.0.10.", f"127.{net}.10.").replace("127.0.100.1", f"127.{net}.100.1"))
+    d = relocated(EXAMPLE, tmp_path_factory.mktemp("bookinfo") / "bookinfo-local", 0, net)
     state_dir = start_mesh([d])
     st = State(state_dir)
     from meshctl.local import mesh
@@ -215,12 +221,7 @@ def test_up_refuses_a_second_mesh_on_the_same_state(bookinfo, cli):
 
 def test_down_stops_every_process_and_a_second_down_is_a_no_op(bookinfo, cli, tmp_path):
     # a second mesh on the same files (other addresses) to take down here
-    net = next_net()
-    d = tmp_path / "copy"
-    shutil.copytree(bookinfo["dir"], d)
-    for f in d.glob("*.yaml"):
-        f.write_text(f.read_text().replace(f"127.{bookinfo['net']}.10.", f"127.{net}.10.")
-                     .replace(f"127.{bookinfo['net']}.100.", f"127.{net}.100."))
+    d = relocated(bookinfo["dir"], tmp_path / "copy", bookinfo["net"], next_net())
     state_dir = str(tmp_path / "state")
     r = cli("local", "up", str(d), "--state-dir", state_dir)
     assert r.exit_code == 0, r
@@ -237,12 +238,7 @@ def test_down_stops_every_process_and_a_second_down_is_a_no_op(bookinfo, cli, tm
 
 
 def test_up_over_a_state_whose_processes_died_cleans_up_and_starts_again(bookinfo, cli, tmp_path):
-    net = next_net()
-    d = tmp_path / "again"
-    shutil.copytree(bookinfo["dir"], d)
-    for f in d.glob("*.yaml"):
-        f.write_text(f.read_text().replace(f"127.{bookinfo['net']}.10.", f"127.{net}.10.")
-                     .replace(f"127.{bookinfo['net']}.100.", f"127.{net}.100."))
+    d = relocated(bookinfo["dir"], tmp_path / "again", bookinfo["net"], next_net())
     state_dir = str(tmp_path / "state")
     assert cli("local", "up", str(d), "--state-dir", state_dir).exit_code == 0
     pids = State(state_dir).pids()

@@ -154,10 +154,10 @@ def _write_proxy(state: State, cfg: translate.ProxyConfig, ca: mesh_ca.CA, lifet
     d.mkdir(parents=True, exist_ok=True)
     leaf = ca.issue(cfg.identity, lifetime)
     write_json(d / "sds_default.json", {"version_info": str(leaf.serial), "resources": [mesh_ca.cert_secret(leaf)]})
-    write_json(d / "sds_rootca.json", {"version_info": "1", "resources": [mesh_ca.root_secret(ca)]})
     for name in sorted(cfg.files, key=_file_order):
         write_json(d / name, cfg.files[name])
-    write_json(d / "bootstrap.json", cfg.bootstrap)
+    root = {k: v for k, v in mesh_ca.root_secret(ca).items() if k != "@type"}
+    write_json(d / "bootstrap.json", {**cfg.bootstrap, "static_resources": {"secrets": [root]}})
 
 
 def _file_order(name: str) -> int:
@@ -257,6 +257,46 @@ def _gateway_addresses(resources: list[Resource], state_dir: Optional[str] = Non
     finally:
         os.close(fd)
     return out
+
+
+INOTIFY_LIMIT = "/proc/sys/fs/inotify/max_user_instances"
+INOTIFY_HINT = "raise the limit, e.g. sudo sysctl fs.inotify.max_user_instances=1024 (Envoy watches each configuration file)"
+
+
+def inotify_in_use() -> int:
+    """inotify instances held by this user's processes (Linux; 0 where /proc cannot tell)."""
+    uid, n = os.getuid(), 0
+    for entry in os.scandir("/proc") if os.path.isdir("/proc") else ():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if entry.stat().st_uid != uid:
+                continue
+            for fd in os.scandir(f"/proc/{entry.name}/fd"):
+                try:
+                    if os.readlink(fd.path) == "anon_inode:inotify":
+                        n += 1
+                except OSError:
+                    continue
+        except OSError:
+            continue
+    return n
+
+
+def _check_inotify(configs: dict) -> None:
+    """Each proxy watches its files with one inotify instance per subscription (clusters,
+    listeners, its certificate, each route configuration); a user has 128 by default. Refuse up
+    front, with the fix, rather than let Envoy abort at start."""
+    try:
+        with open(INOTIFY_LIMIT) as fh:
+            limit = int(fh.read().strip())
+    except (OSError, ValueError):
+        return
+    needed = sum(3 + len(c.route_names) for c in configs.values())
+    used = inotify_in_use()
+    if used + needed > limit:
+        raise InputError(f"the mesh's {len(configs)} proxies need {needed} inotify instances and {used} of this "
+                         f"user's {limit} are in use", hint=INOTIFY_HINT)
 
 
 def _check_free(configs: dict) -> None:
@@ -411,6 +451,8 @@ def _why_not_ready(state: State, keys: list[str]) -> str:
             lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
         except OSError:
             continue
+        if any("inotify" in ln for ln in lines):
+            return f"Envoy of {key} ran out of inotify instances: {INOTIFY_HINT}"
         if lines:
             return f"{path.name} of {key.removeprefix('app/')}: {lines[-1][-200:]}"
     return ""
@@ -455,6 +497,7 @@ def up(paths: list[str], state_dir: str, cert_lifetime: float = mesh_ca.DEFAULT_
     resources = load(paths)
     mesh, configs = render(resources, _gateway_addresses(resources, state_dir))
     _check_free(configs)
+    _check_inotify(configs)
     if not configs:
         raise InputError(f"{', '.join(paths)} declares no workload (WorkloadEntry) and no Gateway",
                          hint="see docs/local.md for how a local mesh is declared")
@@ -570,6 +613,8 @@ def change(state_dir: str, add: list[Resource] = (), remove: list[Resource] = ()
                 _refuse(errors, culprit)
         started = [k for k in configs if k not in old_configs]
         stopped = [k for k in old_configs if k not in configs]
+        if started:
+            _check_inotify({k: configs[k] for k in started})
         updated = [k for k in changed if k not in started]
         lifetime = float(info.get("certLifetime") or mesh_ca.DEFAULT_LIFETIME)
         if started:

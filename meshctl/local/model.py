@@ -18,8 +18,9 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-# The host and selector helpers shared with the analyzers (one home for each concept).
-from meshctl.analysis.util import host_matches, str_map, to_fqdn  # noqa: F401  (re-exported)
+# The host and selector helpers shared with the analyzers (one home for each concept; the
+# translator and authz take them from here).
+from meshctl.analysis.util import host_matches, str_map, to_fqdn  # noqa: F401
 from meshctl.errors import InputError
 from meshctl.resources import Resource, ResourceSet, matches_selector
 

@@ -18,7 +18,8 @@ What istiod does, in meaning, for the local mesh:
   VirtualServices bound to it.
 
 Configuration reaches Envoy through files (Envoy's path_config_source): `cds.json`, `lds.json`,
-`rds_<name>.json` and the SDS secrets `sds_default.json` / `sds_rootca.json`, all relative to the
+`rds_<name>.json` and the SDS secret `sds_default.json` (the root CA is a static secret of the
+bootstrap), all relative to the
 proxy's own directory (its working directory), so proxies of one namespace share their clusters.
 """
 from __future__ import annotations
@@ -116,6 +117,11 @@ def config_source(path: str) -> dict:
 
 
 def sds(name: str) -> dict:
+    """A secret by name: the proxy's certificate from its SDS file (rotated), the root CA as a
+    static secret of the bootstrap (it never changes while the mesh runs; every watched file
+    costs Envoy an inotify instance, and a user has 128 by default)."""
+    if name == SECRET_ROOT:
+        return {"name": name}
     return {"name": name, "sds_config": config_source(f"sds_{name.lower()}.json")}
 
 
@@ -754,11 +760,11 @@ def _inbound(index: Index, w: Workload, ports: list[tuple[Port, int, list[str]]]
             "common_tls_context": {"tls_certificate_sds_secret_configs": [sds(SECRET_CERT)],
                                    "validation_context_sds_secret_config": sds(SECRET_ROOT),
                                    "alpn_protocols": ["http/1.1"]}}}
-        if len(ports) <= 1:
+        if len(ports) <= 1:  # one port: the Host-based route configuration serves every chain
             chains.append({"name": "inbound|tls", "filter_chain_match": {"transport_protocol": "tls"},
                            "transport_socket": tls,
                            "filters": [_hcm("inbound_0.0.0.0_15006", list(RBAC_FILTERS), "inbound", logs,
-                                            rds=route_config(ports[0][0].number if ports else None), extra=xfcc)]})
+                                            rds=route_config(None), extra=xfcc)]})
         else:
             for port, _, snis in ports:
                 chains.append({"name": f"inbound|tls|{port.number}",

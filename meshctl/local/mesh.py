@@ -626,8 +626,9 @@ def change(state_dir: str, add: list[Resource] = (), remove: list[Resource] = ()
         state.save_resources(new, versions)
         info["gateways"] = {k: g.address for k, g in mesh.gateways.items()}
         state.save_mesh(info)
-        if started or stopped:
-            write_json(state.plan_file, _process_plan(state, configs, lifetime))
+        plan = _process_plan(state, configs, lifetime)
+        if plan != state.plan():
+            write_json(state.plan_file, plan)
             sup = state.pids().get("supervisor") or {}
             try:
                 os.kill(sup.get("pid"), signal.SIGHUP)

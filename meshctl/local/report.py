@@ -85,8 +85,7 @@ def write_up(result, out: TextIO | None = None) -> None:
 def write_apply(result, out: TextIO | None = None) -> None:
     out = out or sys.stdout
     for origin, verb in result.changes:
-        kind, _, name = origin.partition(" ")
-        out.write(f"{kind.lower()}.networking/{name} {verb}\n" if False else f"{origin} {verb}\n")
+        out.write(f"{origin} {verb}\n")
     parts = []
     if result.proxies_updated:
         parts.append(f"{len(result.proxies_updated)} proxies updated")

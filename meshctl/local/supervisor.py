@@ -7,8 +7,9 @@ session); it then
   time, restarts and last exit in `pids.json`;
 - restarts a process that exits (a crashed sidecar or workload), at most 5 times a minute, and
   reports it (`meshctl local status`: restarts and the last exit);
-- re-reads `plan.json` when it changes (`local apply` adding or removing workloads and gateways),
-  starting and stopping only what changed;
+- re-reads `plan.json` when it changes (`local apply` adding or removing workloads and gateways,
+  or changing a workload's command), starting, stopping or restarting only what changed —
+  never a proxy whose configuration changed: that reaches it through its files;
 - re-issues each proxy's leaf certificate when less than half of its lifetime is left and
   writes it as the proxy's SDS secret file (atomically: Envoy picks it up without a restart);
 - on SIGTERM (`meshctl local down`) stops every process it started, by PID, and exits.
@@ -141,7 +142,13 @@ class Supervisor:
                 child.start(self.state)
                 self.dirty = True
             elif child.spec != spec:
-                child.spec = spec  # takes effect at its next start
+                child.spec = spec
+                if spec.get("kind") == "app":  # a workload whose command changed runs the new one
+                    child.stop()
+                    child.given_up, child.recent = False, []
+                    child.start(self.state)
+                    _log(self.state, f"{name}: restarted with its new command")
+                    self.dirty = True
 
     # --- processes -------------------------------------------------------------------------------
     def watch(self) -> None:

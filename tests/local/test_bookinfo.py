@@ -65,7 +65,16 @@ def apply(cli, bookinfo, *paths, ok=True):
     return r
 
 
-def test_productpage_answers_json_through_the_gateway(bookinfo):
+def restore(cli, bookinfo) -> None:
+    """Back to the example's own routing (tests may run in any order, on any worker): delete
+    every resource of Istio's samples, then apply the example's rules and gateway again."""
+    r = cli("local", "delete", "-f", str(SAMPLES), "--state-dir", bookinfo["state"])
+    assert r.exit_code == 0, r
+    apply(cli, bookinfo, bookinfo["dir"] / "destination-rules.yaml", bookinfo["dir"] / "gateway.yaml")
+
+
+def test_productpage_answers_json_through_the_gateway(bookinfo, cli):
+    restore(cli, bookinfo)
     status, page = get(bookinfo["ingress"])
     assert status == 200
     assert page["details"]["author"] == "William Shakespeare"
@@ -98,6 +107,7 @@ def test_istio_networking_samples_apply_unchanged(bookinfo, cli, sample):
 
 
 def test_request_routing_and_fault_injection_as_istio_io_describes(bookinfo, cli):
+    restore(cli, bookinfo)
     apply(cli, bookinfo, SAMPLES / "destination-rule-all.yaml", SAMPLES / "virtual-service-all-v1.yaml")
     assert {get(bookinfo["ingress"])[1]["reviews"]["version"] for _ in range(10)} == {"v1"}
     apply(cli, bookinfo, SAMPLES / "virtual-service-reviews-test-v2.yaml")
@@ -117,6 +127,7 @@ def test_request_routing_and_fault_injection_as_istio_io_describes(bookinfo, cli
 
 
 def test_logs_show_the_access_log_and_the_workload_output(bookinfo, cli):
+    restore(cli, bookinfo)
     get(bookinfo["ingress"], headers={"x-request-id": "req-logs-test-1"})
     deadline = time.monotonic() + 10  # Envoy flushes access logs every 200 ms
     while True:
@@ -141,6 +152,7 @@ def test_logs_show_the_access_log_and_the_workload_output(bookinfo, cli):
 
 
 def test_trace_context_is_propagated_through_every_hop(bookinfo, cli):
+    restore(cli, bookinfo)
     apply(cli, bookinfo, SAMPLES / "destination-rule-all.yaml", SAMPLES / "virtual-service-reviews-v3.yaml")
     trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
     get(bookinfo["ingress"], headers={"traceparent": trace, "x-request-id": "req-trace-1"})
@@ -183,6 +195,7 @@ spec:
 
 
 def test_a_crashed_sidecar_is_reported_and_restarted(bookinfo, cli):
+    restore(cli, bookinfo)
     st = bookinfo["st"]
     rec = st.pids()["processes"]["proxy/details-v1.default"]
     os.kill(rec["pid"], signal.SIGKILL)
@@ -200,6 +213,7 @@ def test_a_crashed_sidecar_is_reported_and_restarted(bookinfo, cli):
 
 
 def test_proxy_status_and_proxy_config_read_the_local_mesh(bookinfo, cli):
+    restore(cli, bookinfo)
     r = cli("proxy-status", "--local", "--state-dir", bookinfo["state"], "-o", "json")
     assert r.exit_code == 0, r
     rows = {p["name"]: p for p in json.loads(r.stdout)["proxies"]}
@@ -212,6 +226,15 @@ def test_proxy_status_and_proxy_config_read_the_local_mesh(bookinfo, cli):
     assert r.exit_code == 0, r
     names = [line.split()[0] for line in r.stdout.splitlines()[1:]]
     assert sorted(names) == ["ROOTCA", "default"] and "ACTIVE" in r.stdout
+
+
+def test_proxy_status_finds_the_local_mesh_by_itself(bookinfo, cli):
+    r = cli("proxy-status", "-o", "json", env={"MESHCTL_LOCAL_STATE": bookinfo["state"], "KUBECONFIG": ""})
+    assert r.exit_code == 0, r
+    assert {p["name"] for p in json.loads(r.stdout)["proxies"]} >= {"productpage-v1.default", "bookinfo-gateway.default"}
+    r = cli("canary", "status", "reviews", "-o", "json", env={"MESHCTL_LOCAL_STATE": bookinfo["state"]})
+    assert r.exit_code in (0, 2), r  # 2 when no VirtualService serves reviews at this point
+    assert "kubeconfig" not in r.stderr.lower()
 
 
 def test_up_refuses_a_second_mesh_on_the_same_state(bookinfo, cli):

@@ -477,7 +477,7 @@ def cleanup_dead(state: State) -> bool:
     if supervisor_alive(state):
         return False
     _stop_all(state)
-    shutil.rmtree(state.dir, ignore_errors=True)
+    state.remove()
     return True
 
 
@@ -843,11 +843,11 @@ class DownResult:
 
 def down(state_dir: str) -> DownResult:
     state = State(state_dir)
-    if not state.dir.exists():
+    if not state.dir.exists() or not state.is_state():
         return DownResult(str(state.dir), False, 0, [])
     procs = state.pids().get("processes") or {}
     running = sum(1 for r in procs.values() if alive(r.get("pid"), r.get("started")))
     was = supervisor_alive(state)
     killed = _stop_all(state)
-    shutil.rmtree(state.dir, ignore_errors=True)
+    state.remove()
     return DownResult(str(state.dir), was, running, killed)

@@ -118,6 +118,35 @@ class State:
                  for r in resources]
         write_json(self.resources_file, {"items": items, "versions": versions or {}})
 
+    ENTRIES = ("mesh.json", "plan.json", "pids.json", "resources.json", "supervisor.log", ".lock",
+               "ca", "proxies", "workloads")
+
+    def is_state(self) -> bool:
+        return any((self.dir / n).exists() for n in ("mesh.json", "pids.json", "plan.json"))
+
+    def remove(self) -> None:
+        """Remove what the mesh wrote here — only that: a directory given by mistake (`--state-dir .`)
+        keeps every file that is not the mesh's — and the directory itself once empty."""
+        import shutil
+
+        if not self.is_state():
+            return
+        for name in self.ENTRIES:
+            path = self.dir / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                try:
+                    path.unlink()
+                except FileNotFoundError:
+                    pass
+        for leftover in self.dir.glob(".*.tmp"):
+            leftover.unlink(missing_ok=True)
+        try:
+            self.dir.rmdir()
+        except OSError:
+            pass
+
     @contextlib.contextmanager
     def lock(self):
         """One writer at a time (apply, delete, canary, down) on this state directory."""

@@ -51,3 +51,10 @@ def test_an_empty_directory_declares_nothing(cli, tmp_path):
                                             "metadata: {name: r}\nspec: {hosts: [r]}\n")
     r = cli("local", "up", str(tmp_path / "m"), "--state-dir", str(tmp_path / "state"), "--force")
     assert r.exit_code == 2 and "declares no workload" in r.stderr
+
+
+def test_down_on_a_directory_that_is_not_a_mesh_removes_nothing(cli, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    r = cli("local", "down", "--state-dir", str(tmp_path))
+    assert r.exit_code == 0 and "nothing to stop" in r.stdout
+    assert (tmp_path / "notes.txt").read_text() == "mine"

@@ -92,6 +92,66 @@ spec: {{mtls: {{mode: STRICT}}}}
 """)
 
 
+def bare_pair(d: Path) -> list[subprocess.Popen]:
+    """Two plain Envoys with mTLS between them and nothing else (no access log, RBAC, retries,
+    faults or stats names of a mesh): the floor any Envoy sidecar pair with mTLS costs here."""
+    from meshctl.local import ca as mesh_ca
+
+    root = mesh_ca.CA.create()
+    leaf = root.issue("spiffe://cluster.local/ns/default/sa/bare", 3600)
+    secrets = [{"name": "cert", "tls_certificate": {"certificate_chain": {"inline_string": leaf.cert_pem},
+                                                      "private_key": {"inline_string": leaf.key_pem}}},
+               {"name": "root", "validation_context": {"trusted_ca": {"inline_string": root.root_pem}}}]
+    ctx = {"tls_certificate_sds_secret_configs": [{"name": "cert"}], "validation_context_sds_secret_config": {"name": "root"}}
+
+    def hcm(cluster: str) -> dict:
+        return {"name": "envoy.filters.network.http_connection_manager", "typed_config": {
+            "@type": translate.HCM_TYPE, "stat_prefix": "bare",
+            "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": translate.ROUTER_TYPE}}],
+            "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [
+                {"match": {"prefix": "/"}, "route": {"cluster": cluster}}]}]}}}
+
+    def cluster(name: str, port: int, tls: bool) -> dict:
+        c = {"name": name, "type": "STATIC", "connect_timeout": "1s", "load_assignment": {"cluster_name": name,
+             "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {
+                 "address": f"{A}.1", "port_value": port}}}}]}]}}
+        if tls:
+            c["transport_socket"] = {"name": "envoy.transport_sockets.tls", "typed_config": {
+                "@type": translate.TLS_UP_TYPE, "common_tls_context": ctx}}
+        return c
+
+    server = {"admin": {"address": {"socket_address": {"address": f"{A}.20", "port_value": 15000}}},
+              "static_resources": {"secrets": secrets, "clusters": [cluster("app", 8080, False)], "listeners": [{
+                  "name": "in", "address": {"socket_address": {"address": f"{A}.20", "port_value": 17006}},
+                  "filter_chains": [{"transport_socket": {"name": "envoy.transport_sockets.tls", "typed_config": {
+                      "@type": translate.TLS_DOWN_TYPE, "require_client_certificate": True, "common_tls_context": ctx}},
+                      "filters": [hcm("app")]}]}]}}
+    server["static_resources"]["clusters"][0]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"][
+        "address"]["socket_address"]["address"] = f"{A}.1"
+    client = {"admin": {"address": {"socket_address": {"address": f"{A}.21", "port_value": 15000}}},
+              "static_resources": {"secrets": secrets, "clusters": [cluster("server", 17006, True)], "listeners": [{
+                  "name": "out", "address": {"socket_address": {"address": f"{A}.21", "port_value": 17001}},
+                  "filter_chains": [{"filters": [hcm("server")]}]}]}}
+    client["static_resources"]["clusters"][0]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"][
+        "address"]["socket_address"]["address"] = f"{A}.20"
+    procs = []
+    for name, boot in (("bare-server", server), ("bare-client", client)):
+        path = d / f"{name}.json"
+        path.write_text(json.dumps(boot))
+        procs.append(subprocess.Popen([envoy.binary(), "-c", str(path), "--disable-hot-restart", "--concurrency", "1",
+                                       "-l", "error"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            c = http.client.HTTPConnection(f"{A}.21", 17001, timeout=1)
+            c.request("GET", "/")
+            if c.getresponse().status == 200:
+                break
+        except OSError:
+            time.sleep(0.05)
+    return procs
+
+
 def open_loop(address: str, port: int, host: str, rate: float, seconds: float) -> list[float]:
     """Latencies (ms) of requests sent on a fixed schedule over one kept-alive connection."""
     conn = http.client.HTTPConnection(address, port, timeout=5)
@@ -141,30 +201,39 @@ def bench_latency(rate: float, seconds: float, use_wrk: bool) -> None:
     state = str(d / "state")
     latency_mesh(d)
     mesh.up([str(d / "mesh.yaml")], state, timeout=60)
+    bare = bare_pair(d)
     try:
         time.sleep(0.5)
         print(f"1. added latency (Python client, open loop at {rate:g} req/s for {seconds:g}s, one connection)")
         rows = {}
-        # alternate direct and mesh twice: the machine is shared and noisy
+        paths = (("direct", (f"{A}.1", 8080, "app:8080")), ("mesh", (f"{A}.10", 15001, "app:8080")),
+                 ("bare", (f"{A}.21", 17001, "app:8080")))
+        # alternate the paths twice: the machine is shared and noisy
         for rnd in range(2):
-            for name, (addr, port, host) in (("direct", (f"{A}.1", 8080, "app:8080")),
-                                             ("mesh", (f"{A}.10", 15001, "app:8080"))):
+            for name, (addr, port, host) in paths:
                 rows.setdefault(name, []).extend(open_loop(addr, port, host, rate, seconds / 2))
         for name, lat in rows.items():
             print(f"   {name:<7} p50 {percentile(lat, .5):.3f} ms   p99 {percentile(lat, .99):.3f} ms   (n={len(lat)})")
-        print(f"   added   p50 {percentile(rows['mesh'], .5) - percentile(rows['direct'], .5):+.3f} ms   "
-              f"p99 {percentile(rows['mesh'], .99) - percentile(rows['direct'], .99):+.3f} ms")
+        for name in ("mesh", "bare"):
+            print(f"   added by {name:<5} p50 {percentile(rows[name], .5) - percentile(rows['direct'], .5):+.3f} ms   "
+                  f"p99 {percentile(rows[name], .99) - percentile(rows['direct'], .99):+.3f} ms")
+        print("   (bare: two plain Envoys with mTLS and nothing else, the floor for any Envoy sidecar pair)")
         if use_wrk:
             direct = wrk(f"http://{A}.1:8080/", "app:8080", seconds)
             via = wrk(f"http://{A}.10:15001/", "app:8080", seconds)
-            if direct and via:
+            floor = wrk(f"http://{A}.21:17001/", "app:8080", seconds)
+            if direct and via and floor:
                 print(f"   wrk -t1 -c1 -d{int(seconds)}s (closed loop, one connection):")
-                print(f"   direct  p50 {direct['p50']:.3f} ms   p99 {direct['p99']:.3f} ms   {direct.get('rps', 0):.0f} req/s")
-                print(f"   mesh    p50 {via['p50']:.3f} ms   p99 {via['p99']:.3f} ms   {via.get('rps', 0):.0f} req/s")
-                print(f"   added   p50 {via['p50'] - direct['p50']:+.3f} ms   p99 {via['p99'] - direct['p99']:+.3f} ms")
+                for name, r in (("direct", direct), ("mesh", via), ("bare", floor)):
+                    print(f"   {name:<7} p50 {r['p50']:.3f} ms   p99 {r['p99']:.3f} ms   {r.get('rps', 0):.0f} req/s")
+                for name, r in (("mesh", via), ("bare", floor)):
+                    print(f"   added by {name:<5} p50 {r['p50'] - direct['p50']:+.3f} ms   p99 {r['p99'] - direct['p99']:+.3f} ms")
             else:
                 print("   wrk: not installed (apt-get install wrk)")
     finally:
+        for p in bare:
+            p.terminate()
+            p.wait(timeout=10)
         mesh.down(state)
         shutil.rmtree(d, ignore_errors=True)
 

@@ -395,13 +395,16 @@ class Clusters:
         members = [w for w in svc.workloads if matches_selector(w.labels, labels)]
         policy = _merge_policy(dr, subset, port.number)
         mode = _tls_mode(policy)
+        # auto mTLS: to a workload with a sidecar unless the rule says DISABLE or the workload's
+        # PeerAuthentication is DISABLE
         mtls = {w.key: (mode == "ISTIO_MUTUAL" or (mode == "" and self.index.mtls_mode(w) != "DISABLE"))
                 for w in members}
-        use_tls = any(mtls.values()) if members else mode == "ISTIO_MUTUAL"
         endpoints = []
         for w in members:
-            if mtls[w.key] == use_tls:
-                endpoints.append({"endpoint": {"address": _address(w.address, INBOUND_PORT)}})
+            ep: dict = {"endpoint": {"address": _address(w.address, INBOUND_PORT)}}
+            if mtls[w.key]:
+                ep["metadata"] = {"filter_metadata": {"envoy.transport_socket_match": {"tlsMode": "istio"}}}
+            endpoints.append(ep)
         if not subset or not labels:
             for address, ep in svc.static_endpoints:
                 if matches_selector(str_map(ep.get("labels")), labels):
@@ -414,16 +417,22 @@ class Clusters:
                    "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": endpoints}] if endpoints else []},
                    "metadata": {"filter_metadata": {"istio": meta}}}
         _apply_policy(cluster, policy)
-        if use_tls and not svc.static_endpoints:
-            sans = sorted({w.identity for w in members})
+        tls_endpoints = sum(1 for v in mtls.values() if v)
+        if tls_endpoints or (not endpoints and mode == "ISTIO_MUTUAL"):
+            sans = sorted({w.identity for w in members if mtls[w.key]})
             validation = {"validation_context_sds_secret_config": sds(SECRET_ROOT)}
             validation["default_validation_context"] = {"match_typed_subject_alt_names": [
                 {"san_type": "URI", "matcher": {"exact": s}} for s in sans]}
-            cluster["transport_socket"] = {"name": "envoy.transport_sockets.tls", "typed_config": {
+            tls = {"name": "envoy.transport_sockets.tls", "typed_config": {
                 "@type": TLS_UP_TYPE, "sni": sni(port.number, sub, svc.fqdn),
                 "common_tls_context": {"tls_certificate_sds_secret_configs": [sds(SECRET_CERT)],
                                        "combined_validation_context": validation,
                                        "alpn_protocols": ["http/1.1"]}}}
+            if tls_endpoints == len(endpoints):
+                cluster["transport_socket"] = tls
+            else:  # some endpoints take mTLS and others plaintext: by endpoint, as Istio's tlsMode
+                cluster["transport_socket_matches"] = [{"name": "tlsMode-istio", "match": {"tlsMode": "istio"},
+                                                        "transport_socket": tls}]
         self.by_name[name] = cluster
         self.order.append(name)
 

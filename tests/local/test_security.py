@@ -195,3 +195,28 @@ def test_short_lived_certificates_rotate_without_a_failed_request(sec_mesh):
         t.join(timeout=30)
     assert len(seen) >= 3, "the certificate was not rotated twice in 20 s"
     assert codes and set(codes) == {200}, {c: codes.count(c) for c in set(codes)}
+
+
+def test_disable_on_one_workload_makes_its_callers_send_plaintext(sec_mesh, cli):
+    path = apply(cli, sec_mesh, "disable.yaml", """\
+        apiVersion: security.istio.io/v1
+        kind: PeerAuthentication
+        metadata: {name: web-plain, namespace: default}
+        spec:
+          selector:
+            matchLabels: {app: web}
+          mtls: {mode: DISABLE}
+        """)
+    try:
+        c = Client(sec_mesh["frontend"])
+        status, _, body = c.request("web:8080", "/")
+        c.close()
+        # auto mTLS: the caller's sidecar sends plaintext, so no client certificate reaches web
+        assert status == 200 and "x-forwarded-client-cert" not in body["headers"]
+        assert plaintext_get(f"{sec_mesh['a']}.1") == 200
+    finally:
+        delete(cli, sec_mesh, path)
+    c = Client(sec_mesh["frontend"])
+    status, _, body = c.request("web:8080", "/")
+    c.close()
+    assert status == 200 and "spiffe://cluster.local/ns/default/sa/frontend" in body["headers"]["x-forwarded-client-cert"]

@@ -291,6 +291,11 @@ def test_destination_rule_policies_become_cluster_settings():
     v2 = cs["outbound|8080|v2|web.shop.svc.cluster.local"]
     assert v2["lb_policy"] == "RANDOM" and "transport_socket" not in v2  # tls DISABLE for the subset
     assert "transport_socket" in v1
+    # the whole service: web-v1 takes mTLS, web-v2 (PeerAuthentication DISABLE) plaintext, by endpoint
+    both = cs["outbound|8080||web.shop.svc.cluster.local"]
+    eps = both["load_assignment"]["endpoints"][0]["lb_endpoints"]
+    assert [e.get("metadata") is not None for e in eps] == [True, False]
+    assert both["transport_socket_matches"][0]["match"] == {"tlsMode": "istio"} and "transport_socket" not in both
 
 
 def test_peer_authentication_precedence_and_inbound_chains():

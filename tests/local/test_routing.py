@@ -22,12 +22,13 @@ def net():
 def routing_mesh(start_mesh, tmp_path_factory, net):
     d = tmp_path_factory.mktemp("routing")
     a = f"127.{net}.0"
-    write(d, "services.yaml", service("echo"), service("flaky"), service("outlier"), service("slow"))
+    write(d, "services.yaml", service("echo"), service("flaky"), service("outlier"), service("slow"), service("pool"))
     write(d, "workloads.yaml",
           workload("echo-v1", f"{a}.1", "echo", "v1"), workload("echo-v2", f"{a}.2", "echo", "v2"),
           workload("flaky-v1", f"{a}.3", "flaky", args="--fail-every 2"),
           workload("outlier-good", f"{a}.4", "outlier"), workload("outlier-bad", f"{a}.5", "outlier", args="--status 500"),
           workload("slow-v1", f"{a}.6", "slow", args="--delay 1.5"),
+          workload("pool-v1", f"{a}.7", "pool", args="--delay 0.5"),
           workload("client", f"{a}.10", None, command=False))
     write(d, "rules.yaml", """\
         apiVersion: networking.istio.io/v1
@@ -46,6 +47,16 @@ def routing_mesh(start_mesh, tmp_path_factory, net):
           host: outlier.default.svc.cluster.local
           trafficPolicy:
             outlierDetection: {consecutive5xxErrors: 1, interval: 1s, baseEjectionTime: 5m, maxEjectionPercent: 100}
+        """, """\
+        apiVersion: networking.istio.io/v1
+        kind: DestinationRule
+        metadata: {name: pool, namespace: default}
+        spec:
+          host: pool
+          trafficPolicy:
+            connectionPool:
+              tcp: {maxConnections: 1}
+              http: {http1MaxPendingRequests: 1, maxRequestsPerConnection: 1}
         """, """\
         apiVersion: networking.istio.io/v1
         kind: VirtualService
@@ -190,6 +201,33 @@ def test_outlier_detection_ejects_the_failing_endpoint(client, routing_mesh):
     assert codes[-40:] == [200] * 40, codes
     s = stats(f"{routing_mesh['client']}:15000", r"outbound\|8080\|\|outlier.*outlier_detection.ejections_enforced_total$")
     assert sum(s.values()) >= 1
+
+
+def test_circuit_breaking_rejects_what_the_connection_pool_cannot_hold(routing_mesh):
+    """Istio's circuit-breaking task: one connection and one pending request allowed; eight
+    concurrent callers of a service that answers in 0.5 s."""
+    results: list[tuple[int, dict]] = []
+    lock = threading.Lock()
+    start = threading.Barrier(8)
+
+    def call():
+        c = Client(routing_mesh["client"])
+        start.wait(timeout=10)
+        status, headers, _ = c.request("pool:8080", "/")
+        c.close()
+        with lock:
+            results.append((status, headers))
+
+    threads = [threading.Thread(target=call) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    codes = Counter(s for s, _ in results)
+    assert len(results) == 8 and codes[200] >= 1 and codes[503] >= 1, codes
+    assert all(h.get("x-envoy-overloaded") == "true" for s, h in results if s == 503)
+    s = stats(f"{routing_mesh['client']}:15000", r"outbound\|8080\|\|pool.*upstream_rq_pending_overflow$")
+    assert sum(s.values()) >= codes[503]
 
 
 def test_default_route_and_short_names_for_hosts_without_virtual_service(client):

@@ -133,6 +133,8 @@ def main() -> None:
     host, port = os.environ.get("HOST", "127.0.0.1"), int(os.environ.get("PORT", "9080"))
     server = ThreadingHTTPServer((host, port), Handler)
     server.daemon_threads = True
+    print(f"{SERVICE} {VERSION} listening on {host}:{port}; calls go through {os.environ.get('HTTP_PROXY') or 'no proxy'}",
+          flush=True)
     server.serve_forever()
 
 

@@ -87,7 +87,23 @@ def load(paths: list[str], recursive: bool = True) -> list[Resource]:
     if loaded.problems:
         p = loaded.problems[0]
         raise InputError(str(p), hint="fix the document, then run the command again")
+    check_schemas(loaded.resources)
     return loaded.resources
+
+
+def check_schemas(resources: list[Resource]) -> None:
+    """Istio objects must match their schema (as the API server's CRD validation requires):
+    the first error is an InputError at the line of the offending field."""
+    from meshctl.schemas import istio_kind
+    from meshctl.schemas.validate import validate as validate_schema
+
+    for r in resources:
+        if istio_kind(r.api_version, r.kind) is None:
+            continue
+        for err in validate_schema(r):
+            where = r.reference(tuple(err.path))
+            raise InputError(f"{r.origin}{f' ({where})' if where else ''}: {err.message}",
+                             hint="fix the field; Kubernetes would refuse the object too")
 
 
 def resource_set(resources: list[Resource]) -> ResourceSet:
@@ -573,6 +589,7 @@ def change(state_dir: str, add: list[Resource] = (), remove: list[Resource] = ()
     changed proxy's configuration fails `envoy --mode validate` (InputError naming the resource).
     `expect` (version key → version) makes it a compare-and-swap: Conflict when one moved on."""
     state = State(state_dir)
+    check_schemas(list(add))
     with state.lock():
         info = _running(state)
         old = state.resources()

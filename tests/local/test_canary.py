@@ -86,11 +86,18 @@ def canary(cli, mesh, *args):
     return cli("canary", *args, "--local", "--state-dir", mesh["state"])
 
 
+def start_from(cli, mesh, stable: str, canary_subset: str) -> None:
+    """100% to `stable` (tests may run in any order, on any worker, on the module's mesh)."""
+    r = canary(cli, mesh, "shift", "shop", "100/0", "--subsets", f"{stable},{canary_subset}")
+    assert r.exit_code == 0, r
+
+
 def test_shift_changes_the_running_split(canary_mesh, cli):
+    start_from(cli, canary_mesh, "v1", "v2")
     r = canary(cli, canary_mesh, "shift", "shop", "50/50", "--subsets", "v1,v2", "-o", "json")
     assert r.exit_code == 0, r
     data = json.loads(r.stdout)
-    assert data["before"] == {"v1": 100} and data["after"] == {"v1": 50, "v2": 50}
+    assert data["before"] == {"v1": 100, "v2": 0} and data["after"] == {"v1": 50, "v2": 50}
     counts = split(canary_mesh["buyer"])
     assert counts["shop-v1"] > 120 and counts["shop-v2"] > 120
     r = canary(cli, canary_mesh, "shift", "shop", "100/0", "--subsets", "v1,v2")
@@ -99,6 +106,7 @@ def test_shift_changes_the_running_split(canary_mesh, cli):
 
 
 def test_run_promotes_a_healthy_canary(canary_mesh, cli):
+    start_from(cli, canary_mesh, "v1", "v2")
     with Traffic(canary_mesh["buyer"]) as traffic:
         r = canary(cli, canary_mesh, "run", "shop", "--to", "v2", "--steps", "20,50", "--interval", "1s",
                    "--max-p99", "1s", "-o", "json")
@@ -114,7 +122,8 @@ def test_run_promotes_a_healthy_canary(canary_mesh, cli):
     assert status["phase"] == "Succeeded" and status["weights"] == {"v1": 0, "v2": 100}
 
 
-def test_run_rolls_back_a_failing_canary(canary_mesh, cli):
+def test_run_rolls_back_a_failing_canary_then_abort_and_promote_by_hand(canary_mesh, cli):
+    start_from(cli, canary_mesh, "v2", "v3")
     with Traffic(canary_mesh["buyer"]):
         r = canary(cli, canary_mesh, "run", "shop", "--to", "v3", "--steps", "20,50", "--interval", "1s",
                    "--threshold", "2", "-o", "json")
@@ -123,9 +132,6 @@ def test_run_rolls_back_a_failing_canary(canary_mesh, cli):
     assert records[-1]["action"] == "rolled-back" and records[-1]["phase"] == "Failed"
     assert any(x["metrics"] and x["metrics"]["successRate"] < 99 for x in records if x.get("metrics"))
     assert split(canary_mesh["buyer"], 100) == {"shop-v2": 100}
-
-
-def test_abort_and_promote_by_hand(canary_mesh, cli):
     r = canary(cli, canary_mesh, "abort", "shop")
     assert r.exit_code == 0, r
     assert split(canary_mesh["buyer"], 50) == {"shop-v2": 50}

@@ -58,3 +58,26 @@ def test_down_on_a_directory_that_is_not_a_mesh_removes_nothing(cli, tmp_path):
     r = cli("local", "down", "--state-dir", str(tmp_path))
     assert r.exit_code == 0 and "nothing to stop" in r.stdout
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_a_field_of_the_wrong_type_is_refused_at_its_line_even_with_force(cli, tmp_path):
+    (tmp_path / "vs.yaml").write_text("""\
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: w, namespace: default}
+spec: {address: 127.0.9.9}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: r, namespace: default}
+spec:
+  hosts: [r]
+  http:
+  - route:
+    - destination: {host: r}
+      weight: "heavy"
+""")
+    r = cli("local", "up", str(tmp_path / "vs.yaml"), "--force", "--state-dir", str(tmp_path / "state"))
+    assert r.exit_code == 2, r
+    assert "error: VirtualService default/r (" in r.stderr and "vs.yaml:14" in r.stderr
+    assert "Traceback" not in r.stderr

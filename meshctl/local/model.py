@@ -18,7 +18,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-# The host and selector helpers shared with the analyzers (one home for each concept; the
+# The host and selector functions shared with the analyzers (one home for each concept; the
 # translator and authz take them from here).
 from meshctl.analysis.util import host_matches, str_map, to_fqdn  # noqa: F401
 from meshctl.errors import InputError

@@ -101,7 +101,7 @@ class ProxyConfig:
         return f"{self.address}:{ADMIN_PORT}"
 
 
-# --- small helpers -----------------------------------------------------------------------------
+# --- small pieces ------------------------------------------------------------------------------
 
 def version_of(resources: list) -> str:
     """A content hash (the render builds dicts in a fixed order, so keys need no sorting)."""

@@ -461,3 +461,12 @@ def _rewrite_json(text: str, old: dict, new: dict) -> str:
     else:
         data = new
     return json.dumps(data, indent=2) + "\n"
+
+
+# --- local mesh ------------------------------------------------------------------------------
+def local_target(state_dir: str):
+    """The local mesh (`meshctl local up`) as a target: the same reads and read-modify-writes as
+    on a cluster (shift_cluster, the rollout), applied to the running proxies without restarts."""
+    from meshctl.local.kubeview import LocalResources
+
+    return LocalResources(state_dir)

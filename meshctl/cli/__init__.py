@@ -44,6 +44,7 @@ COMMAND_MODULES: dict[str, str] = {
     "proxy-status": "proxy", "proxy-config": "proxy",
     "canary": "canary",
     "waypoint": "waypoint",
+    "local": "local",
     "completion": "completion",
 }
 _MODULE_GROUPS: dict[str, Any] = {}

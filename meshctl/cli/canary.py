@@ -12,6 +12,7 @@ import typer
 from meshctl import durations
 from meshctl.cli.common import (ContextOpt, KubeconfigOpt, NamespaceOpt, OutputOpt, check_output, dry_run_mode,
                                  dry_run_option, settings)
+from meshctl.cli.local import LocalOpt, StateOpt, use_local
 from meshctl.errors import EXIT_FINDINGS, EXIT_INTERRUPTED
 
 canary_app = typer.Typer(
@@ -27,7 +28,13 @@ def register(app: typer.Typer) -> None:
     app.add_typer(canary_app, name="canary")
 
 
-def _client(s):
+def _client(s, ctx=None, local: bool = False, state_dir: Optional[str] = None):
+    """The cluster, or the local mesh (with --local, or when one runs in the state directory)."""
+    local_state = use_local(ctx, local, state_dir) if ctx is not None else None
+    if local_state:
+        from meshctl.canary.shift import local_target
+
+        return local_target(local_state)
     from meshctl import kube
 
     return kube.client(s.kubeconfig, s.context)
@@ -54,6 +61,8 @@ def shift_cmd(
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
     output_format: OutputOpt = None,
+    local: LocalOpt = False,
+    state_dir: StateOpt = None,
 ) -> None:
     """Rewrite the weighted default route of HOST's VirtualService (header-match routes stay)."""
     from meshctl import output
@@ -69,7 +78,7 @@ def shift_cmd(
     if files:
         result = shift.shift_files(files, host, s.namespace, w, subs, hdr, mir, bool(dry_run), create)
     else:
-        client = _client(s)
+        client = _client(s, ctx, local, state_dir)
         result = shift.shift_cluster(client, host, _namespace(s, client), w, subs, hdr, mir, dry_run, create)
     for note in result.notes:
         output.warn(note)
@@ -216,6 +225,8 @@ def run_cmd(
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
     output_format: OutputOpt = None,
+    local: LocalOpt = False,
+    state_dir: StateOpt = None,
 ) -> None:
     """Progressively shift HOST to a canary while it stays healthy (exit 0 promoted, 1 rolled back)."""
     import contextlib
@@ -243,8 +254,10 @@ def run_cmd(
         raise MeshctlError("--step and --steps exclude each other", hint="give one of them")
     if opts.steps or step is not None or max_weight is not None:
         plan.step_schedule(step, opts.steps, max_weight if max_weight is not None else rollout.DEFAULTS["maxWeight"])
-    client = _client(s)
+    client = _client(s, ctx, local, state_dir)
     ns = _namespace(s, client)
+    if hasattr(client, "admin_addresses") and not opts.proxy_admin and not opts.prometheus:
+        opts.proxy_admin = client.admin_addresses()  # the local mesh's proxies call the host
     from meshctl.canary.shift import ambient_without_waypoint
 
     ambient = ambient_without_waypoint(client, host, ns)
@@ -323,22 +336,25 @@ def status_cmd(
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
     output_format: OutputOpt = None,
+    local: LocalOpt = False,
+    state_dir: StateOpt = None,
 ) -> None:
     """Show HOST's weights and the state of its rollout (read from the VirtualService)."""
     from meshctl.canary import rollout
 
     s = settings(ctx, kubeconfig=kubeconfig, context=context, namespace=namespace, output=output_format)
     fmt = check_output(s.output, ("text", "json", "yaml"), "text")
-    client = _client(s)
+    client = _client(s, ctx, local, state_dir)
     _show_status(rollout.Rollout(client, host, _namespace(s, client)).status(), fmt)
 
 
-def _end(ctx, host, namespace, kubeconfig, context, output_format, promote: bool) -> None:
+def _end(ctx, host, namespace, kubeconfig, context, output_format, promote: bool, local: bool = False,
+         state_dir: Optional[str] = None) -> None:
     from meshctl.canary import rollout
 
     s = settings(ctx, kubeconfig=kubeconfig, context=context, namespace=namespace, output=output_format)
     fmt = check_output(s.output, ("text", "json", "yaml"), "text")
-    client = _client(s)
+    client = _client(s, ctx, local, state_dir)
     r = rollout.Rollout(client, host, _namespace(s, client))
     data = r.promote() if promote else r.abort()
     _show_status(data, fmt)
@@ -352,9 +368,11 @@ def promote_cmd(
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
     output_format: OutputOpt = None,
+    local: LocalOpt = False,
+    state_dir: StateOpt = None,
 ) -> None:
     """Promote the canary now: 100% of traffic to it (a running rollout stops at its next step)."""
-    _end(ctx, host, namespace, kubeconfig, context, output_format, True)
+    _end(ctx, host, namespace, kubeconfig, context, output_format, True, local, state_dir)
 
 
 @canary_app.command("abort")
@@ -365,6 +383,8 @@ def abort_cmd(
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
     output_format: OutputOpt = None,
+    local: LocalOpt = False,
+    state_dir: StateOpt = None,
 ) -> None:
     """Roll back now: 100% of traffic to the stable subset (a running rollout stops)."""
-    _end(ctx, host, namespace, kubeconfig, context, output_format, False)
+    _end(ctx, host, namespace, kubeconfig, context, output_format, False, local, state_dir)

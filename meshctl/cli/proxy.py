@@ -12,6 +12,7 @@ from typing import Annotated, List, Optional
 import typer
 
 from meshctl.cli.common import ContextOpt, KubeconfigOpt, NamespaceOpt, OutputOpt, check_output, settings
+from meshctl.cli.local import LocalOpt, StateOpt, use_local
 
 AdminOpt = Annotated[Optional[List[str]], typer.Option(
     "--admin", metavar="HOST:PORT",
@@ -47,6 +48,8 @@ def proxy_status(
         "--fail-on-unhealthy", help="Exit 1 when a proxy is not SYNCED/STATIC or has an expired certificate.")] = False,
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
+    local: LocalOpt = False,
+    state_dir: StateOpt = None,
 ) -> None:
     """Health and xDS sync state of every proxy, read from each Envoy's admin endpoint.
 
@@ -64,10 +67,15 @@ def proxy_status(
     if admin and all_namespaces:
         raise InputError("--admin and --all-namespaces exclude each other",
                          hint="--admin probes the given addresses only; drop one of them")
+    local_state = None if admin else use_local(ctx, local, state_dir)
     if admin:
         targets = []
         for addr in dict.fromkeys(parse_address(a, default_port=status.ADMIN_PORT) for a in admin):
             targets.append(status.ProxyTarget(name=addr, address=addr))
+    elif local_state:  # the local mesh (meshctl local up): every proxy, or those of -n
+        from meshctl.local.mesh import proxy_targets
+
+        targets = proxy_targets(local_state, None if all_namespaces or not s.namespace else s.namespace)
     else:
         k = _kube(s)
         ns = None if all_namespaces else (s.namespace or getattr(k, "namespace", None) or "default")
@@ -125,14 +133,20 @@ def _resolve(target: Optional[str], admin: Optional[List[str]], s) -> tuple[str,
     return ("pod", pod, ns or s.namespace)
 
 
-def _with_proxy(ctx, target, admin, namespace, kubeconfig, context, fn):
-    """Run async fn(address) against the proxy, port-forwarding when it is a pod."""
+def _with_proxy(ctx, target, admin, namespace, kubeconfig, context, fn, local=False, state_dir=None):
+    """Run async fn(address) against the proxy, port-forwarding when it is a pod (or reading the
+    local mesh's proxy of that name)."""
     import asyncio
 
     s = settings(ctx, namespace=namespace, kubeconfig=kubeconfig, context=context)
     how = _resolve(target, admin, s)
     if how[0] == "address":
         return asyncio.run(fn(how[1]))
+    local_state = use_local(ctx, local, state_dir)
+    if local_state:
+        from meshctl.local.mesh import admin_of
+
+        return asyncio.run(fn(admin_of(local_state, how[1], how[2])))
     from meshctl.proxy.status import ADMIN_PORT
 
     from meshctl.kube import NotFound
@@ -186,6 +200,8 @@ def _section_command(section: str, doc: str):
         namespace: NamespaceOpt = None,
         kubeconfig: KubeconfigOpt = None,
         context: ContextOpt = None,
+        local: LocalOpt = False,
+        state_dir: StateOpt = None,
     ) -> None:
         from meshctl import output
         from meshctl.proxy import config, report
@@ -201,7 +217,7 @@ def _section_command(section: str, doc: str):
             raise InputError(f"unknown --status {status!r}",
                              hint=f"use one of: {', '.join(config.HEALTH_STATUSES)}")
         data = _with_proxy(ctx, target, admin, namespace, kubeconfig, context,
-                           lambda a: config.read(a, section, _timeout(timeout)))
+                           lambda a: config.read(a, section, _timeout(timeout)), local, state_dir)
         dump, clusters = data.get("dump") or {}, data.get("clusters") or {}
         raw = config.section_data(section, dump, clusters)
         if section == "clusters":
@@ -259,6 +275,8 @@ def log(
     namespace: NamespaceOpt = None,
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
+    local: LocalOpt = False,
+    state_dir: StateOpt = None,
 ) -> None:
     """Show the proxy's logger levels, or change them with --level (POST /logging)."""
     from meshctl import output
@@ -289,7 +307,7 @@ def log(
     if logger and not level:
         raise InputError("--logger needs --level")
     levels = _with_proxy(ctx, target, admin, namespace, kubeconfig, context,
-                         lambda a: config.log_levels(a, _timeout(timeout), level, logger, pairs))
+                         lambda a: config.log_levels(a, _timeout(timeout), level, logger, pairs), local, state_dir)
     if logger:
         levels = {logger: levels.get(logger, level)}
     elif pairs:

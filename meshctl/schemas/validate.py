@@ -58,7 +58,7 @@ class SchemaError:
         return self.message
 
 
-_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+_PLAIN_KEY = re.compile(r"\A[A-Za-z_][A-Za-z0-9_\-]*\Z")  # \Z: "$" would let a key end in a newline
 
 
 def format_path(path: tuple) -> str:

@@ -1098,3 +1098,10 @@ def test_crd_schema_refuses_typical_mistakes():
         _set(body, where, value)
         refused += any(True for _ in jsonschema.Draft7Validator(crd_openapi(kind)).iter_errors(body))
     assert refused >= 50  # the rest need CEL, unknown-field pruning or checks only meshctl makes
+
+
+def test_a_key_ending_in_a_newline_is_quoted_on_one_line():
+    body = {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {"A\n": None}, "spec": {}}
+    messages = [e.message for e in validate(Resource.from_dict(body))]
+    assert messages and all("\n" not in m for m in messages)
+    assert any(m.startswith('metadata["A\\n"]: unknown field') for m in messages), messages

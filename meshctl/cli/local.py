@@ -42,7 +42,7 @@ def up_cmd(
     Runs 'meshctl analyze' first and refuses (exit 1) on Error findings unless --force.
     """
     from meshctl.analysis import report as areport
-    from meshctl.canary.plan import parse_duration
+    from meshctl.durations import parse as parse_duration
     from meshctl.errors import CheckFailed
     from meshctl.local import mesh, report
 
@@ -80,7 +80,7 @@ def _load_files(files: List[str], recursive: bool):
 
 
 def _change(files: Optional[List[str]], recursive: bool, state_dir: Optional[str], timeout: str, delete: bool) -> None:
-    from meshctl.canary.plan import parse_duration
+    from meshctl.durations import parse as parse_duration
     from meshctl.local import mesh, report
 
     resources = _load_files(files or [], recursive)

@@ -166,58 +166,6 @@ class Resource:
         return f"{self.source}:{line}" if line else self.source
 
 
-def matches_selector(labels: Mapping[str, Any], selector: Mapping[str, Any] | None) -> bool:
-    """Equality label selector (a plain map). An empty or missing selector selects everything."""
-    if not selector:
-        return True
-    return all(k in labels and str(labels[k]) == str(v) for k, v in selector.items())
-
-
-def _label_str(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def matches_label_selector(selector: Any, labels: Mapping[str, Any]) -> bool:
-    """A Kubernetes LabelSelector (matchLabels and matchExpressions with In, NotIn, Exists,
-    DoesNotExist). A missing selector selects everything; a malformed one selects nothing
-    (In/NotIn without values, unknown operators), as the API server would refuse it."""
-    if selector is None:
-        return True
-    if not isinstance(selector, dict):
-        return False
-    labels = {str(k): _label_str(v) for k, v in labels.items()} if labels else {}
-    match_labels = selector.get("matchLabels")
-    if isinstance(match_labels, dict):
-        for k, v in match_labels.items():
-            if labels.get(str(k)) != _label_str(v):
-                return False
-    expressions = selector.get("matchExpressions")
-    for expr in expressions if isinstance(expressions, list) else ():
-        if not isinstance(expr, dict):
-            return False
-        key, op = str(expr.get("key") or ""), expr.get("operator")
-        values = [_label_str(v) for v in expr.get("values") or []] if isinstance(expr.get("values") or [], list) else []
-        if op == "In":
-            if not values or labels.get(key) not in values:
-                return False
-        elif op == "NotIn":
-            if not values or (key in labels and labels[key] in values):
-                return False
-        elif op == "Exists":
-            if key not in labels:
-                return False
-        elif op == "DoesNotExist":
-            if key in labels:
-                return False
-        else:
-            return False
-    return True
-
-
 class ResourceSet:
     """Resources indexed once by kind, identity and namespace. Later additions with the same
     identity replace earlier ones (a file's object replaces the cluster's)."""
@@ -275,5 +223,7 @@ class ResourceSet:
                labels_of=None) -> list[Resource]:
         """Objects of `kind` (in `namespace` unless None) whose labels match `selector`.
         `labels_of` picks the labels to match (default: the object's own labels)."""
+        from meshctl.selectors import matches
+
         labels_of = labels_of or (lambda r: r.labels)
-        return [r for r in self.of_kind(kind, namespace) if matches_selector(labels_of(r), selector)]
+        return [r for r in self.of_kind(kind, namespace) if matches(labels_of(r), selector)]

@@ -8,6 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from meshctl.resources import Resource, yaml_text
+from meshctl import hosts
+from meshctl.selectors import LabelIndex, label_map, label_text
 
 _PROTOCOLS = {"tcp": "TCP", "udp": "UDP", "grpc": "GRPC", "grpc-web": "GRPC-Web", "http": "HTTP",
               "http_proxy": "HTTP_PROXY", "http2": "HTTP2", "https": "HTTPS", "tls": "TLS",
@@ -52,135 +54,9 @@ def is_control_plane(r: Resource) -> bool:
     return "istio" in labels or labels.get("release") == "istio"
 
 
-# --- label selectors ----------------------------------------------------------------------------
-
-def str_map(value: Any) -> dict[str, str]:
-    """A label map with string values (non-mapping → {})."""
-    if not isinstance(value, dict):
-        return {}
-    return {yaml_text(k): "" if v is None else yaml_text(v).lower() if isinstance(v, bool) else yaml_text(v) for k, v in value.items()}
-
-
-def selector_string(selector: dict[str, str]) -> str:
-    """A map selector as Kubernetes prints it: `k1=v1,k2=v2`, sorted by key; "" when empty."""
-    return ",".join(f"{k}={selector[k]}" for k in sorted(selector))
-
-
-def selector_matches(selector: dict[str, str], labels: dict) -> bool:
-    """Equality map selector; empty selects everything."""
-    for k, v in selector.items():
-        if k not in labels or str_label(labels[k]) != v:
-            return False
-    return True
-
-
-def str_label(v: Any) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, bool):
-        return yaml_text(v).lower()
-    return yaml_text(v)
-
-
-class LabelIndex:
-    """Objects indexed by each `key=value` label, so a map selector finds its matches by
-    intersecting a few small sets instead of scanning every object."""
-
-    def __init__(self, items: list[Resource], labels_of=None):
-        self.items = items
-        self._labels_of = labels_of or (lambda r: r.labels)
-        self._by_pair: dict[tuple[str, str], list[int]] = {}
-        self.labels: list[dict[str, str]] = []
-        for i, r in enumerate(items):
-            labels = str_map(self._labels_of(r))
-            self.labels.append(labels)
-            for k, v in labels.items():
-                self._by_pair.setdefault((k, v), []).append(i)
-
-    def select(self, selector: dict[str, str], namespace: str | None = None) -> list[Resource]:
-        if not selector:
-            cands = range(len(self.items))
-        else:
-            lists = []
-            for k, v in selector.items():
-                ids = self._by_pair.get((k, v))
-                if not ids:
-                    return []
-                lists.append(ids)
-            lists.sort(key=len)
-            cands = lists[0]
-            if len(lists) > 1:
-                cands = [i for i in cands if selector_matches(selector, self.labels[i])]
-        out = [self.items[i] for i in cands]
-        if namespace is not None:
-            out = [r for r in out if r.namespace == namespace]
-        return out
-
-    def any(self, selector: dict[str, str], namespace: str | None = None) -> bool:
-        """Whether anything matches (without building the list of matches)."""
-        if namespace is not None:
-            return bool(self.select(selector, namespace))
-        if not selector:
-            return bool(self.items)
-        lists = []
-        for k, v in selector.items():
-            ids = self._by_pair.get((k, v))
-            if not ids:
-                return False
-            lists.append(ids)
-        if len(lists) == 1:
-            return True
-        lists.sort(key=len)
-        labels = self.labels
-        return any(selector_matches(selector, labels[i]) for i in lists[0])
-
-
 def pod_index(ctx) -> LabelIndex:
     """All Pods (outside ignored namespaces) by label (built once per run)."""
     return ctx.index("pods-by-label", lambda c: LabelIndex(c.of_kind("Pod")))
-
-
-# --- hosts -------------------------------------------------------------------------------------
-
-CLUSTER_DOMAIN_SUFFIX = "svc.cluster.local"
-_FQDN = __import__("re").compile(r"^(.+)\.(.+)\.svc\.cluster\.local$")
-
-
-def to_fqdn(namespace: str | None, host: str) -> str:
-    """A short name becomes `name.namespace.svc.cluster.local`; wildcards and dotted names stay."""
-    if not host.startswith("*") and "." not in host:
-        return f"{host}.{namespace or ''}.{CLUSTER_DOMAIN_SUFFIX}"
-    return host
-
-
-def name_from_host(default_namespace: str | None, host: str) -> tuple[str, str]:
-    """(namespace, name) a host refers to: parsed from `name.ns.svc.cluster.local`, else the
-    host itself in the default namespace."""
-    m = _FQDN.match(host)
-    if m:
-        return m.group(2), m.group(1)
-    return default_namespace or "", host
-
-
-def host_matches(a: str, b: str) -> bool:
-    """Istio's host.Name.Matches: equal, or one wildcard (`*.foo.com`, `*`) covering the other."""
-    aw = a.startswith("*")
-    bw = b.startswith("*")
-    if aw and bw:
-        return b[1:].endswith(a[1:]) if len(a) < len(b) else a[1:].endswith(b[1:])
-    if aw:
-        return b.endswith(a[1:])
-    if bw:
-        return a.endswith(b[1:])
-    return a == b
-
-
-def short_or_full_name(default_namespace: str | None, name: str) -> tuple[str, str]:
-    """`ns/name` → (ns, name); `name` → (default_namespace, name)."""
-    ns, sep, rest = name.partition("/")
-    if sep:
-        return ns, rest
-    return default_namespace or "", name
 
 
 class HostEntry:
@@ -203,7 +79,7 @@ class ServiceHosts:
         self.wildcards: list[tuple[str, str, HostEntry]] = []  # (scope, host, entry)
 
     def add(self, scope: str, namespace: str | None, host: str, entry: HostEntry) -> None:
-        fqdn = to_fqdn(namespace, host)
+        fqdn = hosts.fqdn(host, namespace)
         key = f"{scope}/{fqdn}"
         if key not in self.exact and fqdn.startswith("*"):
             self.wildcards.append((scope, fqdn, entry))
@@ -212,7 +88,7 @@ class ServiceHosts:
     def lookup(self, source_ns: str | None, export_to: list, host: str) -> HostEntry | None:
         """Istio's GetDestinationHost: what `host`, seen from `source_ns`, resolves to."""
         ns = source_ns or ""
-        fqdn = to_fqdn(ns, host)
+        fqdn = hosts.fqdn(host, ns)
         e = self.exact.get(f"*/{fqdn}")
         if e is not None:
             return e
@@ -246,7 +122,7 @@ def build_service_hosts(ctx) -> ServiceHosts:
             continue
         spec = se.spec
         ports = [_int(dig(p, "number")) for p in as_list(spec.get("ports")) if isinstance(p, dict)]
-        entry = HostEntry(ports, str_map(dig(spec, "workloadSelector", "labels")), se)
+        entry = HostEntry(ports, label_map(dig(spec, "workloadSelector", "labels")), se)
         export = [yaml_text(x) for x in as_list(spec.get("exportTo"))]
         if not export or "*" in export:
             scopes = ["*"]
@@ -313,9 +189,9 @@ def in_mesh(ctx, annotations: dict, labels: dict, namespace: str | None, contain
     if has_istio_proxy(containers):
         return True
     if INJECT_LABEL in labels:
-        return str_label(labels[INJECT_LABEL]) == "true"
+        return label_text(labels[INJECT_LABEL]) == "true"
     if INJECT_LABEL in annotations:
-        return str_label(annotations[INJECT_LABEL]) == "true"
+        return label_text(annotations[INJECT_LABEL]) == "true"
     ns_labels = _namespace_labels(ctx, namespace)
     if ns_labels is not None:
         return ns_labels.get("istio-injection") == "enabled"

@@ -6,12 +6,13 @@ the size of the smallest label bucket, not a scan of every pod.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from meshctl.analysis.framework import Context, as_dict, dig
-from meshctl.resources import Resource, yaml_text
+from meshctl.resources import Resource
 from meshctl.kinds import (AMBIENT_REDIRECTION, CONTROLLER_KINDS, DATAPLANE_MODE_LABEL, INJECTION_LABEL,  # noqa: F401
                            POD_TEMPLATE_PATHS, PROXY_CONTAINER, REVISION_LABEL, SIDECAR_INJECT)
+from meshctl.selectors import LabelIndex, label_map
 
 INJECT_LABEL = SIDECAR_INJECT
 REV_LABEL = REVISION_LABEL
@@ -19,59 +20,9 @@ REV_LABEL = REVISION_LABEL
 WORKLOAD_KINDS: dict[str, tuple[str, ...]] = {k: POD_TEMPLATE_PATHS[k] for k in CONTROLLER_KINDS}
 
 
-def selector_string(labels: Mapping[str, Any] | None) -> str:
-    """A map selector as Kubernetes prints it: `k1=v1,k2=v2`, keys sorted."""
-    return ",".join(f"{k}={v}" for k, v in sorted(str_labels(labels).items()))
-
-
-def str_labels(labels: Any) -> dict[str, str]:
-    return {yaml_text(k): "" if v is None else yaml_text(v) for k, v in as_dict(labels).items()}
-
-
-def matches(labels: Mapping[str, str], selector: Mapping[str, Any] | None) -> bool:
-    """Equality selector; an empty selector matches everything."""
-    for k, v in as_dict(selector).items():
-        if labels.get(yaml_text(k)) != ("" if v is None else yaml_text(v)):
-            return False
-    return True
-
-
-class LabelIndex:
-    """Objects of one kind per namespace, and per (namespace, label key, label value)."""
-
-    def __init__(self, items: Iterable[tuple[Resource, dict[str, str]]]):
-        self.by_ns: dict[str, list[tuple[Resource, dict[str, str]]]] = {}
-        self.by_label: dict[tuple[str, str, str], list[tuple[Resource, dict[str, str]]]] = {}
-        for r, labels in items:
-            ns = r.namespace or ""
-            entry = (r, labels)
-            self.by_ns.setdefault(ns, []).append(entry)
-            for k, v in labels.items():
-                self.by_label.setdefault((ns, k, v), []).append(entry)
-
-    def select(self, namespace: str | None, selector: Mapping[str, Any] | None) -> list[Resource]:
-        """Objects in `namespace` whose labels match `selector` (all of the namespace when empty)."""
-        ns = namespace or ""
-        sel = str_labels(selector)
-        if not sel:
-            return [r for r, _ in self.by_ns.get(ns, [])]
-        buckets = [self.by_label.get((ns, k, v), []) for k, v in sel.items()]
-        smallest = min(buckets, key=len)
-        return [r for r, labels in smallest if matches(labels, sel)]
-
-    def select_anywhere(self, selector: Mapping[str, Any] | None) -> list[Resource]:
-        out: list[Resource] = []
-        for ns in self.by_ns:
-            out.extend(self.select(ns, selector))
-        return out
-
-    def namespaces(self) -> list[str]:
-        return list(self.by_ns)
-
-
 def pods(ctx: Context) -> LabelIndex:
     """Every Pod, by namespace and label."""
-    return ctx.index("workloads.pods", lambda c: LabelIndex((p, str_labels(p.labels)) for p in c.of_kind("Pod")))
+    return ctx.index("workloads.pods", lambda c: LabelIndex(c.of_kind("Pod")))
 
 
 def template(r: Resource) -> dict:
@@ -83,21 +34,17 @@ def template(r: Resource) -> dict:
 
 
 def template_labels(r: Resource) -> dict[str, str]:
-    return str_labels(dig(template(r), "metadata", "labels"))
+    return label_map(dig(template(r), "metadata", "labels"))
 
 
 def template_annotations(r: Resource) -> dict[str, str]:
-    return str_labels(dig(template(r), "metadata", "annotations"))
+    return label_map(dig(template(r), "metadata", "annotations"))
 
 
 def workloads(ctx: Context) -> LabelIndex:
     """Pods and every pod-running workload, by namespace and by the labels of the pods they run."""
     def build(c: Context) -> LabelIndex:
-        items = []
-        for kind in ("Pod", *WORKLOAD_KINDS):
-            for r in c.of_kind(kind):
-                items.append((r, template_labels(r)))
-        return LabelIndex(items)
+        return LabelIndex((r for kind in ("Pod", *WORKLOAD_KINDS) for r in c.of_kind(kind)), labels_of=template_labels)
 
     return ctx.index("workloads.all", build)
 
@@ -138,10 +85,10 @@ def in_mesh(ctx: Context, r: Resource) -> bool:
         containers += spec["initContainers"]
     if _has_proxy(containers):
         return True
-    labels = str_labels(dig(tmpl, "metadata", "labels"))
+    labels = label_map(dig(tmpl, "metadata", "labels"))
     if INJECT_LABEL in labels:
         return labels[INJECT_LABEL] == "true"
-    annotations = str_labels(dig(tmpl, "metadata", "annotations"))
+    annotations = label_map(dig(tmpl, "metadata", "annotations"))
     if INJECT_LABEL in annotations:
         return annotations[INJECT_LABEL] == "true"
     ns = namespace_object(ctx, r.namespace)

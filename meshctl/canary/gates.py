@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from meshctl.errors import InputError, ProxyError
+from meshctl import hosts
 
 P99 = 0.99
 
@@ -360,7 +361,7 @@ def source_factory(k, host: str, namespace: str, stack):
     from meshctl.canary import plan
 
     def make(spec, st, dr):
-        fqdn = plan.fqdn(host, namespace)
+        fqdn = hosts.service_fqdn(host, namespace)
         if spec.prometheus:
             version = str(plan.subset_labels(dr, st.canary).get("version") or st.canary)
             return PrometheusSource(spec.prometheus, fqdn, version)

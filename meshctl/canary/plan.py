@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Optional
 
 from meshctl.errors import InputError
+from meshctl.hosts import service_fqdn, short_name
 
-DOMAIN_SUFFIX = "svc.cluster.local"
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _HEADER = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 
@@ -115,27 +115,6 @@ def step_schedule(step: int | None = None, steps: Iterable[int] | None = None, m
     return schedule
 
 
-# --- hosts -----------------------------------------------------------------------------------
-def fqdn(host: str, namespace: str | None) -> str:
-    """Istio's resolution of a short host: `reviews` in namespace `ns` is reviews.ns.svc.cluster.local;
-    `reviews.ns` is completed the same way; names that already look qualified are kept."""
-    host = host.strip().lower().rstrip(".")
-    if "*" in host:
-        return host
-    parts = host.split(".")
-    if len(parts) == 1:
-        return f"{host}.{namespace or 'default'}.{DOMAIN_SUFFIX}"
-    if len(parts) == 2:
-        return f"{host}.{DOMAIN_SUFFIX}"
-    if len(parts) == 3 and parts[2] == "svc":
-        return f"{host}.cluster.local"
-    return host
-
-
-def short_name(host: str) -> str:
-    return host.split(".")[0]
-
-
 def _meta(obj: dict) -> dict:
     m = obj.get("metadata")
     return m if isinstance(m, dict) else {}
@@ -176,12 +155,12 @@ def check_shape(obj: dict, line_of: Callable[[tuple], str] | None = None) -> Non
 
 def serves_host(vs: dict, host: str, namespace: str | None) -> bool:
     ns = _meta(vs).get("namespace") or namespace
-    want = fqdn(host, namespace or ns)
-    return any(isinstance(h, str) and fqdn(h, ns) == want for h in _list(_spec(vs).get("hosts")))
+    want = service_fqdn(host, namespace or ns)
+    return any(isinstance(h, str) and service_fqdn(h, ns) == want for h in _list(_spec(vs).get("hosts")))
 
 
 def routes_to_host(dest_host: Any, host: str, namespace: str | None, vs_ns: str | None) -> bool:
-    return isinstance(dest_host, str) and fqdn(dest_host, vs_ns or namespace) == fqdn(host, namespace)
+    return isinstance(dest_host, str) and service_fqdn(dest_host, vs_ns or namespace) == service_fqdn(host, namespace)
 
 
 def find_virtual_service(items: list[dict], host: str, namespace: str | None) -> dict | None:
@@ -192,7 +171,7 @@ def find_virtual_service(items: list[dict], host: str, namespace: str | None) ->
     if not matches:  # by name; a qualified host must name the VirtualService's own namespace
         matches = [v for v in vss if _meta(v).get("name") == short_name(host)
                    and (namespace is None or _meta(v).get("namespace") in (None, namespace))
-                   and ("." not in host or fqdn(host, namespace) == fqdn(short_name(host),
+                   and ("." not in host or service_fqdn(host, namespace) == service_fqdn(short_name(host),
                                                                          _meta(v).get("namespace") or namespace))]
     if len(matches) > 1:
         with_route = [v for v in matches if default_route_index(v, host, namespace) is not None]
@@ -208,7 +187,7 @@ def find_destination_rule(items: list[dict], host: str, namespace: str | None) -
     drs = [d for d in items if d.get("kind") == "DestinationRule"]
     for d in drs:
         h = _spec(d).get("host")
-        if isinstance(h, str) and fqdn(h, _meta(d).get("namespace") or namespace) == fqdn(host, namespace):
+        if isinstance(h, str) and service_fqdn(h, _meta(d).get("namespace") or namespace) == service_fqdn(host, namespace):
             return d
     return None
 

@@ -26,6 +26,7 @@ from meshctl.loader import json_loads
 from meshctl.canary import gates, plan
 from meshctl.canary.shift import NET_API, find_on_cluster, update
 from meshctl.errors import CheckFailed, InputError
+from meshctl import hosts
 
 PREFIX = "canary.meshctl.io/"
 INITIALIZING, PROGRESSING, PROMOTING, SUCCEEDED = "Initializing", "Progressing", "Promoting", "Succeeded"
@@ -290,7 +291,7 @@ class Rollout:
         return record
 
     def _payload(self, st: State, phase: str) -> dict:
-        return {"name": plan.short_name(self.host), "namespace": self.namespace, "host": self.host,
+        return {"name": hosts.short_name(self.host), "namespace": self.namespace, "host": self.host,
                 "phase": phase, "stable": st.stable, "canary": st.canary, "weight": st.weight,
                 "metadata": {"step": str(st.step + 1), "failures": str(st.failures)}}
 

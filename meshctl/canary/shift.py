@@ -23,6 +23,8 @@ from meshctl.errors import ClusterError, InputError
 from meshctl.files import write_atomic
 from meshctl.kinds import POD_TEMPLATE_PATHS
 from meshctl.resources import dig
+from meshctl import hosts
+from meshctl.selectors import matches
 
 NET_API = "networking.istio.io/v1"
 MAX_ATTEMPTS = 200
@@ -118,11 +120,11 @@ def ambient_without_waypoint(k, host: str, namespace: str) -> str | None:
     """A note when HOST's Service runs in ambient mode with no waypoint: VirtualService (and
     HTTPRoute) routing acts only in a waypoint proxy there, so weights would have no effect. Best
     effort: None when the namespace cannot be read."""
-    parts = plan.fqdn(host, namespace).split(".")
+    parts = hosts.service_fqdn(host, namespace).split(".")
     ns = parts[1] if len(parts) > 2 and parts[2] == "svc" else namespace
     try:
         ns_obj = k.get("v1", "Namespace", ns)
-        svc = k.get("v1", "Service", plan.short_name(host), ns)
+        svc = k.get("v1", "Service", hosts.short_name(host), ns)
     except ClusterError:
         return None
     ns_labels = ((ns_obj or {}).get("metadata") or {}).get("labels") or {}
@@ -153,7 +155,7 @@ def _plan_from_pods(k, host: str, namespace: str, subsets: list[str] | None,
                     dr: dict | None) -> tuple[dict | None, dict]:
     """(a new DestinationRule, or None when one exists; a new VirtualService) for `host`, from
     the `version` labels of the pods its Service selects. Writes nothing."""
-    name = plan.short_name(host)
+    name = hosts.short_name(host)
     new_dr = None
     if dr is None:
         svc = k.get("v1", "Service", name, namespace)
@@ -393,9 +395,8 @@ def _create_in_files(bodies, texts, host: str, namespace: str | None, weights: l
     """--create with -f: the Service's workloads in the files give the versions; the new
     DestinationRule (unless one exists) and VirtualService are appended to the Service's file."""
     from meshctl.output import to_yaml
-    from meshctl.resources import matches_selector
 
-    name = plan.short_name(host)
+    name = hosts.short_name(host)
     services = [(p, r) for p, r in bodies if r.kind == "Service" and r.name == name
                 and (namespace is None or (r.namespace or namespace) == namespace)]
     if not services:
@@ -413,7 +414,7 @@ def _create_in_files(bodies, texts, host: str, namespace: str | None, weights: l
         if template is None:
             continue
         labels = r.labels if not template else dig(r.body, *template, "metadata", "labels")
-        if (r.namespace or ns) == ns and isinstance(labels, dict) and matches_selector(labels, selector):
+        if (r.namespace or ns) == ns and isinstance(labels, dict) and matches(labels, selector):
             pods.append({"metadata": {"labels": labels}})
     versions = plan.versions_of(pods)
     if not versions:

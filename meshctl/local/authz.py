@@ -18,8 +18,9 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from meshctl.local.model import ROOT_NAMESPACE, matches_selector, str_map
+from meshctl.local.model import ROOT_NAMESPACE
 from meshctl.resources import Resource
+from meshctl.selectors import label_map, matches
 
 RBAC_TYPE = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC"
 MODES = ("STRICT", "PERMISSIVE", "DISABLE")
@@ -31,15 +32,15 @@ def _selects(r: Resource, namespace: str, labels: dict) -> Optional[int]:
     """How specifically a namespaced policy applies to a workload: 2 selector, 1 namespace,
     0 root namespace; None when it does not apply."""
     sel = r.spec.get("selector")
-    match = str_map(sel.get("matchLabels")) if isinstance(sel, dict) else {}
+    match = label_map(sel.get("matchLabels")) if isinstance(sel, dict) else {}
     if r.namespace == namespace:
         if match:
-            return 2 if matches_selector(labels, match) else None
+            return 2 if matches(labels, match) else None
         return 1
     if r.namespace == ROOT_NAMESPACE and not match:
         return 0
     if r.namespace == ROOT_NAMESPACE and match and namespace == ROOT_NAMESPACE:
-        return 2 if matches_selector(labels, match) else None
+        return 2 if matches(labels, match) else None
     return None
 
 
@@ -246,10 +247,10 @@ def applicable(policies: list[Resource], namespace: str, labels: dict) -> list[R
         if r.group != "security.istio.io":
             continue
         sel = r.spec.get("selector")
-        match = str_map(sel.get("matchLabels")) if isinstance(sel, dict) else {}
+        match = label_map(sel.get("matchLabels")) if isinstance(sel, dict) else {}
         if r.namespace == ROOT_NAMESPACE and not match:
             out.append(r)
-        elif r.namespace == namespace and (not match or matches_selector(labels, match)):
+        elif r.namespace == namespace and (not match or matches(labels, match)):
             out.append(r)
     return out
 

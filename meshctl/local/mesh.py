@@ -69,7 +69,7 @@ def preflight(paths: list[str]):
     for svc in mesh_model.services.values():
         dr = index.destination_rule(svc)
         for s in (dr.spec.get("subsets") or []) if dr is not None else []:
-            if isinstance(s, dict) and any(model.matches_selector(w.labels, model.str_map(s.get("labels")))
+            if isinstance(s, dict) and any(model.matches(w.labels, model.label_map(s.get("labels")))
                                            for w in svc.workloads):
                 selected.add((dr.origin, str(s.get("name"))))
     kept = [m for m in result.messages

@@ -20,9 +20,10 @@ from typing import Any, Optional
 
 # The host and selector functions shared with the analyzers (one home for each concept; the
 # translator and authz take them from here).
-from meshctl.analysis.util import host_matches, str_map, to_fqdn  # noqa: F401
 from meshctl.errors import InputError
-from meshctl.resources import Resource, ResourceSet, matches_selector
+from meshctl.resources import Resource, ResourceSet
+from meshctl import hosts
+from meshctl.selectors import label_map, matches
 
 COMMAND_ANNOTATION = "local.meshctl.io/command"
 ADDRESS_ANNOTATION = "local.meshctl.io/address"  # a Gateway's loopback address (else the first free one)
@@ -205,7 +206,7 @@ def build(resources: ResourceSet, gateway_addresses: Optional[dict] = None) -> M
                 raise InputError(f"{_where(we, ('spec', 'ports', name))}: port {n} is taken by the workload's "
                                  "sidecar (15000 admin, 15001 outbound, 15006 inbound)", hint="use another port")
             ports[str(name)] = n
-        w = Workload(we.name, ns, address, str_map(spec.get("labels")), str(spec.get("serviceAccount") or "default"),
+        w = Workload(we.name, ns, address, label_map(spec.get("labels")), str(spec.get("serviceAccount") or "default"),
                      ports, command_of(we), we)
         workloads[w.key] = w
 
@@ -219,7 +220,7 @@ def build(resources: ResourceSet, gateway_addresses: Optional[dict] = None) -> M
             continue
         spec = se.spec
         ns = se.namespace or "default"
-        selector = str_map((spec.get("workloadSelector") or {}).get("labels")
+        selector = label_map((spec.get("workloadSelector") or {}).get("labels")
                            if isinstance(spec.get("workloadSelector"), dict) else None)
         ports = _ports(se)
         static = []
@@ -232,11 +233,11 @@ def build(resources: ResourceSet, gateway_addresses: Optional[dict] = None) -> M
                 warnings.append(f"{_where(se, ('spec', 'endpoints', i))}: endpoint {ep.get('address')} is not a "
                                 "loopback address; the local mesh leaves it out")
         buckets = [by_label.get((ns, k, v), []) for k, v in selector.items()]
-        members = [w for w in min(buckets, key=len) if matches_selector(w.labels, selector)] if buckets else []
+        members = [w for w in min(buckets, key=len) if matches(w.labels, selector)] if buckets else []
         for host in spec.get("hosts") or []:
             if not isinstance(host, str) or host.startswith("*"):
                 continue
-            fqdn = to_fqdn(ns, host)
+            fqdn = hosts.fqdn(host, ns)
             svc = services.get(fqdn)
             if svc is None:
                 services[fqdn] = Service(fqdn, ns, ports, selector, se, list(members), list(static))
@@ -254,7 +255,7 @@ def build(resources: ResourceSet, gateway_addresses: Optional[dict] = None) -> M
     for gw in sorted(resources.of_kind("Gateway"), key=lambda r: (r.namespace or "", r.name)):
         if gw.group != "networking.istio.io":
             continue
-        labels = str_map(gw.spec.get("selector")) or {"istio": "ingressgateway"}
+        labels = label_map(gw.spec.get("selector")) or {"istio": "ingressgateway"}
         servers = [s for s in gw.spec.get("servers") or [] if isinstance(s, dict)]
         key = f"{gw.name}.{gw.namespace or 'default'}"
         pinned = gw.annotations.get(ADDRESS_ANNOTATION)

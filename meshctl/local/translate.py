@@ -32,10 +32,21 @@ from typing import Any, Optional
 
 from meshctl.local import authz
 from meshctl.local.model import (
-    ADMIN_PORT, INBOUND_PORT, OUTBOUND_PORT, ROOT_NAMESPACE, GatewayProxy, Mesh, Port, Service, Workload,
-    gateway_listen_port, host_matches, matches_selector, str_map, to_fqdn,
+    ADMIN_PORT,
+    INBOUND_PORT,
+    OUTBOUND_PORT,
+    ROOT_NAMESPACE,
+    GatewayProxy,
+    Mesh,
+    Port,
+    Service,
+    Workload,
+    gateway_listen_port,
 )
 from meshctl.resources import Resource
+from meshctl import hosts
+from meshctl.selectors import label_map, matches
+from meshctl.hosts import host_matches
 
 T = "type.googleapis.com/"
 CLUSTER_TYPE = T + "envoy.config.cluster.v3.Cluster"
@@ -215,7 +226,7 @@ class Index:
             for dr in self.destination_rules:
                 host = dr.spec.get("host")
                 if isinstance(host, str):
-                    fqdn = to_fqdn(dr.namespace or "default", host)
+                    fqdn = hosts.fqdn(host, dr.namespace or "default")
                     if fqdn.startswith("*"):
                         wild.append((fqdn, dr))
                     else:
@@ -243,9 +254,9 @@ class Index:
         best = None
         for t in self.telemetry:
             sel = t.spec.get("selector")
-            match = str_map(sel.get("matchLabels")) if isinstance(sel, dict) else {}
+            match = label_map(sel.get("matchLabels")) if isinstance(sel, dict) else {}
             if t.namespace == namespace:
-                if match and not matches_selector(labels, match):
+                if match and not matches(labels, match):
                     continue
                 level = 2 if match else 1
             elif t.namespace == ROOT_NAMESPACE and not match:
@@ -279,7 +290,7 @@ class Index:
                 for h in vs.spec.get("hosts") or []:
                     if not isinstance(h, str):
                         continue
-                    h = to_fqdn(vs.namespace or "default", h)
+                    h = hosts.fqdn(h, vs.namespace or "default")
                     if h.startswith("*"):
                         wild.append((h, vs))
                     else:
@@ -391,8 +402,8 @@ class Clusters:
     def _add(self, svc: Service, port: Port, dr: Optional[Resource], subset: Optional[dict]) -> None:
         sub = str(subset.get("name")) if subset else ""
         name = cluster_name("outbound", port.number, sub, svc.fqdn)
-        labels = str_map(subset.get("labels")) if subset else {}
-        members = [w for w in svc.workloads if matches_selector(w.labels, labels)]
+        labels = label_map(subset.get("labels")) if subset else {}
+        members = [w for w in svc.workloads if matches(w.labels, labels)]
         policy = _merge_policy(dr, subset, port.number)
         mode = _tls_mode(policy)
         # auto mTLS: to a workload with a sidecar unless the rule says DISABLE or the workload's
@@ -407,7 +418,7 @@ class Clusters:
             endpoints.append(ep)
         if not subset or not labels:
             for address, ep in svc.static_endpoints:
-                if matches_selector(str_map(ep.get("labels")), labels):
+                if matches(label_map(ep.get("labels")), labels):
                     p = (ep.get("ports") or {}).get(port.name) if isinstance(ep.get("ports"), dict) else None
                     endpoints.append({"endpoint": {"address": _address(address, int(p or port.target_port or port.number))}})
         meta = {"services": [{"host": svc.fqdn, "name": svc.short, "namespace": svc.namespace}]}
@@ -508,7 +519,7 @@ class Routes:
         self.clusters = clusters
 
     def destination_cluster(self, vs: Resource, dest: dict, default_port: int) -> str:
-        host = to_fqdn(vs.namespace or "default", str(dest.get("host") or ""))
+        host = hosts.fqdn(str(dest.get("host") or ""), vs.namespace or "default")
         svc = self.index.mesh.services.get(host)
         port = (dest.get("port") or {}).get("number") if isinstance(dest.get("port"), dict) else None
         if not isinstance(port, int):
@@ -629,7 +640,7 @@ class Routes:
                 if m is not None:
                     if isinstance(m.get("port"), int) and m["port"] != port:
                         continue
-                    if m.get("sourceLabels") and (labels is None or not matches_selector(labels, str_map(m["sourceLabels"]))):
+                    if m.get("sourceLabels") and (labels is None or not matches(labels, label_map(m["sourceLabels"]))):
                         continue
                     if m.get("sourceNamespace") and str(m["sourceNamespace"]) != namespace:
                         continue
@@ -878,7 +889,7 @@ class Renderer:
         for svc in self.services_of.get(w.key, ()):
             dr = self.index.destination_rule(svc)
             subsets = self.index.subsets(dr)
-            mine = [""] + [str(s["name"]) for s in subsets if matches_selector(w.labels, str_map(s.get("labels")))]
+            mine = [""] + [str(s["name"]) for s in subsets if matches(w.labels, label_map(s.get("labels")))]
             for port in svc.ports:
                 if not port.http:
                     continue

@@ -1,4 +1,4 @@
-from meshctl.resources import matches_label_selector as selector_matches
+from meshctl.selectors import matches_label_selector as selector_matches
 
 from .analysis_helpers import found, reference, run_yaml
 

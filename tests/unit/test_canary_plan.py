@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from meshctl import hosts
 from meshctl.canary import plan
 from meshctl.errors import InputError
 
@@ -86,9 +87,9 @@ def test_step_schedule_rejects_decreasing_steps():
 
 
 def test_fqdn():
-    assert plan.fqdn("reviews", "bookinfo") == "reviews.bookinfo.svc.cluster.local"
-    assert plan.fqdn("reviews.bookinfo", "x") == "reviews.bookinfo.svc.cluster.local"
-    assert plan.fqdn("reviews.bookinfo.svc.cluster.local", "x") == "reviews.bookinfo.svc.cluster.local"
+    assert hosts.service_fqdn("reviews", "bookinfo") == "reviews.bookinfo.svc.cluster.local"
+    assert hosts.service_fqdn("reviews.bookinfo", "x") == "reviews.bookinfo.svc.cluster.local"
+    assert hosts.service_fqdn("reviews.bookinfo.svc.cluster.local", "x") == "reviews.bookinfo.svc.cluster.local"
 
 
 # --- the rewrite -----------------------------------------------------------------------------

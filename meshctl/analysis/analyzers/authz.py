@@ -3,20 +3,8 @@ from __future__ import annotations
 
 from meshctl.resources import yaml_text
 from meshctl.analysis.framework import Analyzer, Context, as_dict, as_list, dig, register
-from meshctl.analysis.workloads import (
-    INJECT_LABEL,
-    INJECTION_LABEL,
-    REV_LABEL,
-    WORKLOAD_KINDS,
-    LabelIndex,
-    in_mesh,
-    namespace_in_ambient,
-    namespace_object,
-    pod_in_ambient,
-    selector_string,
-    template_annotations,
-    template_labels,
-)
+from meshctl.analysis.workloads import (INJECT_LABEL, INJECTION_LABEL, REV_LABEL, WORKLOAD_KINDS, in_mesh, namespace_in_ambient, namespace_object, pod_in_ambient, template_annotations, template_labels,)
+from meshctl.selectors import LabelIndex, selector_string
 
 
 def _namespace_enrolls(ctx: Context, workload) -> bool:
@@ -48,10 +36,7 @@ def mesh_pods(ctx: Context) -> LabelIndex:
             else:
                 member = in_mesh(c, pod) or _namespace_enrolls(c, pod)
             if member:
-                entry = (pod, template_labels(pod))
-                index.by_ns[ns].append(entry)
-                for k, v in entry[1].items():
-                    index.by_label.setdefault((ns, k, v), []).append(entry)
+                index.add(pod, template_labels(pod))
         return index
 
     return ctx.index("authz.mesh_pods", build)
@@ -102,14 +87,14 @@ class AuthorizationPoliciesAnalyzer(Analyzer):
         labels = as_dict(dig(selector, "matchLabels"))
         path = ("spec", "selector") if selector is not None else ("metadata", "name")
         if (ap.namespace or "") == root:
-            if selector is not None and not index.select_anywhere(labels):
+            if selector is not None and not index.select(labels):
                 ctx.report("IST0127", ap, selector_string(labels), path=path)
             return
         if selector is None:
             if not index.by_ns.get(ap.namespace or ""):
                 ctx.report("IST0127", ap, "", path=path)
             return
-        if not index.select(ap.namespace, labels):
+        if not index.select(labels, ap.namespace):
             ctx.report("IST0127", ap, selector_string(labels), path=path)
 
     @staticmethod

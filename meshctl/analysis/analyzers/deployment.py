@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from meshctl.analysis.framework import Analyzer, Context, as_list, dig, register
-from meshctl.analysis.util import deployment_in_mesh, selector_matches, str_map
+from meshctl.analysis.util import deployment_in_mesh
 from meshctl.resources import Resource, yaml_text
+from meshctl.selectors import label_map, matches
 
 _WAYPOINT = "istio.io-mesh-controller"
 
@@ -26,17 +27,17 @@ class MultiServiceAnalyzer(Analyzer):
         # Service can only select a pod template that has that label
         services: dict[tuple[str, str, str], list[tuple[Resource, dict]]] = {}
         for svc in ctx.of_kind("Service"):
-            sel = str_map(svc.spec.get("selector"))
+            sel = label_map(svc.spec.get("selector"))
             if sel:
                 k = min(sel)
                 services.setdefault((svc.namespace or "", k, sel[k]), []).append((svc, sel))
         for dep in ctx.of_kind("Deployment"):
             if dep.labels.get("gateway.istio.io/managed") == _WAYPOINT or not deployment_in_mesh(ctx, dep):
                 continue
-            pod_labels = str_map(dig(dep.spec, "template", "metadata", "labels"))
+            pod_labels = label_map(dig(dep.spec, "template", "metadata", "labels"))
             ns = dep.namespace or ""
             matching = [svc for k, v in pod_labels.items() for svc, sel in services.get((ns, k, v), ())
-                        if selector_matches(sel, pod_labels)]
+                        if matches(pod_labels, sel)]
             matching.sort(key=lambda r: (r.namespace or "", r.name))
             if not matching:
                 continue

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from meshctl.resources import yaml_text
 from meshctl.analysis.framework import analyzer, as_list, Context, dig
-from meshctl.analysis.util import LabelIndex, service_hosts, str_map
+from meshctl.analysis.util import service_hosts
 from meshctl.kinds import CONTROLLER_KINDS, POD_TEMPLATE_PATHS
+from meshctl.selectors import label_map
+from meshctl.selectors import LabelIndex
 
 _VERIFYING_MODES = ("SIMPLE", "MUTUAL")
 
@@ -56,7 +58,7 @@ def _locality(node_labels: dict) -> str:
 
 def _augmented_labels(pod, nodes: dict[str, dict]) -> dict[str, str]:
     """A pod's labels plus the topology labels Istio adds from its node (as the registry does)."""
-    labels = str_map(pod.labels)
+    labels = label_map(pod.labels)
     node = yaml_text(pod.spec.get("nodeName") or "")
     if node in nodes:
         parts = _locality(nodes[node]).split("/")
@@ -88,11 +90,11 @@ def subset_select_pod(ctx: Context) -> None:
             continue
         for i, ss in enumerate(as_list(spec.get("subsets"))):
             selector = dict(entry.workload_labels)
-            selector.update(str_map(dig(ss, "labels")))
+            selector.update(label_map(dig(ss, "labels")))
             pending.append((dr, yaml_text(dig(ss, "name") or ""), selector, ("spec", "subsets", i, "name")))
     if not pending:
         return
-    nodes = {n.name: str_map(n.labels) for n in ctx.resources.of_kind("Node")}
+    nodes = {n.name: label_map(n.labels) for n in ctx.resources.of_kind("Node")}
     pods = [(p, _augmented_labels(p, nodes)) for p in ctx.of_kind("Pod")]
     pods.extend((w, labels) for w, labels in workload_templates(ctx))
     index = LabelIndex([p for p, _ in pods], labels_of=_LabelsOf(pods))
@@ -116,4 +118,4 @@ def workload_templates(ctx: Context):
         for w in ctx.of_kind(kind):
             labels = dig(w.body, *POD_TEMPLATE_PATHS[kind], "metadata", "labels")
             if isinstance(labels, dict):
-                yield w, str_map(labels)
+                yield w, label_map(labels)

@@ -8,11 +8,12 @@ import re
 from datetime import datetime, timezone
 
 from meshctl.analysis.framework import analyzer, Analyzer, as_list, Context, dig, register
-from meshctl.analysis.util import (
-    LabelIndex, istio_gateways, selector_matches, selector_string, short_or_full_name, str_map,
-)
+from meshctl.analysis.util import istio_gateways
 from meshctl.analysis.workloads import WORKLOAD_KINDS, template_labels
 from meshctl.resources import Resource, yaml_text
+from meshctl.selectors import label_map, matches
+from meshctl.hosts import short_or_full_name
+from meshctl.selectors import LabelIndex, selector_string
 
 
 def _selector_path(selector: dict[str, str]) -> tuple:
@@ -55,7 +56,7 @@ class IngressGatewayPortAnalyzer(Analyzer):
             services_by_ns.setdefault(svc.namespace or "", []).append(svc)
         by_selector: dict[str, tuple[set[int], dict[int, int]] | None] = {}
         for gw in gws:
-            selector = str_map(gw.spec.get("selector"))
+            selector = label_map(gw.spec.get("selector"))
             key = selector_string(selector)
             if key not in by_selector:
                 by_selector[key] = self._service_ports(pods.select(selector), services_by_ns)
@@ -82,7 +83,7 @@ class IngressGatewayPortAnalyzer(Analyzer):
         port_map: dict[int, int] = {}
         for pod in matched:
             for svc in services_by_ns.get(pod.namespace or "", ()):
-                if not selector_matches(str_map(svc.spec.get("selector")), template_labels(pod)):
+                if not matches(template_labels(pod), label_map(svc.spec.get("selector"))):
                     continue
                 for port in as_list(svc.spec.get("ports")):
                     # a port without protocol is TCP (the API server's default)
@@ -201,7 +202,7 @@ def secret(ctx: Context) -> None:
         return
     pods = gateway_pods(ctx)
     for gw in gws:
-        selector = str_map(gw.spec.get("selector"))
+        selector = label_map(gw.spec.get("selector"))
         selected = pods.select(selector)
         if not selected:
             ctx.report("IST0101", gw, "selector", selector_string(selector), path=_selector_path(selector))
@@ -236,7 +237,7 @@ class ConflictingGatewayAnalyzer(Analyzer):
         # how many servers declare each (port, host): a host declared once cannot conflict
         declared: dict[tuple[str, str], int] = {}
         for gw in gws:
-            sel = selector_string(str_map(gw.spec.get("selector")))
+            sel = selector_string(label_map(gw.spec.get("selector")))
             for server in as_list(gw.spec.get("servers")):
                 port = yaml_text(_int(dig(server, "port", "number")))
                 bind = yaml_text(dig(server, "bind") or "")
@@ -246,7 +247,7 @@ class ConflictingGatewayAnalyzer(Analyzer):
                     declared[(port, h)] = declared.get((port, h), 0) + 1
         hits_by_selector: dict[str, list] = {}
         for gw in gws:
-            selector = str_map(gw.spec.get("selector"))
+            selector = label_map(gw.spec.get("selector"))
             sel = selector_string(selector)
             hits = hits_by_selector.get(sel)
             if hits is None:
@@ -278,7 +279,7 @@ class ConflictingGatewayAnalyzer(Analyzer):
             matched = sel == other_sel
             if not matched and (other_sel in sel or sel in other_sel):
                 other = _parse_selector(other_sel)
-                matched = any(selector_matches(other, template_labels(p)) for p in gateway_pods(ctx).select(selector))
+                matched = any(matches(template_labels(p), other) for p in gateway_pods(ctx).select(selector))
             if matched:
                 hits.append(by_port)
         return hits
@@ -355,13 +356,13 @@ def certificate(ctx: Context) -> None:
                 by_cert.setdefault(key, []).append(gw)
         certs_of[id(gw)] = keys
     for gw in istio_gateways(ctx):
-        selector = str_map(gw.spec.get("selector"))
+        selector = label_map(gw.spec.get("selector"))
         reported: set[int] = set()
         for key in certs_of[id(gw)]:
             for other in by_cert[key]:
                 if other is gw or id(other) in reported:
                     continue
-                if selector and not _selector_subset(selector, str_map(other.spec.get("selector"))):
+                if selector and not _selector_subset(selector, label_map(other.spec.get("selector"))):
                     continue
                 reported.add(id(other))
                 ctx.report("IST0138", gw, [gw.full_name, other.full_name], path=("metadata", "name"))

@@ -18,7 +18,8 @@ from typing import Any, Iterator
 from meshctl.analysis.framework import analyzer, Analyzer, as_dict, as_list, Context, dig, register
 from meshctl.analysis.util import of_group
 from meshctl.analysis.workloads import WORKLOAD_KINDS, namespace_in_ambient, namespace_object, workloads
-from meshctl.resources import Resource, matches_label_selector
+from meshctl.resources import Resource
+from meshctl.selectors import matches_label_selector
 
 GROUP = "gateway.networking.k8s.io"
 ROUTE_KINDS = ("HTTPRoute", "GRPCRoute", "TCPRoute", "TLSRoute")
@@ -375,7 +376,7 @@ def _ambient_workloads(ctx: Context, policy: Resource) -> list[Resource]:
     ns_ambient = namespace_in_ambient(ns_obj)
     selector = dig(policy.spec, "selector", "matchLabels")
     out = []
-    for w in workloads(ctx).select(ns, selector if isinstance(selector, dict) else None):
+    for w in workloads(ctx).select(selector if isinstance(selector, dict) else None, ns):
         mode = _str(dig(w.body, "metadata", "labels", DATAPLANE_MODE)) if w.kind == "Pod" else \
             _str(dig(w.body, *WORKLOAD_KINDS[w.kind], "metadata", "labels", DATAPLANE_MODE))
         if mode == "ambient" or (ns_ambient and mode != "none"):

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from meshctl.loader import json_loads
 from meshctl.analysis.framework import analyzer, as_dict, as_list, Context, dig
-from meshctl.analysis.util import PROXY_CONTAINER, str_label, str_map
-from meshctl.resources import Resource, matches_label_selector, yaml_text
+from meshctl.analysis.util import PROXY_CONTAINER
+from meshctl.resources import Resource, yaml_text
 from meshctl.kinds import REVISION_LABEL
+from meshctl.selectors import label_map, label_text
+from meshctl.selectors import matches_label_selector
 
 INJECTION_LABEL = "istio-injection"
 DATAPLANE_MODE_LABEL = "istio.io/dataplane-mode"
@@ -45,16 +47,16 @@ def injection(ctx: Context) -> None:
             continue
         labels = ns.labels
         has_injection = INJECTION_LABEL in labels
-        injection = str_label(labels.get(INJECTION_LABEL)) if has_injection else ""
+        injection = label_text(labels.get(INJECTION_LABEL)) if has_injection else ""
         has_rev = REVISION_LABEL in labels
-        revision = str_label(labels.get(REVISION_LABEL)) if has_rev else ""
+        revision = label_text(labels.get(REVISION_LABEL)) if has_rev else ""
         found = [f"{INJECTION_LABEL}={injection}"] if has_injection else []
         for key in (REVISION_LABEL, DATAPLANE_MODE_LABEL):
             if key in labels and (not has_injection or injection == "enabled"):
-                found.append(f"{key}={str_label(labels[key])}")
+                found.append(f"{key}={label_text(labels[key])}")
         if len(found) > 1:
             ctx.report("IST0123", ns, found, path=("metadata", "labels"))
-        if str_label(labels.get(DATAPLANE_MODE_LABEL)) == "ambient":
+        if label_text(labels.get(DATAPLANE_MODE_LABEL)) == "ambient":
             continue
         if not injection and not has_rev:
             cm = configmaps.get(injector_configmap_name(revision))
@@ -73,9 +75,9 @@ def injection(ctx: Context) -> None:
     for pod in ctx.of_kind("Pod"):
         if pod.namespace not in injected:
             continue
-        inject = str_label(pod.annotations.get("sidecar.istio.io/inject", ""))
+        inject = label_text(pod.annotations.get("sidecar.istio.io/inject", ""))
         if "sidecar.istio.io/inject" in pod.labels:
-            inject = str_label(pod.labels["sidecar.istio.io/inject"])
+            inject = label_text(pod.labels["sidecar.istio.io/inject"])
         if inject.lower() == "false" or pod.spec.get("hostNetwork") is True:
             continue
         image = ""
@@ -114,8 +116,8 @@ def image(ctx: Context) -> None:
         namespaces[ns.name] = ns
         labels = ns.labels
         if REVISION_LABEL in labels:
-            injected[ns.name] = str_label(labels[REVISION_LABEL])
-        elif str_label(labels.get(INJECTION_LABEL)) == "enabled":
+            injected[ns.name] = label_text(labels[REVISION_LABEL])
+        elif label_text(labels.get(INJECTION_LABEL)) == "enabled":
             injected[ns.name] = "default"
     resolver = _ImageTypeResolver(ctx)
     mismatched: dict[str, list[str]] = {}
@@ -158,7 +160,7 @@ class _ImageTypeResolver:
             elif pc.spec.get("selector") is None:
                 self.namespace[pc.namespace or ""] = t
             else:
-                self.workload.append((pc.namespace or "", str_map(dig(pc.spec, "selector", "matchLabels")), t))
+                self.workload.append((pc.namespace or "", label_map(dig(pc.spec, "selector", "matchLabels")), t))
 
     def image_type(self, pod: Resource) -> str:
         variant = self.mesh or ""
@@ -166,7 +168,7 @@ class _ImageTypeResolver:
             variant = self.root
         if self.namespace.get(pod.namespace or ""):
             variant = self.namespace[pod.namespace or ""]
-        labels = str_map(pod.labels)
+        labels = label_map(pod.labels)
         for ns, sel, t in self.workload:
             if (pod.namespace or "").startswith(ns) and all(labels.get(k) == v for k, v in sel.items()) and t:
                 variant = t

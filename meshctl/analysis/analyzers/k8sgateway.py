@@ -5,9 +5,10 @@ import re
 
 from meshctl.resources import yaml_text
 from meshctl.analysis.framework import analyzer, as_dict, Context, dig
-from meshctl.analysis.workloads import matches, str_labels
 
 from meshctl.schemas.gatewayapi import BUNDLE_VERSION_ANNOTATION as BUNDLE_VERSION, MINIMUM_CRD_VERSIONS
+from meshctl.selectors import label_map
+from meshctl.selectors import matches
 
 GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
 POLICY_KINDS = ("AuthorizationPolicy", "RequestAuthentication", "Telemetry", "WasmPlugin")
@@ -22,7 +23,7 @@ def selector(ctx: Context) -> None:
     gateway_pods: dict[str, dict[tuple, dict[str, str]]] = {}
     for pod in ctx.of_kind("Pod"):
         if GATEWAY_NAME_LABEL in pod.labels:
-            labels = str_labels(pod.labels)
+            labels = label_map(pod.labels)
             gateway_pods.setdefault(pod.namespace or "", {})[tuple(sorted(labels.items()))] = labels
     if not gateway_pods:
         return

@@ -9,11 +9,9 @@ from __future__ import annotations
 import ipaddress
 
 from meshctl.analysis.framework import analyzer, Analyzer, as_dict, as_list, Context, dig, register
-from meshctl.analysis.workloads import (
-    INJECT_LABEL, INJECTION_LABEL, WORKLOAD_KINDS, namespace_object, selector_string,
-    template_annotations, template_labels, workloads,
-)
+from meshctl.analysis.workloads import (INJECT_LABEL, INJECTION_LABEL, WORKLOAD_KINDS, namespace_object, template_annotations, template_labels, workloads,)
 from meshctl.resources import Resource, yaml_text
+from meshctl.selectors import selector_string
 
 MAX_NAMES = 3
 
@@ -143,7 +141,7 @@ def peer_authentication(ctx: Context) -> None:
         mode = _mode(pa)
         if mode == "UNSET":
             continue
-        for r in index.select(pa.namespace, _selector(pa.spec)):
+        for r in index.select(_selector(pa.spec), pa.namespace):
             override.setdefault(id(r), mode)
 
     mesh_effective = mesh_mode if mesh_mode != "UNSET" else "PERMISSIVE"
@@ -201,7 +199,7 @@ def authorization_policy(ctx: Context) -> None:
     index = workloads(ctx)
     covered: set[int] = set()
     for ap in selected:
-        covered.update(id(r) for r in index.select(ap.namespace, _selector(ap.spec)))
+        covered.update(id(r) for r in index.select(_selector(ap.spec), ap.namespace))
     for ns, items in sorted(_app_namespaces(ctx).items()):
         if ns in ns_wide:
             continue

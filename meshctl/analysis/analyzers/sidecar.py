@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from meshctl.resources import yaml_text
 from meshctl.analysis.framework import analyzer, as_dict, Context, dig
-from meshctl.analysis.workloads import (
-    WORKLOAD_KINDS, namespace_in_ambient, namespace_object, pod_in_ambient, pods, selector_string, workloads,
-)
+from meshctl.analysis.workloads import (WORKLOAD_KINDS, namespace_in_ambient, namespace_object, pod_in_ambient, pods, workloads,)
+from meshctl.selectors import selector_string
 
 
 @analyzer("sidecar.SelectorAnalyzer",
@@ -22,10 +21,10 @@ def selector(ctx: Context) -> None:
         if not labels:
             defaults.setdefault(sc.namespace or "", []).append(sc)
             continue
-        selected = index.select(sc.namespace, labels)
+        selected = index.select(labels, sc.namespace)
         if not selected:
             # a Deployment (or other workload) in the input stands for the pods it will run
-            if workloads(ctx).select(sc.namespace, labels):
+            if workloads(ctx).select(labels, sc.namespace):
                 continue
             first = min(yaml_text(k) for k in labels)
             ctx.report("IST0101", sc, "selector", selector_string(labels),

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from meshctl.resources import yaml_text
 from meshctl.analysis.framework import analyzer, as_dict, as_list, Context, dig
-from meshctl.analysis.workloads import WORKLOAD_KINDS, pods, selector_string, workloads
+from meshctl.analysis.workloads import WORKLOAD_KINDS, pods, workloads
+from meshctl.selectors import selector_string
 
 
 @analyzer("telemetry.ProviderAnalyzer",
@@ -39,10 +40,10 @@ def selector(ctx: Context) -> None:
         labels = as_dict(dig(t.spec, "selector", "matchLabels"))
         if not labels:
             continue
-        selected = index.select(t.namespace, labels)
+        selected = index.select(labels, t.namespace)
         if not selected:
             # a Deployment (or other workload) in the input stands for the pods it will run
-            if workloads(ctx).select(t.namespace, labels):
+            if workloads(ctx).select(labels, t.namespace):
                 continue
             ctx.report("IST0101", t, "selector", selector_string(labels),
                        path=("spec", "selector", "matchLabels", min(yaml_text(k) for k in labels)))

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from meshctl.analysis.framework import analyzer, as_dict, as_list, Context
-from meshctl.resources import matches_label_selector, yaml_text
+from meshctl.resources import yaml_text
 from meshctl.kinds import REVISION_LABEL
+from meshctl.selectors import matches_label_selector
 
 REV_LABEL = REVISION_LABEL
 TAG_LABEL = "istio.io/tag"

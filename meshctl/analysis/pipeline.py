@@ -85,7 +85,7 @@ def _parse_mesh(text: str, where: str) -> object:
     """YAML → data for mesh config, refusing nesting deep enough to crash the C parser."""
     import yaml
 
-    from meshctl.analysis.util import safe_yaml_load
+    from meshctl.analysis.helpers import safe_yaml_load
 
     try:
         return safe_yaml_load(text)

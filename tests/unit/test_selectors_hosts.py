@@ -6,7 +6,7 @@ import pytest
 
 from meshctl import hosts
 from meshctl.analysis import framework
-from meshctl.analysis.workloads import in_mesh
+from meshctl.analysis.helpers import in_mesh
 from meshctl.loader import load_text
 from meshctl.resources import ResourceSet
 from meshctl.selectors import LabelIndex, label_map, matches, matches_label_selector, selector_string

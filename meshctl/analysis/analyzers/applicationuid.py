@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from meshctl.analysis.framework import analyzer, as_dict, as_list, Context, dig
-from meshctl.analysis.util import is_control_plane
+from meshctl.analysis.helpers import is_control_plane
 
 PROXY_UID = 1337
 EXEMPT_CONTAINERS = ("istio-proxy", "istio-operator")

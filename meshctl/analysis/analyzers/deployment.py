@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from meshctl.analysis.framework import Analyzer, Context, as_list, dig, register
-from meshctl.analysis.util import deployment_in_mesh
+from meshctl.analysis.helpers import in_mesh
 from meshctl.resources import Resource, yaml_text
 from meshctl.selectors import label_map, matches
 
@@ -32,7 +32,7 @@ class MultiServiceAnalyzer(Analyzer):
                 k = min(sel)
                 services.setdefault((svc.namespace or "", k, sel[k]), []).append((svc, sel))
         for dep in ctx.of_kind("Deployment"):
-            if dep.labels.get("gateway.istio.io/managed") == _WAYPOINT or not deployment_in_mesh(ctx, dep):
+            if dep.labels.get("gateway.istio.io/managed") == _WAYPOINT or not in_mesh(ctx, dep):
                 continue
             pod_labels = label_map(dig(dep.spec, "template", "metadata", "labels"))
             ns = dep.namespace or ""

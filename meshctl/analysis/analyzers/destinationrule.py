@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from meshctl.resources import yaml_text
 from meshctl.analysis.framework import analyzer, as_list, Context, dig
-from meshctl.analysis.util import service_hosts
+from meshctl.analysis.helpers import service_hosts
 from meshctl.kinds import CONTROLLER_KINDS, POD_TEMPLATE_PATHS
 from meshctl.selectors import label_map
 from meshctl.selectors import LabelIndex

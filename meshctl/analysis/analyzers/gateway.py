@@ -8,8 +8,8 @@ import re
 from datetime import datetime, timezone
 
 from meshctl.analysis.framework import analyzer, Analyzer, as_list, Context, dig, register
-from meshctl.analysis.util import istio_gateways
-from meshctl.analysis.workloads import WORKLOAD_KINDS, template_labels
+from meshctl.analysis.helpers import istio_gateways
+from meshctl.analysis.helpers import WORKLOAD_KINDS, template_labels
 from meshctl.resources import Resource, yaml_text
 from meshctl.selectors import label_map, matches
 from meshctl.hosts import short_or_full_name

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from meshctl.loader import json_loads
 from meshctl.analysis.framework import analyzer, as_dict, as_list, Context, dig
-from meshctl.analysis.util import PROXY_CONTAINER
+from meshctl.analysis.helpers import PROXY_CONTAINER
 from meshctl.resources import Resource, yaml_text
 from meshctl.kinds import REVISION_LABEL
 from meshctl.selectors import label_map, label_text
@@ -177,7 +177,7 @@ class _ImageTypeResolver:
             try:
                 import yaml
 
-                from meshctl.analysis.util import safe_yaml_load
+                from meshctl.analysis.helpers import safe_yaml_load
 
                 parsed = safe_yaml_load(anno)
                 if isinstance(parsed, dict) and _image_type(parsed):

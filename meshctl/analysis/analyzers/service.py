@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from meshctl.resources import yaml_text
 from meshctl.analysis.framework import analyzer, as_list, Context
-from meshctl.analysis.util import is_control_plane, port_protocol
+from meshctl.analysis.helpers import is_control_plane, port_protocol
 
 # Services created by a Gateway API controller are not the user's to rename.
 _MANAGED_GATEWAY_VALUES = {"istio.io-gateway-controller", "istio.io-mesh-controller",

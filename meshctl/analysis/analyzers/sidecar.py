@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from meshctl.resources import yaml_text
 from meshctl.analysis.framework import analyzer, as_dict, Context, dig
-from meshctl.analysis.workloads import (WORKLOAD_KINDS, namespace_in_ambient, namespace_object, pod_in_ambient, pods, workloads,)
+from meshctl.analysis.helpers import (WORKLOAD_KINDS, namespace_in_ambient, namespace_object, pod_in_ambient, pods, workloads,)
 from meshctl.selectors import selector_string
 
 

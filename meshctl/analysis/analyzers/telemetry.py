@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from meshctl.resources import yaml_text
 from meshctl.analysis.framework import analyzer, as_dict, as_list, Context, dig
-from meshctl.analysis.workloads import WORKLOAD_KINDS, pods, workloads
+from meshctl.analysis.helpers import WORKLOAD_KINDS, pods, workloads
 from meshctl.selectors import selector_string
 
 

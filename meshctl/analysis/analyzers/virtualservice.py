@@ -6,7 +6,7 @@ import json
 from typing import Any, Iterator, NamedTuple
 
 from meshctl.analysis.framework import analyzer, Analyzer, as_dict, as_list, Context, dig, register
-from meshctl.analysis.util import istio_gateways, of_group, pod_index, service_hosts, K8S_GATEWAY_GROUP
+from meshctl.analysis.helpers import istio_gateways, of_group, pod_index, service_hosts, K8S_GATEWAY_GROUP
 from meshctl.resources import Resource, yaml_text
 from meshctl import hosts
 from meshctl.selectors import label_map, matches

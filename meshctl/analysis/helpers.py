@@ -1,15 +1,20 @@
-"""Helpers shared by analyzers: protocols from port names, host names, service lookups.
+"""Helpers shared by analyzers: protocols from port names, services and the hosts they answer,
+workloads (pods and pod templates) by namespace and label, and mesh membership (sidecar or
+ambient).
 
-Pure functions over plain dicts and Resources; no indexes here (analyzers build those through
-`ctx.index`).
+Every index is built once per run through `ctx.index`, so selecting the pods of a policy costs
+the size of the smallest label bucket, not a scan of every pod.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from meshctl.resources import Resource, yaml_text
 from meshctl import hosts
-from meshctl.selectors import LabelIndex, label_map, label_text
+from meshctl.analysis.framework import Context, as_dict, dig
+from meshctl.kinds import (AMBIENT_REDIRECTION, CONTROLLER_KINDS, DATAPLANE_MODE_LABEL, INJECTION_LABEL,  # noqa: F401
+                           POD_TEMPLATE_PATHS, PROXY_CONTAINER, REVISION_LABEL, SIDECAR_INJECT)
+from meshctl.resources import Resource, yaml_text
+from meshctl.selectors import LabelIndex, label_map
 
 _PROTOCOLS = {"tcp": "TCP", "udp": "UDP", "grpc": "GRPC", "grpc-web": "GRPC-Web", "http": "HTTP",
               "http_proxy": "HTTP_PROXY", "http2": "HTTP2", "https": "HTTPS", "tls": "TLS",
@@ -164,49 +169,6 @@ def of_group(ctx, kind: str, group: str) -> list[Resource]:
     return ctx.index(f"kind:{group}/{kind}", lambda c: [r for r in c.of_kind(kind) if r.group == group])
 
 
-# --- mesh membership -------------------------------------------------------------------------------
-
-INJECT_LABEL = "sidecar.istio.io/inject"
-PROXY_CONTAINER = "istio-proxy"
-
-
-def has_istio_proxy(containers: list) -> bool:
-    """An `istio-proxy` container with an image."""
-    for c in containers:
-        if isinstance(c, dict) and c.get("name") == PROXY_CONTAINER:
-            return bool(c.get("image"))
-    return False
-
-
-def _namespace_labels(ctx, namespace: str | None) -> dict | None:
-    ns = ctx.resources.get("Namespace", None, namespace or "")
-    return None if ns is None else ns.labels
-
-
-def in_mesh(ctx, annotations: dict, labels: dict, namespace: str | None, containers: list) -> bool:
-    """Whether a workload has (or will get) a sidecar: an istio-proxy container, else the
-    inject label, else the inject annotation, else its namespace's istio-injection label."""
-    if has_istio_proxy(containers):
-        return True
-    if INJECT_LABEL in labels:
-        return label_text(labels[INJECT_LABEL]) == "true"
-    if INJECT_LABEL in annotations:
-        return label_text(annotations[INJECT_LABEL]) == "true"
-    ns_labels = _namespace_labels(ctx, namespace)
-    if ns_labels is not None:
-        return ns_labels.get("istio-injection") == "enabled"
-    return False
-
-
-def deployment_in_mesh(ctx, dep: Resource) -> bool:
-    from meshctl.analysis.framework import as_dict, as_list, dig
-
-    template = as_dict(dig(dep.body, "spec", "template"))
-    meta = as_dict(template.get("metadata"))
-    return in_mesh(ctx, as_dict(meta.get("annotations")), as_dict(meta.get("labels")), dep.namespace,
-                   as_list(dig(template, "spec", "containers")))
-
-
 # --- YAML embedded in objects ----------------------------------------------------------------------
 
 def safe_yaml_load(text: str):
@@ -215,3 +177,88 @@ def safe_yaml_load(text: str):
     from meshctl.loader import safe_load
 
     return safe_load(text)
+
+
+# --- workloads -------------------------------------------------------------------------------------
+
+INJECT_LABEL = SIDECAR_INJECT
+REV_LABEL = REVISION_LABEL
+# Kinds that run pods (Pods aside), and where their pod template lives.
+WORKLOAD_KINDS: dict[str, tuple[str, ...]] = {k: POD_TEMPLATE_PATHS[k] for k in CONTROLLER_KINDS}
+
+
+def pods(ctx: Context) -> LabelIndex:
+    """Every Pod, by namespace and label."""
+    return ctx.index("workloads.pods", lambda c: LabelIndex(c.of_kind("Pod")))
+
+
+def template(r: Resource) -> dict:
+    """The pod template of a workload (the Pod itself for a Pod)."""
+    if r.kind == "Pod":
+        return r.body
+    path = WORKLOAD_KINDS.get(r.kind)
+    return as_dict(dig(r.body, *path)) if path else {}
+
+
+def template_labels(r: Resource) -> dict[str, str]:
+    return label_map(dig(template(r), "metadata", "labels"))
+
+
+def template_annotations(r: Resource) -> dict[str, str]:
+    return label_map(dig(template(r), "metadata", "annotations"))
+
+
+def workloads(ctx: Context) -> LabelIndex:
+    """Pods and every pod-running workload, by namespace and by the labels of the pods they run."""
+    def build(c: Context) -> LabelIndex:
+        return LabelIndex((r for kind in ("Pod", *WORKLOAD_KINDS) for r in c.of_kind(kind)), labels_of=template_labels)
+
+    return ctx.index("workloads.all", build)
+
+
+def namespace_object(ctx: Context, name: str | None) -> Resource | None:
+    return ctx.resources.get("Namespace", None, name or "")
+
+
+def pod_in_ambient(pod: Resource | None) -> bool:
+    return pod is not None and pod.annotations.get(AMBIENT_REDIRECTION) == "enabled"
+
+
+def namespace_in_ambient(ns: Resource | None) -> bool:
+    if ns is None:
+        return False
+    labels = ns.labels
+    if labels.get(INJECTION_LABEL) == "enabled":
+        return False
+    if labels.get(REV_LABEL):
+        return False
+    return labels.get(DATAPLANE_MODE_LABEL) == "ambient"
+
+
+def _has_proxy(containers: Any) -> bool:
+    for c in containers if isinstance(containers, list) else []:
+        if isinstance(c, dict) and c.get("name") == PROXY_CONTAINER:
+            return bool(c.get("image"))
+    return False
+
+
+def in_mesh(ctx: Context, r: Resource) -> bool:
+    """Whether a Pod (or a workload's pod template) gets a sidecar: it has one, or its inject
+    label/annotation says so, or its namespace is labelled `istio-injection=enabled`."""
+    tmpl = template(r)
+    spec = as_dict(tmpl.get("spec"))
+    containers = list(spec.get("containers") or []) if isinstance(spec.get("containers"), list) else []
+    if r.kind == "Pod" and isinstance(spec.get("initContainers"), list):
+        containers += spec["initContainers"]
+    if _has_proxy(containers):
+        return True
+    labels = label_map(dig(tmpl, "metadata", "labels"))
+    if INJECT_LABEL in labels:
+        return labels[INJECT_LABEL] == "true"
+    annotations = label_map(dig(tmpl, "metadata", "annotations"))
+    if INJECT_LABEL in annotations:
+        return annotations[INJECT_LABEL] == "true"
+    ns = namespace_object(ctx, r.namespace)
+    if ns is not None:
+        return ns.labels.get(INJECTION_LABEL) == "enabled"
+    return False

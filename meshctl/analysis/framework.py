@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable, Sequence
 
 from meshctl.resources import Resource, ResourceSet, as_dict, as_list, dig, yaml_text  # noqa: F401
+from meshctl import meshconfig
 from meshctl.kinds import SYSTEM_NAMESPACES
 
 LEVELS = ("Info", "Warning", "Error")
@@ -180,15 +181,7 @@ class Message:
         return (self.file or "~", self.line_number, self.code, self.origin, self.text)
 
 
-DEFAULT_MESH_CONFIG: dict = {
-    "ingressService": "istio-ingressgateway",
-    "ingressControllerMode": "STRICT",
-    "ingressSelector": "ingressgateway",
-    "rootNamespace": "istio-system",
-    "trustDomain": "cluster.local",
-    "enableAutoMtls": True,
-    "defaultConfig": {},
-}
+DEFAULT_MESH_CONFIG = meshconfig.DEFAULTS
 
 
 @dataclass

@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Sequence
 
 from meshctl.analysis.framework import (
-    DEFAULT_MESH_CONFIG, IGNORED_NAMESPACES, Message, Suppression, exceeds, filter_messages, level_rank,
+    IGNORED_NAMESPACES, Message, Suppression, exceeds, filter_messages, level_rank,
     message_types, run, select_analyzers,
 )
 from meshctl.errors import InputError
-from meshctl.loader import LoadProblem, Loaded, load_paths, load_text, read_source
+from meshctl.loader import LoadProblem, Loaded, load_paths, load_text
 from meshctl.resources import Resource, ResourceSet
 
 DEFAULTS_SOURCE = "<meshctl defaults>"
@@ -79,55 +79,18 @@ class AnalysisResult:
         return out
 
 
-# --- mesh config --------------------------------------------------------------------------------
-
-def _parse_mesh(text: str, where: str) -> object:
-    """YAML → data for mesh config, refusing nesting deep enough to crash the C parser."""
-    import yaml
-
-    from meshctl.analysis.helpers import safe_yaml_load
-
-    try:
-        return safe_yaml_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f"{where}:{mark.line + 1}" if mark is not None else where
-        raise InputError(f"{at}: mesh config is not valid YAML: {getattr(e, 'problem', None) or e}",
-                         hint="pass a MeshConfig file or the istio ConfigMap (data.mesh)") from None
-    except (ValueError, TypeError, OverflowError) as e:
-        raise InputError(f"{where}: mesh config cannot be read: {e}",
-                         hint="pass a MeshConfig file or the istio ConfigMap (data.mesh)") from None
-
+# --- mesh config: meshctl.meshconfig (one reader, one failure policy) ------------------------------
 
 def load_mesh_config(path: str) -> dict:
-    """A MeshConfig file, or the `istio` ConfigMap holding one as YAML under data.mesh."""
-    data = read_source(path)
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: mesh config is not UTF-8 text",
-                         hint="pass a MeshConfig file or the istio ConfigMap (data.mesh)") from None
-    doc = _parse_mesh(text, path)
-    if doc is None:
-        return {}
-    if not isinstance(doc, dict):
-        raise InputError(f"{path}: mesh config must be a mapping, not a {type(doc).__name__}",
-                         hint="pass a MeshConfig file or the istio ConfigMap (data.mesh)")
-    if doc.get("kind") == "ConfigMap":
-        mesh = (doc.get("data") or {}).get("mesh") if isinstance(doc.get("data"), dict) else None
-        if mesh is None:
-            raise InputError(f"{path}: ConfigMap has no data.mesh", hint="the istio ConfigMap keeps MeshConfig under data.mesh")
-        doc = _parse_mesh(str(mesh), f"{path} (data.mesh)") or {}
-        if not isinstance(doc, dict):
-            raise InputError(f"{path}: data.mesh must be a mapping")
-    return doc
+    from meshctl import meshconfig
+
+    return meshconfig.read_file(path)
 
 
 def merged_mesh_config(user: dict | None) -> dict:
-    mesh = dict(DEFAULT_MESH_CONFIG)
-    if user:
-        mesh.update(user)
-    return mesh
+    from meshctl import meshconfig
+
+    return meshconfig.merged(user)
 
 
 # --- the stand-in ingress gateway ------------------------------------------------------------------
@@ -218,19 +181,9 @@ def cluster_resources(opts: AnalyzeOptions, client=None) -> tuple[list[Resource]
             r = Resource.from_dict(item, source="cluster")
             r.from_cluster = True
             out.append(r)
-    mesh = None
-    cm = client.get("v1", "ConfigMap", "istio", opts.istio_namespace)
-    if isinstance(cm, dict):
-        text = (cm.get("data") or {}).get("mesh")
-        if isinstance(text, str):
-            try:
-                parsed = _parse_mesh(text, f"ConfigMap {opts.istio_namespace}/istio (data.mesh)")
-            except InputError as e:  # a broken mesh config in the cluster: say so, use the defaults
-                from meshctl.output import warn
+    from meshctl import meshconfig
 
-                warn(f"{e.message}; using the default mesh config")
-                parsed = None
-            mesh = parsed if isinstance(parsed, dict) else None
+    mesh = meshconfig.read_cluster(client, opts.istio_namespace)
     return out, mesh
 
 

@@ -16,27 +16,6 @@ from meshctl.inject.settings import InjectConfig, get, make_config
 MODES = ("sidecar", "ambient")
 
 
-def _read_yaml_mapping(path: str, what: str) -> dict:
-    import yaml
-
-    text, problem = stream.decode(stream.read_source(path), path)
-    if problem:
-        raise InputError(str(problem))
-    from meshctl.loader import safe_load
-
-    try:
-        data = safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else path
-        raise InputError(f"{where}: invalid YAML in {what}: {getattr(e, 'problem', None) or e}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise InputError(f"{path}: {what} is not a mapping")
-    return data
-
-
 def _yaml_problem(e) -> str:
     """One line for a YAML error: its problem and, when it has one, the line it is on."""
     mark = getattr(e, "problem_mark", None)
@@ -46,20 +25,9 @@ def _yaml_problem(e) -> str:
 
 def read_mesh_config(path: str) -> dict:
     """A MeshConfig file: either the MeshConfig itself, or an `istio` ConfigMap holding it in data.mesh."""
-    import yaml
+    from meshctl import meshconfig
 
-    from meshctl.loader import safe_load
-
-    data = _read_yaml_mapping(path, "mesh config")
-    if data.get("kind") == "ConfigMap":
-        mesh = (data.get("data") or {}).get("mesh") or ""
-        try:
-            data = safe_load(mesh) or {}
-        except yaml.YAMLError as e:
-            raise InputError(f"{path}: data.mesh of the ConfigMap is not YAML: {getattr(e, 'problem', None) or e}") from None
-        if not isinstance(data, dict):
-            raise InputError(f"{path}: data.mesh of the ConfigMap is not a MeshConfig mapping")
-    return data
+    return meshconfig.read_file(path)
 
 
 def load_values(profile: str, files: Iterable[str], sets: Iterable[str], revision: Optional[str]) -> dict:
@@ -97,14 +65,9 @@ def cluster_settings(kubeconfig: Optional[str], context: Optional[str], revision
         except yaml.YAMLError as e:
             raise InputError(f"{where}: data.values is neither JSON nor YAML: {_yaml_problem(e)}",
                              hint="fix the ConfigMap, or reinstall the control plane") from None
-    mesh_cm = client.get("v1", "ConfigMap", f"istio{suffix}", istio_namespace)
-    mesh = {}
-    if mesh_cm is not None:
-        try:
-            mesh = safe_load((mesh_cm.get("data") or {}).get("mesh") or "") or {}
-        except yaml.YAMLError as e:
-            raise InputError(f"ConfigMap {istio_namespace}/istio{suffix}: data.mesh is not YAML: {_yaml_problem(e)}",
-                             hint="fix the ConfigMap, or reinstall the control plane") from None
+    from meshctl import meshconfig
+
+    mesh = meshconfig.read_cluster(client, istio_namespace, revision) or {}
     if not isinstance(values, dict) or not isinstance(mesh, dict):
         raise ClusterError(f"the injector ConfigMaps in {istio_namespace} are not mappings")
     ambient_install = client.get("apps/v1", "DaemonSet", "ztunnel", istio_namespace) is not None

@@ -198,7 +198,7 @@ def test_use_kube_with_hostile_injector_config_maps_is_an_input_error(cli, kube_
     assert r.exit_code == 2, r
     assert r.stdout == ""
     error = r.stderr.splitlines()[0]
-    assert error.startswith(f"error: ConfigMap istio-system/{name}: data.{which}")
+    assert error.startswith(f"error: ConfigMap istio-system/{name}") and f"data.{which}" in error
     assert "nests deeper than 500 levels" in error or "too many aliases" in error
     assert len(error) < 300
 

@@ -264,46 +264,12 @@ def template_context(cfg: InjectConfig, annotations: dict, network_label: str | 
     if "traffic.sidecar.istio.io/excludeOutboundPorts" in ann or _str(cfg.v("global.proxy.excludeOutboundPorts")):
         exc_out = a("traffic.sidecar.istio.io/excludeOutboundPorts", cfg.v("global.proxy.excludeOutboundPorts", ""))
 
-    image_type = ann.get("sidecar.istio.io/proxyImageType") or _str(get(pc, "image.imageType"))
-    proxy_name = a("sidecar.istio.io/proxyImage", cfg.v("global.proxy.image", "proxyv2")) or "proxyv2"
-    init_name = a("sidecar.istio.io/proxyImage",
-                  cfg.v("global.proxy_init.image") or cfg.v("global.proxyInit.image") or "proxyv2") or "proxyv2"
-    proxy_image = proxy_name if "/" in proxy_name else cfg.image(proxy_name, image_type)
-    # An init image without a registry path is not an image of its own: the init container then
-    # runs the proxy image the values name (global.proxy.image with hub, tag and image type).
-    values_proxy = _str(cfg.v("global.proxy.image", "proxyv2")) or "proxyv2"
-    proxy_init_image = init_name if "/" in init_name else (
-        values_proxy if "/" in values_proxy else cfg.image(values_proxy, image_type))
-
-    res_ann = {k: ann[k] for k in ("sidecar.istio.io/proxyCPU", "sidecar.istio.io/proxyMemory",
-                                   "sidecar.istio.io/proxyCPULimit", "sidecar.istio.io/proxyMemoryLimit") if k in ann}
-    if res_ann:
-        resources: dict = {}
-        req = {k: v for k, v in (("cpu", res_ann.get("sidecar.istio.io/proxyCPU")),
-                                 ("memory", res_ann.get("sidecar.istio.io/proxyMemory"))) if v is not None}
-        lim = {k: v for k, v in (("cpu", res_ann.get("sidecar.istio.io/proxyCPULimit")),
-                                 ("memory", res_ann.get("sidecar.istio.io/proxyMemoryLimit"))) if v is not None}
-        if req:
-            resources["requests"] = req
-        if lim:
-            resources["limits"] = lim
-    else:
-        raw = cfg.v("global.proxy.resources", {
-            "requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "2000m", "memory": "1024Mi"}})
-        resources = {k: {rk: _str(rv) for rk, rv in v.items() if rv is not None}
-                     for k, v in (raw or {}).items() if isinstance(v, dict)}
-        resources = {k: v for k, v in resources.items() if v}
-
+    images = _images(cfg, ann, pc)
     revision = cfg.revision
     ca_address = cfg.v("global.caAddress") or (
         f"istiod{'-' + revision if revision else ''}.{cfg.istio_namespace}.svc:15012")
     proxy_metadata = {k: _str(v) for k, v in sorted((pc.get("proxyMetadata") or {}).items())}
     network = network_label if network_label is not None else _str(cfg.v("global.network"))
-    readiness = (
-        a("readiness.status.sidecar.istio.io/initialDelaySeconds", cfg.v("global.proxy.readinessInitialDelaySeconds", 0)),
-        a("readiness.status.sidecar.istio.io/periodSeconds", cfg.v("global.proxy.readinessPeriodSeconds", 15)),
-        a("readiness.status.sidecar.istio.io/failureThreshold", cfg.v("global.proxy.readinessFailureThreshold", 4)),
-    )
     return {
         "revision_label": revision or "default",
         "native": native,
@@ -332,15 +298,14 @@ def template_context(cfg: InjectConfig, annotations: dict, network_label: str | 
         "log_as_json": bool(cfg.v("global.logAsJson", False)),
         "force_apply_iptables": bool(cfg.v("global.proxy_init.forceApplyIptables", False)),
         "native_nftables": bool(cfg.v("global.nativeNftables", False)),
-        "proxy_image": proxy_image,
-        "proxy_init_image": proxy_init_image,
+        **images,
         "image_pull_policy": _str(cfg.v("global.imagePullPolicy", "")),
         "proxy_listen_port": _str(cfg.mesh.get("proxyListenPort") or 15001),
         "proxy_inbound_listen_port": _str(cfg.mesh.get("proxyInboundListenPort") or 15006),
         "proxy_uid": "1337",
         "proxy_uid_int": 1337,
         "proxy_gid_int": 1337,
-        "resources": resources,
+        "resources": _resources(cfg, ann),
         "privileged": bool(cfg.v("global.proxy.privileged", False)),
         "seccomp_profile": cfg.v("global.proxy.seccompProfile") or None,
         "lifecycle": cfg.v("global.proxy.lifecycle") or None,
@@ -360,18 +325,7 @@ def template_context(cfg: InjectConfig, annotations: dict, network_label: str | 
         "proxy_metadata": proxy_metadata,
         "hbone": proxy_metadata.get("ISTIO_META_ENABLE_HBONE") == "true",
         "iptables_trace": proxy_metadata.get("IPTABLES_TRACE_LOGGING") == "true",
-        "startup_probe": _truthy(cfg.v("global.proxy.startupProbe.enabled", True)),
-        "startup_failure_threshold": _int(cfg.v("global.proxy.startupProbe.failureThreshold", 600),
-                                          "global.proxy.startupProbe.failureThreshold"),
-        "readiness_initial_delay": _int(readiness[0], "readiness initialDelaySeconds"),
-        "readiness_period": _int(readiness[1], "readiness periodSeconds"),
-        "readiness_failure_threshold": _int(readiness[2], "readiness failureThreshold"),
-        "values_readiness_initial_delay": _int(cfg.v("global.proxy.readinessInitialDelaySeconds", 0),
-                                               "global.proxy.readinessInitialDelaySeconds"),
-        "values_readiness_period": _int(cfg.v("global.proxy.readinessPeriodSeconds", 15),
-                                        "global.proxy.readinessPeriodSeconds"),
-        "values_readiness_failure_threshold": _int(cfg.v("global.proxy.readinessFailureThreshold", 4),
-                                                   "global.proxy.readinessFailureThreshold"),
+        **_probes(cfg, a),
         "gke_workload_certificate": cfg.v("global.caName") == "GkeWorkloadCertificate",
         "bootstrap_override": ann.get("sidecar.istio.io/bootstrapOverride") or "",
         "mount_mtls_certs": bool(cfg.v("global.mountMtlsCerts", False)),
@@ -384,4 +338,72 @@ def template_context(cfg: InjectConfig, annotations: dict, network_label: str | 
         "image_pull_secrets": [_str(s) for s in (cfg.v("global.imagePullSecrets") or [])],
         "gateway_security_context": cfg.v("gateways.securityContext") or None,
         "istio_namespace": cfg.istio_namespace,
+    }
+
+
+def _images(cfg: InjectConfig, ann: dict, pc: dict) -> dict:
+    """The proxy and init images for a pod (its annotations over the values)."""
+    def a(name: str, default: Any) -> str:
+        value = ann.get(name)
+        return _str(default) if value is None else _str(value)
+
+    image_type = ann.get("sidecar.istio.io/proxyImageType") or _str(get(pc, "image.imageType"))
+    proxy_name = a("sidecar.istio.io/proxyImage", cfg.v("global.proxy.image", "proxyv2")) or "proxyv2"
+    init_name = a("sidecar.istio.io/proxyImage",
+                  cfg.v("global.proxy_init.image") or cfg.v("global.proxyInit.image") or "proxyv2") or "proxyv2"
+    proxy_image = proxy_name if "/" in proxy_name else cfg.image(proxy_name, image_type)
+    # An init image without a registry path is not an image of its own: the init container then
+    # runs the proxy image the values name (global.proxy.image with hub, tag and image type).
+    values_proxy = _str(cfg.v("global.proxy.image", "proxyv2")) or "proxyv2"
+    proxy_init_image = init_name if "/" in init_name else (
+        values_proxy if "/" in values_proxy else cfg.image(values_proxy, image_type))
+
+    return {"proxy_image": proxy_image, "proxy_init_image": proxy_init_image}
+
+
+def _resources(cfg: InjectConfig, ann: dict) -> dict:
+    """The proxy's resources: the sidecar.istio.io/proxy{CPU,Memory}[Limit] annotations, else
+    global.proxy.resources."""
+    res_ann = {k: ann[k] for k in ("sidecar.istio.io/proxyCPU", "sidecar.istio.io/proxyMemory",
+                                   "sidecar.istio.io/proxyCPULimit", "sidecar.istio.io/proxyMemoryLimit") if k in ann}
+    if res_ann:
+        resources: dict = {}
+        req = {k: v for k, v in (("cpu", res_ann.get("sidecar.istio.io/proxyCPU")),
+                                 ("memory", res_ann.get("sidecar.istio.io/proxyMemory"))) if v is not None}
+        lim = {k: v for k, v in (("cpu", res_ann.get("sidecar.istio.io/proxyCPULimit")),
+                                 ("memory", res_ann.get("sidecar.istio.io/proxyMemoryLimit"))) if v is not None}
+        if req:
+            resources["requests"] = req
+        if lim:
+            resources["limits"] = lim
+    else:
+        raw = cfg.v("global.proxy.resources", {
+            "requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "2000m", "memory": "1024Mi"}})
+        resources = {k: {rk: _str(rv) for rk, rv in v.items() if rv is not None}
+                     for k, v in (raw or {}).items() if isinstance(v, dict)}
+        resources = {k: v for k, v in resources.items() if v}
+
+    return resources
+
+
+def _probes(cfg: InjectConfig, a) -> dict:
+    """Startup and readiness probe settings (annotations over values)."""
+    readiness = (
+        a("readiness.status.sidecar.istio.io/initialDelaySeconds", cfg.v("global.proxy.readinessInitialDelaySeconds", 0)),
+        a("readiness.status.sidecar.istio.io/periodSeconds", cfg.v("global.proxy.readinessPeriodSeconds", 15)),
+        a("readiness.status.sidecar.istio.io/failureThreshold", cfg.v("global.proxy.readinessFailureThreshold", 4)),
+    )
+    return {
+        "startup_probe": _truthy(cfg.v("global.proxy.startupProbe.enabled", True)),
+        "startup_failure_threshold": _int(cfg.v("global.proxy.startupProbe.failureThreshold", 600),
+                                          "global.proxy.startupProbe.failureThreshold"),
+        "readiness_initial_delay": _int(readiness[0], "readiness initialDelaySeconds"),
+        "readiness_period": _int(readiness[1], "readiness periodSeconds"),
+        "readiness_failure_threshold": _int(readiness[2], "readiness failureThreshold"),
+        "values_readiness_initial_delay": _int(cfg.v("global.proxy.readinessInitialDelaySeconds", 0),
+                                               "global.proxy.readinessInitialDelaySeconds"),
+        "values_readiness_period": _int(cfg.v("global.proxy.readinessPeriodSeconds", 15),
+                                        "global.proxy.readinessPeriodSeconds"),
+        "values_readiness_failure_threshold": _int(cfg.v("global.proxy.readinessFailureThreshold", 4),
+                                                   "global.proxy.readinessFailureThreshold"),
     }

@@ -1025,14 +1025,18 @@ def test_arbitrary_documents_never_crash_the_validator():
 def test_valid_objects_take_the_fast_path(monkeypatch):
     """Conditions (`if`, `not`, branches) only count errors: explaining them (did-you-mean,
     message formatting) must not happen for objects that are valid."""
+    import meshctl.schemas.compiler as c
+    import meshctl.schemas.errors as errs
     import meshctl.schemas.validate as v
 
     def boom(*_a, **_k):
         raise AssertionError("a message was built for a valid object")
 
-    monkeypatch.setattr(v, "_did_you_mean", boom)
-    monkeypatch.setattr(v, "format_path", boom)
-    v._validators.clear()
+    for module in (c, v):
+        monkeypatch.setattr(module, "did_you_mean", boom)
+    for module in (c, errs, v):
+        monkeypatch.setattr(module, "format_path", boom)
+    c._validators.clear()
     try:
         for kind, text in VALID.items():
             assert validate(resource(text)) == [], kind
@@ -1040,7 +1044,7 @@ def test_valid_objects_take_the_fast_path(monkeypatch):
               "metadata": {"name": "p"}, "spec": {"action": "ALLOW"}}
         assert validate(Resource.from_dict(ap)) == []
     finally:
-        v._validators.clear()
+        c._validators.clear()
 
 
 def test_analyze_reports_schema_errors_at_their_lines(cli, tmp_path):

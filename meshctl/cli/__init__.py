@@ -37,7 +37,7 @@ def _fail(message: str, hint: str | None, code: int) -> None:
 # top-level command → the module of meshctl.cli that registers it (in help order)
 COMMAND_MODULES: dict[str, str] = {
     "install": "lifecycle", "verify-install": "lifecycle", "uninstall": "lifecycle",
-    "manifest": "install", "profile": "install",
+    "manifest": "manifest", "profile": "manifest",
     "precheck": "precheck",
     "analyze": "analyze",
     "inject": "inject", "dataplane": "inject",

@@ -6,28 +6,19 @@ meshctl.install (apply, verify, uninstall), print the report. Progress goes to s
 from __future__ import annotations
 
 import sys
-from typing import Annotated, List, Optional
+from typing import Annotated, Optional
 
 import typer
 
 from meshctl import durations
 from meshctl.cli.common import ContextOpt, KubeconfigOpt, dry_run_mode, dry_run_option
 from meshctl.install.report import INSTALL_FORMATS, UNINSTALL_FORMATS, VERIFY_FORMATS
+from meshctl.cli.manifest import RevisionOpt, SetOpt, ValuesOpt, complete_profile
 from meshctl.errors import EXIT_FINDINGS, InputError, MeshctlError
 
 
-def _complete_profile(incomplete: str) -> list[str]:
-    from meshctl.install.profiles import complete_profile
-
-    return complete_profile(incomplete)
-
-
 ProfileOpt = Annotated[str, typer.Option("--profile", "-p", help="Profile to install (see 'meshctl profile list').",
-                                         autocompletion=_complete_profile)]
-ValuesOpt = Annotated[Optional[List[str]], typer.Option(
-    "--values", "-f", help="A YAML file of values merged over the profile (repeatable, later files win).")]
-SetOpt = Annotated[Optional[List[str]], typer.Option("--set", help="Set one value: --set a.b[0].c=v (repeatable).")]
-RevisionOpt = Annotated[Optional[str], typer.Option("--revision", "-r", help="Control-plane revision.")]
+                                         metavar="PROFILE", autocompletion=complete_profile)]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 IstioNsOpt = Annotated[str, typer.Option("--istio-namespace", "-i",
                                          help="Namespace holding the install record (where the control plane is).")]

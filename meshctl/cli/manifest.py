@@ -1,5 +1,7 @@
 """`meshctl manifest generate`, `meshctl profile list`, `meshctl profile dump`: the offline half
-of install. Thin: parse flags, call meshctl.install.profiles / render, print."""
+of install (the cluster half, install/verify-install/uninstall, is meshctl.cli.lifecycle). Thin:
+parse flags, call meshctl.install.profiles / render, print. The install-values options are
+declared here once for both halves."""
 from __future__ import annotations
 
 import sys
@@ -10,14 +12,14 @@ import typer
 from meshctl.cli.common import check_output, settings
 
 
-def _complete_profile(incomplete: str) -> list[str]:
+def complete_profile(incomplete: str) -> list[str]:
     from meshctl.install.profiles import complete_profile
 
     return complete_profile(incomplete)
 
 
 ProfileOpt = Annotated[str, typer.Option("--profile", "-p", help="Profile to start from (see 'meshctl profile list').",
-                                         metavar="PROFILE", autocompletion=_complete_profile)]
+                                         metavar="PROFILE", autocompletion=complete_profile)]
 ValuesOpt = Annotated[Optional[List[str]], typer.Option(
     "--values", "-f", metavar="FILE",
     help="A YAML file of values merged over the profile (repeatable, later files win).")]
@@ -25,7 +27,7 @@ SetOpt = Annotated[Optional[List[str]], typer.Option(
     "--set", metavar="KEY=VALUE", help="Set one value: --set a.b[0].c=v (repeatable, applied after -f; typed: numbers, "
                   "true/false; quote to keep a string: --set tag='\"1.24\"').")]
 RevisionOpt = Annotated[Optional[str], typer.Option(
-    "--revision", "-r", metavar="NAME", help="Render a revisioned control plane (istiod-<revision>) to run beside the default one.")]
+    "--revision", "-r", metavar="NAME", help="Control-plane revision (istiod-<revision>, beside the default one).")]
 OutputOpt = Annotated[Optional[str], typer.Option("--output", "-o", metavar="FORMAT", help="yaml (default) or json.")]
 
 manifest_app = typer.Typer(name="manifest", help="Render the install manifest without touching a cluster.",
@@ -44,10 +46,9 @@ def manifest_generate(
 ) -> None:
     """Print the Kubernetes objects `meshctl install` would apply (YAML documents, or a JSON List)."""
     fmt = check_output(output or settings(ctx).output, ("yaml", "json"), "yaml")
-    from meshctl.install import profiles, render
+    from meshctl.install import render
 
-    vals = profiles.load_values(profile, files=values or (), sets=set_ or (), revision=revision)
-    objects = render.render_objects(vals)  # everything is rendered before anything is printed
+    objects = render.render_objects(_values(profile, values, set_, revision))  # all rendered before printing
     text = render.to_json(objects) if fmt == "json" else render.to_yaml(objects)
     sys.stdout.write(text)
     sys.stdout.flush()
@@ -83,7 +84,7 @@ def profile_list(
 def profile_dump(
     ctx: typer.Context,
     profile: Annotated[str, typer.Argument(help="Profile name (default: sidecar, as for manifest generate).",
-                                           autocompletion=_complete_profile)] = "sidecar",
+                                           autocompletion=complete_profile)] = "sidecar",
     values: ValuesOpt = None,
     set_: SetOpt = None,
     revision: RevisionOpt = None,
@@ -92,10 +93,14 @@ def profile_dump(
     """Print the merged values of a profile (with any -f files and --set values) as YAML."""
     fmt = check_output(output or settings(ctx).output, ("yaml", "json"), "yaml")
     from meshctl import output as out
+
+    out.emit(_values(profile, values, set_, revision), fmt)
+
+
+def _values(profile: str, values: Optional[List[str]], sets: Optional[List[str]], revision: Optional[str]) -> dict:
     from meshctl.install import profiles
 
-    vals = profiles.load_values(profile, files=values or (), sets=set_ or (), revision=revision)
-    out.emit(vals, fmt)
+    return profiles.load_values(profile, files=values or (), sets=sets or (), revision=revision)
 
 
 def register(app: typer.Typer) -> None:

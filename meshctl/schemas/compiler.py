@@ -25,6 +25,17 @@ _KNOWN = frozenset({
 _INT32 = (-(2 ** 31), 2 ** 31 - 1)
 
 
+def _size_check(of: type, lo: int, hi: int | None, what: str) -> Check:
+    """min/maxProperties (`of` dict, "entries") and min/maxItems (`of` list, "items")."""
+    def size_check(v, p, e):
+        if isinstance(v, of):
+            if len(v) < lo:
+                err(e, p, "must not be empty" if lo == 1 else f"must have at least {lo} {what}")
+            elif hi is not None and len(v) > hi:
+                err(e, p, f"has {len(v)} {what}, at most {hi} are allowed")
+    return size_check
+
+
 def _required_only(branch: Any) -> list[str] | None:
     if isinstance(branch, dict) and set(branch) == {"required"} and len(branch["required"]) == 1:
         return list(branch["required"])
@@ -298,16 +309,7 @@ class Compiler:
                             err(e, p + (r,), "required field missing")
             checks.append(required_check)
         if "minProperties" in node or "maxProperties" in node:
-            lo_p = node.get("minProperties", 0)
-            hi_p = node.get("maxProperties")
-
-            def nprops_check(v, p, e, lo_p=lo_p, hi_p=hi_p):
-                if isinstance(v, dict):
-                    if len(v) < lo_p:
-                        err(e, p, "must not be empty" if lo_p == 1 else f"must have at least {lo_p} entries")
-                    elif hi_p is not None and len(v) > hi_p:
-                        err(e, p, f"has {len(v)} entries, at most {hi_p} are allowed")
-            checks.append(nprops_check)
+            checks.append(_size_check(dict, node.get("minProperties", 0), node.get("maxProperties"), "entries"))
 
         return checks
 
@@ -323,16 +325,7 @@ class Compiler:
                         item_check(item, p + (i,), e)
             checks.append(items_check)
         if "minItems" in node or "maxItems" in node:
-            lo_i = node.get("minItems", 0)
-            hi_i = node.get("maxItems")
-
-            def nitems_check(v, p, e, lo_i=lo_i, hi_i=hi_i):
-                if isinstance(v, list):
-                    if len(v) < lo_i:
-                        err(e, p, "must not be empty" if lo_i == 1 else f"must have at least {lo_i} items")
-                    elif hi_i is not None and len(v) > hi_i:
-                        err(e, p, f"has {len(v)} items, at most {hi_i} are allowed")
-            checks.append(nitems_check)
+            checks.append(_size_check(list, node.get("minItems", 0), node.get("maxItems"), "items"))
         if node.get("uniqueItems"):
             def unique_check(v, p, e):
                 if isinstance(v, list):

@@ -61,6 +61,14 @@ def as_dict(value: Any) -> dict:
     return value if isinstance(value, dict) else {}
 
 
+def as_int(value: Any, default: int = 0) -> int:
+    """int(value), or `default` when the value is not a whole number."""
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
+        return default
+
+
 @dataclass(eq=False)
 class Resource:
     """One object. `body` is the whole document; `node` (when loaded from YAML) maps field

@@ -13,7 +13,7 @@ from meshctl import hosts
 from meshctl.analysis.framework import Context, as_dict, dig
 from meshctl.kinds import (AMBIENT_REDIRECTION, CONTROLLER_KINDS, DATAPLANE_MODE_LABEL, INJECTION_LABEL,  # noqa: F401
                            POD_TEMPLATE_PATHS, PROXY_CONTAINER, REVISION_LABEL, SIDECAR_INJECT)
-from meshctl.resources import Resource, yaml_text
+from meshctl.resources import as_int, Resource, yaml_text
 from meshctl.selectors import LabelIndex, label_map
 
 _PROTOCOLS = {"tcp": "TCP", "udp": "UDP", "grpc": "GRPC", "grpc-web": "GRPC-Web", "http": "HTTP",
@@ -111,11 +111,6 @@ class ServiceHosts:
         return None
 
 
-def _int(v: Any) -> int:
-    try:
-        return int(v)
-    except (TypeError, ValueError):
-        return 0
 
 
 def build_service_hosts(ctx) -> ServiceHosts:
@@ -126,7 +121,7 @@ def build_service_hosts(ctx) -> ServiceHosts:
         if se.group != "networking.istio.io":
             continue
         spec = se.spec
-        ports = [_int(dig(p, "number")) for p in as_list(spec.get("ports")) if isinstance(p, dict)]
+        ports = [as_int(dig(p, "number")) for p in as_list(spec.get("ports")) if isinstance(p, dict)]
         entry = HostEntry(ports, label_map(dig(spec, "workloadSelector", "labels")), se)
         export = [yaml_text(x) for x in as_list(spec.get("exportTo"))]
         if not export or "*" in export:
@@ -138,7 +133,7 @@ def build_service_hosts(ctx) -> ServiceHosts:
                 for scope in scopes:
                     out.add(scope, se.namespace, h, entry)
     for svc in ctx.of_kind("Service"):
-        ports = [_int(dig(p, "port")) for p in as_list(svc.spec.get("ports")) if isinstance(p, dict)]
+        ports = [as_int(dig(p, "port")) for p in as_list(svc.spec.get("ports")) if isinstance(p, dict)]
         entry = HostEntry(ports, {}, svc)
         anno = svc.annotations.get("networking.istio.io/exportTo")
         if not anno:

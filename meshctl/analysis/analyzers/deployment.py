@@ -3,17 +3,12 @@ from __future__ import annotations
 
 from meshctl.analysis.framework import Analyzer, Context, as_list, dig, register
 from meshctl.analysis.helpers import in_mesh
-from meshctl.resources import Resource, yaml_text
+from meshctl.resources import as_int, Resource, yaml_text
 from meshctl.selectors import label_map, matches
 
 _WAYPOINT = "istio.io-mesh-controller"
 
 
-def _int(v) -> int:
-    try:
-        return int(v)
-    except (TypeError, ValueError):
-        return 0
 
 
 @register
@@ -52,7 +47,7 @@ class MultiServiceAnalyzer(Analyzer):
                 if not isinstance(p, dict):
                     continue
                 proto = yaml_text(p.get("protocol") or "TCP")
-                ports.setdefault(_int(p.get("port")), {}).setdefault(proto, []).append(svc.full_name)
+                ports.setdefault(as_int(p.get("port")), {}).setdefault(proto, []).append(svc.full_name)
         for port in sorted(ports):
             by_proto = ports[port]
             if len(by_proto) > 1:
@@ -69,8 +64,8 @@ class MultiServiceAnalyzer(Analyzer):
                 tp = p.get("targetPort")
                 t = "" if tp is None else yaml_text(tp)
                 if t in ("", "0"):
-                    t = yaml_text(_int(p.get("port")))
-                targets.setdefault(t, {})[_int(p.get("port"))] = svc.full_name
+                    t = yaml_text(as_int(p.get("port")))
+                targets.setdefault(t, {})[as_int(p.get("port"))] = svc.full_name
         for t in sorted(targets):
             by_port = targets[t]
             if len(by_port) > 1:

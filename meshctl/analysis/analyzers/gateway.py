@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from meshctl.analysis.framework import analyzer, Analyzer, as_list, Context, dig, register
 from meshctl.analysis.helpers import istio_gateways
 from meshctl.analysis.helpers import WORKLOAD_KINDS, template_labels
-from meshctl.resources import Resource, yaml_text
+from meshctl.resources import as_int, Resource, yaml_text
 from meshctl.selectors import label_map, matches
 from meshctl.hosts import short_or_full_name
 from meshctl.selectors import LabelIndex, selector_string
@@ -33,11 +33,6 @@ def gateway_pods(ctx: Context) -> LabelIndex:
     return ctx.index("gateway.pods", build)
 
 
-def _int(v) -> int:
-    try:
-        return int(v)
-    except (TypeError, ValueError):
-        return 0
 
 
 @register
@@ -69,7 +64,7 @@ class IngressGatewayPortAnalyzer(Analyzer):
                 number = dig(server, "port", "number")
                 if number is None:
                     continue
-                n = _int(number)
+                n = as_int(number)
                 if n not in target_ports and n not in port_map:
                     ctx.report("IST0162", gw, n, key, path=_selector_path(selector))
 
@@ -89,12 +84,12 @@ class IngressGatewayPortAnalyzer(Analyzer):
                     # a port without protocol is TCP (the API server's default)
                     if not isinstance(port, dict) or (port.get("protocol") or "TCP") != "TCP":
                         continue
-                    tp = _int(port.get("targetPort"))
+                    tp = as_int(port.get("targetPort"))
                     if tp:
                         target_ports.add(tp)
-                        port_map.setdefault(_int(port.get("port")), tp)
+                        port_map.setdefault(as_int(port.get("port")), tp)
                     else:
-                        target_ports.add(_int(port.get("port")))
+                        target_ports.add(as_int(port.get("port")))
         return target_ports, port_map
 
 
@@ -239,7 +234,7 @@ class ConflictingGatewayAnalyzer(Analyzer):
         for gw in gws:
             sel = selector_string(label_map(gw.spec.get("selector")))
             for server in as_list(gw.spec.get("servers")):
-                port = yaml_text(_int(dig(server, "port", "number")))
+                port = yaml_text(as_int(dig(server, "port", "number")))
                 bind = yaml_text(dig(server, "bind") or "")
                 hosts = [yaml_text(h) for h in as_list(dig(server, "hosts"))]
                 table.setdefault(sel, {}).setdefault(port, {})[gw.full_name] = {h: bind for h in hosts}
@@ -256,7 +251,7 @@ class ConflictingGatewayAnalyzer(Analyzer):
                 ctx.report("IST0101", gw, "selector", sel, path=_selector_path(selector))
                 continue
             for i, server in enumerate(as_list(gw.spec.get("servers"))):
-                port = yaml_text(_int(dig(server, "port", "number")))
+                port = yaml_text(as_int(dig(server, "port", "number")))
                 hosts = [yaml_text(h) for h in as_list(dig(server, "hosts"))]
                 if all(declared.get((port, h), 0) <= 1 for h in hosts):
                     continue  # no other server names these hosts: nothing to conflict with

@@ -34,9 +34,9 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable, Sequence
 
-from meshctl.resources import Resource, ResourceSet, as_dict, as_list, dig, yaml_text  # noqa: F401
 from meshctl import meshconfig
 from meshctl.kinds import SYSTEM_NAMESPACES
+from meshctl.resources import Resource, ResourceSet, as_dict, as_list, dig, yaml_text  # noqa: F401
 
 LEVELS = ("Info", "Warning", "Error")
 LEVEL_RANK = {name: i for i, name in enumerate(LEVELS)}
@@ -308,8 +308,9 @@ def select_analyzers(names: Sequence[str] | None) -> list[type[Analyzer]]:
         hits = [a for a in every if a.name == pattern
                 or (a.default and (fnmatch.fnmatchcase(a.name, pattern) or a.name.startswith(pattern.rstrip(".") + ".")))]
         if not hits:
-            from meshctl.errors import InputError
             import difflib
+
+            from meshctl.errors import InputError
 
             close = difflib.get_close_matches(pattern, [a.name for a in every], n=1)
             raise InputError(f"unknown analyzer {pattern!r}",

@@ -11,9 +11,17 @@ from typing import Any
 
 from meshctl import hosts
 from meshctl.analysis.framework import Context, as_dict, dig
-from meshctl.kinds import (AMBIENT_REDIRECTION, CONTROLLER_KINDS, DATAPLANE_MODE_LABEL, INJECTION_LABEL,  # noqa: F401
-                           POD_TEMPLATE_PATHS, PROXY_CONTAINER, REVISION_LABEL, SIDECAR_INJECT)
-from meshctl.resources import as_int, Resource, yaml_text
+from meshctl.kinds import (  # noqa: F401
+    AMBIENT_REDIRECTION,
+    CONTROLLER_KINDS,
+    DATAPLANE_MODE_LABEL,
+    INJECTION_LABEL,
+    POD_TEMPLATE_PATHS,
+    PROXY_CONTAINER,
+    REVISION_LABEL,
+    SIDECAR_INJECT,
+)
+from meshctl.resources import Resource, as_int, yaml_text
 from meshctl.selectors import LabelIndex, label_map
 
 _PROTOCOLS = {"tcp": "TCP", "udp": "UDP", "grpc": "GRPC", "grpc-web": "GRPC-Web", "http": "HTTP",

@@ -26,11 +26,18 @@ from pathlib import Path
 from typing import Sequence
 
 from meshctl.analysis.framework import (
-    IGNORED_NAMESPACES, Message, Suppression, exceeds, filter_messages, level_rank,
-    message_types, run, select_analyzers,
+    IGNORED_NAMESPACES,
+    Message,
+    Suppression,
+    exceeds,
+    filter_messages,
+    level_rank,
+    message_types,
+    run,
+    select_analyzers,
 )
 from meshctl.errors import InputError
-from meshctl.loader import LoadProblem, Loaded, load_paths, load_text
+from meshctl.loader import Loaded, LoadProblem, load_paths, load_text
 from meshctl.resources import Resource, ResourceSet
 
 DEFAULTS_SOURCE = "<meshctl defaults>"

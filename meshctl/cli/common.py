@@ -85,7 +85,6 @@ def settings(ctx: typer.Context, **overrides) -> Settings:
 
 from meshctl.output import OutputFormats, check_output  # noqa: E402,F401  (re-exported for commands)
 
-
 # --- boolean flags written with a value, as Go's flag package allows ----------------------------
 
 _TRUE = frozenset({"1", "t", "true"})

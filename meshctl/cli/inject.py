@@ -9,7 +9,8 @@ import typer
 
 from meshctl.cli.common import ContextOpt, KubeconfigOpt, complete_namespace, settings
 from meshctl.errors import InputError
-from meshctl.inject.report import FORMATS as DATAPLANE_FORMATS, MANIFEST_FORMATS
+from meshctl.inject.report import FORMATS as DATAPLANE_FORMATS
+from meshctl.inject.report import MANIFEST_FORMATS
 
 
 def _complete_profile(incomplete: str) -> list[str]:

@@ -12,10 +12,9 @@ import typer
 
 from meshctl import durations
 from meshctl.cli.common import ContextOpt, KubeconfigOpt, dry_run_mode, dry_run_option
-from meshctl.install.report import INSTALL_FORMATS, UNINSTALL_FORMATS, VERIFY_FORMATS
 from meshctl.cli.manifest import RevisionOpt, SetOpt, ValuesOpt, complete_profile
 from meshctl.errors import EXIT_FINDINGS, InputError, MeshctlError
-
+from meshctl.install.report import INSTALL_FORMATS, UNINSTALL_FORMATS, VERIFY_FORMATS
 
 ProfileOpt = Annotated[str, typer.Option("--profile", "-p", help="Profile to install (see 'meshctl profile list').",
                                          metavar="PROFILE", autocompletion=complete_profile)]

@@ -47,9 +47,8 @@ def apply_cmd(
     context: ContextOpt = None,
 ) -> None:
     """Create or update a waypoint, optionally send a namespace's or Services' traffic through it."""
-    from meshctl.waypoint import cluster, report
-
     from meshctl import durations
+    from meshctl.waypoint import cluster, report
 
     session, fmt = _prepare(ctx, kubeconfig, context, namespace, output_format)
     timeout_s = durations.parse(timeout, "--timeout", allow_zero=False)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Callable, Iterable, Optional
 
-from meshctl.loader import json_loads
 from meshctl.errors import ClusterError, InputError
 from meshctl.inject import ambient, sidecar, stream
 from meshctl.inject.settings import InjectConfig, get, make_config
+from meshctl.loader import json_loads
 
 MODES = ("sidecar", "ambient")
 

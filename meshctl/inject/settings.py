@@ -12,8 +12,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from meshctl.loader import json_loads
 from meshctl.errors import InputError
+from meshctl.loader import json_loads
 
 DEFAULT_HUB = "docker.io/istio"
 DEFAULT_TAG = "1.24.0"

@@ -22,14 +22,14 @@ import json
 import re
 from typing import Callable
 
-from meshctl.loader import json_loads
 from meshctl.errors import InputError, clip
 from meshctl.inject import probes, undo
 from meshctl.inject.merge import copy, merge
-from meshctl.inject.settings import InjectConfig, make_config, proxy_config_for
 from meshctl.inject.render import TEMPLATE_NAMES, Renderer
+from meshctl.inject.settings import InjectConfig, make_config, proxy_config_for
 from meshctl.inject.validate import validate_annotations, validate_workload_shape
 from meshctl.kinds import SYSTEM_NAMESPACES, TEMPLATE_KINDS, WORKLOAD_KINDS  # noqa: F401
+from meshctl.loader import json_loads
 
 PROXY = "istio-proxy"
 INIT = "istio-init"

@@ -15,8 +15,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from meshctl.loader import json_loads
 from meshctl.inject.merge import copy
+from meshctl.loader import json_loads
 
 UNDO = "inject.meshctl.io/undo"
 _NAMED_LISTS = ("containers", "initContainers", "volumes", "imagePullSecrets")

@@ -10,10 +10,18 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional
 
 from meshctl import durations
-from meshctl.errors import ClusterError, EXIT_FINDINGS, EXIT_INTERRUPTED, MeshctlError
-from meshctl.install.drift import wanted_fields, diff_subset
+from meshctl.errors import EXIT_FINDINGS, EXIT_INTERRUPTED, ClusterError, MeshctlError
+from meshctl.install.drift import diff_subset, wanted_fields
 from meshctl.install.objects import (
-    FIELD_MANAGER, MANAGED_BY, MANAGED_BY_KEY, order_objects, owned, Progress, Ref, REV_LABEL, rev_value,
+    FIELD_MANAGER,
+    MANAGED_BY,
+    MANAGED_BY_KEY,
+    REV_LABEL,
+    Progress,
+    Ref,
+    order_objects,
+    owned,
+    rev_value,
     significant,
 )
 from meshctl.install.readiness import wait_for_workloads

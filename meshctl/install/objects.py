@@ -9,7 +9,6 @@ from typing import Any, Iterable, Optional
 from meshctl.errors import InputError
 from meshctl.kinds import REVISION_LABEL
 
-
 FIELD_MANAGER = "meshctl"
 MANAGED_BY_KEY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "meshctl"

@@ -14,8 +14,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
 
-from meshctl.loader import json_loads
 from meshctl.errors import InputError, shown
+from meshctl.loader import json_loads
 from meshctl.paths import profiles_dir
 
 _SCHEMA_PATH = Path(__file__).resolve().parent / "values.schema.json"

@@ -5,7 +5,7 @@ import time
 from typing import Callable, Iterable, Optional
 
 from meshctl.errors import MeshctlError
-from meshctl.install.objects import Progress, Ref, WORKLOAD_KINDS
+from meshctl.install.objects import WORKLOAD_KINDS, Progress, Ref
 
 # --- readiness -----------------------------------------------------------------------------------
 

@@ -7,7 +7,13 @@ from typing import Optional
 
 from meshctl.errors import InputError
 from meshctl.install.objects import (
-    MANAGED_BY, MANAGED_BY_KEY, RECORD_COMPONENT, record_name, Ref, REV_LABEL, rev_value,
+    MANAGED_BY,
+    MANAGED_BY_KEY,
+    RECORD_COMPONENT,
+    REV_LABEL,
+    Ref,
+    record_name,
+    rev_value,
 )
 
 # --- the install record --------------------------------------------------------------------------

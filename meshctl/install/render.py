@@ -17,8 +17,8 @@ from functools import lru_cache
 from typing import Any
 
 from meshctl.errors import EXIT_INTERNAL, MeshctlError
-from meshctl.resources import Resource
 from meshctl.kinds import REVISION_LABEL
+from meshctl.resources import Resource
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "meshctl", "app.kubernetes.io/part-of": "meshctl"}
 REV_LABEL = REVISION_LABEL

@@ -39,8 +39,8 @@ class ConsoleProgress(Progress):
     def start(self, total: int, what: str) -> None:
         self.done()
         if self.tty:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, SpinnerColumn, \
-                TextColumn
+            from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColumn
+            from rich.progress import Progress as RichProgress
 
             self._live = RichProgress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                                       MofNCompleteColumn(), console=self.console, transient=True)

@@ -6,10 +6,18 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from meshctl.errors import MeshctlError
-from meshctl.install.apply import interrupted_error, permission_error, forbidden
+from meshctl.install.apply import forbidden, interrupted_error, permission_error
 from meshctl.install.objects import (
-    INSTALL_KINDS, KIND_RANK, MANAGED_BY, MANAGED_BY_KEY, Progress, RECORD_COMPONENT, Ref, REV_LABEL,
-    rev_value, SHARED_LABEL,
+    INSTALL_KINDS,
+    KIND_RANK,
+    MANAGED_BY,
+    MANAGED_BY_KEY,
+    RECORD_COMPONENT,
+    REV_LABEL,
+    SHARED_LABEL,
+    Progress,
+    Ref,
+    rev_value,
 )
 from meshctl.install.record import recorded_refs
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from meshctl.errors import CheckFailed
-from meshctl.install.drift import _value_at, wanted_fields, diff_subset
-from meshctl.install.objects import Ref, WORKLOAD_KINDS, order_objects, record_name
+from meshctl.install.drift import _value_at, diff_subset, wanted_fields
+from meshctl.install.objects import WORKLOAD_KINDS, Ref, order_objects, record_name
 from meshctl.install.readiness import pod_problem, workload_status
 from meshctl.install.record import read_record, recorded_values
 

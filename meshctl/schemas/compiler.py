@@ -6,10 +6,22 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from meshctl.schemas import spec_schema
-from meshctl.schemas.errors import Check, SchemaError, Probe, TYPE_NAMES, TYPE_TESTS, describe, did_you_mean, err, is_number, show, format_path
-from meshctl.schemas.formats import ip_version, duration_ns, host_ok, regex_problem, scoped_host_problem
 
+from meshctl.schemas import spec_schema
+from meshctl.schemas.errors import (
+    TYPE_NAMES,
+    TYPE_TESTS,
+    Check,
+    Probe,
+    SchemaError,
+    describe,
+    did_you_mean,
+    err,
+    format_path,
+    is_number,
+    show,
+)
+from meshctl.schemas.formats import duration_ns, host_ok, ip_version, regex_problem, scoped_host_problem
 
 _KNOWN = frozenset({
     "$schema", "$id", "$defs", "$comment", "title", "description", "type", "properties",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+
 def defaults_change_checks(node: Any) -> bool:
     """Whether defaulting can change what the schema checks report: a required field or a
     list-map key with a default."""

@@ -3,8 +3,8 @@ them), host names as Istio accepts them, IP addresses, Go durations."""
 from __future__ import annotations
 
 import re
-from meshctl.schemas.errors import show
 
+from meshctl.schemas.errors import show
 
 _REPEAT = re.compile(r"\{(\d+)(?:,(\d*))?\}")
 _FLAG_GROUP = re.compile(r"\(\?([a-zA-Z]*(?:-[a-zA-Z]*)?)([):])")

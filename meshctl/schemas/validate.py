@@ -33,8 +33,14 @@ from meshctl.schemas import BY_KIND, istio_kind, spec_schema
 from meshctl.schemas.compiler import RULES_HOLD, Compiler, join_names, validator_for
 from meshctl.schemas.defaults import defaulter, defaults_change_checks
 from meshctl.schemas.errors import Check, SchemaError, describe, did_you_mean, err, format_path, quote_text, show
-from meshctl.schemas.formats import (DNS1123_LABEL, DNS1123_SUBDOMAIN, duration_ns, host_ok, regex_problem,
-                                     scoped_host_problem)
+from meshctl.schemas.formats import (
+    DNS1123_LABEL,
+    DNS1123_SUBDOMAIN,
+    duration_ns,
+    host_ok,
+    regex_problem,
+    scoped_host_problem,
+)
 
 # the schema checks' public API, whichever module of meshctl.schemas holds each part
 __all__ = ["SchemaError", "validate", "validate_spec", "format_path", "validator_for", "regex_problem",

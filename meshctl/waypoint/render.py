@@ -4,8 +4,8 @@ from __future__ import annotations
 from typing import Optional
 
 from meshctl.errors import InputError
-from meshctl.schemas.gatewayapi import GROUP
 from meshctl.kinds import REVISION_LABEL, USE_WAYPOINT_LABEL, USE_WAYPOINT_NAMESPACE_LABEL, WAYPOINT_FOR_LABEL
+from meshctl.schemas.gatewayapi import GROUP
 
 WAYPOINT_CLASS = "istio-waypoint"
 WAYPOINT_FOR = WAYPOINT_FOR_LABEL

@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
-from meshctl.analysis.framework import analyzer, Analyzer, Context, register
+from meshctl.analysis.framework import Analyzer, Context, analyzer, register
 from meshctl.errors import clip, shown
 from meshctl.resources import Resource, yaml_text
 

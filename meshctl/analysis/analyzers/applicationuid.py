@@ -1,7 +1,7 @@
 """Workloads that run as UID 1337, the sidecar proxy's user."""
 from __future__ import annotations
 
-from meshctl.analysis.framework import analyzer, as_dict, as_list, Context, dig
+from meshctl.analysis.framework import Context, analyzer, as_dict, as_list, dig
 from meshctl.analysis.helpers import is_control_plane
 
 PROXY_UID = 1337

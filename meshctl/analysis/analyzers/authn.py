@@ -1,7 +1,7 @@
 """RequestAuthentication and istiod: restricting where JWKS keys may be fetched from."""
 from __future__ import annotations
 
-from meshctl.analysis.framework import analyzer, as_dict, as_list, Context, dig
+from meshctl.analysis.framework import Context, analyzer, as_dict, as_list, dig
 
 ENV_NAME = "BLOCKED_CIDRS_IN_JWKS_URIS"
 MAX_NAMES = 5

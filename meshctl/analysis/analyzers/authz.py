@@ -1,9 +1,20 @@
 """AuthorizationPolicy checks: policies that select no workload, source namespaces that do not exist."""
 from __future__ import annotations
 
-from meshctl.resources import yaml_text
 from meshctl.analysis.framework import Analyzer, Context, as_dict, as_list, dig, register
-from meshctl.analysis.helpers import (INJECT_LABEL, INJECTION_LABEL, REV_LABEL, WORKLOAD_KINDS, in_mesh, namespace_in_ambient, namespace_object, pod_in_ambient, template_annotations, template_labels,)
+from meshctl.analysis.helpers import (
+    INJECT_LABEL,
+    INJECTION_LABEL,
+    REV_LABEL,
+    WORKLOAD_KINDS,
+    in_mesh,
+    namespace_in_ambient,
+    namespace_object,
+    pod_in_ambient,
+    template_annotations,
+    template_labels,
+)
+from meshctl.resources import yaml_text
 from meshctl.selectors import LabelIndex, selector_string
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from meshctl.analysis.apigroups import GATEWAY_API_GROUP
-from meshctl.analysis.framework import analyzer, as_dict, as_list, Context
+from meshctl.analysis.framework import Context, analyzer, as_dict, as_list
 from meshctl.resources import yaml_text
 
 WAYPOINT = {"istio.io/WaypointBound": "False"}

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from meshctl.analysis.framework import Analyzer, Context, as_list, dig, register
 from meshctl.analysis.helpers import in_mesh
-from meshctl.resources import as_int, Resource, yaml_text
+from meshctl.resources import Resource, as_int, yaml_text
 from meshctl.selectors import label_map, matches
 
 _WAYPOINT = "istio.io-mesh-controller"

@@ -1,8 +1,8 @@
 """Deprecated Istio types and fields still in use."""
 from __future__ import annotations
 
+from meshctl.analysis.framework import Context, analyzer, as_list, dig
 from meshctl.resources import yaml_text
-from meshctl.analysis.framework import analyzer, as_list, Context, dig
 
 # Istio custom resource types that were removed (their CRDs are no longer installed).
 REMOVED_TYPES = frozenset({

@@ -1,12 +1,11 @@
 """DestinationRule analyzers: TLS without server verification; subsets that select no pods."""
 from __future__ import annotations
 
-from meshctl.resources import yaml_text
-from meshctl.analysis.framework import analyzer, as_list, Context, dig
+from meshctl.analysis.framework import Context, analyzer, as_list, dig
 from meshctl.analysis.helpers import service_hosts
 from meshctl.kinds import CONTROLLER_KINDS, POD_TEMPLATE_PATHS
-from meshctl.selectors import label_map
-from meshctl.selectors import LabelIndex
+from meshctl.resources import yaml_text
+from meshctl.selectors import LabelIndex, label_map
 
 _VERIFYING_MODES = ("SIMPLE", "MUTUAL")
 

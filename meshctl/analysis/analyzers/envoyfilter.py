@@ -1,8 +1,8 @@
 """EnvoyFilter patches: operations that are ignored or fragile for what they apply to."""
 from __future__ import annotations
 
-from meshctl.resources import yaml_text
 from meshctl.analysis.framework import Analyzer, Context, as_dict, as_list, dig, register
+from meshctl.resources import yaml_text
 
 ROUTE_TARGETS = ("ROUTE_CONFIGURATION", "HTTP_ROUTE")
 REPLACEABLE = ("NETWORK_FILTER", "HTTP_FILTER", "VIRTUAL_HOST")

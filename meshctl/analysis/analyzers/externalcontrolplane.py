@@ -4,8 +4,8 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import urlsplit
 
-from meshctl.resources import yaml_text
 from meshctl.analysis.framework import Analyzer, Context, as_dict, as_list, register
+from meshctl.resources import yaml_text
 
 DEFAULT_VALIDATOR = "istiod-default-validator"
 VALIDATOR_PREFIX = "istio-validator"

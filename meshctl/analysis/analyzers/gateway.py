@@ -7,13 +7,11 @@ import binascii
 import re
 from datetime import datetime, timezone
 
-from meshctl.analysis.framework import analyzer, Analyzer, as_list, Context, dig, register
-from meshctl.analysis.helpers import istio_gateways
-from meshctl.analysis.helpers import WORKLOAD_KINDS, template_labels
-from meshctl.resources import as_int, Resource, yaml_text
-from meshctl.selectors import label_map, matches
+from meshctl.analysis.framework import Analyzer, Context, analyzer, as_list, dig, register
+from meshctl.analysis.helpers import WORKLOAD_KINDS, istio_gateways, template_labels
 from meshctl.hosts import short_or_full_name
-from meshctl.selectors import LabelIndex, selector_string
+from meshctl.resources import Resource, as_int, yaml_text
+from meshctl.selectors import LabelIndex, label_map, matches, selector_string
 
 
 def _selector_path(selector: dict[str, str]) -> tuple:

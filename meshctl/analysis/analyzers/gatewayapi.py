@@ -15,9 +15,8 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from meshctl.analysis.framework import analyzer, Analyzer, as_dict, as_list, Context, dig, register
-from meshctl.analysis.helpers import of_group
-from meshctl.analysis.helpers import WORKLOAD_KINDS, namespace_in_ambient, namespace_object, workloads
+from meshctl.analysis.framework import Analyzer, Context, analyzer, as_dict, as_list, dig, register
+from meshctl.analysis.helpers import WORKLOAD_KINDS, namespace_in_ambient, namespace_object, of_group, workloads
 from meshctl.resources import Resource
 from meshctl.selectors import matches_label_selector
 

@@ -2,14 +2,12 @@
 running an image other than the injector's, `image: auto` that no webhook will replace."""
 from __future__ import annotations
 
-
-from meshctl.loader import json_loads
-from meshctl.analysis.framework import analyzer, as_dict, as_list, Context, dig
+from meshctl.analysis.framework import Context, analyzer, as_dict, as_list, dig
 from meshctl.analysis.helpers import PROXY_CONTAINER
-from meshctl.resources import Resource, yaml_text
 from meshctl.kinds import REVISION_LABEL
-from meshctl.selectors import label_map, label_text
-from meshctl.selectors import matches_label_selector
+from meshctl.loader import json_loads
+from meshctl.resources import Resource, yaml_text
+from meshctl.selectors import label_map, label_text, matches_label_selector
 
 INJECTION_LABEL = "istio-injection"
 DATAPLANE_MODE_LABEL = "istio.io/dataplane-mode"

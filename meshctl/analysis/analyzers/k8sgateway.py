@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import re
 
+from meshctl.analysis.framework import Context, analyzer, as_dict, dig
 from meshctl.resources import yaml_text
-from meshctl.analysis.framework import analyzer, as_dict, Context, dig
-
-from meshctl.schemas.gatewayapi import BUNDLE_VERSION_ANNOTATION as BUNDLE_VERSION, MINIMUM_CRD_VERSIONS
-from meshctl.selectors import label_map
-from meshctl.selectors import matches
+from meshctl.schemas.gatewayapi import BUNDLE_VERSION_ANNOTATION as BUNDLE_VERSION
+from meshctl.schemas.gatewayapi import MINIMUM_CRD_VERSIONS
+from meshctl.selectors import label_map, matches
 
 GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
 POLICY_KINDS = ("AuthorizationPolicy", "RequestAuthentication", "Telemetry", "WasmPlugin")

@@ -1,7 +1,7 @@
 """Multi-cluster configuration: mesh networks that name unknown service registries."""
 from __future__ import annotations
 
-from meshctl.analysis.framework import analyzer, as_dict, as_list, Context
+from meshctl.analysis.framework import Context, analyzer, as_dict, as_list
 from meshctl.resources import Resource, yaml_text
 
 MULTICLUSTER_SECRET_LABEL = "istio/multiCluster"

@@ -9,9 +9,10 @@ analyzing plain Kubernetes manifests does not pay for it.
 """
 from __future__ import annotations
 
-from meshctl.analysis.framework import analyzer, Analyzer, Context, register
+from meshctl.analysis.framework import Analyzer, Context, analyzer, register
 from meshctl.schemas import KINDS
-from meshctl.schemas.gatewayapi import GROUP as GATEWAY_API_GROUP, SUPPORTED as GATEWAY_API_KINDS
+from meshctl.schemas.gatewayapi import GROUP as GATEWAY_API_GROUP
+from meshctl.schemas.gatewayapi import SUPPORTED as GATEWAY_API_KINDS
 
 
 def _validator():

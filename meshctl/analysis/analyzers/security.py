@@ -8,8 +8,16 @@ from __future__ import annotations
 
 import ipaddress
 
-from meshctl.analysis.framework import analyzer, Analyzer, as_dict, as_list, Context, dig, register
-from meshctl.analysis.helpers import (INJECT_LABEL, INJECTION_LABEL, WORKLOAD_KINDS, namespace_object, template_annotations, template_labels, workloads,)
+from meshctl.analysis.framework import Analyzer, Context, analyzer, as_dict, as_list, dig, register
+from meshctl.analysis.helpers import (
+    INJECT_LABEL,
+    INJECTION_LABEL,
+    WORKLOAD_KINDS,
+    namespace_object,
+    template_annotations,
+    template_labels,
+    workloads,
+)
 from meshctl.resources import Resource, yaml_text
 from meshctl.selectors import selector_string
 

@@ -1,9 +1,9 @@
 """Service analyzers: port names that tell Istio the protocol."""
 from __future__ import annotations
 
-from meshctl.resources import yaml_text
-from meshctl.analysis.framework import analyzer, as_list, Context
+from meshctl.analysis.framework import Context, analyzer, as_list
 from meshctl.analysis.helpers import is_control_plane, port_protocol
+from meshctl.resources import yaml_text
 
 # Services created by a Gateway API controller are not the user's to rename.
 _MANAGED_GATEWAY_VALUES = {"istio.io-gateway-controller", "istio.io-mesh-controller",

@@ -1,8 +1,8 @@
 """ServiceEntry checks: addresses required for TCP ports, conflicting protocols for a host and port."""
 from __future__ import annotations
 
+from meshctl.analysis.framework import Context, analyzer, as_dict, as_list, dig
 from meshctl.resources import yaml_text
-from meshctl.analysis.framework import analyzer, as_dict, as_list, Context, dig
 
 
 def auto_allocates_addresses(mesh_config: dict) -> bool:

@@ -2,9 +2,16 @@
 Sidecars in a namespace, and Sidecars that cannot apply to ambient workloads."""
 from __future__ import annotations
 
+from meshctl.analysis.framework import Context, analyzer, as_dict, dig
+from meshctl.analysis.helpers import (
+    WORKLOAD_KINDS,
+    namespace_in_ambient,
+    namespace_object,
+    pod_in_ambient,
+    pods,
+    workloads,
+)
 from meshctl.resources import yaml_text
-from meshctl.analysis.framework import analyzer, as_dict, Context, dig
-from meshctl.analysis.helpers import (WORKLOAD_KINDS, namespace_in_ambient, namespace_object, pod_in_ambient, pods, workloads,)
 from meshctl.selectors import selector_string
 
 

@@ -1,9 +1,9 @@
 """Telemetry resources: providers, selectors, several defaults per namespace, deprecated providers."""
 from __future__ import annotations
 
-from meshctl.resources import yaml_text
-from meshctl.analysis.framework import analyzer, as_dict, as_list, Context, dig
+from meshctl.analysis.framework import Context, analyzer, as_dict, as_list, dig
 from meshctl.analysis.helpers import WORKLOAD_KINDS, pods, workloads
+from meshctl.resources import yaml_text
 from meshctl.selectors import selector_string
 
 

@@ -1,9 +1,9 @@
 """Istio's injection webhooks: overlapping selectors (double injection) and missing services."""
 from __future__ import annotations
 
-from meshctl.analysis.framework import analyzer, as_dict, as_list, Context
-from meshctl.resources import yaml_text
+from meshctl.analysis.framework import Context, analyzer, as_dict, as_list
 from meshctl.kinds import REVISION_LABEL
+from meshctl.resources import yaml_text
 from meshctl.selectors import matches_label_selector
 
 REV_LABEL = REVISION_LABEL

@@ -3,6 +3,7 @@
 meshctl.inject.pipeline / meshctl.inject.ambient, print."""
 from __future__ import annotations
 
+import sys
 from typing import Annotated, List, Optional
 
 import typer
@@ -69,7 +70,7 @@ def inject(
     document passes through unchanged. With --mode ambient, label the pod templates for ambient
     mode instead."""
     from meshctl import output
-    from meshctl.inject import pipeline, stream
+    from meshctl.inject import pipeline
 
     opts = settings(ctx, kubeconfig=kubeconfig, context=context)
     fmt = output_format or opts.output or "yaml"
@@ -90,9 +91,9 @@ def inject(
         if why:
             output.warn(why)
     text = pipeline.run(filename, cfg, mode=mode, remove=remove, recursive=recursive, warn=output.warn)
-    if fmt == "json":
-        text = pipeline.as_json(text)
-    stream.write_output(text, out)
+    from meshctl.inject import report
+
+    report.write_manifests(text, fmt, sys.stdout, out)
 
 
 dataplane_app = typer.Typer(name="dataplane", help="Enrol namespaces in the mesh (ambient or sidecar) and show "

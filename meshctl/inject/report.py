@@ -8,6 +8,22 @@ FORMATS = OutputFormats(("text", "json", "yaml"), default="text")
 MANIFEST_FORMATS = OutputFormats(("yaml", "json"), default="yaml")
 
 
+def write_manifests(text: str, fmt: str, out, path: str | None = None) -> None:
+    """inject's result: the manifests as YAML (the input's text, edited) or JSON (the object, or a
+    v1 List of several), to `out` or, atomically, to the file at `path`."""
+    if fmt == "json":
+        from meshctl.inject.pipeline import as_json
+
+        text = as_json(text)
+    if path and path != "-":
+        from meshctl.files import write_atomic
+
+        write_atomic(path, text)
+        return
+    out.write(text)
+    out.flush()
+
+
 def write(result: dict, fmt: str, out, err) -> None:
     """An enroll result (a namespace's change and the pods to restart) or a status result (every
     namespace's mode and waypoint, and the pods whose state differs)."""

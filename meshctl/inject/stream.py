@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from typing import Callable, Iterable
 
 import yaml
@@ -136,13 +135,3 @@ def process(inputs: list[tuple[str, str]], transform: Transform, frozen: set | N
             else:
                 parts.append(leading_comments(chunk) + dump(out, frozen, memo))
     return "---\n".join(parts)
-
-
-def write_output(text: str, out: str | None) -> None:
-    if out and out != "-":
-        from meshctl.files import write_atomic
-
-        write_atomic(out, text)
-    else:
-        sys.stdout.write(text)
-        sys.stdout.flush()

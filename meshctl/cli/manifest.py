@@ -9,7 +9,8 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from meshctl.cli.common import check_output, settings
+from meshctl.cli.common import settings
+from meshctl.output import OutputFormats
 
 
 def complete_profile(incomplete: str) -> list[str]:
@@ -28,7 +29,9 @@ SetOpt = Annotated[Optional[List[str]], typer.Option(
                   "true/false; quote to keep a string: --set tag='\"1.24\"').")]
 RevisionOpt = Annotated[Optional[str], typer.Option(
     "--revision", "-r", metavar="NAME", help="Control-plane revision (istiod-<revision>, beside the default one).")]
-OutputOpt = Annotated[Optional[str], typer.Option("--output", "-o", metavar="FORMAT", help="yaml (default) or json.")]
+MANIFEST_FORMATS = OutputFormats(("yaml", "json"), default="yaml")
+LIST_FORMATS = OutputFormats(("text", "yaml", "json"), default="text")
+OutputOpt = MANIFEST_FORMATS.option()
 
 manifest_app = typer.Typer(name="manifest", help="Render the install manifest without touching a cluster.",
                            no_args_is_help=True)
@@ -45,7 +48,7 @@ def manifest_generate(
     output: OutputOpt = None,
 ) -> None:
     """Print the Kubernetes objects `meshctl install` would apply (YAML documents, or a JSON List)."""
-    fmt = check_output(output or settings(ctx).output, ("yaml", "json"), "yaml")
+    fmt = MANIFEST_FORMATS.check(output or settings(ctx).output)
     from meshctl.install import render
 
     objects = render.render_objects(_values(profile, values, set_, revision))  # all rendered before printing
@@ -57,13 +60,12 @@ def manifest_generate(
 @profile_app.command("list")
 def profile_list(
     ctx: typer.Context,
-    output: Annotated[Optional[str], typer.Option("--output", "-o", metavar="FORMAT",
-                                                  help="text (default), yaml or json.")] = None,
+    output: LIST_FORMATS.option() = None,
 ) -> None:
     """List the built-in profiles."""
     from meshctl.install import profiles
 
-    fmt = check_output(output or settings(ctx).output, ("text", "yaml", "json"), "text")
+    fmt = LIST_FORMATS.check(output or settings(ctx).output)
     names = profiles.list_profiles()
     if fmt == "text":
         descriptions = {
@@ -91,7 +93,7 @@ def profile_dump(
     output: OutputOpt = None,
 ) -> None:
     """Print the merged values of a profile (with any -f files and --set values) as YAML."""
-    fmt = check_output(output or settings(ctx).output, ("yaml", "json"), "yaml")
+    fmt = MANIFEST_FORMATS.check(output or settings(ctx).output)
     from meshctl import output as out
 
     out.emit(_values(profile, values, set_, revision), fmt)

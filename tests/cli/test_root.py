@@ -123,3 +123,4 @@ def test_help_paragraphs_are_not_broken_where_the_source_wraps():
             if any(line[:1].isspace() for line in para.splitlines()) or para.startswith("\b"):
                 continue
             assert "\n" not in para, (" ".join(path), para)
+

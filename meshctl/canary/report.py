@@ -75,7 +75,7 @@ def _shift_text(result, out, err) -> None:
     if result.attempts > 1:
         extra.append(f"{result.attempts - 1} conflict(s) retried")
     tail = f" ({'; '.join(extra)})" if extra else ""
-    where = result.target if result.target == result.route or not result.route else f"{result.target} ({result.route})"
+    where = result.target if result.target == result.route or not result.route else f"{result.route} of {result.target}"
     _ok(out, f"{result.host}: {verb} {before} → {after} in {where}{tail}")
 
 

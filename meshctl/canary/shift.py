@@ -41,7 +41,7 @@ class ShiftResult:
 
     def to_dict(self) -> dict:
         out = {
-            "target": self.target, "kind": self.kind, "host": self.host,
+            "target": self.target, "route": self.route or self.target, "kind": self.kind, "host": self.host,
             "before": {s: w for s, w in self.before}, "after": {s: w for s, w in self.after},
             "changed": self.changed, "dryRun": self.dry_run, "attempts": self.attempts,
         }

@@ -23,7 +23,6 @@ apply_shift, metric_subject). Pure functions over dicts.
 from __future__ import annotations
 
 import copy
-from fractions import Fraction
 from typing import Any, Optional
 
 from meshctl.canary.plan import Found, Shift, choose, copy_with_list, namespace_of, ref
@@ -140,6 +139,8 @@ def percentages(weights: list[int]) -> list[int]:
     total = sum(weights)
     if total in (0, 100):
         return list(weights)
+    from fractions import Fraction
+
     exact = [Fraction(100 * w, total) for w in weights]
     out = [int(x) for x in exact]
     by_remainder = sorted(range(len(weights)), key=lambda i: (-(exact[i] - out[i]), i))
@@ -260,6 +261,8 @@ def apply_shift(route: dict, shift: Shift) -> dict:
 def _mirror_percent(value: float) -> dict:
     if value == int(value):
         return {"percent": int(value)}
+    from fractions import Fraction
+
     f = Fraction(value).limit_denominator(100000) / 100
     return {"fraction": {"numerator": f.numerator, "denominator": f.denominator}}
 

@@ -34,8 +34,8 @@ def _ok(console, text: str) -> None:
 def write(result: Any, fmt: str, out, err, streamed: bool = False) -> None:
     """A ShiftResult, Status or RunResult in `fmt`. A RunResult's steps were shown as they came
     when `streamed` (by RunPrinter): nothing is left to write."""
-    from meshctl.canary.rollout import RunResult
     from meshctl.canary.shift import ShiftResult
+    from meshctl.canary.state import RunResult
 
     if isinstance(result, RunResult):
         if not streamed:

@@ -27,7 +27,7 @@ from typing import Any, Callable, Optional
 from meshctl.canary import gates, plan
 from meshctl.canary.shift import update
 from meshctl.canary.state import (ACTIVE, FAILED, INITIALIZING, PROGRESSING, PROMOTING, ROLLING_BACK, SUCCEEDED,
-                                  Options, Spec, State, Status, now_iso)
+                                  Options, RunResult, Spec, State, Status, now_iso)
 from meshctl.canary.targets import ClusterTarget
 from meshctl.errors import EXIT_INTERRUPTED, CheckFailed, InputError, MeshctlError
 from meshctl import hosts
@@ -37,19 +37,6 @@ __all__ = ["Options", "Rollout", "RunResult", "State", "Status", "SUCCEEDED", "F
 
 class Preempted(Exception):
     """Another actor (canary promote/abort, or a new run) changed the rollout meanwhile."""
-
-
-@dataclass(kw_only=True)
-class RunResult:
-    """How a `canary run` ended: its final phase, and every step it reported."""
-
-    host: str
-    phase: str
-    events: list[dict] = field(default_factory=list)
-
-    @property
-    def succeeded(self) -> bool:
-        return self.phase == SUCCEEDED
 
 
 @dataclass

@@ -62,8 +62,6 @@ def update(target, found: plan.Found, mutate: Callable[[dict], Optional[dict]],
     None for no change) and is called again on the fresh object after each conflict; `first`
     is the route as just read, used for the first attempt. Returns (object read, object written
     or read, attempts)."""
-    from meshctl import kube
-
     delay = 0.005
     for attempt in range(1, MAX_ATTEMPTS + 1):
         current = first if attempt == 1 and first is not None else target.read(found)
@@ -72,9 +70,11 @@ def update(target, found: plan.Found, mutate: Callable[[dict], Optional[dict]],
             return current, current, attempt
         try:
             written = target.write(found, current, new)
-        except kube.AlreadyExists:
-            raise
-        except kube.Conflict:
+        except ClusterError as e:
+            from meshctl import kube  # only a cluster conflicts (files are locked)
+
+            if not isinstance(e, kube.Conflict) or isinstance(e, kube.AlreadyExists):
+                raise
             time.sleep(random.uniform(0, delay))
             delay = min(delay * 2, 0.2)
             continue

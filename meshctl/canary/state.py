@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import socket
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
@@ -43,6 +42,8 @@ def _age(iso: str | None) -> Optional[float]:
 
 def _runner_alive(runner: str) -> bool:
     """False when the run that last wrote was on this machine and its process is gone."""
+    import socket
+
     host, _, rest = runner.partition("/")
     pid = rest.partition("/")[0]
     if host != socket.gethostname() or not pid.isdigit():
@@ -216,6 +217,19 @@ class State:
 def _dash(key: str) -> str:
     out = "".join("-" + c.lower() if c.isupper() else c for c in key)
     return out
+
+
+@dataclass(kw_only=True)
+class RunResult:
+    """How a `canary run` ended: its final phase, and every step it reported."""
+
+    host: str
+    phase: str
+    events: list[dict] = field(default_factory=list)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.phase == SUCCEEDED
 
 
 ROUTE_KEYS = {plan.VIRTUAL_SERVICE: "virtualService", plan.HTTP_ROUTE: "httpRoute"}

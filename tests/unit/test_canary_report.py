@@ -8,9 +8,8 @@ import json
 import pytest
 
 from meshctl.canary import report
-from meshctl.canary.rollout import RunResult
 from meshctl.canary.shift import ShiftResult
-from meshctl.canary.state import State, Status
+from meshctl.canary.state import RunResult, State, Status
 from tests.reports import console, render
 
 DIFF = """\

@@ -225,7 +225,7 @@ class Rollout:
         if not others:
             raise InputError(f"cannot tell the stable {found.api.VERSION_WORD} of {self.host}: its default route sends "
                              f"nothing to another {found.api.VERSION_WORD} than {canary}",
-                             hint=f"route it to the stable one first: meshctl canary shift {self.host} "
+                             hint=f"route it to the stable {found.api.VERSION_WORD} first: meshctl canary shift {self.host} "
                                   f"100/0 --subsets STABLE,{canary}")
         stable = max(others, key=lambda ws: ws[0])[1]
         found.api.resolve(found, plan.Shift(self.host, self.namespace, [stable, canary], [100, 0]), flag="--to")

@@ -113,8 +113,10 @@ class ClusterTarget:
     def missing(self, found: plan.Found, host: str, hint: Optional[str] = None) -> InputError:
         kinds = found.searched
         return InputError(f"no {kinds[0]} serves {host}{self.where}" + (f", nor an {kinds[1]}" if len(kinds) > 1 else ""),
-                          hint=hint or "check the host and -n, or pass --create to make one from the Service's "
-                                       + ("pods" if found.api is virtualservice else "per-version Services"))
+                          hint=hint or ("check the host and -n, or pass --create to make one from the Service's pods"
+                                        if found.api is virtualservice else "check the host and -n, or pass --create "
+                                        "--subsets v1,v2 to attach one to the Service, split between its per-version "
+                                        "Services"))
 
     def read(self, found: plan.Found) -> dict:
         meta = found.route["metadata"]

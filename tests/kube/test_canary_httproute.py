@@ -130,6 +130,12 @@ def test_a_host_with_a_virtual_service_and_an_httproute_asks_which(cli, kube_api
     assert route_weights(kube_api) == [("reviews-v1", 90), ("reviews-v2", 10)]
     r = canary(cli, kube_api, "shift", "reviews", "60/40", "--kind", "Ingress")
     assert r.exit_code == 2 and "--kind 'Ingress' is not a route kind" in r.stderr
+    r = canary(cli, kube_api, "status", "reviews")
+    assert r.exit_code == 2 and "--kind VirtualService or --kind HTTPRoute" in r.stderr
+    r = canary(cli, kube_api, "status", "reviews", "--kind", "HTTPRoute", "-o", "json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["weights"] == {"reviews-v1": 90, "reviews-v2": 10}, r
+    r = canary(cli, kube_api, "run", "reviews", "--to", "v2", "--kind", "vs", "--prometheus", "http://127.0.0.1:1")
+    assert r.exit_code == 3 and "Prometheus http://127.0.0.1:1 unreachable" in r.stderr, r
 
 
 def test_concurrent_shifts_of_one_httproute_lose_nothing(kube_api):

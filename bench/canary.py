@@ -4,7 +4,8 @@ Prints, for N runs each (median / min / max, milliseconds):
   - `meshctl --version`                      the CLI's own start-up floor
   - `meshctl canary shift -f FILE`           the GitOps path (no cluster, no kubernetes import)
   - `meshctl canary shift` on the cluster    the whole command: start-up, kubeconfig, GET/LIST, PUT
-  - shift_cluster() in-process               the cluster round trips alone
+    (a VirtualService in `default`, an HTTPRoute over per-version Services in `shop`)
+  - shift() over a ClusterTarget in-process  the cluster round trips alone
   - `import kubernetes` pieces               the client's import cost the command pays
 
     .venv/bin/python bench/canary.py [--runs 15]
@@ -25,7 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.kube.fakeapi import FakeKube  # noqa: E402
-from tests.kube.test_canary_support import destination_rule, seed_crds, virtual_service  # noqa: E402
+from tests.kube.test_canary_support import (crd, destination_rule, http_route, seed_crds, service,  # noqa: E402
+                                            virtual_service)
 
 MESHCTL = [sys.executable, "-m", "meshctl"]
 
@@ -72,6 +74,10 @@ def main() -> None:
         seed_crds(fake)
         fake.add(virtual_service())
         fake.add(destination_rule())
+        fake.add(crd("HTTPRoute", "httproutes", "gateway.networking.k8s.io"))
+        fake.add(http_route(("reviews-v1", "reviews-v2"), (100, 0), namespace="shop"))
+        for name in ("reviews", "reviews-v1", "reviews-v2"):
+            fake.add(service(name, namespace="shop"))
         manifest = tmp / "reviews.yaml"
         import yaml
 
@@ -85,6 +91,9 @@ def main() -> None:
         row("meshctl canary shift reviews S/W (cluster)",
             timed(MESHCTL + ["--kubeconfig", fake.kubeconfig, "canary", "shift", "reviews", "{s}/{w}",
                              "--subsets", "v1,v2"], args.runs, env))
+        row("meshctl canary shift reviews S/W (HTTPRoute)",
+            timed(MESHCTL + ["--kubeconfig", fake.kubeconfig, "canary", "shift", "reviews", "{s}/{w}", "-n", "shop",
+                             "--subsets", "v1,v2"], args.runs, env))
         before = len(fake.requests)
         shift_cmd = MESHCTL + ["--kubeconfig", fake.kubeconfig, "canary", "shift", "reviews", "67/33",
                                "--subsets", "v1,v2"]
@@ -97,16 +106,16 @@ def main() -> None:
             print(f"    {name:<24} {us / 1000:7.1f}")
 
         from meshctl import kube
-        from meshctl.canary import shift
+        from meshctl.canary import plan, shift, targets
 
-        k = kube.client(fake.kubeconfig)
-        shift.shift_cluster(k, "reviews", "default", [50, 50], ["v1", "v2"])  # warm: discovery, connections
+        target = targets.ClusterTarget(kube.client(fake.kubeconfig), "default")
+        shift.shift(target, plan.Shift("reviews", "default", ["v1", "v2"], [50, 50]))  # warm: discovery, connections
         ms = []
         for i in range(max(args.runs, 30)):
             t = time.perf_counter()
-            shift.shift_cluster(k, "reviews", "default", [90 - i % 2 * 10, 10 + i % 2 * 10], ["v1", "v2"])
+            shift.shift(target, plan.Shift("reviews", "default", ["v1", "v2"], [90 - i % 2 * 10, 10 + i % 2 * 10]))
             ms.append((time.perf_counter() - t) * 1000)
-        row("shift_cluster() in-process (round trips)", ms)
+        row("shift() on the cluster in-process (round trips)", ms)
 
         for label, code in (("import kubernetes (package)", "import kubernetes"),
                             ("import kubernetes.client + config", "import kubernetes.client, kubernetes.config"),

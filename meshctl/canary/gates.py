@@ -3,14 +3,16 @@
 Metric sources (each measures *one interval*, never since process start):
 
 - EnvoySource reads the admin `/stats` of the proxies that call the host: the counters and the
-  `upstream_rq_time` histogram of the canary subset's outbound cluster, Istio's naming
-  `outbound|PORT|SUBSET|HOST` (every port), summed over the proxies. Each measure is the delta
+  `upstream_rq_time` histogram of the canary's clusters, summed over the proxies, in Istio's
+  naming (every port): a subset of the host on a sidecar `outbound|PORT|SUBSET|HOST` and on a
+  waypoint `inbound-vip|PORT|http/SUBSET|HOST`; a per-version Service (an HTTPRoute backend)
+  `outbound|PORT||SERVICE` and `inbound-vip|PORT|http|SERVICE`. Each measure is the delta
   between two reads; a proxy whose counters went down (restarted) counts from zero.
   Envoy updates histograms when it flushes stats (every 5 s by default), counters immediately.
 - PrometheusSource asks Prometheus for Istio's standard series over the interval's window:
   `istio_requests_total` (rate of non-5xx answers) and `istio_request_duration_milliseconds`
-  (p99 from the buckets), reporter="destination", selected by destination_service (FQDN) and
-  destination_version (the subset's `version` label).
+  (p99 from the buckets), reporter="destination", selected by destination_service (FQDN) and,
+  for a subset, destination_version (the subset's `version` label).
 
 Gates follow Flagger: a success-rate floor and a p99 ceiling; an interval without requests holds
 (neither success nor failure). Webhooks get a JSON POST; any non-2xx answer (or no answer) fails.
@@ -25,7 +27,6 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from meshctl.errors import InputError, ProxyError
-from meshctl import hosts
 
 P99 = 0.99
 
@@ -122,10 +123,12 @@ class _Reading:
 
 
 def _clusters(subset: str, fqdn: str) -> str:
-    """The subset's Envoy clusters: a sidecar's `outbound|PORT|SUBSET|FQDN`, or an ambient
-    waypoint's `inbound-vip|PORT|http/SUBSET|FQDN`."""
-    return (r"cluster\.(?:outbound\|[0-9]+\||inbound-vip\|[0-9]+\|http/)" + re.escape(subset) + r"\|"
-            + re.escape(fqdn))
+    """The canary's Envoy clusters (Istio's BuildSubsetKey): a sidecar's `outbound|PORT|SUBSET|FQDN`
+    or an ambient waypoint's `inbound-vip|PORT|http/SUBSET|FQDN`; without a subset (a
+    per-version Service) `outbound|PORT||FQDN` and `inbound-vip|PORT|http|FQDN`."""
+    waypoint = r"inbound-vip\|[0-9]+\|http" + ("/" + re.escape(subset) if subset else "")
+    sidecar = r"outbound\|[0-9]+\|" + re.escape(subset)
+    return r"cluster\.(?:" + sidecar + "|" + waypoint + r")\|" + re.escape(fqdn)
 
 
 def stats_filter(subset: str, fqdn: str) -> str:
@@ -226,7 +229,7 @@ class EnvoySource:
 class PrometheusSource:
     """Istio's standard metrics from Prometheus, over the window since start()/the last measure()."""
 
-    def __init__(self, url: str, fqdn: str, version: str, timeout: float = 10.0):
+    def __init__(self, url: str, fqdn: str, version: Optional[str], timeout: float = 10.0):
         if not re.match(r"^https?://", url):
             raise InputError(f"--prometheus {url!r} is not an http(s) URL", hint="e.g. http://prometheus:9090")
         self.url = url.rstrip("/")
@@ -236,11 +239,13 @@ class PrometheusSource:
         self._since = time.monotonic()
 
     def describe(self) -> str:
-        return f"Prometheus {self.url} (destination_service={self.fqdn}, destination_version={self.version})"
+        version = f", destination_version={self.version}" if self.version else ""
+        return f"Prometheus {self.url} (destination_service={self.fqdn}{version})"
 
     def _selector(self, extra: str = "") -> str:
-        sel = (f'reporter="destination",destination_service="{self.fqdn}",'
-               f'destination_version="{self.version}"')
+        sel = f'reporter="destination",destination_service="{self.fqdn}"'
+        if self.version:
+            sel += f',destination_version="{self.version}"'
         return "{" + sel + (("," + extra) if extra else "") + "}"
 
     def queries(self, window: str) -> dict[str, str]:
@@ -355,18 +360,16 @@ def forward_proxies(k, namespace: str, stack) -> list[str]:
 
 
 def source_factory(k, host: str, namespace: str, stack):
-    """make_source(spec, state, destination_rule) for Rollout.run: Prometheus when asked, else the
-    given proxies' admin endpoints, else the namespace's sidecars through port-forward (kept open
-    by `stack` for the whole run)."""
-    from meshctl.canary import plan
+    """make_source(spec, state, found) for Rollout.run: Prometheus when asked, else the given
+    proxies' admin endpoints, else those of the local mesh's proxies, else the namespace's
+    sidecars (or waypoints) through port-forward (kept open by `stack` for the whole run). The
+    canary is measured as its route's API names it (metric_subject)."""
 
-    def make(spec, st, dr):
-        fqdn = hosts.service_fqdn(host, namespace)
+    def make(spec, st, found):
+        fqdn, subset, version = found.api.metric_subject(found, host, st.canary)
         if spec.prometheus:
-            version = str(plan.subset_labels(dr, st.canary).get("version") or st.canary)
             return PrometheusSource(spec.prometheus, fqdn, version)
-        if spec.proxyAdmin:
-            return EnvoySource(spec.proxyAdmin, fqdn, st.canary)
-        return EnvoySource(forward_proxies(k, namespace, stack), fqdn, st.canary)
+        addresses = spec.proxyAdmin or (k.admin_addresses() if hasattr(k, "admin_addresses") else [])
+        return EnvoySource(addresses or forward_proxies(k, namespace, stack), fqdn, subset)
 
     return make

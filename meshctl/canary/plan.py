@@ -1,25 +1,29 @@
-"""Pure planning: weight parsing ("90/10"), step schedules, durations, and the VirtualService rewrite.
+"""Pure planning: weight parsing ("90/10"), step schedules, the Shift value, and the choice of
+route API (VirtualService or HTTPRoute) an object belongs to.
 
 Nothing here talks to a cluster or a file: each function takes plain dicts (objects as the API
 server sends them) and returns new ones, so the same rewrite serves the cluster and GitOps files.
-
-The *default route* of a VirtualService for a host is its first `http` entry without `match`
-that routes to the host (the catch-all, evaluated last by Istio when it is last). `shift`
-rewrites only its destinations (and mirror); routes with a `match` (header routes, URI routes)
-stay as they are, except the A/B header route meshctl itself manages (`--header NAME=VALUE`).
+The rewrites themselves live beside their API: `virtualservice.py` (subsets of a DestinationRule)
+and `httproute.py` (per-version Services as backendRefs). `current_weights` and `apply_shift`
+here pick the right one from the object's kind.
 """
 from __future__ import annotations
 
 import copy
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from types import ModuleType
 from typing import Any, Callable, Iterable, Optional
 
 from meshctl.errors import InputError
+from meshctl.resources import as_dict, dig
 from meshctl.hosts import service_fqdn, short_name
 
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _HEADER = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+
+VIRTUAL_SERVICE, HTTP_ROUTE = "VirtualService", "HTTPRoute"
+ROUTE_KINDS = (VIRTUAL_SERVICE, HTTP_ROUTE)
 
 
 # --- parsing ---------------------------------------------------------------------------------
@@ -91,6 +95,19 @@ def parse_steps(text: str) -> list[int]:
     return [int(p) for p in parts]
 
 
+def parse_kind(text: str | None) -> str | None:
+    """--kind: which route API to act on (any case; `vs` for short), or None for "whichever
+    the host has"."""
+    if text is None:
+        return None
+    by_name = {k.lower(): k for k in ROUTE_KINDS}
+    by_name.update({"vs": VIRTUAL_SERVICE, "virtualservices": VIRTUAL_SERVICE, "httproutes": HTTP_ROUTE})
+    kind = by_name.get(str(text).strip().lower())
+    if kind is None:
+        raise InputError(f"--kind {text!r} is not a route kind", hint=f"use {' or '.join(ROUTE_KINDS)}")
+    return kind
+
+
 def step_schedule(step: int | None = None, steps: Iterable[int] | None = None, max_weight: int = 50) -> list[int]:
     """The canary weights of a rollout, step by step: strictly increasing, each in 1..max_weight.
     After a successful analysis at the last one, the canary is promoted (100%)."""
@@ -115,31 +132,70 @@ def step_schedule(step: int | None = None, steps: Iterable[int] | None = None, m
     return schedule
 
 
-def _meta(obj: dict) -> dict:
-    m = obj.get("metadata")
-    return m if isinstance(m, dict) else {}
+# --- the change ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Shift:
+    """One change of a host's routing: weights over versions (subsets of a DestinationRule, or
+    per-version Services of an HTTPRoute), an optional A/B header route to the canary (the last
+    one), and an optional mirror percentage to the canary (0 removes it).
+
+    `subsets` None means "the route's own, else those defined" (resolved against the route);
+    `create` asks for the route to be made when the host has none; `kind` picks the route API
+    when the host could have either."""
+
+    host: str
+    namespace: str | None
+    subsets: Optional[list[str]]
+    weights: list[int]
+    header: Optional[tuple[str, str]] = None
+    mirror: Optional[float] = None
+    create: bool = False
+    kind: Optional[str] = None
+
+    @classmethod
+    def parse(cls, host: str, weights: str, subsets: str | None = None, header: str | None = None,
+              mirror: str | None = None, create: bool = False, kind: str | None = None,
+              namespace: str | None = None) -> "Shift":
+        """The change `meshctl canary shift` flags ask for, each flag checked."""
+        return cls(host=host, namespace=namespace, subsets=parse_subsets(subsets), weights=parse_weights(weights),
+                   header=parse_header(header),
+                   mirror=parse_percent(mirror, "--mirror") if mirror is not None else None,
+                   create=create, kind=parse_kind(kind))
+
+    @property
+    def canary(self) -> str:
+        return self.subsets[-1]
+
+    def resolved(self, subsets: list[str], namespace: str | None = None) -> "Shift":
+        """The same change over named subsets (and the namespace the route was found in)."""
+        return replace(self, subsets=list(subsets), namespace=namespace or self.namespace)
 
 
-def _spec(obj: dict) -> dict:
-    s = obj.get("spec")
-    return s if isinstance(s, dict) else {}
+def weights_text(weights: Iterable[tuple[str, int]]) -> str:
+    pairs = list(weights)
+    return "/".join(str(w) for _, w in pairs) + " (" + ",".join(s for s, _ in pairs) + ")"
 
 
-def ref(obj: dict) -> str:
+# --- objects ---------------------------------------------------------------------------------
+def namespace_of(obj: dict, default: str | None = None) -> str | None:
+    ns = dig(obj, "metadata", "namespace")
+    return ns if isinstance(ns, str) and ns else default
+
+
+def ref(obj: dict, namespace: str | None = None) -> str:
+    """`Kind namespace/name` of an object (its own namespace, else `namespace`, else default)."""
     from meshctl.resources import yaml_text
 
-    m = _meta(obj)
-    return f"{yaml_text(obj.get('kind', '?'))} {yaml_text(m.get('namespace') or 'default')}/{yaml_text(m.get('name', '?'))}"
-
-
-def _list(value: Any) -> list:
-    return value if isinstance(value, list) else []
+    m = as_dict(obj.get("metadata"))
+    ns = m.get("namespace") or namespace or "default"
+    return f"{yaml_text(obj.get('kind', '?'))} {yaml_text(ns)}/{yaml_text(m.get('name', '?'))}"
 
 
 def check_shape(obj: dict, line_of: Callable[[tuple], str] | None = None) -> None:
-    """Refuse a VirtualService or DestinationRule that does not match its schema (a field of the
-    wrong type, a missing spec), naming the field, before the shift reads it: kubectl and
-    Istio's validation refuse such objects too. `line_of(path)` gives a `file:line: ` prefix."""
+    """Refuse a route or the object defining its versions when it does not match its schema (a
+    field of the wrong type, a missing spec), naming the field, before the shift reads it:
+    kubectl, the API server and Istio's validation refuse such objects too. `line_of(path)`
+    gives a `file:line: ` prefix."""
     from meshctl.resources import Resource
     from meshctl.schemas.validate import validate
 
@@ -153,257 +209,79 @@ def check_shape(obj: dict, line_of: Callable[[tuple], str] | None = None) -> Non
                      hint="fix it (the API server and Istio would refuse it too), then shift again")
 
 
-def serves_host(vs: dict, host: str, namespace: str | None) -> bool:
-    ns = _meta(vs).get("namespace") or namespace
-    want = service_fqdn(host, namespace or ns)
-    return any(isinstance(h, str) and service_fqdn(h, ns) == want for h in _list(_spec(vs).get("hosts")))
+def copy_with_list(obj: dict, key: str) -> tuple[dict, list]:
+    """A deep copy of `obj`, and its `spec[key]` list (made an empty list when missing)."""
+    new = copy.deepcopy(obj)
+    spec = new.setdefault("spec", {})
+    if not isinstance(spec.get(key), list):
+        spec[key] = []
+    return new, spec[key]
 
 
-def routes_to_host(dest_host: Any, host: str, namespace: str | None, vs_ns: str | None) -> bool:
-    return isinstance(dest_host, str) and service_fqdn(dest_host, vs_ns or namespace) == service_fqdn(host, namespace)
+def named_like(obj: dict, host: str, namespace: str | None) -> bool:
+    """A route named like the host's service (a qualified host must name the route's own
+    namespace): how a route is found when none names the host."""
+    obj_ns = namespace_of(obj)
+    return (dig(obj, "metadata", "name") == short_name(host)
+            and (namespace is None or obj_ns in (None, namespace))
+            and ("." not in host or service_fqdn(host, namespace) == service_fqdn(short_name(host),
+                                                                                 obj_ns or namespace)))
 
 
-def find_virtual_service(items: list[dict], host: str, namespace: str | None) -> dict | None:
-    """The VirtualService (among `items`) serving `host`: by spec.hosts, else by name.
-    Several candidates: the one with a default route to the host, else an error."""
-    vss = [v for v in items if isinstance(v, dict) and v.get("kind") == "VirtualService"]
-    matches = [v for v in vss if serves_host(v, host, namespace)]
-    if not matches:  # by name; a qualified host must name the VirtualService's own namespace
-        matches = [v for v in vss if _meta(v).get("name") == short_name(host)
-                   and (namespace is None or _meta(v).get("namespace") in (None, namespace))
-                   and ("." not in host or service_fqdn(host, namespace) == service_fqdn(short_name(host),
-                                                                         _meta(v).get("namespace") or namespace))]
+def choose(items: list, kind: str, host: str, namespace: str | None,
+           serves: Callable[[dict, str, str | None], bool],
+           has_default: Callable[[dict, str, str | None], bool]) -> dict | None:
+    """The route of `kind` (among `items`) for `host`: the one that `serves` it, else the one
+    named like it. Several candidates: the one with a default route to the host, else an error."""
+    routes = [o for o in items if isinstance(o, dict) and o.get("kind") == kind]
+    matches = [o for o in routes if serves(o, host, namespace)]
+    if not matches:
+        matches = [o for o in routes if named_like(o, host, namespace)]
     if len(matches) > 1:
-        with_route = [v for v in matches if default_route_index(v, host, namespace) is not None]
+        with_route = [o for o in matches if has_default(o, host, namespace)]
         if len(with_route) == 1:
             return with_route[0]
-        names = ", ".join(sorted(ref(v) for v in matches))
-        raise InputError(f"several VirtualServices serve {host}: {names}",
-                         hint="keep one VirtualService per host, or pass the file holding the right one")
+        names = ", ".join(sorted(ref(o) for o in matches))
+        raise InputError(f"several {kind}s serve {host}: {names}",
+                         hint=f"keep one {kind} per host, or pass the file holding the right one")
     return matches[0] if matches else None
 
 
-def find_destination_rule(items: list[dict], host: str, namespace: str | None) -> dict | None:
-    drs = [d for d in items if d.get("kind") == "DestinationRule"]
-    for d in drs:
-        h = _spec(d).get("host")
-        if isinstance(h, str) and service_fqdn(h, _meta(d).get("namespace") or namespace) == service_fqdn(host, namespace):
-            return d
-    return None
-
-
-def dr_subsets(dr: dict | None) -> list[str]:
-    if not dr:
-        return []
-    return [s.get("name") for s in _list(_spec(dr).get("subsets"))
-            if isinstance(s, dict) and isinstance(s.get("name"), str) and s.get("name")]
-
-
-def subset_labels(dr: dict | None, subset: str) -> dict:
-    for s in _list(_spec(dr).get("subsets")) if dr else []:
-        if isinstance(s, dict) and s.get("name") == subset:
-            labels = s.get("labels")
-            return labels if isinstance(labels, dict) else {}
-    return {}
-
-
-# --- routes ----------------------------------------------------------------------------------
-def _http(vs: dict) -> list:
-    http = _spec(vs).get("http")
-    return http if isinstance(http, list) else []
-
-
-def _destination(route: Any) -> dict:
-    d = route.get("destination") if isinstance(route, dict) else None
-    return d if isinstance(d, dict) else {}
-
-
-def _route_hosts(entry: dict) -> list:
-    return [_destination(r).get("host") for r in _list(entry.get("route")) if isinstance(r, dict)]
-
-
-def default_route_index(vs: dict, host: str, namespace: str | None) -> int | None:
-    vs_ns = _meta(vs).get("namespace")
-    for i, entry in enumerate(_http(vs)):
-        if not isinstance(entry, dict) or entry.get("match"):
-            continue
-        hosts = _route_hosts(entry)
-        if hosts and all(routes_to_host(h, host, namespace, vs_ns) for h in hosts):
-            return i
-    return None
-
-
-def current_weights(vs: dict, host: str, namespace: str | None) -> list[tuple[str, int]]:
-    """[(subset, weight)] of the default route; a lone destination without weight has 100."""
-    idx = default_route_index(vs, host, namespace)
-    if idx is None:
-        return []
-    routes = [r for r in _list(_http(vs)[idx].get("route")) if isinstance(r, dict)]
-    out = []
-    for r in routes:
-        subset = _destination(r).get("subset")
-        w = r.get("weight")
-        if w is None:
-            w = 100 if len(routes) == 1 else 0
-        out.append((subset if isinstance(subset, str) else "",
-                    int(w) if isinstance(w, (int, float)) and not isinstance(w, bool) else 0))
-    return out
-
-
 @dataclass
-class Shift:
-    """One change of a host's routing: weights over subsets, an optional A/B header route to the
-    canary (the last subset), and an optional mirror percentage to the canary (0 removes it)."""
+class Found:
+    """A host's route as a target read it: the route (None when the host has none), the objects
+    that define its versions (the DestinationRule, or the Services an HTTPRoute can split
+    between), the namespace it was looked for in and where that is (" in namespace shop", " in
+    a.yaml"), for messages. `handle` is the target's own bookkeeping (a file's text, its document)."""
 
-    host: str
-    namespace: str | None
-    subsets: list[str]
-    weights: list[int]
-    header: Optional[tuple[str, str]] = None
-    mirror: Optional[float] = None
+    api: ModuleType
+    route: Optional[dict]
+    versions: list[dict]
+    namespace: Optional[str]
+    where: str
+    in_files: bool = False
+    handle: Any = None
+    searched: tuple[str, ...] = ROUTE_KINDS  # the route kinds a missing route is reported as
 
     @property
-    def canary(self) -> str:
-        return self.subsets[-1]
+    def ref(self) -> str:
+        return ref(self.route, self.namespace) if self.route is not None else ""
 
 
-def resolve_subsets(vs: dict | None, dr: dict | None, host: str, namespace: str | None,
-                    weights: list[int], given: list[str] | None, where: str = "", flag: str = "--subsets",
-                    no_rule_hint: str = "create one with subsets for each version, or use --create") -> list[str]:
-    """The subsets the weights apply to: --subsets, else those of the current default route,
-    else the DestinationRule's; each must be defined in the DestinationRule for the host."""
-    defined = dr_subsets(dr)
-    if given is not None:
-        subsets = given
-    else:
-        current = [s for s, _ in current_weights(vs, host, namespace)] if vs else []
-        if len(current) == len(weights) and all(current):
-            subsets = current
-        elif len(defined) == len(weights):
-            subsets = defined
-        else:
-            raise InputError(
-                f"{len(weights)} weights given but cannot tell which subsets of {host} they apply to",
-                hint=f"name them with --subsets (defined: {', '.join(defined) or 'none'})")
-    if len(subsets) != len(weights):
-        raise InputError(f"{len(weights)} weights for {len(subsets)} subsets ({','.join(subsets)})",
-                         hint="give one weight per subset, e.g. 90/10 with --subsets v1,v2")
-    if dr is None:
-        raise InputError(f"no DestinationRule for host {host}{where} defines subsets",
-                         hint=no_rule_hint)
-    missing = [s for s in subsets if s not in defined]
-    if missing:
-        raise InputError(
-            f"subset {', '.join(repr(m) for m in missing)} is not defined in {ref(dr)} "
-            f"(subsets: {', '.join(defined) or 'none'})",
-            hint=f"add the subset to the DestinationRule, or pick an existing one with {flag}")
-    return subsets
+# --- the API of an object --------------------------------------------------------------------
+def route_api(kind_or_obj: str | dict) -> ModuleType:
+    """The module that reads and rewrites routes of this kind (`virtualservice`, `httproute`)."""
+    from meshctl.canary import httproute, virtualservice
+
+    kind = kind_or_obj.get("kind") if isinstance(kind_or_obj, dict) else kind_or_obj
+    return httproute if kind == HTTP_ROUTE else virtualservice
 
 
-def apply_shift(vs: dict, shift: Shift) -> dict:
-    """A copy of the VirtualService with the default route's destinations set to the weights
-    (a default route is appended when none exists), plus the header route and mirror asked for."""
-    new = copy.deepcopy(vs)
-    spec = new.setdefault("spec", {})
-    if not isinstance(spec.get("http"), list):
-        spec["http"] = []
-    http = spec["http"]
-    vs_ns = _meta(new).get("namespace") or shift.namespace
-    idx = default_route_index(new, shift.host, shift.namespace)
-    old_routes = http[idx].get("route") if idx is not None else []
-    dest_host = shift.host
-    port = None
-    for r in old_routes or []:
-        d = (r or {}).get("destination") or {}
-        if routes_to_host(d.get("host"), shift.host, shift.namespace, vs_ns):
-            dest_host = d.get("host")
-            port = port or d.get("port")
-    by_subset = {((r or {}).get("destination") or {}).get("subset"): r for r in old_routes or []}
-    routes = []
-    for subset, weight in zip(shift.subsets, shift.weights):
-        old = by_subset.get(subset)
-        if isinstance(old, dict):
-            r = copy.deepcopy(old)
-            r["weight"] = weight
-        else:
-            dest = {"host": dest_host, "subset": subset}
-            if port:
-                dest["port"] = copy.deepcopy(port)
-            r = {"destination": dest, "weight": weight}
-        routes.append(r)
-    if idx is None:
-        # Istio takes the first matching entry: after a catch-all (an entry without `match`) a
-        # new default route would never be reached.
-        catch_all = next((i for i, e in enumerate(http) if isinstance(e, dict) and not e.get("match")), None)
-        if catch_all is not None:
-            hosts = ", ".join(sorted({str(h) for h in _route_hosts(http[catch_all]) if h})) or "no destination"
-            raise InputError(
-                f"{ref(vs)}: spec.http[{catch_all}] has no match, so it takes every request, and it routes to "
-                f"{hosts}, not only to {shift.host}; a default route added after it would never be reached",
-                hint=f"fix that route's destinations (a host typo?) so that they all go to {shift.host}, then shift again")
-        http.append({"route": routes})
-        idx = len(http) - 1
-    else:
-        http[idx]["route"] = routes
-    entry = http[idx]
-    if shift.mirror is not None:
-        if shift.mirror > 0:
-            entry["mirror"] = {"host": dest_host, "subset": shift.canary}
-            entry["mirrorPercentage"] = {"value": shift.mirror}
-        else:
-            entry.pop("mirror", None)
-            entry.pop("mirrorPercentage", None)
-    if shift.header is not None:
-        name, value = shift.header
-        route = [{"destination": {"host": dest_host, "subset": shift.canary, **({"port": port} if port else {})}}]
-        found = None
-        for i, e in enumerate(http):
-            if i == idx or not isinstance(e, dict):
-                continue
-            match = e.get("match")
-            if (isinstance(match, list) and len(match) == 1 and isinstance(match[0], dict)
-                    and set(match[0]) == {"headers"} and list((match[0].get("headers") or {})) == [name]
-                    and all(routes_to_host(h, shift.host, shift.namespace, vs_ns) for h in _route_hosts(e))):
-                found = i
-                break
-        header_entry = {"match": [{"headers": {name: {"exact": value}}}], "route": route}
-        if found is not None:
-            e = http[found]
-            e["match"] = header_entry["match"]
-            e["route"] = route
-        else:
-            http.insert(idx, header_entry)
-    return new
+def current_weights(route: dict, host: str, namespace: str | None) -> list[tuple[str, int]]:
+    """[(version, weight)] of the route's default (weighted) route for the host."""
+    return route_api(route).current_weights(route, host, namespace)
 
 
-def weights_text(weights: Iterable[tuple[str, int]]) -> str:
-    pairs = list(weights)
-    return "/".join(str(w) for _, w in pairs) + " (" + ",".join(s for s, _ in pairs) + ")"
-
-
-# --- creation from pods' version labels ------------------------------------------------------
-def versions_of(pods: list[dict]) -> list[str]:
-    seen = []
-    for p in pods:
-        v = ((_meta(p).get("labels") or {}).get("version"))
-        if isinstance(v, str) and v and v not in seen:
-            seen.append(v)
-    return sorted(seen)
-
-
-def new_destination_rule(host: str, namespace: str, versions: list[str]) -> dict:
-    return {
-        "apiVersion": "networking.istio.io/v1",
-        "kind": "DestinationRule",
-        "metadata": {"name": short_name(host), "namespace": namespace},
-        "spec": {"host": host, "subsets": [{"name": v, "labels": {"version": v}} for v in versions]},
-    }
-
-
-def new_virtual_service(host: str, namespace: str) -> dict:
-    return {
-        "apiVersion": "networking.istio.io/v1",
-        "kind": "VirtualService",
-        "metadata": {"name": short_name(host), "namespace": namespace},
-        "spec": {"hosts": [host], "http": []},
-    }
+def apply_shift(route: dict, shift: Shift) -> dict:
+    """A copy of the route with the weights, header route and mirror of `shift` applied."""
+    return route_api(route).apply_shift(route, shift)

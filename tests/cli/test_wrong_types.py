@@ -215,6 +215,45 @@ def test_canary_shift_files_never_fail_internally_on_wrong_types(cli, tmp_path):
     _sweep(run, cases)
 
 
+HTTP_ROUTE = {
+    "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+    "metadata": {"name": "reviews", "namespace": "shop"},
+    "spec": {
+        "parentRefs": [{"group": "", "kind": "Service", "name": "reviews", "port": 9080}],
+        "rules": [
+            {"matches": [{"headers": [{"name": "end-user", "value": "jason"}], "path": {"type": "PathPrefix", "value": "/"}}],
+             "backendRefs": [{"name": "reviews-v2", "port": 9080}]},
+            {"backendRefs": [{"name": "reviews-v1", "port": 9080, "weight": 90},
+                             {"name": "reviews-v2", "port": 9080, "weight": 10}],
+             "filters": [{"type": "RequestMirror", "requestMirror": {"backendRef": {"name": "reviews-v2", "port": 9080},
+                                                                     "percent": 5}}],
+             "timeouts": {"request": "10s"}},
+        ],
+    },
+}
+VERSION_SERVICES = [{"apiVersion": "v1", "kind": "Service", "metadata": {"name": f"reviews-{v}", "namespace": "shop"},
+                     "spec": {"selector": {"app": "reviews", "version": v}, "ports": [{"port": 9080}]}}
+                    for v in ("v1", "v2")]
+
+
+def test_canary_shift_of_httproute_files_never_fails_internally_on_wrong_types(cli, tmp_path):
+    route, services = tmp_path / "route.yaml", tmp_path / "services.yaml"
+
+    def run(what, docs):
+        route.write_text(_dump([docs[0]]))
+        services.write_text(_dump(docs[1:]))
+        before = route.read_text()
+        r = cli("canary", "shift", "reviews", "80/20", "--header", "x-user=beta", "-n", "shop", "-f", str(route),
+                "-f", str(services))
+        if r.exit_code != 0 and route.read_text() != before:
+            return f"canary shift [{what}]: exit {r.exit_code} but the file was changed"
+        return _problem(r, f"canary shift [{what}]")
+
+    cases = [(f"HTTPRoute.{w}", [v, *VERSION_SERVICES]) for w, v in variants(HTTP_ROUTE)]
+    cases += [(f"Service.{w}", [HTTP_ROUTE, v, VERSION_SERVICES[1]]) for w, v in variants(VERSION_SERVICES[0])]
+    _sweep(run, cases)
+
+
 def test_manifest_generate_never_fails_internally_on_wrong_types(cli, tmp_path):
     f = tmp_path / "values.yaml"
 

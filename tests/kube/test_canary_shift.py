@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from meshctl import kube
-from meshctl.canary import plan, shift
+from meshctl.canary import plan, shift, targets
 from tests.kube.test_canary_support import NET, annotations, get_vs, seed, weights
 
 pytestmark = pytest.mark.kube
@@ -124,7 +124,7 @@ def test_conflict_is_retried_with_the_fresh_object(kube_api):
             kube_api.edit(NET, "VirtualService", "reviews", "default",
                           {"metadata": {"labels": {"owner": "team-b"}}})
 
-    result = shift.shift_cluster(k, "reviews", "default", [70, 30], ["v1", "v2"], also=also)
+    result = shift.shift(targets.ClusterTarget(k, "default"), plan.Shift("reviews", "default", ["v1", "v2"], [70, 30]), also=also)
     assert result.attempts == 2 and len(calls) == 2
     vs = get_vs(kube_api)
     assert vs["metadata"]["labels"] == {"owner": "team-b"}
@@ -153,7 +153,8 @@ def test_concurrent_shifts_lose_nothing(kube_api):
                     ann[key] = str(int(ann.get(key, "0")) + 1)
                     ann["test.meshctl.io/last"] = str(w)
 
-                res = shift.shift_cluster(k, "reviews", "default", [100 - w, w], ["v1", "v2"], also=bump)
+                res = shift.shift(targets.ClusterTarget(k, "default"), plan.Shift("reviews", "default", ["v1", "v2"], [100 - w, w]),
+                                  also=bump)
                 with lock:
                     order.append((name, w))
                 done[name].append(res.attempts)
@@ -185,7 +186,8 @@ def test_find_ignores_other_hosts(kube_api):
              "spec": {"hosts": ["ratings"], "http": [{"route": [{"destination": {"host": "ratings"}}]}]}}
     kube_api.add(other)
     k = kube.client(kube_api.kubeconfig)
-    shift.shift_cluster(k, "reviews.default.svc.cluster.local", "default", [60, 40], ["v1", "v2"])
+    shift.shift(targets.ClusterTarget(k, "default"),
+                plan.Shift("reviews.default.svc.cluster.local", "default", ["v1", "v2"], [60, 40]))
     assert kube_api.get(NET, "VirtualService", "ratings", "default")["spec"] == other["spec"]
     assert plan.current_weights(get_vs(kube_api), "reviews", "default") == [("v1", 60), ("v2", 40)]
 

@@ -11,11 +11,11 @@ from urllib.parse import parse_qs, urlsplit
 NET = "networking.istio.io/v1"
 
 
-def crd(kind: str, plural: str) -> dict:
+def crd(kind: str, plural: str, group: str = "networking.istio.io") -> dict:
     return {
         "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.networking.istio.io"},
-        "spec": {"group": "networking.istio.io", "scope": "Namespaced",
+        "metadata": {"name": f"{plural}.{group}"},
+        "spec": {"group": group, "scope": "Namespaced",
                  "names": {"plural": plural, "singular": kind.lower(), "kind": kind, "listKind": f"{kind}List"},
                  "versions": [{"name": "v1", "served": True, "storage": True,
                                "schema": {"openAPIV3Schema": {"type": "object",
@@ -67,6 +67,51 @@ def seed(kube_api, vs: bool = True, dr: bool = True, pods: bool = False) -> None
                                    "labels": {"app": "ratings", "version": "v7"}},
                       "spec": {"containers": [{"name": "ratings", "image": "ratings"}]},
                       "status": {"phase": "Running"}})
+
+
+GATEWAY = "gateway.networking.k8s.io/v1"
+
+
+def http_route(backends=("reviews-v1",), weights=None, namespace="default") -> dict:
+    """A mesh HTTPRoute for the Service `reviews` (parent), as in Istio's traffic-shifting task with
+    the Gateway API: an A/B header rule, then a rule splitting between per-version Services."""
+    refs = []
+    for i, name in enumerate(backends):
+        ref = {"name": name, "port": 9080}
+        if weights is not None:
+            ref["weight"] = weights[i]
+        refs.append(ref)
+    return {"apiVersion": GATEWAY, "kind": "HTTPRoute", "metadata": {"name": "reviews", "namespace": namespace},
+            "spec": {"parentRefs": [{"group": "", "kind": "Service", "name": "reviews", "port": 9080}],
+                     "rules": [{"matches": [{"headers": [{"name": "end-user", "value": "jason"}]}],
+                                "backendRefs": [{"name": "reviews-v2", "port": 9080}]},
+                               {"backendRefs": refs}]}}
+
+
+def service(name: str, namespace: str = "default", version: str | None = None) -> dict:
+    selector = {"app": "reviews", **({"version": version} if version else {})}
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": namespace},
+            "spec": {"selector": selector, "ports": [{"port": 9080, "name": "http"}]}}
+
+
+def seed_gateway_api(kube_api, route: bool = True, versions=("v1", "v2", "v3")) -> None:
+    """The Gateway API CRDs, the Service reviews and one Service per version, and its HTTPRoute."""
+    kube_api.add(crd("HTTPRoute", "httproutes", "gateway.networking.k8s.io"))
+    kube_api.add(service("reviews"))
+    for v in versions:
+        kube_api.add(service(f"reviews-{v}", version=v))
+    if route:
+        kube_api.add(http_route())
+
+
+def get_route(kube_api, name: str = "reviews") -> dict:
+    return kube_api.get(GATEWAY, "HTTPRoute", name, "default")
+
+
+def route_weights(kube_api) -> list[tuple[str, int]]:
+    from meshctl.canary import plan
+
+    return plan.current_weights(get_route(kube_api), "reviews", "default")
 
 
 def get_vs(kube_api, name: str = "reviews") -> dict:

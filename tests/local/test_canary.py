@@ -140,3 +140,16 @@ def test_run_rolls_back_a_failing_canary_then_abort_and_promote_by_hand(canary_m
     assert split(canary_mesh["buyer"], 50) == {"shop-v3": 50}
     r = canary(cli, canary_mesh, "abort", "shop")
     assert r.exit_code == 1 and "already succeeded" in r.stderr
+
+
+def test_server_dry_run_on_the_local_mesh_is_refused_clearly(canary_mesh, cli):
+    """The local mesh has no API server to dry-run a change: refused with a one-line error (it
+    was an internal error), while a client dry run prints the diff and changes nothing."""
+    start_from(cli, canary_mesh, "v1", "v2")
+    r = canary(cli, canary_mesh, "shift", "shop", "50/50", "--subsets", "v1,v2", "--dry-run=server")
+    assert r.exit_code == 2, r
+    assert r.stderr.startswith("error: --dry-run=server needs a cluster: this command works on the local mesh here")
+    r = canary(cli, canary_mesh, "shift", "shop", "50/50", "--subsets", "v1,v2", "--dry-run")
+    assert r.exit_code == 0, r
+    assert "+      weight: 50" in r.stdout and "dry run: nothing was changed" in r.stderr
+    assert split(canary_mesh["buyer"], 50) == {"shop-v1": 50}

@@ -236,12 +236,12 @@ def shifts(draw):
 def test_successive_file_shifts_keep_everything_else(tmp_path, steps):
     """Any sequence of shifts: the file always parses to exactly the planned object, the other
     documents stay byte-identical, and the comments outside rewritten values survive."""
-    from meshctl.canary import plan, shift
+    from meshctl.canary import plan, shift, targets
 
     path = manifest(tmp_path)
     for subsets, weights, header, mirror in steps:
         before = docs(path)[1]
-        shift.shift_files([str(path)], "reviews", None, weights, subsets, header, mirror)
+        shift.shift(targets.FileTarget([str(path)], None), plan.Shift("reviews", None, subsets, weights, header, mirror))
         text = path.read_text()
         expected = plan.apply_shift(before, plan.Shift("reviews", "default", subsets, weights, header, mirror))
         assert docs(path)[1] == expected
@@ -354,13 +354,13 @@ def test_concurrent_file_shifts_take_turns_and_lose_nothing(tmp_path):
     import os
     import threading
 
-    from meshctl.canary import shift
+    from meshctl.canary import plan, shift, targets
 
     path = manifest(tmp_path)
     fd = os.open(path, os.O_RDONLY)
     fcntl.flock(fd, fcntl.LOCK_EX)          # the other editor is mid read-modify-write
     done = threading.Event()
-    t = threading.Thread(target=lambda: (shift.shift_files([str(path)], "reviews", None, [70, 30]), done.set()))
+    t = threading.Thread(target=lambda: (shift.shift(targets.FileTarget([str(path)], None), plan.Shift("reviews", None, None, [70, 30])), done.set()))
     t.start()
     try:
         assert not done.wait(0.3), "the second shift did not wait for the first"

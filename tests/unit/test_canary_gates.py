@@ -129,3 +129,32 @@ def test_proxy_admin_addresses_read_like_proxy_status():
     src = EnvoySource(["127.0.0.1", "127.0.0.1:15000", "http://[::1]:15001/", "[::1]:15001"],
                       "reviews.default.svc.cluster.local", "v2")
     assert src.addresses == ["127.0.0.1:15000", "[::1]:15001"]
+
+
+def test_a_per_version_service_is_read_from_its_own_clusters_on_sidecars_and_waypoints():
+    """An HTTPRoute's canary is a Service (reviews-v2): Istio names its clusters without a subset,
+    `outbound|PORT||FQDN` on a sidecar and `inbound-vip|PORT|http|FQDN` on a waypoint."""
+    canary = "reviews-v2.default.svc.cluster.local"
+    counters = {
+        f"cluster.outbound|9080||{canary}.upstream_rq_2xx": 90,
+        f"cluster.outbound|9080||{canary}.upstream_rq_5xx": 4,
+        f"cluster.inbound-vip|9080|http|{canary}.upstream_rq_2xx": 10,
+        f"cluster.inbound-vip|9080|tcp|{canary}.upstream_rq_2xx": 1000,        # not HTTP
+        f"cluster.inbound-vip|9080|http/v2|{canary}.upstream_rq_5xx": 1000,    # a subset of it
+        f"cluster.outbound|9080|v2|{canary}.upstream_rq_5xx": 1000,
+        f"cluster.outbound|9080||reviews-v1.default.svc.cluster.local.upstream_rq_5xx": 1000,
+        f"cluster.outbound|9080||{FQDN}.upstream_rq_5xx": 1000,
+    }
+    assert gates.reading_from_stats(counters, "", canary).counters == {"2xx": 100, "5xx": 4}
+    import re
+
+    flt = re.compile(gates.stats_filter("", canary))
+    assert [n for n in counters if flt.search(n)] == list(counters)[:3]
+
+
+def test_prometheus_selects_a_per_version_service_by_its_name_alone():
+    src = gates.PrometheusSource("http://prometheus:9090", "reviews-v2.default.svc.cluster.local", None)
+    q = src.queries("60s")
+    assert 'destination_service="reviews-v2.default.svc.cluster.local"' in q["requests"]
+    assert all("destination_version" not in x for x in q.values())
+    assert "destination_version" not in src.describe()

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from meshctl import hosts
-from meshctl.canary import plan
+from meshctl.canary import plan, virtualservice
 from meshctl.errors import InputError
 
 
@@ -140,33 +140,33 @@ def test_apply_shift_three_way_header_and_mirror():
 def test_resolve_subsets_errors_are_clear():
     v = vs([{"route": [{"destination": {"host": "reviews", "subset": "v1"}}]}])
     with pytest.raises(InputError, match=r"subset 'v9' is not defined in DestinationRule default/reviews"):
-        plan.resolve_subsets(v, DR, "reviews", "default", [90, 10], ["v1", "v9"])
+        virtualservice.resolve_subsets(v, DR, "reviews", "default", [90, 10], ["v1", "v9"])
     with pytest.raises(InputError, match="no DestinationRule for host reviews"):
-        plan.resolve_subsets(v, None, "reviews", "default", [90, 10], ["v1", "v2"])
+        virtualservice.resolve_subsets(v, None, "reviews", "default", [90, 10], ["v1", "v2"])
     with pytest.raises(InputError, match="2 weights for 3 subsets"):
-        plan.resolve_subsets(v, DR, "reviews", "default", [90, 10], ["v1", "v2", "v3"])
+        virtualservice.resolve_subsets(v, DR, "reviews", "default", [90, 10], ["v1", "v2", "v3"])
     with pytest.raises(InputError, match="cannot tell which subsets"):
-        plan.resolve_subsets(v, DR, "reviews", "default", [90, 10], None)
-    assert plan.resolve_subsets(v, DR, "reviews", "default", [80, 10, 10], None) == ["v1", "v2", "v3"]
+        virtualservice.resolve_subsets(v, DR, "reviews", "default", [90, 10], None)
+    assert virtualservice.resolve_subsets(v, DR, "reviews", "default", [80, 10, 10], None) == ["v1", "v2", "v3"]
 
 
 def test_find_virtual_service_by_host_and_ambiguity():
     a = vs([])
     b = vs([])
     b["metadata"]["name"] = "reviews-2"
-    assert plan.find_virtual_service([a], "reviews.default.svc.cluster.local", "default") is a
-    assert plan.find_virtual_service([a], "ratings", "default") is None
+    assert virtualservice.find_virtual_service([a], "reviews.default.svc.cluster.local", "default") is a
+    assert virtualservice.find_virtual_service([a], "ratings", "default") is None
     with pytest.raises(InputError, match="several VirtualServices serve reviews"):
-        plan.find_virtual_service([a, b], "reviews", "default")
+        virtualservice.find_virtual_service([a, b], "reviews", "default")
 
 
 def test_a_host_in_another_namespace_is_not_found_by_the_virtual_service_name():
     a = vs([])
     a["spec"]["hosts"] = ["reviews.example.com"]   # found by its name when the host is the short name
-    assert plan.find_virtual_service([a], "reviews", "default") is a
-    assert plan.find_virtual_service([a], "reviews.default", "default") is a
-    assert plan.find_virtual_service([a], "reviews.other.svc.cluster.local", "default") is None
-    assert plan.find_virtual_service([a], "reviews.other", "default") is None
+    assert virtualservice.find_virtual_service([a], "reviews", "default") is a
+    assert virtualservice.find_virtual_service([a], "reviews.default", "default") is a
+    assert virtualservice.find_virtual_service([a], "reviews.other.svc.cluster.local", "default") is None
+    assert virtualservice.find_virtual_service([a], "reviews.other", "default") is None
 
 
 def test_shift_of_a_host_in_another_namespace_finds_no_virtual_service(cli, tmp_path):

@@ -79,7 +79,7 @@ def objects():
 def test_rollout_invariants(script, step, max_weight, threshold):
     k = MemoryKube(objects())
     records: list[dict] = []
-    r = rollout.Rollout(k, "reviews", "default", report=records.append, sleep=lambda s: None)
+    r = rollout.Rollout(k, "reviews", "default", observer=records.append, sleep=lambda s: None)
     opts = rollout.Options(canary="v2", step=step, max_weight=max_weight, interval=1, threshold=threshold,
                            min_success_rate=99, max_p99_ms=500)
     phase = r.run(opts, lambda spec, state, dr: Scripted(script))
@@ -134,20 +134,20 @@ def test_promote_and_abort_end_a_stopped_rollout():
         r.run(rollout.Options(canary="v2", steps=[10, 20, 30], interval=1), lambda *a: Stop([]))
     except Interrupt:
         pass
-    status = r.status()
+    status = r.status().to_dict()
     assert status["phase"] == "Progressing" and status["weights"] == {"v1": 70, "v2": 30}
-    assert r.abort()["weights"] == {"v1": 100, "v2": 0}
+    assert r.abort().to_dict()["weights"] == {"v1": 100, "v2": 0}
     assert rollout.State.of(k.store[("VirtualService", "reviews")]).phase == "Failed"
     # resuming an aborted rollout is not possible; a new one starts from the first step
     records: list[dict] = []
-    r.report = records.append
+    r.observer = records.append
     assert r.run(rollout.Options(canary="v2", steps=[10, 20, 30], interval=1),
                  lambda *a: Scripted([])) == "Succeeded"
     assert [x["weights"]["v2"] for x in records if x["action"] == "advance"] == [10, 20, 30]
 
 
 def test_a_long_interval_counts_down_on_a_terminal():
-    from meshctl.cli.canary import countdown
+    from meshctl.canary.report import countdown
 
     now = [100.0]
     seen = []

@@ -35,7 +35,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from meshctl.local import envoy, mesh, translate  # noqa: E402
+from meshctl.local import envoy, mesh  # noqa: E402
+from meshctl.local.translate import xds  # noqa: E402
 
 A = "127.251.0"
 
@@ -55,8 +56,8 @@ APP_ENVOY = {
     "static_resources": {"listeners": [{
         "name": "app", "address": {"socket_address": {"address": f"{A}.1", "port_value": 8080}},
         "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": {
-            "@type": translate.HCM_TYPE, "stat_prefix": "app",
-            "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": translate.ROUTER_TYPE}}],
+            "@type": xds.HCM_TYPE, "stat_prefix": "app",
+            "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": xds.ROUTER_TYPE}}],
             "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [
                 {"match": {"prefix": "/"}, "direct_response": {"status": 200, "body": {"inline_string": "ok\n"}}}]}]}}}]}]}]},
 }
@@ -109,8 +110,8 @@ def bare_pair(d: Path) -> list[subprocess.Popen]:
 
     def hcm(cluster: str) -> dict:
         return {"name": "envoy.filters.network.http_connection_manager", "typed_config": {
-            "@type": translate.HCM_TYPE, "stat_prefix": "bare",
-            "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": translate.ROUTER_TYPE}}],
+            "@type": xds.HCM_TYPE, "stat_prefix": "bare",
+            "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": xds.ROUTER_TYPE}}],
             "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [
                 {"match": {"prefix": "/"}, "route": {"cluster": cluster}}]}]}}}
 
@@ -120,14 +121,14 @@ def bare_pair(d: Path) -> list[subprocess.Popen]:
                  "address": f"{A}.1", "port_value": port}}}}]}]}}
         if tls:
             c["transport_socket"] = {"name": "envoy.transport_sockets.tls", "typed_config": {
-                "@type": translate.TLS_UP_TYPE, "common_tls_context": ctx}}
+                "@type": xds.TLS_UP_TYPE, "common_tls_context": ctx}}
         return c
 
     server = {"admin": {"address": {"socket_address": {"address": f"{A}.20", "port_value": 15000}}},
               "static_resources": {"secrets": secrets, "clusters": [cluster("app", 8080, False)], "listeners": [{
                   "name": "in", "address": {"socket_address": {"address": f"{A}.20", "port_value": 17006}},
                   "filter_chains": [{"transport_socket": {"name": "envoy.transport_sockets.tls", "typed_config": {
-                      "@type": translate.TLS_DOWN_TYPE, "require_client_certificate": True, "common_tls_context": ctx}},
+                      "@type": xds.TLS_DOWN_TYPE, "require_client_certificate": True, "common_tls_context": ctx}},
                       "filters": [hcm("app")]}]}]}}
     server["static_resources"]["clusters"][0]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"][
         "address"]["socket_address"]["address"] = f"{A}.1"
@@ -363,16 +364,16 @@ spec:
 RENDER_CHILD = """
 import json, sys, time
 from meshctl.loader import load_text
-from meshctl.local import mesh
+from meshctl.local.mesh import render
 loaded = load_text(open(sys.argv[1]).read(), "big.yaml", default_namespace="default")
 assert not loaded.problems
 times = []
 for _ in range(int(sys.argv[2])):
     t0 = time.perf_counter()
-    _, configs = mesh.render(loaded.resources)
+    _, configs = render(loaded.resources)
     times.append(time.perf_counter() - t0)
 print(json.dumps({"times": times, "resources": len(loaded.resources), "proxies": len(configs),
-                  "package": mesh.__file__}))
+                  "package": sys.modules[render.__module__].__file__}))
 """
 
 

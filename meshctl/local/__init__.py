@@ -1,7 +1,8 @@
 """The local platform: a real Envoy mesh on one machine, driven by Istio's own resources.
 
     model      ResourceSet → services, workloads, gateways (ServiceEntry + WorkloadEntry + Gateway)
-    translate  model → per-proxy Envoy resources (pure dicts; Istio's cluster and stat names)
+    translate  model → per-proxy Envoy resources (pure dicts; Istio's cluster and stat names):
+               xds, index, authz, clusters, routes, listeners, proxies
     ca         the mesh CA: SPIFFE identities, short-lived leaves rotated before expiry
     envoy      the Envoy binary: `--mode validate`, command lines
     state      the state directory: resources, rendered files, PIDs, written atomically

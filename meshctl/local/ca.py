@@ -149,17 +149,3 @@ def _write_private(path: Path, data: bytes) -> None:
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
     os.replace(tmp, path)
-
-
-# --- the SDS secrets a proxy reads ------------------------------------------------------------------
-
-SECRET_TYPE = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
-
-
-def cert_secret(leaf: Leaf) -> dict:
-    return {"@type": SECRET_TYPE, "name": "default", "tls_certificate": {
-        "certificate_chain": {"inline_string": leaf.cert_pem}, "private_key": {"inline_string": leaf.key_pem}}}
-
-
-def root_secret(ca: CA) -> dict:
-    return {"@type": SECRET_TYPE, "name": "ROOTCA", "validation_context": {"trusted_ca": {"inline_string": ca.root_pem}}}

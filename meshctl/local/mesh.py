@@ -31,6 +31,7 @@ from typing import Callable, Optional
 from meshctl.errors import ClusterError, InputError, MeshctlError
 from meshctl.local import ca as mesh_ca
 from meshctl.local import envoy, model, translate
+from meshctl.local.translate import xds
 from meshctl.local.state import State, alive, read_json, write_json
 from meshctl.resources import Resource, ResourceSet
 
@@ -132,7 +133,7 @@ def _validation_secrets() -> dict:
     if not _DUMMY:
         ca = mesh_ca.CA.create()
         leaf = ca.issue("spiffe://cluster.local/ns/default/sa/validate", 3600)
-        _DUMMY.update({"default": mesh_ca.cert_secret(leaf), "ROOTCA": mesh_ca.root_secret(ca)})
+        _DUMMY.update({xds.SECRET_CERT: xds.cert_secret(leaf), xds.SECRET_ROOT: xds.root_secret(ca)})
     return _DUMMY
 
 
@@ -168,11 +169,10 @@ def _proxy_files_on_disk(state: State, key: str) -> dict:
 def _write_proxy(state: State, cfg: translate.ProxyConfig, ca: mesh_ca.CA, lifetime: float) -> None:
     d = state.proxy_dir(cfg.key)
     d.mkdir(parents=True, exist_ok=True)
-    leaf = ca.issue(cfg.identity, lifetime)
-    write_json(d / "sds_default.json", {"version_info": str(leaf.serial), "resources": [mesh_ca.cert_secret(leaf)]})
+    write_json(d / "sds_default.json", xds.certificate_file(ca.issue(cfg.identity, lifetime)))
     for name in sorted(cfg.files, key=_file_order):
         write_json(d / name, cfg.files[name])
-    root = {k: v for k, v in mesh_ca.root_secret(ca).items() if k != "@type"}
+    root = {k: v for k, v in xds.root_secret(ca).items() if k != "@type"}
     write_json(d / "bootstrap.json", {**cfg.bootstrap, "static_resources": {"secrets": [root]}})
 
 
@@ -698,7 +698,7 @@ def _push(state: State, new: dict, old: dict, timeout: float, observer: Observer
         gone = cluster_names(old[key]) - cluster_names(cfg)
         if gone:
             union = cfg.files["cds.json"]["resources"] + [c for c in old[key].files["cds.json"]["resources"] if c["name"] in gone]
-            staged[key] = translate.discovery(union)
+            staged[key] = xds.discovery(union)
         else:
             staged[key] = cfg.files["cds.json"]
     for key, cds in staged.items():

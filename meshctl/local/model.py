@@ -18,11 +18,9 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-# The host and selector functions shared with the analyzers (one home for each concept; the
-# translator and authz take them from here).
+from meshctl import hosts
 from meshctl.errors import InputError
 from meshctl.resources import Resource, ResourceSet
-from meshctl import hosts
 from meshctl.selectors import label_map, matches
 
 COMMAND_ANNOTATION = "local.meshctl.io/command"
@@ -44,6 +42,18 @@ def spiffe(namespace: str, service_account: str) -> str:
     return f"spiffe://{TRUST_DOMAIN}/ns/{namespace}/sa/{service_account}"
 
 
+class Keyed:
+    """Workloads, gateways and their proxies are known as NAME.NAMESPACE (as proxy-status names
+    Istio's proxies)."""
+
+    name: str
+    namespace: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}.{self.namespace}"
+
+
 @dataclass
 class Port:
     number: int
@@ -57,7 +67,7 @@ class Port:
 
 
 @dataclass
-class Workload:
+class Workload(Keyed):
     name: str
     namespace: str
     address: str
@@ -66,10 +76,6 @@ class Workload:
     ports: dict                       # port name → workload port
     command: Optional[list] = None    # argv, from the annotation
     resource: Optional[Resource] = None
-
-    @property
-    def key(self) -> str:
-        return f"{self.name}.{self.namespace}"
 
     @property
     def identity(self) -> str:
@@ -102,17 +108,13 @@ class Service:
 
 
 @dataclass
-class GatewayProxy:
+class GatewayProxy(Keyed):
     name: str
     namespace: str                    # the Gateway resource's namespace
     address: str
     labels: dict
     resource: Resource
     servers: list = field(default_factory=list)
-
-    @property
-    def key(self) -> str:
-        return f"{self.name}.{self.namespace}"
 
     @property
     def identity(self) -> str:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Optional
 
 from meshctl.local import ca as mesh_ca
+from meshctl.local.translate import xds
 from meshctl.local.state import State, start_time, write_json
 
 TICK = 0.1
@@ -192,7 +193,7 @@ class Supervisor:
             if self.ca is None:
                 self.ca = mesh_ca.CA.load_or_create(self.state.ca_dir)
             leaf = self.ca.issue(identity, self.lifetime)
-            write_json(path, {"version_info": str(leaf.serial), "resources": [mesh_ca.cert_secret(leaf)]})
+            write_json(path, xds.certificate_file(leaf))
             self.leaves[child.name] = leaf
             _log(self.state, f"{child.name}: certificate rotated (serial {leaf.serial:x}, until "
                              f"{leaf.not_after:%H:%M:%S})")

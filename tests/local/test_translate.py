@@ -10,7 +10,8 @@ import pytest
 
 from meshctl.errors import InputError
 from meshctl.loader import load_text
-from meshctl.local import authz, ca, mesh, model, translate
+from meshctl.local import ca, mesh, model, translate
+from meshctl.local.translate import authz, xds
 from meshctl.resources import ResourceSet
 from tests.local.harness import ROOT
 
@@ -361,8 +362,8 @@ def test_gateway_routes_and_telemetry():
 
 
 def test_durations():
-    assert translate.duration("1m30s") == "90s" and translate.duration("250ms") == "0.25s"
-    assert translate.duration("0s") == "0s" and translate.duration("bogus") is None
+    assert xds.duration("1m30s") == "90s" and xds.duration("250ms") == "0.25s"
+    assert xds.duration("0s") == "0s" and xds.duration("bogus") is None
 
 
 # --- the model refuses what cannot run locally -----------------------------------------------------

@@ -44,11 +44,11 @@ def up_cmd(
     from meshctl.analysis import report as areport
     from meshctl.durations import parse as parse_duration
     from meshctl.errors import CheckFailed
-    from meshctl.local import mesh, report
+    from meshctl.local import mesh, pipeline, report
 
     lifetime = parse_duration(cert_lifetime, "--cert-lifetime")
     wait = parse_duration(timeout, "--timeout")
-    result = mesh.preflight([directory])
+    result = pipeline.preflight([directory])
     if result.messages:
         areport.write(result, "text")
     if result.failed and not force:
@@ -63,20 +63,16 @@ def up_cmd(
 
     for w in up.warnings:
         output.warn(w)
-    try:
-        up.status = mesh.status(_state(state_dir))
-    except Exception:  # the summary is a courtesy; the mesh is up
-        up.status = None
     report.write_up(up)
 
 
 def _load_files(files: List[str], recursive: bool):
     from meshctl.errors import InputError
-    from meshctl.local import mesh
+    from meshctl.local import pipeline
 
     if not files:
         raise InputError("no files given", hint="pass -f FILE or -f DIR")
-    return mesh.load(files, recursive=recursive)
+    return pipeline.load(files, recursive=recursive)
 
 
 def _change(files: Optional[List[str]], recursive: bool, state_dir: Optional[str], timeout: str, delete: bool) -> None:

@@ -76,9 +76,8 @@ def write_up(result, out: TextIO | None = None) -> None:
     out = out or sys.stdout
     out.write(f"✔ local mesh up in {result.seconds:.1f}s: {result.proxies} proxies SYNCED, "
               f"{result.workloads} workloads running (state: {result.state_dir})\n")
-    if result.status:
-        for i in result.status.get("ingress", []):
-            out.write(f"  ingress {i['gateway']} port {i['port']}: http://{i['address']}/\n")
+    for i in result.ingress:
+        out.write(f"  ingress {i['gateway']} port {i['port']}: http://{i['address']}/\n")
     out.flush()
 
 

@@ -190,8 +190,13 @@ def alive(pid: Optional[int], started: Optional[str] = None) -> bool:
     return started is None or st == str(started)
 
 
+def no_mesh(state: State) -> InputError:
+    return InputError(f"no local mesh in {state.dir}", hint="start one with 'meshctl local up DIR'")
+
+
 def require(state: State) -> dict:
+    """The mesh's record (mesh.json); InputError when there is none."""
     mesh = state.mesh()
     if not mesh:
-        raise InputError(f"no local mesh in {state.dir}", hint="start one with 'meshctl local up DIR'")
+        raise no_mesh(state)
     return mesh

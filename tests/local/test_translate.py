@@ -10,7 +10,7 @@ import pytest
 
 from meshctl.errors import InputError
 from meshctl.loader import load_text
-from meshctl.local import ca, mesh, model, translate
+from meshctl.local import ca, model, pipeline, translate
 from meshctl.local.translate import authz, xds
 from meshctl.resources import ResourceSet
 from tests.local.harness import ROOT
@@ -194,8 +194,8 @@ def _mesh(text: str, source: str = "mesh.yaml"):
 
 
 def _bookinfo(*extra: Path):
-    resources = mesh.load([str(EXAMPLE)] + [str(p) for p in extra])
-    return mesh.render(resources)
+    resources = pipeline.load([str(EXAMPLE)] + [str(p) for p in extra])
+    return pipeline.render(resources)
 
 
 def clusters(cfg) -> dict:
@@ -430,7 +430,7 @@ def test_bookinfo_and_kitchen_sink_pass_envoy_validate(envoy_present):
     _, configs = _bookinfo()
     _, more = _mesh(KITCHEN_SINK)
     configs.update(more)
-    errors = mesh.validate(configs)
+    errors = pipeline.validate(configs)
     assert errors and not any(errors.values()), {k: v for k, v in errors.items() if v}
 
 
@@ -440,12 +440,12 @@ def test_each_istio_networking_sample_on_bookinfo_passes_envoy_validate(envoy_pr
     assert len(samples) >= 20
     for sample in samples:
         _, configs = _bookinfo(sample)
-        errors = mesh.validate(configs)
+        errors = pipeline.validate(configs)
         assert not any(errors.values()), (sample.name, {k: v for k, v in errors.items() if v})
 
 
 @pytest.mark.envoy
 def test_validate_reports_what_envoy_rejects(envoy_present):
     _, configs = _mesh(KITCHEN_SINK.replace('uri: {regex: "/img/.*"}', 'uri: {regex: "/img/(.*"}'))
-    errors = mesh.validate({"cli.other": configs["cli.other"]})
+    errors = pipeline.validate({"cli.other": configs["cli.other"]})
     assert errors["cli.other"] and "/img/(.*" in errors["cli.other"] and "meshctl-validate" not in errors["cli.other"]

@@ -21,7 +21,7 @@ from typing import Any, Optional
 from meshctl import hosts
 from meshctl.errors import InputError
 from meshctl.resources import Resource, ResourceSet
-from meshctl.selectors import label_map, matches
+from meshctl.selectors import LabelIndex, label_map
 
 COMMAND_ANNOTATION = "local.meshctl.io/command"
 ADDRESS_ANNOTATION = "local.meshctl.io/address"  # a Gateway's loopback address (else the first free one)
@@ -212,10 +212,7 @@ def build(resources: ResourceSet, gateway_addresses: Optional[dict] = None) -> M
                      ports, command_of(we), we)
         workloads[w.key] = w
 
-    by_label: dict[tuple[str, str, str], list[Workload]] = {}  # (namespace, key, value) → workloads
-    for w in workloads.values():
-        for k, v in w.labels.items():
-            by_label.setdefault((w.namespace, k, v), []).append(w)
+    by_label = LabelIndex(workloads.values(), labels_of=lambda w: w.labels)
     services: dict[str, Service] = {}
     for se in sorted(resources.of_kind("ServiceEntry"), key=lambda r: (r.namespace or "", r.name)):
         if se.group != "networking.istio.io":
@@ -234,8 +231,7 @@ def build(resources: ResourceSet, gateway_addresses: Optional[dict] = None) -> M
             except InputError:
                 warnings.append(f"{_where(se, ('spec', 'endpoints', i))}: endpoint {ep.get('address')} is not a "
                                 "loopback address; the local mesh leaves it out")
-        buckets = [by_label.get((ns, k, v), []) for k, v in selector.items()]
-        members = [w for w in min(buckets, key=len) if matches(w.labels, selector)] if buckets else []
+        members = by_label.select(selector, ns) if selector else []  # no selector: no workloads
         for host in spec.get("hosts") or []:
             if not isinstance(host, str) or host.startswith("*"):
                 continue

@@ -279,6 +279,53 @@ def test_virtual_service_features_become_envoy_routes():
     assert on_9090[2] == "outbound|9090|v1|web.shop.svc.cluster.local"
 
 
+SOURCE_LABELS = """\
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ratings, namespace: default}
+spec:
+  hosts: [ratings.default.svc.cluster.local]
+  ports: [{number: 9080, name: http, protocol: HTTP}]
+  resolution: STATIC
+  workloadSelector: {labels: {app: ratings}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: ratings-v1, namespace: default}
+spec: {address: 127.0.9.1, labels: {app: ratings, version: v1}, serviceAccount: ratings}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: reviews-v2, namespace: default}
+spec: {address: 127.0.9.2, labels: {app: reviews, version: v2}, serviceAccount: reviews}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: reviews-v3, namespace: default}
+spec: {address: 127.0.9.3, labels: {app: reviews, version: v3}, serviceAccount: reviews}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ratings, namespace: default}
+spec:
+  hosts: [ratings]
+  http:
+  - match: [{sourceLabels: {app: reviews, version: v2}}]
+    fault: {abort: {httpStatus: 500, percentage: {value: 100}}}
+    route: [{destination: {host: ratings}}]
+  - route: [{destination: {host: ratings}}]
+"""
+
+
+def test_source_labels_match_only_the_workloads_they_name():
+    _, configs = _mesh(SOURCE_LABELS)
+    faulty = routes(configs["reviews-v2.default"])["ratings.default.svc.cluster.local:9080"]["routes"]
+    assert len(faulty) == 2
+    assert faulty[0]["typed_per_filter_config"]["envoy.filters.http.fault"]["abort"]["http_status"] == 500
+    plain = routes(configs["reviews-v3.default"])["ratings.default.svc.cluster.local:9080"]["routes"]
+    assert len(plain) == 1 and "typed_per_filter_config" not in plain[0]
+
+
 def test_destination_rule_policies_become_cluster_settings():
     _, configs = _mesh(KITCHEN_SINK)
     cs = clusters(configs["cli.other"])

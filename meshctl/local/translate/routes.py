@@ -248,8 +248,8 @@ class Routes:
         for http in vs.spec.get("http") or []:
             if not isinstance(http, dict):
                 continue
-            matches = [m for m in http.get("match") or [] if isinstance(m, dict)] or [None]
-            for m in matches:
+            conditions = [m for m in http.get("match") or [] if isinstance(m, dict)] or [None]
+            for m in conditions:
                 if m is not None:
                     if isinstance(m.get("port"), int) and m["port"] != port:
                         continue

@@ -16,6 +16,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from meshctl.files import write_atomic
+
 DEFAULT_LIFETIME = 3600.0
 BACKDATE = _dt.timedelta(minutes=1)
 
@@ -89,9 +91,7 @@ class CA:
         key_pem = ca.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                        serialization.NoEncryption())
         _write_private(key_path, key_pem)
-        tmp = cert_path.with_suffix(".tmp")
-        tmp.write_text(ca.root_pem)
-        os.replace(tmp, cert_path)
+        write_atomic(str(cert_path), ca.root_pem)
         return ca
 
     def issue(self, spiffe_id: str, lifetime: float = DEFAULT_LIFETIME) -> Leaf:
@@ -144,8 +144,8 @@ def spiffe_ids(cert_pem: str) -> list[str]:
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
+    """A key only its owner may read: the file is made 0600 first, and write_atomic keeps the
+    mode of the file it replaces."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    os.chmod(path, 0o600)
+    write_atomic(str(path), data)

@@ -29,7 +29,7 @@ from meshctl.local import model
 from meshctl.local.machine import check_free, check_inotify, gateway_addresses
 from meshctl.local.pipeline import Observer, check_schemas, culprit, load, quiet, refuse, render, validate
 from meshctl.local.processes import cleanup_dead, plan, replan, start_supervisor, stop_all, supervisor_alive
-from meshctl.local.state import State, alive, no_mesh, require, write_json
+from meshctl.local.state import State, alive, no_mesh, require
 from meshctl.local.sync import files_on_disk, push, wait_ready, write_proxy
 from meshctl.local.translate import ProxyConfig
 from meshctl.resources import Resource
@@ -78,7 +78,7 @@ def up(paths: list[str], state_dir: str, cert_lifetime: float = mesh_ca.DEFAULT_
         state.save_resources(resources)
         state.save_mesh({"version": 1, "source": [str(Path(p).resolve()) for p in paths],
                          "gateways": {k: g.address for k, g in mesh.gateways.items()}, "certLifetime": cert_lifetime})
-        write_json(state.plan_file, plan(state, configs, cert_lifetime))
+        state.save_plan(plan(state, configs, cert_lifetime))
         start_supervisor(state)
     try:
         wait_ready(state, configs, timeout, observer)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from meshctl.errors import ClusterError
 from meshctl.local import envoy, model
-from meshctl.local.state import State, alive, write_json
+from meshctl.local.state import State, alive
 from meshctl.local.translate import ProxyConfig
 
 
@@ -126,7 +126,7 @@ def replan(state: State, new_plan: dict) -> None:
     """A running mesh's new process plan: written when it changed, and the supervisor told at once."""
     if new_plan == state.plan():
         return
-    write_json(state.plan_file, new_plan)
+    state.save_plan(new_plan)
     sup = state.pids().get("supervisor") or {}
     try:
         os.kill(sup.get("pid"), signal.SIGHUP)

@@ -20,7 +20,7 @@ from meshctl.local import ca as mesh_ca
 from meshctl.local.machine import INOTIFY_HINT
 from meshctl.local.pipeline import Observer, quiet
 from meshctl.local.processes import supervisor_alive
-from meshctl.local.state import State, read_json, write_json
+from meshctl.local.state import State, publish, read_json
 from meshctl.local.translate import ProxyConfig, xds
 
 SYNC_FILTER = (r"^(server\.state|cluster_manager\.cds\.version_text|listener_manager\.lds\.version_text"
@@ -51,11 +51,11 @@ def write_proxy(state: State, cfg: ProxyConfig, ca: mesh_ca.CA, lifetime: float)
     routes, then listeners), and its bootstrap with the mesh root as a static secret."""
     d = state.proxy_dir(cfg.key)
     d.mkdir(parents=True, exist_ok=True)
-    write_json(d / "sds_default.json", xds.certificate_file(ca.issue(cfg.identity, lifetime)))
+    publish(d / "sds_default.json", xds.certificate_file(ca.issue(cfg.identity, lifetime)))
     for name in sorted(cfg.files, key=_file_order):
-        write_json(d / name, cfg.files[name])
+        publish(d / name, cfg.files[name])
     root = {k: v for k, v in xds.root_secret(ca).items() if k != "@type"}
-    write_json(d / "bootstrap.json", {**cfg.bootstrap, "static_resources": {"secrets": [root]}})
+    publish(d / "bootstrap.json", {**cfg.bootstrap, "static_resources": {"secrets": [root]}})
 
 
 def _file_order(name: str) -> int:
@@ -79,7 +79,7 @@ def push(state: State, new: dict[str, ProxyConfig], old: dict[str, ProxyConfig],
     for key, cds in staged.items():
         d = state.proxy_dir(key)
         if read_json(d / CDS) != cds:
-            write_json(d / CDS, cds)
+            publish(d / CDS, cds)
     wait_versions(new, timeout, lambda key, s: s.get(CDS_VERSION) == staged[key]["version_info"], "clusters")
     for key, cfg in new.items():
         d = state.proxy_dir(key)
@@ -87,11 +87,11 @@ def push(state: State, new: dict[str, ProxyConfig], old: dict[str, ProxyConfig],
             if name == CDS:
                 continue
             if read_json(d / name) != cfg.files[name]:
-                write_json(d / name, cfg.files[name])
+                publish(d / name, cfg.files[name])
     wait_versions(new, timeout, lambda key, s: _listeners_and_routes(new[key], s), "listeners and routes")
     final = [k for k in new if staged[k] is not new[k].files[CDS]]
     for key in final:
-        write_json(state.proxy_dir(key) / CDS, new[key].files[CDS])
+        publish(state.proxy_dir(key) / CDS, new[key].files[CDS])
     if final:
         wait_versions({k: new[k] for k in final}, timeout,
                       lambda key, s: s.get(CDS_VERSION) == new[key].files[CDS]["version_info"], "clusters")

@@ -21,7 +21,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 from meshctl.errors import ClusterError, InputError, MeshctlError
 from meshctl.local import ca as mesh_ca
@@ -45,6 +45,10 @@ class UpResult:
     seconds: float
     warnings: list = field(default_factory=list)
     ingress: list = field(default_factory=list)  # [{"gateway", "port", "address"}]
+
+    def to_dict(self) -> dict:
+        return {"stateDir": self.state_dir, "proxies": self.proxies, "workloads": self.workloads,
+                "seconds": round(self.seconds, 3), "ingress": self.ingress, "warnings": self.warnings}
 
 
 def up(paths: list[str], state_dir: str, cert_lifetime: float = mesh_ca.DEFAULT_LIFETIME, timeout: float = 60.0,
@@ -102,6 +106,11 @@ class ApplyResult:
     proxies_started: list
     proxies_stopped: list
     warnings: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"changes": [{"resource": origin, "result": verb} for origin, verb in self.changes],
+                "proxiesUpdated": self.proxies_updated, "proxiesStarted": self.proxies_started,
+                "proxiesStopped": self.proxies_stopped, "warnings": self.warnings}
 
 
 def _running(state: State) -> dict:
@@ -304,12 +313,48 @@ def log_path(state_dir: str, name: str, what: str = "access") -> Path:
     return state.proxy_dir(key) / ("envoy.log" if what == "envoy" else "access.log")
 
 
+def read_log(path: Path, tail: Optional[int] = None, follow: bool = False, poll: float = 0.2) -> Iterator[bytes]:
+    """The contents of a log (its last `tail` lines), then with `follow` what is appended to it,
+    as it comes; a log that does not exist yet is waited for when following, else empty."""
+    try:
+        fh = open(path, "rb")
+    except FileNotFoundError:
+        if not follow:
+            return
+        fh = None
+    try:
+        if fh is not None:
+            data = fh.read()
+            if tail is not None:
+                data = b"".join(data.splitlines(keepends=True)[-tail:]) if tail > 0 else b""
+            yield data
+        while follow:
+            if fh is None:
+                try:
+                    fh = open(path, "rb")
+                except FileNotFoundError:
+                    time.sleep(poll)
+                    continue
+            chunk = fh.read()
+            if chunk:
+                yield chunk
+            else:
+                time.sleep(poll)
+    finally:
+        if fh is not None:
+            fh.close()
+
+
 @dataclass
 class DownResult:
     state_dir: str
     was_running: bool
     stopped: int
     killed: list
+
+    def to_dict(self) -> dict:
+        return {"stateDir": self.state_dir, "wasRunning": self.was_running, "stopped": self.stopped,
+                "killed": self.killed}
 
 
 def down(state_dir: str) -> DownResult:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from meshctl.files import write_atomic
+from meshctl.local.model import TRUST_DOMAIN
 
 DEFAULT_LIFETIME = 3600.0
 BACKDATE = _dt.timedelta(minutes=1)
@@ -54,7 +55,7 @@ class CA:
         return self.cert.public_bytes(serialization.Encoding.PEM).decode()
 
     @classmethod
-    def create(cls, trust_domain: str = "cluster.local") -> "CA":
+    def create(cls, trust_domain: str = TRUST_DOMAIN) -> "CA":
         from cryptography import x509
         from cryptography.hazmat.primitives import hashes
         from cryptography.hazmat.primitives.asymmetric import ec

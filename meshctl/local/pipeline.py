@@ -96,7 +96,7 @@ def _validation_secrets() -> dict:
     """Secrets of the right shape for `--mode validate` (a throwaway CA, made once)."""
     if not _DUMMY:
         ca = mesh_ca.CA.create()
-        leaf = ca.issue("spiffe://cluster.local/ns/default/sa/validate", 3600)
+        leaf = ca.issue(model.spiffe("default", "validate"), 3600)
         _DUMMY.update({xds.SECRET_CERT: xds.cert_secret(leaf), xds.SECRET_ROOT: xds.root_secret(ca)})
     return _DUMMY
 

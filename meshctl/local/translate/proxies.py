@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from meshctl.errors import InputError
-from meshctl.hosts import host_matches
+from meshctl.hosts import CLUSTER_DOMAIN_SUFFIX, host_matches
 from meshctl.local.model import (
     ADMIN_PORT,
     INBOUND_PORT,
@@ -62,7 +62,7 @@ class ProxyConfig(Keyed):
 
 def bootstrap(kind: str, key: str, namespace: str, host: str, metadata: dict) -> dict:
     return {
-        "node": {"id": f"{'router' if kind == 'gateway' else 'sidecar'}~{host}~{key}~{namespace}.svc.cluster.local",
+        "node": {"id": f"{'router' if kind == 'gateway' else 'sidecar'}~{host}~{key}~{namespace}.{CLUSTER_DOMAIN_SUFFIX}",
                  "cluster": key, "metadata": metadata},
         "admin": {"address": address(host, ADMIN_PORT)},
         "dynamic_resources": {"cds_config": config_source("cds.json"), "lds_config": config_source("lds.json")},

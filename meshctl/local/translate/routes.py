@@ -279,7 +279,7 @@ def domains(svc: Service, port: Port, namespace: str) -> list[str]:
     without it where the port is the service's only HTTP port or 80."""
     name, ns = hosts.short_name(svc.fqdn), svc.namespace
     names = [svc.fqdn]
-    if svc.fqdn.endswith(".svc.cluster.local"):
+    if svc.fqdn.endswith("." + hosts.CLUSTER_DOMAIN_SUFFIX):
         names += [f"{name}.{ns}.svc", f"{name}.{ns}"]
         if namespace == ns:
             names.append(name)

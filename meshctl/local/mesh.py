@@ -73,7 +73,7 @@ def up(paths: list[str], state_dir: str, cert_lifetime: float = mesh_ca.DEFAULT_
                          hint="see docs/local.md for how a local mesh is declared")
     observer(f"validating {len(configs)} proxy configurations with envoy --mode validate")
     refuse(validate(configs))
-    state.dir.mkdir(parents=True, exist_ok=True)
+    state.make()
     with state.lock():
         observer("issuing certificates")
         ca = mesh_ca.CA.load_or_create(state.ca_dir)

@@ -95,6 +95,14 @@ class State:
     def supervisor_log(self) -> Path:
         return self.dir / "supervisor.log"
 
+    def make(self) -> None:
+        """The state directory itself; an InputError naming it when it cannot be made."""
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise InputError(f"{self.dir}: cannot create the state directory: {e.strerror or e}",
+                             hint="pass --state-dir a directory you can write") from None
+
     # --- records ----------------------------------------------------------------------------------
     def exists(self) -> bool:
         return self.mesh_file.exists()
@@ -167,7 +175,7 @@ class State:
         """One writer at a time (apply, delete, canary, down) on this state directory."""
         import fcntl
 
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.make()
         fd = os.open(self.dir / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)

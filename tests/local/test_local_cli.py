@@ -92,3 +92,13 @@ def test_a_state_directory_that_cannot_be_made_is_an_input_error(cli, tmp_path):
     assert r.exit_code == 2, r
     assert f"error: {tmp_path / 'file' / 'state'}: cannot create the state directory: Not a directory\n" in r.stderr
     assert "internal error" not in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("command,listed", [("up", "text (default), json, yaml"), ("apply", "text (default), json, yaml"),
+                                            ("delete", "text (default), json, yaml"), ("down", "text (default), json, yaml"),
+                                            ("status", "table (default), json, yaml")])
+def test_output_formats_are_listed_and_checked(cli, tmp_path, command, listed):
+    r = cli("local", command, "--help", env={"COLUMNS": "200"})
+    assert r.exit_code == 0 and listed in r.stdout
+    r = cli("local", command, *(["DIR"] if command == "up" else []), "-o", "xml", "--state-dir", str(tmp_path / "s"))
+    assert r.exit_code == 2 and "unknown output format 'xml'" in r.stderr

@@ -1,6 +1,7 @@
 """Figures of the local mesh, measured side by side in one run (not run by CI).
 
-    .venv/bin/python bench/local_mesh.py [--rate 500] [--seconds 10] [--skip-wrk]
+    .venv/bin/python bench/local_mesh.py [--rate 500] [--seconds 10] [--skip-wrk] [--only render]
+                                         [--baseline REF]
 
 1. Added latency: client → sidecar → mTLS → sidecar → app, against client → app directly, p50
    and p99, (a) at a fixed moderate rate on one connection with a Python client (open loop: each
@@ -11,7 +12,9 @@
    (the sidecar's own memory), and RSS beside it.
 3. `meshctl local up examples/bookinfo-local` until every proxy is SYNCED (wall time of the command).
 4. Rendering the configuration of 200 services and 600 workloads (model + translate; JSON
-   serialization of every proxy's files shown apart).
+   serialization of every proxy's files shown apart). With --baseline REF, the meshctl of git
+   REF renders the same mesh in the same run, the two interleaved so that the machine's load
+   weighs on both alike.
 
 Addresses: 127.251.0.0/16 and 127.252.0.0/16 (nothing else on the machine uses them).
 """
@@ -32,7 +35,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from meshctl.local import envoy, mesh, translate  # noqa: E402
+from meshctl.local import envoy, mesh, pipeline  # noqa: E402
+from meshctl.local.translate import xds  # noqa: E402
 
 A = "127.251.0"
 
@@ -52,8 +56,8 @@ APP_ENVOY = {
     "static_resources": {"listeners": [{
         "name": "app", "address": {"socket_address": {"address": f"{A}.1", "port_value": 8080}},
         "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": {
-            "@type": translate.HCM_TYPE, "stat_prefix": "app",
-            "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": translate.ROUTER_TYPE}}],
+            "@type": xds.HCM_TYPE, "stat_prefix": "app",
+            "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": xds.ROUTER_TYPE}}],
             "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [
                 {"match": {"prefix": "/"}, "direct_response": {"status": 200, "body": {"inline_string": "ok\n"}}}]}]}}}]}]}]},
 }
@@ -106,8 +110,8 @@ def bare_pair(d: Path) -> list[subprocess.Popen]:
 
     def hcm(cluster: str) -> dict:
         return {"name": "envoy.filters.network.http_connection_manager", "typed_config": {
-            "@type": translate.HCM_TYPE, "stat_prefix": "bare",
-            "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": translate.ROUTER_TYPE}}],
+            "@type": xds.HCM_TYPE, "stat_prefix": "bare",
+            "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": xds.ROUTER_TYPE}}],
             "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [
                 {"match": {"prefix": "/"}, "route": {"cluster": cluster}}]}]}}}
 
@@ -117,14 +121,14 @@ def bare_pair(d: Path) -> list[subprocess.Popen]:
                  "address": f"{A}.1", "port_value": port}}}}]}]}}
         if tls:
             c["transport_socket"] = {"name": "envoy.transport_sockets.tls", "typed_config": {
-                "@type": translate.TLS_UP_TYPE, "common_tls_context": ctx}}
+                "@type": xds.TLS_UP_TYPE, "common_tls_context": ctx}}
         return c
 
     server = {"admin": {"address": {"socket_address": {"address": f"{A}.20", "port_value": 15000}}},
               "static_resources": {"secrets": secrets, "clusters": [cluster("app", 8080, False)], "listeners": [{
                   "name": "in", "address": {"socket_address": {"address": f"{A}.20", "port_value": 17006}},
                   "filter_chains": [{"transport_socket": {"name": "envoy.transport_sockets.tls", "typed_config": {
-                      "@type": translate.TLS_DOWN_TYPE, "require_client_certificate": True, "common_tls_context": ctx}},
+                      "@type": xds.TLS_DOWN_TYPE, "require_client_certificate": True, "common_tls_context": ctx}},
                       "filters": [hcm("app")]}]}]}}
     server["static_resources"]["clusters"][0]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"][
         "address"]["socket_address"]["address"] = f"{A}.1"
@@ -357,16 +361,50 @@ spec:
     return "\n---\n".join(docs) + "\n"
 
 
-def bench_render(runs: int) -> None:
+RENDER_CHILD = """
+import json, sys, time
+from meshctl.loader import load_text
+try:
+    from meshctl.local.pipeline import render
+except ImportError:  # a revision from before meshctl/local/pipeline.py
+    from meshctl.local.mesh import render
+loaded = load_text(open(sys.argv[1]).read(), "big.yaml", default_namespace="default")
+assert not loaded.problems
+times = []
+for _ in range(int(sys.argv[2])):
+    t0 = time.perf_counter()
+    _, configs = render(loaded.resources)
+    times.append(time.perf_counter() - t0)
+print(json.dumps({"times": times, "resources": len(loaded.resources), "proxies": len(configs),
+                  "package": sys.modules[render.__module__].__file__}))
+"""
+
+
+def render_times(tree: Path, mesh_file: Path, runs: int) -> dict:
+    """Model + translate of `mesh_file`, `runs` times in one process running the meshctl of `tree`."""
+    p = subprocess.run([sys.executable, "-c", RENDER_CHILD, str(mesh_file), str(runs)], cwd=tree,
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        raise SystemExit(p.stderr[-2000:])
+    data = json.loads(p.stdout)
+    if not data["package"].startswith(str(tree)):
+        raise SystemExit(f"the render ran {data['package']}, not the meshctl of {tree}")
+    return data
+
+
+def bench_render(runs: int, baseline: str | None = None) -> None:
     from meshctl.loader import load_text
 
     text = big_mesh()
+    if baseline:
+        compare_render(text, runs, baseline)
+        return
     loaded = load_text(text, "big.yaml", default_namespace="default")
     assert not loaded.problems
     times = []
     for _ in range(runs):
         t0 = time.perf_counter()
-        _, configs = mesh.render(loaded.resources)  # model + translate, as up and apply run them
+        _, configs = pipeline.render(loaded.resources)  # model + translate, as up and apply run them
         times.append(time.perf_counter() - t0)
     t1 = time.perf_counter()
     size = sum(len(json.dumps(f, separators=(",", ":"))) for c in configs.values() for f in c.files.values())
@@ -378,18 +416,55 @@ def bench_render(runs: int) -> None:
     print(f"   JSON of every proxy's files (what writing them costs on top, once): {ser[0]:.1f} s")
 
 
+def compare_render(text: str, runs: int, baseline: str) -> None:
+    """This checkout against git `baseline`: each round renders `runs` times in a fresh process
+    of each tree, one after the other, so both see the same load."""
+    tmp = Path(tempfile.mkdtemp(prefix="meshctl-bench-render-"))
+    try:
+        base = tmp / "baseline"
+        base.mkdir()
+        archive = subprocess.run(["git", "archive", baseline, "meshctl"], cwd=ROOT, check=True,
+                                 capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(base)], input=archive, check=True)
+        mesh_file = tmp / "big.yaml"
+        mesh_file.write_text(text)
+        trees = {"this checkout": ROOT, f"baseline {baseline}": base}
+        times: dict[str, list[float]] = {name: [] for name in trees}
+        shape = None
+        for _ in range(3):
+            for name, tree in trees.items():
+                data = render_times(tree, mesh_file, runs)
+                times[name].extend(data["times"])
+                shape = (data["resources"], data["proxies"])
+        print(f"4. render 200 services, 600 workloads ({shape[0]} resources → {shape[1]} proxies), "
+              f"3 rounds of {runs} runs per tree, interleaved")
+        for name, t in times.items():
+            print(f"   {name:<24} model + translate: median {statistics.median(t):.3f} s   min {min(t):.3f} s   "
+                  f"max {max(t):.3f} s")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rate", type=float, default=500)
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--skip-wrk", action="store_true")
+    ap.add_argument("--only", choices=("latency", "bookinfo", "render"), action="append",
+                    help="run only these figures (repeatable; default: all)")
+    ap.add_argument("--baseline", metavar="REF",
+                    help="also render at git REF (e.g. main), interleaved with this checkout's render")
     args = ap.parse_args()
+    only = set(args.only or ("latency", "bookinfo", "render"))
     print(f"meshctl local mesh bench, Envoy {envoy.binary()}, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.1f} at start")
-    bench_latency(args.rate, args.seconds, not args.skip_wrk)
-    bench_bookinfo(args.runs)
-    bench_render(args.runs)
+    if "latency" in only:
+        bench_latency(args.rate, args.seconds, not args.skip_wrk)
+    if "bookinfo" in only:
+        bench_bookinfo(args.runs)
+    if "render" in only:
+        bench_render(args.runs, args.baseline)
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
 
 

@@ -1,12 +1,11 @@
 """`meshctl local`: a real Envoy mesh on this machine, driven by the same Istio files."""
 from __future__ import annotations
 
-import time
 from typing import Annotated, List, Optional
 
 import typer
 
-from meshctl.cli.common import OutputOpt, check_output, settings
+from meshctl.local.report import FORMATS, STATUS_FORMATS
 
 local_app = typer.Typer(
     name="local",
@@ -16,6 +15,9 @@ local_app = typer.Typer(
 
 StateOpt = Annotated[Optional[str], typer.Option(
     "--state-dir", metavar="DIR", help="Where the mesh keeps its state (default .meshctl/local, or $MESHCTL_LOCAL_STATE).")]
+FilesOpt = Annotated[Optional[List[str]], typer.Option("--filename", "-f", help="Files or directories of Istio resources (repeatable).")]
+RecursiveOpt = Annotated[bool, typer.Option("--recursive", "-R", help="Descend into subdirectories.")]
+WaitOpt = Annotated[str, typer.Option("--timeout", help="How long to wait for proxies to take the change.")]
 
 
 def register(app: typer.Typer) -> None:
@@ -36,94 +38,84 @@ def up_cmd(
     force: Annotated[bool, typer.Option("--force", help="Start even when analyze reports errors.")] = False,
     cert_lifetime: Annotated[str, typer.Option("--cert-lifetime", help="Lifetime of each proxy's certificate (rotated at half).")] = "1h",
     timeout: Annotated[str, typer.Option("--timeout", help="How long to wait for every proxy to be SYNCED.")] = "60s",
+    output_format: FORMATS.option() = None,
 ) -> None:
     """Start the mesh DIR describes; returns when every proxy is ready and SYNCED.
 
     Runs 'meshctl analyze' first and refuses (exit 1) on Error findings unless --force.
     """
+    import sys
+
     from meshctl.analysis import report as areport
+    from meshctl.cli.session import Session
     from meshctl.durations import parse as parse_duration
     from meshctl.errors import CheckFailed
-    from meshctl.local import mesh, report
+    from meshctl.local import mesh, pipeline, report
 
+    session = Session.of(ctx)
+    fmt = session.output(FORMATS, output_format)
     lifetime = parse_duration(cert_lifetime, "--cert-lifetime")
     wait = parse_duration(timeout, "--timeout")
-    result = mesh.preflight([directory])
-    if result.messages:
-        areport.write(result, "text")
-    if result.failed and not force:
+    findings = pipeline.preflight([directory])
+    if findings.messages:  # beside a machine-readable result, on stderr
+        areport.write(findings, "text", sys.stdout if fmt == "text" else sys.stderr)
+    if findings.failed and not force:
         raise CheckFailed(f"analyze found errors in {directory}; the mesh was not started",
                           hint="fix them, or start anyway with --force")
-    show = report.progress()
+    show = report.progress(session.err.file)
     try:
-        up = mesh.up([directory], _state(state_dir), cert_lifetime=lifetime, timeout=wait, observer=show)
+        result = mesh.up([directory], _state(state_dir), cert_lifetime=lifetime, timeout=wait, observer=show)
     finally:
         show.done()
-    from meshctl import output
-
-    for w in up.warnings:
-        output.warn(w)
-    try:
-        up.status = mesh.status(_state(state_dir))
-    except Exception:  # the summary is a courtesy; the mesh is up
-        up.status = None
-    report.write_up(up)
+    report.write(result, fmt, session.out, session.err)
 
 
-def _load_files(files: List[str], recursive: bool):
+def _change(ctx: typer.Context, files: Optional[List[str]], recursive: bool, state_dir: Optional[str], timeout: str,
+            output_format: Optional[str], delete: bool) -> None:
+    from meshctl.cli.session import Session
+    from meshctl.durations import parse as parse_duration
     from meshctl.errors import InputError
-    from meshctl.local import mesh
+    from meshctl.local import mesh, pipeline, report
 
+    session = Session.of(ctx)
+    fmt = session.output(FORMATS, output_format)
     if not files:
         raise InputError("no files given", hint="pass -f FILE or -f DIR")
-    return mesh.load(files, recursive=recursive)
-
-
-def _change(files: Optional[List[str]], recursive: bool, state_dir: Optional[str], timeout: str, delete: bool) -> None:
-    from meshctl.durations import parse as parse_duration
-    from meshctl.local import mesh, report
-
-    resources = _load_files(files or [], recursive)
+    resources = pipeline.load(files, recursive=recursive)
     wait = parse_duration(timeout, "--timeout")
-    show = report.progress()
+    show = report.progress(session.err.file)
     try:
-        if delete:
-            result = mesh.change(_state(state_dir), remove=resources, timeout=wait, observer=show)
-        else:
-            result = mesh.change(_state(state_dir), add=resources, timeout=wait, observer=show)
+        change = {"remove" if delete else "add": resources}
+        result = mesh.change(_state(state_dir), timeout=wait, observer=show, **change)
     finally:
         show.done()
-    report.write_apply(result)
-
-
-FilesOpt = Annotated[Optional[List[str]], typer.Option("--filename", "-f", help="Files or directories of Istio resources (repeatable).")]
-RecursiveOpt = Annotated[bool, typer.Option("--recursive", "-R", help="Descend into subdirectories.")]
-WaitOpt = Annotated[str, typer.Option("--timeout", help="How long to wait for proxies to take the change.")]
+    report.write(result, fmt, session.out, session.err)
 
 
 @local_app.command("apply")
 def apply_cmd(ctx: typer.Context, files: FilesOpt = None, recursive: RecursiveOpt = False, state_dir: StateOpt = None,
-              timeout: WaitOpt = "30s") -> None:
+              timeout: WaitOpt = "30s", output_format: FORMATS.option() = None) -> None:
     """Change the running mesh (no proxy restarts). An update Envoy would reject is refused
     before anything is written (exit 2, naming the resource)."""
-    _change(files, recursive, state_dir, timeout, delete=False)
+    _change(ctx, files, recursive, state_dir, timeout, output_format, delete=False)
 
 
 @local_app.command("delete")
 def delete_cmd(ctx: typer.Context, files: FilesOpt = None, recursive: RecursiveOpt = False, state_dir: StateOpt = None,
-               timeout: WaitOpt = "30s") -> None:
+               timeout: WaitOpt = "30s", output_format: FORMATS.option() = None) -> None:
     """Remove resources from the running mesh (the same files you applied)."""
-    _change(files, recursive, state_dir, timeout, delete=True)
+    _change(ctx, files, recursive, state_dir, timeout, output_format, delete=True)
 
 
 @local_app.command("status")
-def status_cmd(ctx: typer.Context, state_dir: StateOpt = None, output_format: OutputOpt = None) -> None:
+def status_cmd(ctx: typer.Context, state_dir: StateOpt = None, output_format: STATUS_FORMATS.option() = None) -> None:
     """Every proxy (proxy-status's vocabulary), workload process and ingress address."""
+    from meshctl.cli.session import Session
     from meshctl.local import mesh, report
 
-    s = settings(ctx, output=output_format)
-    fmt = check_output(s.output, report.FORMATS, "table")
-    report.write_status(mesh.status(_state(state_dir)), fmt)
+    session = Session.of(ctx)
+    fmt = session.output(STATUS_FORMATS, output_format)
+    report.write(mesh.status(_state(state_dir)), fmt, session.out, session.err)
 
 
 @local_app.command("logs")
@@ -145,39 +137,20 @@ def logs_cmd(
     if app and envoy_log:
         raise InputError("--app and --envoy exclude each other")
     path = mesh.log_path(_state(state_dir), name, "app" if app else "envoy" if envoy_log else "access")
-    try:
-        fh = open(path, "rb")
-    except FileNotFoundError:
-        if not follow:
-            return
-        fh = None
-    if fh is not None:
-        data = fh.read()
-        if tail is not None:
-            data = b"".join(data.splitlines(keepends=True)[-tail:]) if tail > 0 else b""
-        sys.stdout.buffer.write(data)
+    for chunk in mesh.read_log(path, tail=tail, follow=follow):
+        sys.stdout.buffer.write(chunk)
         sys.stdout.flush()
-    while follow:
-        if fh is None:
-            try:
-                fh = open(path, "rb")
-            except FileNotFoundError:
-                time.sleep(0.2)
-                continue
-        chunk = fh.read()
-        if chunk:
-            sys.stdout.buffer.write(chunk)
-            sys.stdout.flush()
-        else:
-            time.sleep(0.2)
 
 
 @local_app.command("down")
-def down_cmd(ctx: typer.Context, state_dir: StateOpt = None) -> None:
+def down_cmd(ctx: typer.Context, state_dir: StateOpt = None, output_format: FORMATS.option() = None) -> None:
     """Stop every process the mesh started (by PID) and remove its state; a no-op when none runs."""
+    from meshctl.cli.session import Session
     from meshctl.local import mesh, report
 
-    report.write_down(mesh.down(_state(state_dir)))
+    session = Session.of(ctx)
+    fmt = session.output(FORMATS, output_format)
+    report.write(mesh.down(_state(state_dir)), fmt, session.out, session.err)
 
 
 # --- other commands on the local mesh (proxy-status, proxy-config, canary) ---------------------------

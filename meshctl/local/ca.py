@@ -16,6 +16,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from meshctl.files import write_atomic
+from meshctl.local.model import TRUST_DOMAIN
+
 DEFAULT_LIFETIME = 3600.0
 BACKDATE = _dt.timedelta(minutes=1)
 
@@ -52,7 +55,7 @@ class CA:
         return self.cert.public_bytes(serialization.Encoding.PEM).decode()
 
     @classmethod
-    def create(cls, trust_domain: str = "cluster.local") -> "CA":
+    def create(cls, trust_domain: str = TRUST_DOMAIN) -> "CA":
         from cryptography import x509
         from cryptography.hazmat.primitives import hashes
         from cryptography.hazmat.primitives.asymmetric import ec
@@ -89,9 +92,7 @@ class CA:
         key_pem = ca.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                        serialization.NoEncryption())
         _write_private(key_path, key_pem)
-        tmp = cert_path.with_suffix(".tmp")
-        tmp.write_text(ca.root_pem)
-        os.replace(tmp, cert_path)
+        write_atomic(str(cert_path), ca.root_pem)
         return ca
 
     def issue(self, spiffe_id: str, lifetime: float = DEFAULT_LIFETIME) -> Leaf:
@@ -144,22 +145,8 @@ def spiffe_ids(cert_pem: str) -> list[str]:
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
-
-
-# --- the SDS secrets a proxy reads ------------------------------------------------------------------
-
-SECRET_TYPE = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
-
-
-def cert_secret(leaf: Leaf) -> dict:
-    return {"@type": SECRET_TYPE, "name": "default", "tls_certificate": {
-        "certificate_chain": {"inline_string": leaf.cert_pem}, "private_key": {"inline_string": leaf.key_pem}}}
-
-
-def root_secret(ca: CA) -> dict:
-    return {"@type": SECRET_TYPE, "name": "ROOTCA", "validation_context": {"trusted_ca": {"inline_string": ca.root_pem}}}
+    """A key only its owner may read: the file is made 0600 first, and write_atomic keeps the
+    mode of the file it replaces."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    os.chmod(path, 0o600)
+    write_atomic(str(path), data)

@@ -18,12 +18,10 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-# The host and selector functions shared with the analyzers (one home for each concept; the
-# translator and authz take them from here).
+from meshctl import hosts
 from meshctl.errors import InputError
 from meshctl.resources import Resource, ResourceSet
-from meshctl import hosts
-from meshctl.selectors import label_map, matches
+from meshctl.selectors import LabelIndex, label_map
 
 COMMAND_ANNOTATION = "local.meshctl.io/command"
 ADDRESS_ANNOTATION = "local.meshctl.io/address"  # a Gateway's loopback address (else the first free one)
@@ -44,6 +42,18 @@ def spiffe(namespace: str, service_account: str) -> str:
     return f"spiffe://{TRUST_DOMAIN}/ns/{namespace}/sa/{service_account}"
 
 
+class Keyed:
+    """Workloads, gateways and their proxies are known as NAME.NAMESPACE (as proxy-status names
+    Istio's proxies)."""
+
+    name: str
+    namespace: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}.{self.namespace}"
+
+
 @dataclass
 class Port:
     number: int
@@ -57,7 +67,7 @@ class Port:
 
 
 @dataclass
-class Workload:
+class Workload(Keyed):
     name: str
     namespace: str
     address: str
@@ -66,10 +76,6 @@ class Workload:
     ports: dict                       # port name → workload port
     command: Optional[list] = None    # argv, from the annotation
     resource: Optional[Resource] = None
-
-    @property
-    def key(self) -> str:
-        return f"{self.name}.{self.namespace}"
 
     @property
     def identity(self) -> str:
@@ -95,24 +101,20 @@ class Service:
 
     @property
     def short(self) -> str:
-        return self.fqdn.split(".")[0]
+        return hosts.short_name(self.fqdn)
 
     def port(self, number: int) -> Optional[Port]:
         return next((p for p in self.ports if p.number == number), None)
 
 
 @dataclass
-class GatewayProxy:
+class GatewayProxy(Keyed):
     name: str
     namespace: str                    # the Gateway resource's namespace
     address: str
     labels: dict
     resource: Resource
     servers: list = field(default_factory=list)
-
-    @property
-    def key(self) -> str:
-        return f"{self.name}.{self.namespace}"
 
     @property
     def identity(self) -> str:
@@ -128,7 +130,7 @@ class Mesh:
     warnings: list = field(default_factory=list)
 
     def of_kind(self, kind: str) -> list[Resource]:
-        return sorted(self.resources.of_kind(kind), key=lambda r: (r.namespace or "", r.name))
+        return _by_name(self.resources.of_kind(kind))
 
 
 def _where(r: Resource, path=()) -> str:
@@ -181,15 +183,29 @@ def command_of(we: Resource) -> Optional[list]:
     return argv or None
 
 
+def _networking(resources: ResourceSet, kind: str) -> list[Resource]:
+    """The networking.istio.io objects of a kind, by namespace and name."""
+    return [r for r in _by_name(resources.of_kind(kind)) if r.group == "networking.istio.io"]
+
+
+def _by_name(resources) -> list[Resource]:
+    return sorted(resources, key=lambda r: (r.namespace or "", r.name))
+
+
 def build(resources: ResourceSet, gateway_addresses: Optional[dict] = None) -> Mesh:
     """Services, workloads and gateways of a resource set (InputError on unusable input).
     `gateway_addresses` keeps the addresses gateways already have (key → address)."""
     warnings: list[str] = []
+    used: dict[str, str] = {}  # address → NAMESPACE/NAME of the workload or gateway that has it
+    workloads = _workloads(resources, used)
+    services = _services(resources, workloads, warnings)
+    gateways = _gateways(resources, used, gateway_addresses or {})
+    return Mesh(resources, services, workloads, gateways, warnings)
+
+
+def _workloads(resources: ResourceSet, used: dict[str, str]) -> dict[str, Workload]:
     workloads: dict[str, Workload] = {}
-    used: dict[str, str] = {}
-    for we in sorted(resources.of_kind("WorkloadEntry"), key=lambda r: (r.namespace or "", r.name)):
-        if we.group != "networking.istio.io":
-            continue
+    for we in _networking(resources, "WorkloadEntry"):
         spec = we.spec
         ns = we.namespace or "default"
         address = _loopback(spec.get("address"), we, ("spec", "address"))
@@ -209,19 +225,17 @@ def build(resources: ResourceSet, gateway_addresses: Optional[dict] = None) -> M
         w = Workload(we.name, ns, address, label_map(spec.get("labels")), str(spec.get("serviceAccount") or "default"),
                      ports, command_of(we), we)
         workloads[w.key] = w
+    return workloads
 
-    by_label: dict[tuple[str, str, str], list[Workload]] = {}  # (namespace, key, value) → workloads
-    for w in workloads.values():
-        for k, v in w.labels.items():
-            by_label.setdefault((w.namespace, k, v), []).append(w)
+
+def _services(resources: ResourceSet, workloads: dict[str, Workload], warnings: list[str]) -> dict[str, Service]:
+    by_label = LabelIndex(workloads.values(), labels_of=lambda w: w.labels)
     services: dict[str, Service] = {}
-    for se in sorted(resources.of_kind("ServiceEntry"), key=lambda r: (r.namespace or "", r.name)):
-        if se.group != "networking.istio.io":
-            continue
+    for se in _networking(resources, "ServiceEntry"):
         spec = se.spec
         ns = se.namespace or "default"
         selector = label_map((spec.get("workloadSelector") or {}).get("labels")
-                           if isinstance(spec.get("workloadSelector"), dict) else None)
+                             if isinstance(spec.get("workloadSelector"), dict) else None)
         ports = _ports(se)
         static = []
         for i, ep in enumerate(spec.get("endpoints") or []):
@@ -232,8 +246,7 @@ def build(resources: ResourceSet, gateway_addresses: Optional[dict] = None) -> M
             except InputError:
                 warnings.append(f"{_where(se, ('spec', 'endpoints', i))}: endpoint {ep.get('address')} is not a "
                                 "loopback address; the local mesh leaves it out")
-        buckets = [by_label.get((ns, k, v), []) for k, v in selector.items()]
-        members = [w for w in min(buckets, key=len) if matches(w.labels, selector)] if buckets else []
+        members = by_label.select(selector, ns) if selector else []  # no selector: no workloads
         for host in spec.get("hosts") or []:
             if not isinstance(host, str) or host.startswith("*"):
                 continue
@@ -247,14 +260,14 @@ def build(resources: ResourceSet, gateway_addresses: Optional[dict] = None) -> M
             if not members and not static and str(spec.get("resolution") or "NONE").upper() != "STATIC":
                 warnings.append(f"{_where(se)}: {host} has no local endpoints (resolution "
                                 f"{spec.get('resolution') or 'NONE'}); requests to it answer 503")
+    return services
 
+
+def _gateways(resources: ResourceSet, used: dict[str, str], kept: dict[str, str]) -> dict[str, GatewayProxy]:
     gateways: dict[str, GatewayProxy] = {}
-    kept = dict(gateway_addresses or {})
     taken = {ipaddress.ip_address(a) for a in list(used) + list(kept.values())}
     free = (str(a) for a in GATEWAY_NET.hosts() if a not in taken)
-    for gw in sorted(resources.of_kind("Gateway"), key=lambda r: (r.namespace or "", r.name)):
-        if gw.group != "networking.istio.io":
-            continue
+    for gw in _networking(resources, "Gateway"):
         labels = label_map(gw.spec.get("selector")) or {"istio": "ingressgateway"}
         servers = [s for s in gw.spec.get("servers") or [] if isinstance(s, dict)]
         key = f"{gw.name}.{gw.namespace or 'default'}"
@@ -269,7 +282,7 @@ def build(resources: ResourceSet, gateway_addresses: Optional[dict] = None) -> M
             address = kept.get(key) or next(free)
         g = GatewayProxy(gw.name, gw.namespace or "default", address, labels, gw, servers)
         gateways[g.key] = g
-    return Mesh(resources, services, workloads, gateways, warnings)
+    return gateways
 
 
 def gateway_listen_port(number: int) -> int:

@@ -1,10 +1,15 @@
-"""What `meshctl local` prints: status tables and JSON, apply results, progress lines."""
+"""How `meshctl local` shows its results: up, apply and delete, status and down, each in text (a
+table for status), json and yaml (`write(result, fmt, out, err)`), and progress lines for the
+long operations (`progress`)."""
 from __future__ import annotations
 
 import sys
-from typing import TextIO
+from typing import Any, TextIO
 
-FORMATS = ("table", "json", "yaml")
+from meshctl.output import OutputFormats, emit_to
+
+FORMATS = OutputFormats(("text", "json", "yaml"), default="text")                    # up, apply, delete, down
+STATUS_FORMATS = OutputFormats(("table", "json", "yaml"), default="table", aliases=(("text", "table"),))
 
 
 def progress(stream: TextIO | None = None):
@@ -31,61 +36,35 @@ def progress(stream: TextIO | None = None):
     return show
 
 
-def status_json(data: dict) -> dict:
-    """The documented shape: {"proxies": [...], "ingress": [...]} (+ workloads, stateDir, running)."""
-    return data
+def write(result: Any, fmt: str, out, err) -> None:
+    """An UpResult, ApplyResult (apply or delete), status (mesh.status's dict) or DownResult in
+    `fmt`: results on `out` (rich consoles), warnings on `err`."""
+    from meshctl.local.mesh import ApplyResult, DownResult, UpResult  # the command line loads this module early
 
-
-def write_status(data: dict, fmt: str, out: TextIO | None = None) -> None:
-    from meshctl import output
-
-    out = out or sys.stdout
+    if isinstance(result, UpResult):
+        for w in result.warnings:
+            _line(err, f"warning: {w}")
     if fmt in ("json", "yaml"):
-        output.emit(status_json(data), fmt, out)
+        emit_to(out, result if isinstance(result, dict) else result.to_dict(), fmt)
         return
-    rows = [["NAME", "KIND", "STATUS", "ADMIN", "INBOUND", "RESTARTS", "REASON"]]
-    for p in data["proxies"]:
-        rows.append([f"{p['name']}.{p['namespace']}", p["kind"], p["status"], p["admin"], p.get("inbound") or "-",
-                     str(p.get("restarts") or 0), "; ".join(p.get("reasons") or [])[:80]])
-    _table(rows, out)
-    if data.get("workloads"):
-        out.write("\n")
-        rows = [["WORKLOAD", "ADDRESS", "STATUS", "PID", "RESTARTS", "LAST EXIT"]]
-        for w in data["workloads"]:
-            rows.append([f"{w['name']}.{w['namespace']}", w["address"], w["status"], str(w.get("pid") or "-"),
-                         str(w.get("restarts") or 0), "-" if w.get("lastExit") is None else str(w["lastExit"])])
-        _table(rows, out)
-    if data.get("ingress"):
-        out.write("\n")
-        rows = [["GATEWAY", "PORT", "ADDRESS"]]
-        for i in data["ingress"]:
-            rows.append([i["gateway"], str(i["port"]), i["address"]])
-        _table(rows, out)
-    if not data.get("running"):
-        out.write("\nthe supervisor is not running: proxies are not restarted and certificates not rotated\n")
-    out.flush()
+    text = {UpResult: _up_text, ApplyResult: _apply_text, DownResult: _down_text, dict: _status_table}
+    text[type(result)](result, out)
 
 
-def _table(rows: list[list[str]], out: TextIO) -> None:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        out.write("  ".join(c.ljust(widths[i]) for i, c in enumerate(r)).rstrip() + "\n")
+def _line(console, text: str = "") -> None:
+    console.print(text, markup=False, highlight=False, emoji=False)
 
 
-def write_up(result, out: TextIO | None = None) -> None:
-    out = out or sys.stdout
-    out.write(f"✔ local mesh up in {result.seconds:.1f}s: {result.proxies} proxies SYNCED, "
-              f"{result.workloads} workloads running (state: {result.state_dir})\n")
-    if result.status:
-        for i in result.status.get("ingress", []):
-            out.write(f"  ingress {i['gateway']} port {i['port']}: http://{i['address']}/\n")
-    out.flush()
+def _up_text(result, out) -> None:
+    _line(out, f"✔ local mesh up in {result.seconds:.1f}s: {result.proxies} proxies SYNCED, "
+               f"{result.workloads} workloads running (state: {result.state_dir})")
+    for i in result.ingress:
+        _line(out, f"  ingress {i['gateway']} port {i['port']}: http://{i['address']}/")
 
 
-def write_apply(result, out: TextIO | None = None) -> None:
-    out = out or sys.stdout
+def _apply_text(result, out) -> None:
     for origin, verb in result.changes:
-        out.write(f"{origin} {verb}\n")
+        _line(out, f"{origin} {verb}")
     parts = []
     if result.proxies_updated:
         parts.append(f"{len(result.proxies_updated)} proxies updated")
@@ -94,14 +73,41 @@ def write_apply(result, out: TextIO | None = None) -> None:
     if result.proxies_stopped:
         parts.append(f"stopped {', '.join(result.proxies_stopped)}")
     if parts:
-        out.write(f"✔ {'; '.join(parts)}\n")
-    out.flush()
+        _line(out, f"✔ {'; '.join(parts)}")
 
 
-def write_down(result, out: TextIO | None = None) -> None:
-    out = out or sys.stdout
+def _down_text(result, out) -> None:
     if not result.was_running and not result.stopped:
-        out.write(f"no local mesh running in {result.state_dir}: nothing to stop\n")
+        _line(out, f"no local mesh running in {result.state_dir}: nothing to stop")
     else:
-        out.write(f"✔ stopped {result.stopped} processes and removed {result.state_dir}\n")
-    out.flush()
+        _line(out, f"✔ stopped {result.stopped} processes and removed {result.state_dir}")
+
+
+def _status_table(data: dict, out) -> None:
+    rows = [["NAME", "KIND", "STATUS", "ADMIN", "INBOUND", "RESTARTS", "REASON"]]
+    for p in data["proxies"]:
+        rows.append([f"{p['name']}.{p['namespace']}", p["kind"], p["status"], p["admin"], p.get("inbound") or "-",
+                     str(p.get("restarts") or 0), "; ".join(p.get("reasons") or [])[:80]])
+    _table(rows, out)
+    if data.get("workloads"):
+        _line(out)
+        rows = [["WORKLOAD", "ADDRESS", "STATUS", "PID", "RESTARTS", "LAST EXIT"]]
+        for w in data["workloads"]:
+            rows.append([f"{w['name']}.{w['namespace']}", w["address"], w["status"], str(w.get("pid") or "-"),
+                         str(w.get("restarts") or 0), "-" if w.get("lastExit") is None else str(w["lastExit"])])
+        _table(rows, out)
+    if data.get("ingress"):
+        _line(out)
+        rows = [["GATEWAY", "PORT", "ADDRESS"]]
+        for i in data["ingress"]:
+            rows.append([i["gateway"], str(i["port"]), i["address"]])
+        _table(rows, out)
+    if not data.get("running"):
+        _line(out)
+        _line(out, "the supervisor is not running: proxies are not restarted and certificates not rotated")
+
+
+def _table(rows: list[list[str]], out) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        _line(out, "  ".join(c.ljust(widths[i]) for i, c in enumerate(r)).rstrip())

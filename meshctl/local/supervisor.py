@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Optional
 
 from meshctl.local import ca as mesh_ca
-from meshctl.local.state import State, start_time, write_json
+from meshctl.local.translate import xds
+from meshctl.local.state import State, publish, read_json, start_time, write_json
 
 TICK = 0.1
 MAX_RESTARTS = 5
@@ -192,15 +193,13 @@ class Supervisor:
             if self.ca is None:
                 self.ca = mesh_ca.CA.load_or_create(self.state.ca_dir)
             leaf = self.ca.issue(identity, self.lifetime)
-            write_json(path, {"version_info": str(leaf.serial), "resources": [mesh_ca.cert_secret(leaf)]})
+            publish(path, xds.certificate_file(leaf))
             self.leaves[child.name] = leaf
             _log(self.state, f"{child.name}: certificate rotated (serial {leaf.serial:x}, until "
                              f"{leaf.not_after:%H:%M:%S})")
 
     @staticmethod
     def _read_leaf(path: Path) -> Optional[mesh_ca.Leaf]:
-        from meshctl.local.state import read_json
-
         data = read_json(path)
         try:
             tls = data["resources"][0]["tls_certificate"]

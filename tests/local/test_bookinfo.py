@@ -289,6 +289,28 @@ def test_down_stops_every_process_and_a_second_down_is_a_no_op(cli, tmp_path):
     assert r.exit_code == 0 and "nothing to stop" in r.stdout
 
 
+def test_up_apply_and_down_answer_in_json_for_scripts(cli, tmp_path):
+    d = small_mesh(tmp_path / "json")
+    state_dir = str(tmp_path / "state")
+    r = cli("local", "up", str(d), "--state-dir", state_dir, "-o", "json")
+    try:
+        assert r.exit_code == 0, r
+        up = json.loads(r.stdout)  # progress stays on stderr
+        assert (up["proxies"], up["workloads"], up["stateDir"]) == (3, 1, str(Path(state_dir).absolute()))
+        assert up["ingress"] == [{"gateway": "default/mini-gateway", "port": 8080,
+                                  "address": up["ingress"][0]["address"]}]
+        r = cli("local", "apply", "-f", str(d), "--state-dir", state_dir, "-o", "yaml")
+        assert r.exit_code == 0, r
+        import yaml
+
+        applied = yaml.safe_load(r.stdout)
+        assert {c["result"] for c in applied["changes"]} == {"unchanged"} and applied["proxiesUpdated"] == []
+    finally:
+        r = cli("local", "down", "--state-dir", state_dir, "-o", "json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["wasRunning"] is True
+    assert json.loads(r.stdout)["stopped"] == 4  # 3 proxies and the echo app
+
+
 def test_up_over_a_state_whose_processes_died_cleans_up_and_starts_again(cli, tmp_path):
     d = small_mesh(tmp_path / "again")
     state_dir = str(tmp_path / "state")

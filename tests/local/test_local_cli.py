@@ -81,3 +81,24 @@ spec:
     assert r.exit_code == 2, r
     assert "error: VirtualService default/r (" in r.stderr and "vs.yaml:14" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_a_state_directory_that_cannot_be_made_is_an_input_error(cli, tmp_path):
+    from tests.local.harness import next_net, workload, write
+
+    (tmp_path / "file").write_text("not a directory")
+    mesh = write(tmp_path / "m", "mesh.yaml", workload("lonely", f"127.{next_net()}.0.9", None, command=False))
+    r = cli("local", "up", str(mesh), "--state-dir", str(tmp_path / "file" / "state"))
+    assert r.exit_code == 2, r
+    assert f"error: {tmp_path / 'file' / 'state'}: cannot create the state directory: Not a directory\n" in r.stderr
+    assert "internal error" not in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("command,listed", [("up", "text (default), json, yaml"), ("apply", "text (default), json, yaml"),
+                                            ("delete", "text (default), json, yaml"), ("down", "text (default), json, yaml"),
+                                            ("status", "table (default), json, yaml")])
+def test_output_formats_are_listed_and_checked(cli, tmp_path, command, listed):
+    r = cli("local", command, "--help", env={"COLUMNS": "200"})
+    assert r.exit_code == 0 and listed in r.stdout
+    r = cli("local", command, *(["DIR"] if command == "up" else []), "-o", "xml", "--state-dir", str(tmp_path / "s"))
+    assert r.exit_code == 2 and "unknown output format 'xml'" in r.stderr

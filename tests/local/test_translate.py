@@ -10,7 +10,8 @@ import pytest
 
 from meshctl.errors import InputError
 from meshctl.loader import load_text
-from meshctl.local import authz, ca, mesh, model, translate
+from meshctl.local import ca, model, pipeline, translate
+from meshctl.local.translate import authz, xds
 from meshctl.resources import ResourceSet
 from tests.local.harness import ROOT
 
@@ -193,8 +194,8 @@ def _mesh(text: str, source: str = "mesh.yaml"):
 
 
 def _bookinfo(*extra: Path):
-    resources = mesh.load([str(EXAMPLE)] + [str(p) for p in extra])
-    return mesh.render(resources)
+    resources = pipeline.load([str(EXAMPLE)] + [str(p) for p in extra])
+    return pipeline.render(resources)
 
 
 def clusters(cfg) -> dict:
@@ -276,6 +277,53 @@ def test_virtual_service_features_become_envoy_routes():
     # no port on the destination of a two-port service: the port the request came to
     assert on_9090[:2] == ["outbound|9090|v2|web.shop.svc.cluster.local"] * 2
     assert on_9090[2] == "outbound|9090|v1|web.shop.svc.cluster.local"
+
+
+SOURCE_LABELS = """\
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ratings, namespace: default}
+spec:
+  hosts: [ratings.default.svc.cluster.local]
+  ports: [{number: 9080, name: http, protocol: HTTP}]
+  resolution: STATIC
+  workloadSelector: {labels: {app: ratings}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: ratings-v1, namespace: default}
+spec: {address: 127.0.9.1, labels: {app: ratings, version: v1}, serviceAccount: ratings}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: reviews-v2, namespace: default}
+spec: {address: 127.0.9.2, labels: {app: reviews, version: v2}, serviceAccount: reviews}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: reviews-v3, namespace: default}
+spec: {address: 127.0.9.3, labels: {app: reviews, version: v3}, serviceAccount: reviews}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ratings, namespace: default}
+spec:
+  hosts: [ratings]
+  http:
+  - match: [{sourceLabels: {app: reviews, version: v2}}]
+    fault: {abort: {httpStatus: 500, percentage: {value: 100}}}
+    route: [{destination: {host: ratings}}]
+  - route: [{destination: {host: ratings}}]
+"""
+
+
+def test_source_labels_match_only_the_workloads_they_name():
+    _, configs = _mesh(SOURCE_LABELS)
+    faulty = routes(configs["reviews-v2.default"])["ratings.default.svc.cluster.local:9080"]["routes"]
+    assert len(faulty) == 2
+    assert faulty[0]["typed_per_filter_config"]["envoy.filters.http.fault"]["abort"]["http_status"] == 500
+    plain = routes(configs["reviews-v3.default"])["ratings.default.svc.cluster.local:9080"]["routes"]
+    assert len(plain) == 1 and "typed_per_filter_config" not in plain[0]
 
 
 def test_destination_rule_policies_become_cluster_settings():
@@ -361,8 +409,8 @@ def test_gateway_routes_and_telemetry():
 
 
 def test_durations():
-    assert translate.duration("1m30s") == "90s" and translate.duration("250ms") == "0.25s"
-    assert translate.duration("0s") == "0s" and translate.duration("bogus") is None
+    assert xds.duration("1m30s") == "90s" and xds.duration("250ms") == "0.25s"
+    assert xds.duration("0s") == "0s" and xds.duration("bogus") is None
 
 
 # --- the model refuses what cannot run locally -----------------------------------------------------
@@ -429,7 +477,7 @@ def test_bookinfo_and_kitchen_sink_pass_envoy_validate(envoy_present):
     _, configs = _bookinfo()
     _, more = _mesh(KITCHEN_SINK)
     configs.update(more)
-    errors = mesh.validate(configs)
+    errors = pipeline.validate(configs)
     assert errors and not any(errors.values()), {k: v for k, v in errors.items() if v}
 
 
@@ -439,12 +487,12 @@ def test_each_istio_networking_sample_on_bookinfo_passes_envoy_validate(envoy_pr
     assert len(samples) >= 20
     for sample in samples:
         _, configs = _bookinfo(sample)
-        errors = mesh.validate(configs)
+        errors = pipeline.validate(configs)
         assert not any(errors.values()), (sample.name, {k: v for k, v in errors.items() if v})
 
 
 @pytest.mark.envoy
 def test_validate_reports_what_envoy_rejects(envoy_present):
     _, configs = _mesh(KITCHEN_SINK.replace('uri: {regex: "/img/.*"}', 'uri: {regex: "/img/(.*"}'))
-    errors = mesh.validate({"cli.other": configs["cli.other"]})
+    errors = pipeline.validate({"cli.other": configs["cli.other"]})
     assert errors["cli.other"] and "/img/(.*" in errors["cli.other"] and "meshctl-validate" not in errors["cli.other"]

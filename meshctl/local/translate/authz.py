@@ -19,18 +19,20 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from meshctl.local.model import ROOT_NAMESPACE
+from meshctl.local.translate.xds import RBAC_TYPE
 from meshctl.resources import Resource
 from meshctl.selectors import label_map, matches
 
-RBAC_TYPE = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC"
 MODES = ("STRICT", "PERMISSIVE", "DISABLE")
 
 
-# --- PeerAuthentication ------------------------------------------------------------------------
+# --- which policies apply to a workload ---------------------------------------------------------
 
-def _selects(r: Resource, namespace: str, labels: dict) -> Optional[int]:
-    """How specifically a namespaced policy applies to a workload: 2 selector, 1 namespace,
-    0 root namespace; None when it does not apply."""
+def scope(r: Resource, namespace: str, labels: dict) -> Optional[int]:
+    """How specifically a policy (PeerAuthentication, AuthorizationPolicy, Telemetry: namespaced,
+    with an optional `selector.matchLabels`) applies to a workload of `namespace` with `labels`:
+    2 by its selector, 1 by its namespace, 0 mesh-wide (the root namespace, no selector); None
+    when it does not apply."""
     sel = r.spec.get("selector")
     match = label_map(sel.get("matchLabels")) if isinstance(sel, dict) else {}
     if r.namespace == namespace:
@@ -39,9 +41,10 @@ def _selects(r: Resource, namespace: str, labels: dict) -> Optional[int]:
         return 1
     if r.namespace == ROOT_NAMESPACE and not match:
         return 0
-    if r.namespace == ROOT_NAMESPACE and match and namespace == ROOT_NAMESPACE:
-        return 2 if matches(labels, match) else None
     return None
+
+
+# --- PeerAuthentication ------------------------------------------------------------------------
 
 
 def mtls_mode(policies: list[Resource], namespace: str, labels: dict) -> str:
@@ -49,7 +52,7 @@ def mtls_mode(policies: list[Resource], namespace: str, labels: dict) -> str:
     (root namespace), else PERMISSIVE; UNSET inherits from the next level."""
     ranked: dict[int, str] = {}
     for r in policies:
-        level = _selects(r, namespace, labels)
+        level = scope(r, namespace, labels)
         if level is None:
             continue
         mode = str(((r.spec.get("mtls") or {}) if isinstance(r.spec.get("mtls"), dict) else {}).get("mode") or "UNSET").upper()
@@ -242,17 +245,7 @@ def rule_policy(rule: dict) -> dict:
 
 
 def applicable(policies: list[Resource], namespace: str, labels: dict) -> list[Resource]:
-    out = []
-    for r in policies:
-        if r.group != "security.istio.io":
-            continue
-        sel = r.spec.get("selector")
-        match = label_map(sel.get("matchLabels")) if isinstance(sel, dict) else {}
-        if r.namespace == ROOT_NAMESPACE and not match:
-            out.append(r)
-        elif r.namespace == namespace and (not match or matches(labels, match)):
-            out.append(r)
-    return out
+    return [r for r in policies if r.group == "security.istio.io" and scope(r, namespace, labels) is not None]
 
 
 def rbac_filters(policies: list[Resource], namespace: str, labels: dict) -> list[dict]:

@@ -20,11 +20,12 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
-from dataclasses import dataclass, field
 from typing import Any, Optional
 from urllib.parse import urlencode
 
 from meshctl.errors import InputError, ProxyError
+from meshctl.proxy.parse import (BUILD_INFO_MASK, Histogram, build_info_from_dump,  # noqa: F401 - re-exported
+                                 build_info_from_server_info, parse_stats)
 
 ADMIN_PORT = 15000
 DEFAULT_TIMEOUT = 3.0
@@ -292,27 +293,14 @@ class AdminClient:
          "dynamic": bool, "stats_filtered": bool}. /server_info carries the node's list of every
         compiled-in extension (≈120 KB a proxy); a field-masked /config_dump answers in a few
         hundred bytes. Falls back to /server_info when the proxy does not support the mask."""
-        mask = ("bootstrap.node.user_agent_build_version,bootstrap.node.metadata,bootstrap.node.id,"
-                "bootstrap.dynamic_resources,bootstrap.stats_config.stats_matcher")
         try:
-            dump = await self.get_json(address, "/config_dump", {"mask": mask})
-            boot = dump["configs"][0]["bootstrap"]
-            node = boot["node"]
-            build = node["user_agent_build_version"]
-            v = build.get("version") or {}
-            dyn = boot.get("dynamic_resources") or {}
-            grpc = ((dyn.get("ads_config") or {}).get("grpc_services") or [{}])[0]
-            return {"version": f"{v.get('major_number', 0)}.{v.get('minor_number', 0)}.{v.get('patch', 0)}",
-                    "revision": (build.get("metadata") or {}).get("revision.sha"),
-                    "node_id": node.get("id"), "metadata": node.get("metadata") or {},
-                    "ads_cluster": (grpc.get("envoy_grpc") or {}).get("cluster_name"),
-                    "dynamic": bool(dyn), "stats_filtered": bool((boot.get("stats_config") or {}).get("stats_matcher"))}
+            return build_info_from_dump(await self.get_json(address, "/config_dump", {"mask": BUILD_INFO_MASK}))
         except AdminUnreachable as e:
             if not e.reason.startswith("HTTP 4"):
                 raise
         except (KeyError, IndexError, TypeError, AttributeError):
             pass
-        return info_from_server_info(await self.server_info(address))
+        return build_info_from_server_info(await self.server_info(address))
 
     async def ready(self, address: str) -> tuple[bool, str]:
         """(ready, state): /ready answers 200 "LIVE" when ready, 503 with the state otherwise."""
@@ -362,73 +350,7 @@ class AdminClient:
         return response.text
 
 
-def info_from_server_info(server_info: dict) -> dict:
-    """build_info's shape from /server_info ('sha/1.40.0/Clean/RELEASE/BoringSSL')."""
-    parts = str(server_info.get("version", "")).split("/")
-    node = server_info.get("node") or {}
-    return {"version": parts[1] if len(parts) > 1 else parts[0] or None, "revision": parts[0] or None,
-            "node_id": node.get("id"), "metadata": node.get("metadata") or {}, "state": server_info.get("state")}
-
-
-# --- /stats parsing ------------------------------------------------------------------------
-
-
-@dataclass
-class Histogram:
-    """One Envoy histogram from /stats?format=json.
-
-    quantiles: {"p50": value, "p99": value, ...} cumulative since start (None when no samples);
-    interval: the same for the last flush interval;
-    buckets: [(upper_bound, cumulative_count), ...] when asked with histogram_buckets=True.
-    Values are in the histogram's unit (milliseconds for *_time / *_ms).
-    """
-
-    name: str
-    quantiles: dict = field(default_factory=dict)
-    interval: dict = field(default_factory=dict)
-    buckets: list = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        out: dict = {"quantiles": self.quantiles, "interval": self.interval}
-        if self.buckets:
-            out["buckets"] = [{"le": le, "count": n} for le, n in self.buckets]
-        return out
-
-
-def _qname(q: float) -> str:
-    return "p" + (f"{q:g}")
-
-
-def parse_stats(data: Any) -> dict:
-    """Flatten Envoy's JSON stats into {name: number | str | Histogram}.
-
-    Counters and gauges become ints, text readouts (e.g. version_text) stay strings.
-    """
-    if not isinstance(data, dict) or not isinstance(data.get("stats"), list):
-        raise ValueError("not Envoy stats JSON")
-    out: dict = {}
-    for item in data["stats"]:
-        if "histograms" in item:
-            h = item["histograms"]
-            if isinstance(h, dict):  # quantile form
-                names = [_qname(q) for q in h.get("supported_quantiles", [])]
-                for entry in h.get("computed_quantiles", []):
-                    hist = Histogram(entry["name"])
-                    for qn, v in zip(names, entry.get("values", [])):
-                        hist.quantiles[qn] = v.get("cumulative")
-                        hist.interval[qn] = v.get("interval")
-                    out[hist.name] = hist
-            elif isinstance(h, list):  # bucket form
-                for entry in h:
-                    hist = Histogram(entry["name"])
-                    hist.buckets = [(b.get("upper_bound"), b.get("cumulative", 0)) for b in entry.get("buckets", [])]
-                    out[hist.name] = hist
-            continue
-        name = item.get("name")
-        if name is None:
-            continue
-        out[name] = item.get("value", 0)
-    return out
+info_from_server_info = build_info_from_server_info  # the name callers know
 
 
 async def fetch_stats(address: str, filter: Optional[str] = None, *, timeout: float = DEFAULT_TIMEOUT,

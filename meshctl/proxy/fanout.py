@@ -1,0 +1,129 @@
+"""Fan-out stage of proxy-status: probe many proxies at once, each through its admin interface.
+
+At most `concurrency` admin requests are in flight, each bounded by `timeout`. Three requests a
+proxy, one after the other on one kept-alive connection; a pod is reached through a port-forward
+(one API-server stream).
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Callable, Iterable, Optional
+
+from meshctl.errors import MeshctlError
+from meshctl.proxy.admin import ADMIN_PORT, DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, AdminClient, AdminUnreachable
+from meshctl.proxy.parse import as_int, ready_from_stats, stats_filter
+from meshctl.proxy.status import ProxyStatus, ProxyTarget, summarize, summarize_ztunnel, unreachable
+
+Forwarder = Callable[[ProxyTarget], Any]  # returns a context manager yielding a local port
+
+async def _read_all(admin: AdminClient, address: str):
+    """(info, stats, certs): build info and stats raise AdminUnreachable; certs is returned as
+    the exception when it alone fails."""
+    info = await admin.build_info(address)
+    stats = await admin.stats(address, stats_filter(info.get("ads_cluster")))
+    try:
+        certs = await admin.certs(address)
+    except AdminUnreachable as e:
+        certs = e
+    return info, stats, certs
+
+
+async def probe(admin: AdminClient, target: ProxyTarget, address: str) -> ProxyStatus:
+    """Read one proxy's admin endpoints and summarize them."""
+    if target.kind == "ztunnel":
+        try:
+            dump = await admin.get_json(address, "/config_dump")
+        except AdminUnreachable as e:
+            return unreachable(target, e.reason)
+        return summarize_ztunnel(target, dump if isinstance(dump, dict) else {})
+    # Readiness (server.state) and endpoint counts (membership gauges) come in the /stats answer.
+    try:
+        info, stats, certs = await _read_all(admin, address)
+    except AdminUnreachable as e:
+        return unreachable(target, e.reason)
+    partial = []
+    ready = ready_from_stats(stats)
+    if ready is None:
+        try:
+            ready = await admin.ready(address)
+        except AdminUnreachable as e:
+            partial.append(f"/ready: {e.reason}")
+            ready = (False, "")
+    if isinstance(certs, AdminUnreachable):
+        partial.append(f"/certs: {certs.reason}")
+        certs = {}
+    elif not isinstance(certs, dict):
+        partial.append("/certs: answer is not Envoy's certificate list")
+        certs = {}
+    listeners_dump = None
+    if as_int(stats.get("listener_manager.lds.update_rejected")):
+        try:
+            listeners_dump = await admin.config_dump(address, resource="dynamic_listeners")
+        except AdminUnreachable as e:
+            partial.append(f"/config_dump: {e.reason}")
+    st = summarize(target, info, ready, stats, certs, None, listeners_dump)
+    if partial:
+        st.reasons.extend(f"could not read {p}" for p in partial)
+        st.healthy = False
+    return st
+
+
+async def collect(targets: Iterable[ProxyTarget], timeout: float = DEFAULT_TIMEOUT,
+                  concurrency: int = DEFAULT_CONCURRENCY, forward: Optional[Forwarder] = None) -> list[ProxyStatus]:
+    """Probe every target (at most `concurrency` requests in flight, each bounded by `timeout`);
+    one row per target, in order. `forward` opens a port-forward to a pod target."""
+    targets = list(targets)
+    if concurrency < 1:
+        from meshctl.errors import InputError
+
+        raise InputError("--concurrency must be at least 1")
+    pool = None
+    if forward is not None and any(t.address is None and not t.problem for t in targets):
+        from concurrent.futures import ThreadPoolExecutor
+
+        # opening a port-forward blocks (API server round trips): enough threads to keep
+        # --concurrency of them going, not the default executor's handful
+        pool = ThreadPoolExecutor(max_workers=min(concurrency, 32), thread_name_prefix="port-forward")
+    try:
+        async with AdminClient(timeout=timeout, concurrency=concurrency) as admin:
+            forwards = asyncio.Semaphore(concurrency)
+
+            async def one(t: ProxyTarget) -> ProxyStatus:
+                if t.problem:
+                    return unreachable(t, t.problem)
+                if t.address:
+                    try:
+                        return await probe(admin, t, t.address)
+                    finally:
+                        await admin.release(t.address)
+                if forward is None:
+                    return unreachable(t, "no admin address")
+                async with forwards:
+                    return await _forwarded(admin, t, forward, pool)
+
+            return list(await asyncio.gather(*(one(t) for t in targets)))
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=False)
+
+
+async def _forwarded(admin: AdminClient, t: ProxyTarget, forward: Forwarder, pool) -> ProxyStatus:
+    loop = asyncio.get_running_loop()
+    try:
+        cm = forward(t)
+        port = await loop.run_in_executor(pool, cm.__enter__)
+    except MeshctlError as e:
+        return unreachable(t, f"port-forward to {t.pod}:{ADMIN_PORT} failed: {e.message}")
+    local = f"127.0.0.1:{port}"
+    try:
+        st = await probe(admin, t, local)
+        st.address = f"{t.pod}.{t.namespace}:{ADMIN_PORT}"
+        return st
+    finally:
+        await admin.release(local)
+        await loop.run_in_executor(pool, cm.__exit__, None, None, None)
+
+
+def run(targets: Iterable[ProxyTarget], timeout: float = DEFAULT_TIMEOUT, concurrency: int = DEFAULT_CONCURRENCY,
+        forward: Optional[Forwarder] = None) -> list[ProxyStatus]:
+    return asyncio.run(collect(targets, timeout, concurrency, forward))

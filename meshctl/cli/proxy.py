@@ -13,6 +13,7 @@ import typer
 
 from meshctl.cli.common import ContextOpt, KubeconfigOpt, NamespaceOpt
 from meshctl.cli.local import LocalOpt, StateOpt, use_local
+from meshctl.proxy.admin import DEFAULT_CONCURRENCY
 from meshctl.proxy.report import CONFIG_FORMATS, STATUS_FORMATS
 
 AdminOpt = Annotated[Optional[List[str]], typer.Option(
@@ -39,8 +40,9 @@ def proxy_status(
     all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A", help="Proxies in all namespaces.")] = False,
     namespace: NamespaceOpt = None,
     output_format: STATUS_FORMATS.option() = None,
-    concurrency: Annotated[int, typer.Option("--concurrency", min=1,
-                                             help="Admin requests in flight at most.")] = 64,
+    concurrency: Annotated[int, typer.Option(
+        "--concurrency", min=1, help="Proxies probed at once, each over one connection (a port-forward for a "
+                                     "pod).")] = DEFAULT_CONCURRENCY,
     timeout: TimeoutOpt = "3s",
     fail_on_unhealthy: Annotated[bool, typer.Option(
         "--fail-on-unhealthy", help="Exit 1 when a proxy is not SYNCED/STATIC or has an expired certificate.")] = False,

@@ -1,8 +1,10 @@
 """Fan-out stage of proxy-status: probe many proxies at once, each through its admin interface.
 
-At most `concurrency` admin requests are in flight, each bounded by `timeout`. Three requests a
-proxy, one after the other on one kept-alive connection; a pod is reached through a port-forward
-(one API-server stream).
+At most `concurrency` proxies are probed at a time, each over one kept-alive connection (a pod's
+through its port-forward: one API-server stream), its three reads (build info, stats,
+certificates) one after the other, each bounded by `timeout`. Reads in parallel on
+three connections were measured (bench/proxy_status.py): they need more CPU for the same number
+of connections in flight, and each connection is a TCP handshake more.
 """
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ from meshctl.proxy.parse import as_int, ready_from_stats, stats_filter
 from meshctl.proxy.status import ProxyStatus, ProxyTarget, summarize, summarize_ztunnel, unreachable
 
 Forwarder = Callable[[ProxyTarget], Any]  # returns a context manager yielding a local port
+Route = Callable[[str], Any]  # AdminClient's route: address → where its requests go
+
 
 async def _read_all(admin: AdminClient, address: str):
     """(info, stats, certs): build info and stats raise AdminUnreachable; certs is returned as
@@ -69,36 +73,33 @@ async def probe(admin: AdminClient, target: ProxyTarget, address: str) -> ProxyS
 
 
 async def collect(targets: Iterable[ProxyTarget], timeout: float = DEFAULT_TIMEOUT,
-                  concurrency: int = DEFAULT_CONCURRENCY, forward: Optional[Forwarder] = None) -> list[ProxyStatus]:
-    """Probe every target (at most `concurrency` requests in flight, each bounded by `timeout`);
-    one row per target, in order. `forward` opens a port-forward to a pod target."""
+                  concurrency: int = DEFAULT_CONCURRENCY, forward: Optional[Forwarder] = None,
+                  route: Optional[Route] = None) -> list[ProxyStatus]:
+    """Probe every target, `concurrency` proxies at a time (each request bounded by `timeout`);
+    one row per target, in order. `forward` opens a port-forward to a pod target; `route` says
+    where an address's requests go (see AdminClient)."""
     targets = list(targets)
-    if concurrency < 1:
-        from meshctl.errors import InputError
-
-        raise InputError("--concurrency must be at least 1")
     pool = None
     if forward is not None and any(t.address is None and not t.problem for t in targets):
         from concurrent.futures import ThreadPoolExecutor
 
-        # opening a port-forward blocks (API server round trips): enough threads to keep
-        # --concurrency of them going, not the default executor's handful
-        pool = ThreadPoolExecutor(max_workers=min(concurrency, 32), thread_name_prefix="port-forward")
+        # opening a port-forward blocks (API-server round trips): a thread for each one opening
+        pool = ThreadPoolExecutor(max_workers=min(concurrency, 64), thread_name_prefix="port-forward")
     try:
-        async with AdminClient(timeout=timeout, concurrency=concurrency) as admin:
-            forwards = asyncio.Semaphore(concurrency)
+        async with AdminClient(timeout=timeout, concurrency=concurrency, route=route) as admin:
+            proxies = asyncio.Semaphore(concurrency)
 
             async def one(t: ProxyTarget) -> ProxyStatus:
                 if t.problem:
                     return unreachable(t, t.problem)
-                if t.address:
-                    try:
-                        return await probe(admin, t, t.address)
-                    finally:
-                        await admin.release(t.address)
-                if forward is None:
-                    return unreachable(t, "no admin address")
-                async with forwards:
+                async with proxies:
+                    if t.address:
+                        try:
+                            return await probe(admin, t, t.address)
+                        finally:
+                            await admin.release(t.address)
+                    if forward is None:
+                        return unreachable(t, "no admin address")
                     return await _forwarded(admin, t, forward, pool)
 
             return list(await asyncio.gather(*(one(t) for t in targets)))
@@ -124,6 +125,17 @@ async def _forwarded(admin: AdminClient, t: ProxyTarget, forward: Forwarder, poo
         await loop.run_in_executor(pool, cm.__exit__, None, None, None)
 
 
+def _loop_factory():
+    """uvloop's event loop where it is installed (not on Windows): a third less CPU for the
+    fan-out than asyncio's own loop (bench/proxy_status.py, 2,000 proxies)."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
 def run(targets: Iterable[ProxyTarget], timeout: float = DEFAULT_TIMEOUT, concurrency: int = DEFAULT_CONCURRENCY,
-        forward: Optional[Forwarder] = None) -> list[ProxyStatus]:
-    return asyncio.run(collect(targets, timeout, concurrency, forward))
+        forward: Optional[Forwarder] = None, route: Optional[Route] = None) -> list[ProxyStatus]:
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        return runner.run(collect(targets, timeout, concurrency, forward, route))

@@ -24,14 +24,12 @@ from typing import Any, Optional
 BUILD_INFO_MASK = ("bootstrap.node.user_agent_build_version,bootstrap.node.metadata,bootstrap.node.id,"
                    "bootstrap.dynamic_resources,bootstrap.stats_config.stats_matcher")
 
-# Istio's bootstrap names its ADS cluster xds-grpc: its connection count is asked up front, so an
-# Istio sidecar (whose stats_matcher hides control_plane.*) needs no second /stats request.
-ISTIO_ADS_CLUSTER = "xds-grpc"
-
-STATS_FILTER = (  # only what summarize reads; anchored, so Envoy's RE2 rejects most names at once
-    r"^(cluster_manager\.(cds\.|warming)|listener_manager\.(lds\.|total_listeners_warming)|control_plane\."
-    r"|server\.state$|http\..*\.rds\.|cluster\..*\.(version_text|update_(success|rejected|failure)"
-    r"|init_fetch_timeout|membership_(healthy|total))$)"
+_XDS_COUNTERS = r"(version_text|update_(success|rejected|failure)|init_fetch_timeout)"
+STATS_FILTER = (  # exactly the names summarize reads: no histograms, no other xDS counters
+    r"^(cluster_manager\.(cds\.(update_attempt|" + _XDS_COUNTERS[1:] + r"|warming_clusters)"
+    r"|listener_manager\.(lds\.(update_attempt|" + _XDS_COUNTERS[1:] + r"|total_listeners_warming)"
+    r"|control_plane\.(connected_state|identifier)|server\.state"
+    r"|(http\..*\.rds\..*|cluster\..*)\." + _XDS_COUNTERS + r"|cluster\..*\.membership_(healthy|total))$"
 )
 
 
@@ -39,15 +37,12 @@ def _escape(name: str) -> str:
     return "".join("\\" + c if c in "\\.^$|?*+()[]{}-" else c for c in name)
 
 
-def link_filter(ads_cluster: str) -> str:
-    """The ADS cluster's active connections: the control-plane link when control_plane.* is left
-    out by a stats_matcher, as Istio's bootstrap does."""
-    return f"^cluster\\.{_escape(ads_cluster)}\\.upstream_cx_active$"
-
-
 def stats_filter(ads_cluster: Optional[str] = None) -> str:
-    """STATS_FILTER, plus the ADS cluster's link (link_filter) when there is one."""
-    return f"{STATS_FILTER}|{link_filter(ads_cluster)}" if ads_cluster else STATS_FILTER
+    """STATS_FILTER, plus the ADS cluster's active connections (the control-plane link when
+    control_plane.* is left out by a stats_matcher, as Istio's bootstrap does)."""
+    if not ads_cluster:
+        return STATS_FILTER
+    return f"{STATS_FILTER}|^cluster\\.{_escape(ads_cluster)}\\.upstream_cx_active$"
 
 
 def ads_link_stat(ads_cluster: Optional[str]) -> Optional[str]:

@@ -48,7 +48,9 @@ def write(result: Any, fmt: str, out, err=None) -> None:
 def _write_status(result: StatusResult, fmt: str, out, err) -> None:
     if result.searched:
         _line(err, f"warning: no mesh proxies found in {result.searched}")
-    if fmt in ("json", "yaml"):
+    if fmt == "json":
+        _write_json(out, result.to_dict())
+    elif fmt == "yaml":
         _emit(out, result.to_dict(), fmt)
     elif result.rows:
         print_table(status_rows(result.rows, wide=fmt == "wide"), out)
@@ -59,6 +61,25 @@ def _emit(out, data: Any, fmt: str) -> None:
     from meshctl.output import emit_to
 
     emit_to(out, data, fmt)
+
+
+def _write_json(out, data: dict) -> None:
+    """proxy-status's JSON: the bytes meshctl.output.to_json writes, made by orjson (C) rather
+    than the json module's pure-Python indenting encoder: 0.02 s instead of 0.18 s for 2,000
+    proxies (4.6 MB, bench/proxy_status.py). The rows hold strings, integers, booleans and None
+    only; text with non-ASCII characters (which json escapes and orjson does not) goes the usual
+    way, and so does everything when orjson is missing."""
+    try:
+        import orjson
+
+        text = orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_PASSTHROUGH_DATETIME
+                            | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS, default=str)
+    except (ImportError, TypeError):
+        text = b"\x80"
+    if not text.isascii():
+        return _emit(out, data, "json")
+    out.file.write(text.decode() + "\n")
+    out.file.flush()
 
 
 def _line(console, text: str) -> None:

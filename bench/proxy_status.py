@@ -1,4 +1,4 @@
-"""Benchmark: proxy-status over many Envoy admin endpoints.
+"""Benchmark: proxy-status over many Envoy admin endpoints, given directly and through a cluster.
 
 Direct (`--admin …`): three real Envoys (static, file-based xDS, TLS with a certificate) and a
 light asyncio server, in its own process, that answers on many 127.0.0.1 ports with those Envoys'
@@ -7,11 +7,20 @@ latency. For 100, 500 and 2000 endpoints it prints the collect stage (wall and C
 process) and the whole `meshctl proxy-status --admin …` command, table and `-o json` (wall and
 CPU).
 
+Through a cluster (`-A`): the fake API server (tests/kube/fakeapi.py, HTTPS, in its own process)
+with N mesh pods in 10 namespaces, each pod's admin port answered by the replay server, and a
+network round trip of `--api-latency` added to each answer, websocket upgrade, message relayed
+through a port-forward and new connection (twice with TLS). It prints `meshctl proxy-status -A
+-o json` (wall and CPU), and the collect stage through a port-forward per pod (what meshctl does)
+and through the API server's pod proxy subresource (measured for comparison; Istio's sidecars
+serve their admin port on 127.0.0.1 only, which the pod proxy cannot reach).
+
 With `--baseline REV` every figure is also measured for that revision of meshctl (`git archive`
 into a temporary directory), in the same run and against the same servers: the machine is shared,
 so compare figures of one run. Each tree runs with its own default --concurrency.
 
-    .venv/bin/python bench/proxy_status.py [--sizes 100,500,2000] [--latency 0.02] [--baseline REV] [--runs 1]
+    .venv/bin/python bench/proxy_status.py [--sizes 100,500,2000] [--latency 0.02] [--pods 500]
+        [--api-latency 0.02] [--baseline REV] [--runs 1]
 """
 from __future__ import annotations
 
@@ -108,6 +117,43 @@ class Replay:
             self._proc.terminate()
 
 
+# --- the fake API server with mesh pods, in a child process --------------------------------------
+
+
+def _cluster(workdir: str, ports: list[int], latency: float, conn) -> None:
+    from tests.kube.fakeapi import FakeKube, make_tls
+
+    fake = FakeKube(os.path.join(workdir, "kube")).start(tls=make_tls(os.path.join(workdir, "tls")))
+    for n in range(10):
+        fake.add({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": f"shop-{n}"}})
+    for i, port in enumerate(ports):
+        ns, name = f"shop-{i % 10}", f"app-{i:04d}-7d9f8"
+        fake.add({"apiVersion": "v1", "kind": "Pod",
+                  "metadata": {"name": name, "namespace": ns, "labels": {"app": f"app-{i:04d}"}},
+                  "spec": {"containers": [{"name": "app", "image": "app"}, {"name": "istio-proxy", "image": "proxyv2"}]},
+                  "status": {"phase": "Running", "podIP": f"10.1.{i // 250}.{i % 250 + 1}"}})
+        fake.forward_pod_port(ns, name, 15000, port)
+    fake.latency = latency
+    conn.send(fake.kubeconfig)
+    conn.recv()  # wait for "stop"
+    fake.stop()
+
+
+class Cluster:
+    def __init__(self, ports: list[int], latency: float):
+        self._parent, child = mp.Pipe()
+        self._proc = mp.Process(target=_cluster, args=(tempfile.mkdtemp(prefix="meshctl-bench-kube-"), ports,
+                                                       latency, child), daemon=True)
+        self._proc.start()
+        self.kubeconfig: str = self._parent.recv()
+
+    def stop(self) -> None:
+        self._parent.send("stop")
+        self._proc.join(timeout=10)
+        if self._proc.is_alive():
+            self._proc.terminate()
+
+
 # --- running a tree's code ----------------------------------------------------------------------
 
 
@@ -182,11 +228,70 @@ def admin_case(trees: dict, addresses: list[str], sizes: list[int], runs: int, c
             sys.stdout.flush()
 
 
+_CLUSTER_COLLECT = r"""
+import json, ssl, sys, time
+from meshctl import kube
+from meshctl.proxy import fanout, status
+from meshctl.proxy.admin import Route
+k = kube.client(sys.argv[1])
+how = sys.argv[2]
+t0, c0 = time.perf_counter(), time.process_time()
+if how == "port-forward":
+    rows = status.check(status.StatusOptions(all_namespaces=True), lambda: k).rows
+else:  # the pod proxy subresource: GET /api/v1/namespaces/NS/pods/NAME:15000/proxy/PATH
+    cfg = k.configuration
+    tls = ssl.create_default_context(cafile=cfg.ssl_ca_cert)
+    _, url, headers, _, _ = k._api.param_serialize(method="GET", resource_path="/", header_params={},
+                                                   auth_settings=["BearerToken"])
+    auth = "".join(f"{n}: {v}\r\n" for n, v in headers.items() if n.lower() == "authorization").encode()
+    host, port = cfg.host.split("//")[1].split(":")
+    targets = [status.ProxyTarget(name=t.name, address=f"{t.namespace}/{t.pod}", namespace=t.namespace, pod=t.pod,
+                                  kind=t.kind) for t in status.discover(k, None)]
+    def route(address):
+        ns, pod = address.split("/")
+        return Route(host, int(port), f"/api/v1/namespaces/{ns}/pods/{pod}:15000/proxy", auth, tls, shared=True)
+    rows = fanout.run(targets, timeout=5.0, route=route)
+print(json.dumps([time.perf_counter() - t0, time.process_time() - c0, [r.status for r in rows]]))
+"""
+
+
+def cluster_case(trees: dict, kubeconfig: str, pods: int, runs: int) -> None:
+    print(f"\n{'pods':>5}  {'what':<34} {'wall (s)':>8} {'CPU (s)':>8}  statuses")
+    rows = []
+    for label, tree in trees.items():
+        rows.append((f"CLI -A -o json, {label}", [sys.executable, "-m", "meshctl", "--kubeconfig", kubeconfig,
+                                                  "proxy-status", "-A", "-o", "json"], tree, True))
+    current = trees["this tree"]
+    for how in ("port-forward", "pod-proxy"):
+        rows.append((f"collect via {how}, this tree", [sys.executable, "-c", _CLUSTER_COLLECT, kubeconfig, how],
+                     current, False))
+    for what, cmd, tree, cli in rows:
+        walls, cpus, statuses = [], [], ""
+        for _ in range(runs):
+            wall, cpu, proc = timed(cmd, tree)
+            if proc.returncode:
+                statuses = f"exit {proc.returncode}: {proc.stderr.strip()[-300:]}"
+                continue
+            if cli:
+                statuses = counts(p["status"] for p in json.loads(proc.stdout)["proxies"])
+            else:
+                wall, cpu, got = json.loads(proc.stdout)
+                statuses = counts(got)
+            walls.append(wall)
+            cpus.append(cpu)
+        w = f"{statistics.median(walls):>8.2f}" if walls else f"{'-':>8}"
+        c = f"{statistics.median(cpus):>8.2f}" if cpus else f"{'-':>8}"
+        print(f"{pods:>5}  {what:<34} {w} {c}  {statuses}")
+        sys.stdout.flush()
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="100,500,2000")
     ap.add_argument("--latency", type=float, default=0.02, help="seconds before each replayed admin answer")
+    ap.add_argument("--pods", type=int, default=500, help="mesh pods for the -A case (0: skip it)")
+    ap.add_argument("--api-latency", type=float, default=0.02, help="network round trip to the API server")
+    ap.add_argument("--pod-latency", type=float, default=0.001, help="API server to pod, inside the cluster")
     ap.add_argument("--baseline", metavar="REV", help="also measure this git revision of meshctl")
     ap.add_argument("--concurrency", type=int, default=0, help="--concurrency to pass (0: each tree's default)")
     ap.add_argument("--runs", type=int, default=1, help="runs of each measurement (medians printed)")
@@ -215,6 +320,14 @@ def main() -> None:
             print(f"proxy-status --admin: {len(envoys)} real Envoys + replay server ({len(replay.ports)} ports, "
                   f"{args.latency * 1000:g} ms latency)")
             admin_case(trees, addresses, sizes, args.runs, args.concurrency)
+        if args.pods:
+            pod_replay = Replay(sources, args.pods, args.pod_latency)
+            servers.append(pod_replay)
+            cluster = Cluster(pod_replay.ports, args.api_latency)
+            servers.append(cluster)
+            print(f"\nproxy-status -A: fake API server (HTTPS, {args.api_latency * 1000:g} ms a round trip), "
+                  f"{args.pods} mesh pods in 10 namespaces, {args.pod_latency * 1000:g} ms from the API server to a pod")
+            cluster_case(trees, cluster.kubeconfig, args.pods, args.runs)
     finally:
         for server in reversed(servers):
             server.stop()

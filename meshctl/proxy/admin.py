@@ -21,7 +21,7 @@ import functools
 import json
 import re
 import socket
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, Awaitable, Callable, NamedTuple, Optional
 from urllib.parse import urlencode
 
 from meshctl.errors import InputError, ProxyError
@@ -88,9 +88,10 @@ class Response(NamedTuple):
 
 
 class Route(NamedTuple):
-    """Where the requests for an address go: a connection to host:port (TLS with `ssl`), each
-    path prefixed with `prefix` and sent with `headers` (raw "name: value\\r\\n" lines). The
-    default route connects to the address itself."""
+    """Where the requests for an address go: a connection to host:port (TLS with `ssl`), or one
+    that `connect()` opens (a port-forward: it returns a reader and a writer), each path prefixed
+    with `prefix` and sent with `headers` (raw "name: value\\r\\n" lines). The default route
+    connects to the address itself."""
 
     host: str
     port: int
@@ -98,9 +99,11 @@ class Route(NamedTuple):
     headers: bytes = b""
     ssl: Any = None
     shared: bool = False  # connections serve many addresses (kept when one address is released)
+    key: Any = None  # what connections are kept by (default: host, port and TLS context)
+    connect: Optional[Callable[[], Awaitable[tuple]]] = None
 
     def pool_key(self) -> Any:
-        return self.host, self.port, id(self.ssl)
+        return self.key if self.key is not None else (self.host, self.port, id(self.ssl))
 
 
 @functools.lru_cache(maxsize=256)
@@ -177,6 +180,8 @@ class _Connections:
 
     @staticmethod
     async def _open(route: Route):
+        if route.connect is not None:
+            return await route.connect()
         try:
             return await asyncio.open_connection(route.host, route.port, ssl=route.ssl,
                                                  server_hostname=route.host if route.ssl else None)

@@ -1,8 +1,8 @@
 """Fan-out stage of proxy-status: probe many proxies at once, each through its admin interface.
 
 At most `concurrency` proxies are probed at a time, each over one kept-alive connection (a pod's
-through its port-forward: one API-server stream), its three reads (build info, stats,
-certificates) one after the other, each bounded by `timeout`. Reads in parallel on
+through its port-forward, see portforward.py: one API-server stream), its three reads (build
+info, stats, certificates) one after the other, each bounded by `timeout`. Reads in parallel on
 three connections were measured (bench/proxy_status.py): they need more CPU for the same number
 of connections in flight, and each connection is a TCP handshake more.
 """
@@ -11,12 +11,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Callable, Iterable, Optional
 
-from meshctl.errors import MeshctlError
-from meshctl.proxy.admin import ADMIN_PORT, DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, AdminClient, AdminUnreachable
+from meshctl.proxy.admin import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, AdminClient, AdminUnreachable
 from meshctl.proxy.parse import as_int, ready_from_stats, stats_filter
 from meshctl.proxy.status import ProxyStatus, ProxyTarget, summarize, summarize_ztunnel, unreachable
 
-Forwarder = Callable[[ProxyTarget], Any]  # returns a context manager yielding a local port
 Route = Callable[[str], Any]  # AdminClient's route: address → where its requests go
 
 
@@ -73,56 +71,26 @@ async def probe(admin: AdminClient, target: ProxyTarget, address: str) -> ProxyS
 
 
 async def collect(targets: Iterable[ProxyTarget], timeout: float = DEFAULT_TIMEOUT,
-                  concurrency: int = DEFAULT_CONCURRENCY, forward: Optional[Forwarder] = None,
-                  route: Optional[Route] = None) -> list[ProxyStatus]:
+                  concurrency: int = DEFAULT_CONCURRENCY, route: Optional[Route] = None) -> list[ProxyStatus]:
     """Probe every target, `concurrency` proxies at a time (each request bounded by `timeout`);
-    one row per target, in order. `forward` opens a port-forward to a pod target; `route` says
-    where an address's requests go (see AdminClient)."""
+    one row per target, in order. `route` says where an address's requests go (AdminClient's:
+    a port-forward for a pod, see portforward.routes)."""
     targets = list(targets)
-    pool = None
-    if forward is not None and any(t.address is None and not t.problem for t in targets):
-        from concurrent.futures import ThreadPoolExecutor
+    async with AdminClient(timeout=timeout, concurrency=concurrency, route=route) as admin:
+        proxies = asyncio.Semaphore(concurrency)
 
-        # opening a port-forward blocks (API-server round trips): a thread for each one opening
-        pool = ThreadPoolExecutor(max_workers=min(concurrency, 64), thread_name_prefix="port-forward")
-    try:
-        async with AdminClient(timeout=timeout, concurrency=concurrency, route=route) as admin:
-            proxies = asyncio.Semaphore(concurrency)
+        async def one(t: ProxyTarget) -> ProxyStatus:
+            if t.problem:
+                return unreachable(t, t.problem)
+            if not t.address:
+                return unreachable(t, "no admin address")
+            async with proxies:
+                try:
+                    return await probe(admin, t, t.address)
+                finally:
+                    await admin.release(t.address)
 
-            async def one(t: ProxyTarget) -> ProxyStatus:
-                if t.problem:
-                    return unreachable(t, t.problem)
-                async with proxies:
-                    if t.address:
-                        try:
-                            return await probe(admin, t, t.address)
-                        finally:
-                            await admin.release(t.address)
-                    if forward is None:
-                        return unreachable(t, "no admin address")
-                    return await _forwarded(admin, t, forward, pool)
-
-            return list(await asyncio.gather(*(one(t) for t in targets)))
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=False)
-
-
-async def _forwarded(admin: AdminClient, t: ProxyTarget, forward: Forwarder, pool) -> ProxyStatus:
-    loop = asyncio.get_running_loop()
-    try:
-        cm = forward(t)
-        port = await loop.run_in_executor(pool, cm.__enter__)
-    except MeshctlError as e:
-        return unreachable(t, f"port-forward to {t.pod}:{ADMIN_PORT} failed: {e.message}")
-    local = f"127.0.0.1:{port}"
-    try:
-        st = await probe(admin, t, local)
-        st.address = f"{t.pod}.{t.namespace}:{ADMIN_PORT}"
-        return st
-    finally:
-        await admin.release(local)
-        await loop.run_in_executor(pool, cm.__exit__, None, None, None)
+        return list(await asyncio.gather(*(one(t) for t in targets)))
 
 
 def _loop_factory():
@@ -136,6 +104,6 @@ def _loop_factory():
 
 
 def run(targets: Iterable[ProxyTarget], timeout: float = DEFAULT_TIMEOUT, concurrency: int = DEFAULT_CONCURRENCY,
-        forward: Optional[Forwarder] = None, route: Optional[Route] = None) -> list[ProxyStatus]:
+        route: Optional[Route] = None) -> list[ProxyStatus]:
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        return runner.run(collect(targets, timeout, concurrency, forward, route))
+        return runner.run(collect(targets, timeout, concurrency, route))

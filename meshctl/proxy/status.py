@@ -291,14 +291,14 @@ class StatusResult:
 
 def check(options: StatusOptions, kube: Optional[Callable[[], Any]] = None) -> StatusResult:
     """Find the proxies `options` names and probe them all. `kube()` gives the Kubernetes client
-    when the proxies are pods (reached through port-forward)."""
+    when the proxies are pods (each reached through a port-forward, portforward.py)."""
     from meshctl.errors import InputError
     from meshctl.proxy.admin import parse_address
 
     if options.admin and options.all_namespaces:
         raise InputError("--admin and --all-namespaces exclude each other",
                          hint="--admin probes the given addresses only; drop one of them")
-    forward = None
+    route = None
     searched = None
     if options.admin:
         addresses = dict.fromkeys(parse_address(a, default_port=ADMIN_PORT) for a in options.admin)
@@ -310,22 +310,27 @@ def check(options: StatusOptions, kube: Optional[Callable[[], Any]] = None) -> S
     else:
         if kube is None:
             raise InputError("proxy-status needs --admin, --local or a Kubernetes cluster")
+        from meshctl.proxy import portforward
+
         k = kube()
         ns = None if options.all_namespaces else (options.namespace or k.namespace_for(None))
         targets = discover(k, ns)
-        forward = lambda t: k.port_forward(t.namespace, t.pod, ADMIN_PORT)  # noqa: E731
         if not targets:
             searched = "any namespace" if ns is None else f"namespace {ns}"
-    rows = run(targets, timeout=options.timeout, concurrency=options.concurrency, forward=forward)
+        for t in targets:  # each pod's admin port through a port-forward
+            t.address = None if t.problem else f"{t.pod}.{t.namespace}:{ADMIN_PORT}"
+        pods = [(t.address, t.namespace, t.pod) for t in targets if t.address]
+        route = portforward.routes(k.connection(), pods, ADMIN_PORT) if pods else None
+    rows = run(targets, timeout=options.timeout, concurrency=options.concurrency, route=route)
     return StatusResult(rows, searched)
 
 
 def run(targets: Iterable[ProxyTarget], timeout: float = DEFAULT_TIMEOUT, concurrency: int = DEFAULT_CONCURRENCY,
-        forward: Optional[Callable[[ProxyTarget], Any]] = None) -> list[ProxyStatus]:
+        route: Optional[Callable[[str], Any]] = None) -> list[ProxyStatus]:
     """Probe every target (see fanout.collect); one row per target, in order."""
     from meshctl.proxy import fanout
 
-    return fanout.run(targets, timeout=timeout, concurrency=concurrency, forward=forward)
+    return fanout.run(targets, timeout=timeout, concurrency=concurrency, route=route)
 
 
 # --- discover ---------------------------------------------------------------------------------

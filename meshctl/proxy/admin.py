@@ -157,11 +157,14 @@ class _Connections:
         for attempt in (0, 1):
             reused = bool(idle)
             try:
-                async with asyncio.timeout_at(deadline):
+                async with asyncio.timeout_at(deadline) as limit:
                     if reused:
                         reader, writer = idle.pop()
                     else:
                         reader, writer = await self._open(route)
+                        if route.connect is not None:  # a port-forward's set-up has its own --timeout
+                            deadline = loop.time() + self.timeout
+                            limit.reschedule(deadline)
                     try:
                         return await self._roundtrip(reader, writer, head, method, idle)
                     except BaseException:
@@ -173,7 +176,7 @@ class _Connections:
                 if reused and attempt == 0:
                     continue  # the proxy closed an idle connection: once more on a fresh one
                 raise TransportFailure("connection reset" if isinstance(e, ConnectionError)
-                               else "connection closed without an answer") from None
+                                       else "connection closed without an answer") from None
             except (asyncio.LimitOverrunError, ValueError, IndexError):
                 raise TransportFailure("not an HTTP admin endpoint (malformed answer)") from None
         raise AssertionError("unreachable")  # pragma: no cover

@@ -1237,6 +1237,14 @@ def make_tls(directory: str) -> TLSFiles:
 class _Server(ThreadingHTTPServer):
     request_queue_size = 1024  # the listen backlog: socketserver's 5 drops connections a real server takes
 
+    def handle_error(self, request, client_address) -> None:
+        import ssl
+        import sys
+
+        if isinstance(sys.exc_info()[1], (ConnectionError, ssl.SSLError)):
+            return  # a client that gave up (its timeout) during the TLS handshake: nothing to report
+        super().handle_error(request, client_address)
+
 
 class _Handler(BaseHTTPRequestHandler):
     fake: FakeKube

@@ -164,3 +164,19 @@ def test_the_connection_follows_the_kubeconfigs_tls_settings(https_api, tmp_path
     skip["clusters"][0]["cluster"]["insecure-skip-tls-verify"] = True
     (tmp_path / "skip").write_text(yaml.safe_dump(skip))
     assert kube.client(str(tmp_path / "skip")).connection().ssl.verify_mode == ssl.CERT_NONE
+
+
+def test_opening_a_port_forward_has_its_own_timeout(kube_api, admin_port):
+    """A slow API server: the port-forward takes two round trips to open (connection, upgrade),
+    each read one more; --timeout bounds the opening and each read, not their sum."""
+    from meshctl.proxy import portforward
+
+    kube_api.add(mesh_pod("reviews-1", namespace="default"))
+    kube_api.forward_pod_port("default", "reviews-1", 15000, admin_port)
+    k = kube.client(kube_api.kubeconfig)
+    (target,) = status.discover(k, "default")
+    target.address = "reviews-1.default:15000"
+    route = portforward.routes(k.connection(), [(target.address, "default", "reviews-1")], 15000)
+    kube_api.latency = 0.6
+    (row,) = status.run([target], timeout=1.5, route=route)
+    assert (row.status, row.reasons) == ("STATIC", [])

@@ -42,6 +42,17 @@ class Invalid(ClusterError):
     exit_code = EXIT_USAGE
 
 
+class Connection(NamedTuple):
+    """Kube.connection(): where the API server listens and how to talk to it."""
+
+    host: str
+    port: int
+    ssl: Any  # ssl.SSLContext, None for http://
+    server_hostname: Optional[str]  # the name TLS checks the certificate against
+    headers: dict  # {"authorization": "Bearer …"}, or none (client certificates)
+    server: str  # the URL, for messages
+
+
 class ResourceType(NamedTuple):
     group: str
     version: str
@@ -571,6 +582,34 @@ class Kube:
         return bool(((data or {}).get("status") or {}).get("allowed"))
 
     # --- port-forward -------------------------------------------------------------------------
+    def connection(self) -> "Connection":
+        """How to open a connection of one's own to the API server (the asyncio port-forwards of
+        meshctl.proxy.portforward): its address, a TLS context made from the kubeconfig (CA, client
+        certificate, verification, tls-server-name), and the credential headers the client's own
+        requests carry (exec plugins and token files refreshed as for them)."""
+        import ssl
+        from urllib.parse import urlsplit
+
+        cfg = self.configuration
+        url = urlsplit(cfg.host)
+        try:
+            _, _, headers, _, _ = self._api.param_serialize(method="GET", resource_path="/", header_params={},
+                                                            auth_settings=["BearerToken"])
+            context = None
+            if url.scheme == "https":
+                context = ssl.create_default_context(cafile=cfg.ssl_ca_cert)
+                if not cfg.verify_ssl:
+                    context.check_hostname = False
+                    context.verify_mode = ssl.CERT_NONE
+                if cfg.cert_file:
+                    context.load_cert_chain(cfg.cert_file, cfg.key_file)
+        except (OSError, ssl.SSLError, ValueError) as e:
+            raise ClusterError(f"cannot use the TLS settings of the kubeconfig for {self.server}: {_first_line(e)}",
+                               hint=_CONFIG_HINT) from None
+        auth = {k.lower(): v for k, v in headers.items() if k.lower() == "authorization"}
+        return Connection(url.hostname or "", url.port or (443 if url.scheme == "https" else 80), context,
+                          getattr(cfg, "tls_server_name", None) or url.hostname, auth, self.server)
+
     @contextlib.contextmanager
     def port_forward(self, namespace: str, pod: str, remote_port: int) -> Iterator[int]:
         """Forward a local port on 127.0.0.1 to `remote_port` of a pod; yields the local port.

@@ -1,10 +1,9 @@
 """Probe stage: an async client for the Envoy admin interface (default port 15000).
 
-Every request goes through one `httpx.AsyncClient` (over `_AdminTransport`, a small HTTP/1.1
-transport with kept-alive connections per proxy), bounded by a semaphore (`concurrency`
-requests in flight at most) and a per-request timeout. A proxy that cannot be reached, times
-out, or answers something that is not Envoy's admin API raises `AdminUnreachable` (a
-`ProxyError`, exit code 3) naming the address and the path.
+Every request goes through `AdminClient`: kept-alive HTTP/1.1 connections per proxy over asyncio
+streams, bounded by a semaphore (`concurrency` requests in flight at most) and a per-request
+timeout. A proxy that cannot be reached, times out, or answers something that is not Envoy's
+admin API raises `AdminUnreachable` (a `ProxyError`, exit code 3) naming the address and the path.
 
 Reusable pieces (the canary gates read request counts and latency histograms with them):
 
@@ -18,17 +17,24 @@ Addresses are "host:port" strings (IPv6 as "[::1]:15000"); `parse_address` norma
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 import re
 import socket
-from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Awaitable, Callable, NamedTuple, Optional
 from urllib.parse import urlencode
 
 from meshctl.errors import InputError, ProxyError
+from meshctl.proxy.parse import BUILD_INFO_MASK, Histogram, build_info_from_dump, build_info_from_server_info, \
+    parse_stats
+
+__all__ = ["ADMIN_PORT", "DEFAULT_TIMEOUT", "DEFAULT_CONCURRENCY", "LOG_LEVELS", "AdminUnreachable", "AdminClient",
+           "Route", "Response", "TransportFailure", "Histogram", "parse_stats", "parse_address", "info_from_server_info",
+           "fetch_stats", "fetch_stats_sync"]
 
 ADMIN_PORT = 15000
 DEFAULT_TIMEOUT = 3.0
-DEFAULT_CONCURRENCY = 64
+DEFAULT_CONCURRENCY = 128  # proxies probed at once (one connection each)
 
 LOG_LEVELS = ("trace", "debug", "info", "warning", "warn", "error", "critical", "off")
 
@@ -65,90 +71,131 @@ def parse_address(text: str, default_port: int | None = None) -> str:
     return f"{host}:{port}"
 
 
-def _reason(exc: Exception) -> str:
-    import httpx
 
-    if isinstance(exc, httpx.TimeoutException):
-        return "timed out"
-    if isinstance(exc, httpx.ConnectError):
-        cause = exc.__cause__ or exc.__context__
-        while cause is not None:
-            if isinstance(cause, ConnectionRefusedError):
-                return "connection refused"
-            if isinstance(cause, socket.gaierror):
-                return "unknown host"
-            cause = cause.__cause__ or cause.__context__
-        text = str(exc) or "connection failed"
-        if "refused" in text.lower():
-            return "connection refused"
-        if "all connection attempts failed" in text.lower():
-            return "connection failed"
-        return text.splitlines()[0]
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return str(exc).splitlines()[0] if str(exc) else "protocol error"
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text
+class Response(NamedTuple):
+    """An admin answer: status code, lower-cased headers, body."""
+
+    status_code: int
+    headers: list
+    content: bytes
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return json.loads(self.content)
 
 
-class _AdminTransport:
-    """A small HTTP/1.1 transport for httpx.AsyncClient, made for Envoy admin endpoints.
+class Route(NamedTuple):
+    """Where the requests for an address go: a connection to host:port (TLS with `ssl`), or one
+    that `connect()` opens (a port-forward: it returns a reader and a writer), each path prefixed
+    with `prefix` and sent with `headers` (raw "name: value\\r\\n" lines). The default route
+    connects to the address itself."""
 
-    Kept-alive connections per proxy over asyncio streams, Content-Length and chunked bodies,
-    a deadline for every exchange, one retry when a reused connection turns out closed. It does
-    what httpcore does for this one use at half the CPU a request (measured with
-    bench/proxy_status.py), which is what lets proxy-status probe hundreds of proxies in a
-    second or two. Failures surface as httpx exceptions, so callers see httpx's error types.
-    """
+    host: str
+    port: int
+    prefix: str = ""
+    headers: bytes = b""
+    ssl: Any = None
+    shared: bool = False  # connections serve many addresses (kept when one address is released)
+    key: Any = None  # what connections are kept by (default: host, port and TLS context)
+    connect: Optional[Callable[[], Awaitable[tuple]]] = None
 
-    MAX_IDLE = 4
+    def pool_key(self) -> Any:
+        return self.key if self.key is not None else (self.host, self.port, id(self.ssl))
+
+
+@functools.lru_cache(maxsize=256)
+def _query(items: tuple) -> str:
+    """A query string, encoded once: proxy-status sends the same long stats filter to every proxy."""
+    return urlencode(items)
+
+
+def direct_route(address: str) -> Route:
+    host, _, port = address.rpartition(":")
+    return Route(host.strip("[]"), int(port))
+
+
+class TransportFailure(Exception):
+    """A connection could not be opened or broke: `reason` is what proxy-status shows."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def connect_reason(e: OSError) -> str:
+    """What proxy-status says of a connection that could not be opened."""
+    if isinstance(e, ConnectionRefusedError) or "refused" in str(e).lower():
+        return "connection refused"
+    if isinstance(e, socket.gaierror):
+        return "unknown host"
+    text = str(e).strip()
+    return text.splitlines()[0] if text else "connection failed"
+
+
+class _Connections:
+    """HTTP/1.1 over asyncio streams, made for Envoy admin endpoints: kept-alive connections per
+    host:port, Content-Length and chunked bodies, a deadline for every exchange, one retry when a
+    reused connection turns out closed. (httpx's client did the same at three times the CPU a
+    request, most of it re-parsing and re-quoting URLs: measured with bench/proxy_status.py.)"""
+
+    MAX_IDLE = 64
 
     def __init__(self, timeout: float):
-        import httpx
-
         self.timeout = timeout
         self.idle: dict[tuple, list] = {}
-        self._httpx = httpx
 
-    async def handle_async_request(self, request):
-        httpx = self._httpx
-        key = (request.url.host, request.url.port or 80)
-        idle = self.idle.setdefault(key, [])
+    async def exchange(self, route: Route, method: str, target: str) -> Response:
+        idle = self.idle.setdefault(route.pool_key(), [])
+        host = f"[{route.host}]" if ":" in route.host else route.host
+        head = (b"%s %s HTTP/1.1\r\nhost: %s:%d\r\naccept: */*\r\ncontent-length: 0\r\n%s\r\n" % (
+            method.encode(), (route.prefix + target).encode(), host.encode(), route.port, route.headers))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
         for attempt in (0, 1):
             reused = bool(idle)
-            if reused:
-                reader, writer = idle.pop()
-            else:
-                try:
-                    reader, writer = await asyncio.wait_for(asyncio.open_connection(*key),
-                                                            max(deadline - loop.time(), 0.001))
-                except asyncio.TimeoutError:
-                    raise httpx.ConnectTimeout("timed out", request=request) from None
-                except OSError as e:
-                    raise httpx.ConnectError(str(e) or type(e).__name__, request=request) from e
             try:
-                return await asyncio.wait_for(self._exchange(request, reader, writer, idle),
-                                              max(deadline - loop.time(), 0.001))
-            except asyncio.TimeoutError:
-                writer.close()
-                raise httpx.ReadTimeout("timed out", request=request) from None
+                async with asyncio.timeout_at(deadline) as limit:
+                    if reused:
+                        reader, writer = idle.pop()
+                    else:
+                        reader, writer = await self._open(route)
+                        if route.connect is not None:  # a port-forward's set-up has its own --timeout
+                            deadline = loop.time() + self.timeout
+                            limit.reschedule(deadline)
+                    try:
+                        return await self._roundtrip(reader, writer, head, method, idle)
+                    except BaseException:
+                        writer.close()
+                        raise
+            except TimeoutError:
+                raise TransportFailure("timed out") from None
             except (asyncio.IncompleteReadError, ConnectionError) as e:
-                writer.close()
                 if reused and attempt == 0:
                     continue  # the proxy closed an idle connection: once more on a fresh one
-                what = "connection reset" if isinstance(e, ConnectionError) else "connection closed without an answer"
-                raise httpx.RemoteProtocolError(what, request=request) from None
-            except (asyncio.LimitOverrunError, ValueError):
-                writer.close()
-                raise httpx.RemoteProtocolError("not an HTTP admin endpoint (malformed answer)",
-                                                request=request) from None
+                raise TransportFailure("connection reset" if isinstance(e, ConnectionError)
+                                       else "connection closed without an answer") from None
+            except (asyncio.LimitOverrunError, ValueError, IndexError):
+                raise TransportFailure("not an HTTP admin endpoint (malformed answer)") from None
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _exchange(self, request, reader, writer, idle):
-        body = request.content or b""
-        writer.write(b"%s %s HTTP/1.1\r\nhost: %s\r\naccept: */*\r\ncontent-length: %d\r\n\r\n%s" % (
-            request.method.encode(), request.url.raw_path, request.url.netloc, len(body), body))
+    @staticmethod
+    async def _open(route: Route):
+        if route.connect is not None:
+            return await route.connect()
+        try:
+            return await asyncio.open_connection(route.host, route.port, ssl=route.ssl,
+                                                 server_hostname=route.host if route.ssl else None)
+        except TimeoutError:
+            raise
+        except OSError as e:  # refused, unknown host, no route, TLS handshake
+            raise TransportFailure(connect_reason(e)) from None
+
+    @staticmethod
+    async def _roundtrip(reader, writer, head: bytes, method: str, idle: list) -> Response:
+        writer.write(head)
         raw = await reader.readuntil(b"\r\n\r\n")
         lines = raw.decode("latin-1").split("\r\n")
         version, status_text = lines[0].split(" ", 2)[:2]
@@ -181,29 +228,22 @@ class _AdminTransport:
             content = b"".join(parts)
         elif length is not None:
             content = await reader.readexactly(length)
-        elif status in (204, 304) or request.method == "HEAD":
+        elif status in (204, 304) or method == "HEAD":
             content = b""
         else:
             content = await reader.read()
             close = True
-        if close or len(idle) >= self.MAX_IDLE:
+        if close or len(idle) >= _Connections.MAX_IDLE:
             writer.close()
         else:
             idle.append((reader, writer))
-        return self._httpx.Response(status, headers=headers, content=content, request=request)
+        return Response(status, headers, content)
 
-    def release(self, address: str) -> None:
-        host, _, port = address.rpartition(":")
-        for _, writer in self.idle.pop((host.strip("[]"), int(port)), []):
+    def release(self, route: Route) -> None:
+        for _, writer in self.idle.pop(route.pool_key(), []):
             writer.close()
 
-    async def __aenter__(self):
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
+    def close(self) -> None:
         for conns in self.idle.values():
             for _, writer in conns:
                 writer.close()
@@ -214,51 +254,47 @@ class AdminClient:
     """Bounded, timed, async access to many Envoy admin endpoints.
 
     Use as `async with AdminClient(timeout=2, concurrency=64) as admin: await admin.server_info(addr)`.
+    `route(address)` says where an address's requests go (default: a connection to the address).
     """
 
-    def __init__(self, timeout: float = DEFAULT_TIMEOUT, concurrency: int = DEFAULT_CONCURRENCY):
+    def __init__(self, timeout: float = DEFAULT_TIMEOUT, concurrency: int = DEFAULT_CONCURRENCY,
+                 route: Optional[Callable[[str], Route]] = None):
         if concurrency < 1:
             raise InputError("--concurrency must be at least 1")
         if timeout <= 0:
             raise InputError("--timeout must be positive")
         self.timeout = timeout
         self.concurrency = concurrency
+        self._route = route or direct_route
         self._sem = asyncio.Semaphore(concurrency)
-        self._client = None
-        self._transport = None
+        self._conns: Optional[_Connections] = None
 
     async def __aenter__(self) -> "AdminClient":
-        import httpx
-
-        self._transport = _AdminTransport(self.timeout)
-        self._client = httpx.AsyncClient(transport=self._transport, timeout=self.timeout, trust_env=False,
-                                         follow_redirects=False)
+        self._conns = _Connections(self.timeout)
         return self
 
     async def __aexit__(self, *exc) -> None:
-        if self._client is not None:
-            client, self._client = self._client, None
-            await client.aclose()
+        if self._conns is not None:
+            conns, self._conns = self._conns, None
+            conns.close()
 
     async def release(self, address: str) -> None:
         """Close the kept-alive connections to one proxy (when done with it)."""
-        if self._client is not None:
-            self._transport.release(address)
+        if self._conns is not None:
+            route = self._route(address)
+            if not route.shared:
+                self._conns.release(route)
 
     async def request(self, address: str, path: str, params: Optional[dict] = None,
-                      method: str = "GET", ok: tuple[int, ...] = (200,)):
-        """One admin request; returns the httpx.Response. Transport problems → AdminUnreachable."""
-        import httpx
-
-        assert self._client is not None, "use AdminClient as an async context manager"
-        url = f"http://{address}{path}"
-        if params:  # encoded here: httpx's own params merging costs twice as much per request
-            url += "?" + urlencode(params)
+                      method: str = "GET", ok: tuple[int, ...] = (200,)) -> Response:
+        """One admin request; returns the Response. Transport problems → AdminUnreachable."""
+        assert self._conns is not None, "use AdminClient as an async context manager"
+        target = f"{path}?{_query(tuple(params.items()))}" if params else path
         async with self._sem:
             try:
-                response = await self._client.request(method, url)
-            except (httpx.HTTPError, OSError) as e:
-                raise AdminUnreachable(address, path, _reason(e)) from None
+                response = await self._conns.exchange(self._route(address), method, target)
+            except TransportFailure as e:
+                raise AdminUnreachable(address, path, e.reason) from None
         if response.status_code not in ok:
             body = response.text.strip().splitlines()
             if response.status_code == 404:
@@ -292,27 +328,14 @@ class AdminClient:
          "dynamic": bool, "stats_filtered": bool}. /server_info carries the node's list of every
         compiled-in extension (≈120 KB a proxy); a field-masked /config_dump answers in a few
         hundred bytes. Falls back to /server_info when the proxy does not support the mask."""
-        mask = ("bootstrap.node.user_agent_build_version,bootstrap.node.metadata,bootstrap.node.id,"
-                "bootstrap.dynamic_resources,bootstrap.stats_config.stats_matcher")
         try:
-            dump = await self.get_json(address, "/config_dump", {"mask": mask})
-            boot = dump["configs"][0]["bootstrap"]
-            node = boot["node"]
-            build = node["user_agent_build_version"]
-            v = build.get("version") or {}
-            dyn = boot.get("dynamic_resources") or {}
-            grpc = ((dyn.get("ads_config") or {}).get("grpc_services") or [{}])[0]
-            return {"version": f"{v.get('major_number', 0)}.{v.get('minor_number', 0)}.{v.get('patch', 0)}",
-                    "revision": (build.get("metadata") or {}).get("revision.sha"),
-                    "node_id": node.get("id"), "metadata": node.get("metadata") or {},
-                    "ads_cluster": (grpc.get("envoy_grpc") or {}).get("cluster_name"),
-                    "dynamic": bool(dyn), "stats_filtered": bool((boot.get("stats_config") or {}).get("stats_matcher"))}
+            return build_info_from_dump(await self.get_json(address, "/config_dump", {"mask": BUILD_INFO_MASK}))
         except AdminUnreachable as e:
             if not e.reason.startswith("HTTP 4"):
                 raise
         except (KeyError, IndexError, TypeError, AttributeError):
             pass
-        return info_from_server_info(await self.server_info(address))
+        return build_info_from_server_info(await self.server_info(address))
 
     async def ready(self, address: str) -> tuple[bool, str]:
         """(ready, state): /ready answers 200 "LIVE" when ready, 503 with the state otherwise."""
@@ -362,73 +385,7 @@ class AdminClient:
         return response.text
 
 
-def info_from_server_info(server_info: dict) -> dict:
-    """build_info's shape from /server_info ('sha/1.40.0/Clean/RELEASE/BoringSSL')."""
-    parts = str(server_info.get("version", "")).split("/")
-    node = server_info.get("node") or {}
-    return {"version": parts[1] if len(parts) > 1 else parts[0] or None, "revision": parts[0] or None,
-            "node_id": node.get("id"), "metadata": node.get("metadata") or {}, "state": server_info.get("state")}
-
-
-# --- /stats parsing ------------------------------------------------------------------------
-
-
-@dataclass
-class Histogram:
-    """One Envoy histogram from /stats?format=json.
-
-    quantiles: {"p50": value, "p99": value, ...} cumulative since start (None when no samples);
-    interval: the same for the last flush interval;
-    buckets: [(upper_bound, cumulative_count), ...] when asked with histogram_buckets=True.
-    Values are in the histogram's unit (milliseconds for *_time / *_ms).
-    """
-
-    name: str
-    quantiles: dict = field(default_factory=dict)
-    interval: dict = field(default_factory=dict)
-    buckets: list = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        out: dict = {"quantiles": self.quantiles, "interval": self.interval}
-        if self.buckets:
-            out["buckets"] = [{"le": le, "count": n} for le, n in self.buckets]
-        return out
-
-
-def _qname(q: float) -> str:
-    return "p" + (f"{q:g}")
-
-
-def parse_stats(data: Any) -> dict:
-    """Flatten Envoy's JSON stats into {name: number | str | Histogram}.
-
-    Counters and gauges become ints, text readouts (e.g. version_text) stay strings.
-    """
-    if not isinstance(data, dict) or not isinstance(data.get("stats"), list):
-        raise ValueError("not Envoy stats JSON")
-    out: dict = {}
-    for item in data["stats"]:
-        if "histograms" in item:
-            h = item["histograms"]
-            if isinstance(h, dict):  # quantile form
-                names = [_qname(q) for q in h.get("supported_quantiles", [])]
-                for entry in h.get("computed_quantiles", []):
-                    hist = Histogram(entry["name"])
-                    for qn, v in zip(names, entry.get("values", [])):
-                        hist.quantiles[qn] = v.get("cumulative")
-                        hist.interval[qn] = v.get("interval")
-                    out[hist.name] = hist
-            elif isinstance(h, list):  # bucket form
-                for entry in h:
-                    hist = Histogram(entry["name"])
-                    hist.buckets = [(b.get("upper_bound"), b.get("cumulative", 0)) for b in entry.get("buckets", [])]
-                    out[hist.name] = hist
-            continue
-        name = item.get("name")
-        if name is None:
-            continue
-        out[name] = item.get("value", 0)
-    return out
+info_from_server_info = build_info_from_server_info  # the name callers know
 
 
 async def fetch_stats(address: str, filter: Optional[str] = None, *, timeout: float = DEFAULT_TIMEOUT,

@@ -1,14 +1,16 @@
 """proxy-config: one proxy's configuration sections, as tables (istioctl's columns) or raw.
 
 Model stage only: each `*_section(dump)` returns the raw Envoy objects (what `-o json|yaml`
-prints) and each `*_rows(...)` turns them into table rows (header first). No I/O here; the
-admin answers come from meshctl.proxy.admin.
+prints) and each `*_rows(...)` turns them into table rows (header first); `Query.result(answers)`
+applies a command's filters and gives both. No I/O here: the admin answers come from
+meshctl.proxy.target.
 """
 from __future__ import annotations
 
 import datetime as _dt
 import os
 import tempfile
+from dataclasses import dataclass, replace
 from typing import Any, Optional
 
 HCM = "envoy.filters.network.http_connection_manager"
@@ -483,54 +485,66 @@ def section_data(section: str, dump: dict, clusters: Optional[dict] = None) -> A
     raise ValueError(section)
 
 
-# --- probe: read what a section needs from one proxy ------------------------------------------
+# --- the command's query: filters, then the raw section and its table ---------------------------
 
 
-async def read(address: str, section: str, timeout: float) -> dict:
-    """Fetch the admin answers `section` needs: {"dump", "clusters", "certs", "server_info"}."""
-    import asyncio
+@dataclass(frozen=True)
+class Query:
+    """A proxy-config section and its filters (each applies to tables and to -o json|yaml)."""
 
-    from meshctl.proxy.admin import AdminClient
+    section: str
+    fqdn: Optional[str] = None
+    port: Optional[int] = None
+    direction: Optional[str] = None
+    subset: Optional[str] = None
+    address: Optional[str] = None
+    name: Optional[str] = None
+    cluster: Optional[str] = None
+    status: Optional[str] = None
 
-    async with AdminClient(timeout=timeout, concurrency=4) as admin:
-        if section == "endpoints":
-            return {"clusters": await admin.clusters(address)}
-        if section == "secrets":
-            dump, certs = await asyncio.gather(admin.config_dump(address), admin.certs(address))
-            return {"dump": dump, "certs": certs}
-        if section == "bootstrap":
-            dump, info = await asyncio.gather(admin.config_dump(address), admin.server_info(address))
-            return {"dump": dump, "server_info": info}
-        return {"dump": await admin.config_dump(address)}
+    def checked(self) -> "Query":
+        """The query with --direction lower-cased; InputError (exit 2) for unknown values."""
+        from meshctl.errors import InputError
 
+        if self.direction is not None and self.direction.lower() not in ("inbound", "outbound"):
+            raise InputError(f"unknown --direction {self.direction!r}", hint="use inbound or outbound")
+        if self.status is not None and self.status.upper() not in HEALTH_STATUSES:
+            raise InputError(f"unknown --status {self.status!r}", hint=f"use one of: {', '.join(HEALTH_STATUSES)}")
+        return replace(self, direction=self.direction.lower() if self.direction else None)
 
-async def log_levels(address: str, timeout: float, level: Optional[str] = None,
-                     logger: Optional[str] = None, pairs: Optional[list[tuple[str, str]]] = None) -> dict[str, str]:
-    """Set (when `level` is given; or each (logger, level) of `pairs`, in order) and return the
-    proxy's logger levels."""
-    from meshctl.proxy.admin import AdminClient
-
-    async with AdminClient(timeout=timeout, concurrency=1) as admin:
-        if pairs:  # every name checked before any level changes
-            known = await admin.log_levels(address)
-            for name, _ in pairs:
-                if "active loggers" in known and f"  {name}: " not in known:
-                    from meshctl.errors import InputError
-
-                    raise InputError(f"proxy {address} has no logger named {name!r}; nothing was changed",
-                                     hint="list the loggers with 'meshctl proxy-config log ADDRESS'")
-            for name, lvl in pairs:
-                text = await admin.set_log_level(address, lvl, name)
+    def result(self, answers: dict) -> "ConfigResult":
+        """The section from the admin answers ({"dump", "clusters", "certs", "server_info"})."""
+        section = self.section
+        dump, clusters = answers.get("dump") or {}, answers.get("clusters") or {}
+        raw = section_data(section, dump, clusters)
+        if section == "clusters":
+            raw = [c for c in raw if len(cluster_rows([c], self.fqdn, self.port, self.direction, self.subset)) > 1]
+            rows = cluster_rows(raw)
+        elif section == "listeners":
+            raw = [lst for lst in raw if len(listener_rows([lst], self.address, self.port)) > 1]
+            rows = listener_rows(raw)
+        elif section == "routes":
+            raw = [r for r in raw if not self.name or r.get("name") == self.name]
+            rows = route_rows(raw)
+        elif section == "endpoints":
+            raw = endpoint_section(clusters, self.cluster, self.status)
+            rows = endpoint_rows(raw, self.status)
+        elif section == "secrets":
+            rows = secret_rows(secrets_section(dump), answers.get("certs"))
         else:
-            text = await (admin.set_log_level(address, level, logger) if level else admin.log_levels(address))
-    if "active loggers" not in text:
-        from meshctl.proxy.admin import AdminUnreachable
+            rows = bootstrap_rows(raw, answers.get("server_info"))
+        empty = "No active or warming secrets found." if section == "secrets" and len(rows) == 1 else None
+        return ConfigResult(section, raw, rows, empty)
 
-        raise AdminUnreachable(address, "/logging", "answer is not Envoy's logger list (not an Envoy admin endpoint?)")
-    levels = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if ":" in line and not line.startswith("active loggers"):
-            name, _, lvl = line.partition(":")
-            levels[name.strip()] = lvl.strip()
-    return levels
+
+@dataclass
+class ConfigResult:
+    section: str
+    data: Any  # the raw Envoy objects: what -o json|yaml prints
+    rows: list  # the table, header first
+    empty: Optional[str] = None  # said (on stderr) instead of an empty table
+
+
+@dataclass
+class LogLevels:
+    levels: dict  # logger → level

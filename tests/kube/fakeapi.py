@@ -21,7 +21,11 @@ is unchanged. It behaves like the API server where meshctl depends on it:
 - Deployments, DaemonSets and StatefulSets get a ready status on every write unless `not_ready()`;
 - failure injection: `fail_writes_after(n)`;
 - pods/portforward over a websocket (v4.channel.k8s.io) to a 127.0.0.1 port set per pod with
-  `forward_pod_port()`;
+  `forward_pod_port()`, and the pod proxy subresource (`GET .../pods/NAME:PORT/proxy/PATH`, RBAC
+  `get pods/proxy`) to the same port;
+- `latency`: seconds added as a network round trip would: before each answer, the websocket
+  upgrade and each message relayed through a port-forward, and on each new connection (twice with
+  TLS: the TCP and the TLS handshakes);
 - plain HTTP by default, HTTPS with `start(tls=make_tls(dir))` (a throwaway CA made with openssl,
   written into the kubeconfig as certificate-authority-data).
 """
@@ -38,6 +42,7 @@ import socket
 import struct
 import subprocess
 import threading
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple, Optional
@@ -124,6 +129,7 @@ _BUILTINS = [
 ]
 
 _WORKLOADS = ("Deployment", "DaemonSet", "StatefulSet")
+_POD_PROXY = re.compile(r"^/api/v1/namespaces/([^/]+)/pods/([^/:]+):(\d+)/proxy(/.*)?$")
 
 
 def _clone(obj: Any) -> Any:
@@ -372,6 +378,7 @@ class FakeKube:
         self._writes = 0
         self._pod_ports: dict[tuple[str, str, int], int] = {}
         self.requests: list[tuple[str, str]] = []
+        self.latency = 0.0  # seconds a network round trip adds (see the module docstring)
         # The bearer token the kubeconfig carries; a request with another token gets 401.
         self.token: Optional[str] = "fake-token"
         self.nodes = 1
@@ -389,7 +396,7 @@ class FakeKube:
     def start(self, tls: Optional["TLSFiles"] = None) -> "FakeKube":
         """Serve on 127.0.0.1 (plain HTTP, or HTTPS with `tls`) and write the kubeconfig."""
         handler = type("Handler", (_Handler,), {"fake": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server = _Server(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         port = self._server.server_address[1]
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
@@ -1227,6 +1234,18 @@ def make_tls(directory: str) -> TLSFiles:
 
 # --- HTTP --------------------------------------------------------------------------------------------
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 1024  # the listen backlog: socketserver's 5 drops connections a real server takes
+
+    def handle_error(self, request, client_address) -> None:
+        import ssl
+        import sys
+
+        if isinstance(sys.exc_info()[1], (ConnectionError, ssl.SSLError)):
+            return  # a client that gave up (its timeout) during the TLS handshake: nothing to report
+        super().handle_error(request, client_address)
+
+
 class _Handler(BaseHTTPRequestHandler):
     fake: FakeKube
     protocol_version = "HTTP/1.1"
@@ -1237,7 +1256,10 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         import ssl
 
-        if isinstance(self.request, ssl.SSLSocket):
+        tls = isinstance(self.request, ssl.SSLSocket)
+        if self.fake.latency:
+            time.sleep(self.fake.latency * (2 if tls else 1))
+        if tls:
             self.request.settimeout(10)
             self.request.do_handshake()
             self.request.settimeout(None)
@@ -1249,8 +1271,14 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
+        if self.fake.latency:
+            time.sleep(self.fake.latency)
         if self.headers.get("Upgrade", "").lower() == "websocket":
             self._websocket(parts.path, parse_qs(parts.query))
+            return
+        m = _POD_PROXY.match(parts.path)
+        if m:
+            self._pod_proxy(m.group(1), unquote(m.group(2)), int(m.group(3)), m.group(4), parts.query)
             return
         status, data = self.fake.handle(self.command, parts.path, parse_qs(parts.query), self.headers, body)
         payload = json.dumps(data).encode()
@@ -1262,6 +1290,51 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
+
+    # --- the pod proxy subresource: GET /api/v1/namespaces/NS/pods/NAME:PORT/proxy/PATH --------
+    def _pod_proxy(self, namespace: str, pod: str, port: int, rest: str, query: str) -> None:
+        import http.client
+
+        fake = self.fake
+        verb = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}[self.command]
+        with fake._lock:
+            fake.requests.append((self.command, self.path.split("?")[0]))
+            given = self.headers.get("Authorization")
+            obj = fake._store.get(("", "pods", namespace, pod))
+            local_port = fake._pod_ports.get((namespace, pod, port))
+        if fake.token is not None and given is not None and given != f"Bearer {fake.token}":
+            return self._status(401, "Unauthorized", "Unauthorized")
+        if not fake.allowed(verb, "pods/proxy", "", namespace):
+            return self._status(403, "Forbidden", f'pods "{pod}" is forbidden: User "fake" cannot {verb} resource '
+                                                  f'"pods/proxy" in API group "" in the namespace "{namespace}"')
+        if obj is None:
+            return self._status(404, "NotFound", f'pods "{pod}" not found')
+        ip = (obj.get("status") or {}).get("podIP") or "10.0.0.1"
+        try:
+            if not local_port:
+                raise ConnectionRefusedError()
+            upstream = http.client.HTTPConnection("127.0.0.1", local_port, timeout=10)
+            upstream.request(self.command, (rest or "/") + (f"?{query}" if query else ""))
+            answer = upstream.getresponse()
+            body = answer.read()
+            upstream.close()
+        except OSError:
+            return self._status(503, "ServiceUnavailable", f"error trying to reach service: dial tcp {ip}:{port}: "
+                                                           "connect: connection refused")
+        self.send_response(answer.status)
+        self.send_header("Content-Type", answer.getheader("Content-Type") or "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _status(self, code: int, reason: str, message: str) -> None:
+        payload = json.dumps({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                              "message": message, "reason": reason, "code": code}).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
 
     # --- pods/portforward over websocket (v4.channel.k8s.io) ---------------------------------
     def _websocket(self, path: str, query: dict) -> None:
@@ -1376,6 +1449,8 @@ class _Handler(BaseHTTPRequestHandler):
                     send(bytes(data), 10)
                     continue
                 if opcode in (1, 2) and data and data[0] == 0:
+                    if fake.latency:  # to the pod and back: a round trip a message
+                        time.sleep(fake.latency)
                     upstream.sendall(bytes(data[1:]))
         except OSError:
             pass

@@ -91,3 +91,16 @@ def test_admin_with_all_namespaces_is_refused_not_ignored(cli):
     r = cli("proxy-status", "--admin", "127.0.0.2:9", "-A")
     assert r.exit_code == 2 and r.stdout == ""
     assert r.stderr.startswith("error: --admin and --all-namespaces exclude each other"), r
+
+
+def test_o_lists_and_completes_the_formats(cli):
+    from tests.cli.test_completion import _complete
+
+    assert _complete("meshctl proxy-status -o ") == ["table", "wide", "json", "yaml"]
+    assert _complete("meshctl proxy-status -o w") == ["wide"]
+    assert _complete("meshctl proxy-config clusters --output ") == ["table", "json", "yaml"]
+    assert _complete("meshctl proxy-config log -o y") == ["yaml"]
+    text = " ".join(cli("proxy-status", "--help").stdout.replace("│", " ").split())
+    assert "Output format: table (default), wide, json, yaml." in text
+    r = cli("proxy-status", "--admin", "127.0.0.2:9", "-o", "JSON", "--timeout", "1")
+    assert r.exit_code == 0 and r.stdout.startswith("{"), r

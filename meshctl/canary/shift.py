@@ -323,7 +323,7 @@ def _shift_files(paths: list[str], host: str, namespace: str | None, weights: li
         if problem:
             raise InputError(str(problem), hint="fix the file, then shift again")
         texts[path] = (raw, text)
-        loaded[path] = loader.load_text(text, path, namespace)
+        loaded[path] = loader.load_text(text, path, namespace, keep_nodes=True)
     bodies = [(path, r) for path, result in loaded.items() for r in result.resources]
     items = [r.body for _, r in bodies]
     vs_body = plan.find_virtual_service(items, host, namespace)

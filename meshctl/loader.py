@@ -17,6 +17,7 @@ import re
 import sys
 from array import array
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterable
 
@@ -369,6 +370,11 @@ def _flow_depth(text: str, end: int) -> int:
     return depth
 
 
+@lru_cache(maxsize=None)
+def _line_longer_than(n: int) -> re.Pattern:
+    return re.compile("[^\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]{%d}" % (n + 1))
+
+
 def depth_problem(chunk: str) -> tuple[int, str] | None:
     """(0-based line, message) when the text nests deeper than MAX_DEPTH, found before composing
     it (deep nesting crashes the C composer). Cheap bound first; the event scan runs only when the
@@ -376,8 +382,9 @@ def depth_problem(chunk: str) -> tuple[int, str] | None:
     PyYAML 6.0.4 it stops flow collections at 1,000 levels, in its own words): when the scan fails,
     the brackets open where it stopped tell whether depth was the reason, so the problem reads the
     same whichever PyYAML is installed."""
-    bound = chunk.count("[") + chunk.count("{") + max(map(len, chunk.splitlines()), default=0)
-    if bound <= MAX_DEPTH:
+    brackets = chunk.count("[") + chunk.count("{")
+    # the bound: brackets + the longest line (what str.splitlines splits on ends a line)
+    if brackets + len(chunk) <= MAX_DEPTH or (brackets <= MAX_DEPTH and not _line_longer_than(MAX_DEPTH - brackets).search(chunk)):
         return None
     too_deep = f"document nests deeper than {MAX_DEPTH} levels"
     depth = 0
@@ -532,7 +539,8 @@ def _load_text(text: str, source: str, default_namespace: str | None, strings: d
     for offset, chunk in _split_documents(text):
         if not chunk.strip():
             continue
-        if len(chunk) > MAX_DOCUMENT_BYTES or len(chunk.encode("utf-8", "surrogatepass")) > MAX_DOCUMENT_BYTES:
+        if len(chunk) * 4 > MAX_DOCUMENT_BYTES and (
+                len(chunk) > MAX_DOCUMENT_BYTES or len(chunk.encode("utf-8", "surrogatepass")) > MAX_DOCUMENT_BYTES):
             result.problems.append(LoadProblem(
                 source, offset + 1,
                 f"document is larger than {MAX_DOCUMENT_BYTES // (1024 * 1024)} MB; split it into smaller documents"))
@@ -661,24 +669,109 @@ def read_source(path: str) -> bytes:
         raise InputError(f"{path}: cannot read: {e.strerror or e}") from None
 
 
+# Input at least this large is parsed by a pool of processes (one per CPU), below it in this
+# process: starting the pool costs about as much as parsing this much YAML (bench/analyze.py).
+POOL_MIN_BYTES = 256 * 1024
+WORKERS_ENV = "MESHCTL_WORKERS"  # processes that parse input (1: no pool)
+
+
+def workers() -> int:
+    """How many processes parse a large input: $MESHCTL_WORKERS, else the CPUs this process may
+    run on. A pool needs the fork start method (Linux); elsewhere input is parsed in this process."""
+    import multiprocessing
+
+    if not sys.platform.startswith("linux") or "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    value = os.environ.get(WORKERS_ENV, "").strip()
+    if value:
+        try:
+            return max(1, int(value))
+        except ValueError:
+            raise InputError(f"{WORKERS_ENV}={value!r} is not a number", hint="set it to a number of processes, e.g. 2") from None
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def load_paths(paths: Iterable[str], recursive: bool = False, default_namespace: str | None = None) -> Loaded:
     """Load files, directories and "-" (stdin). A missing or unreadable path is an InputError
-    (exit 2); a bad document inside a readable file is a problem in the result."""
+    (exit 2); a bad document inside a readable file is a problem in the result. Large inputs are
+    parsed in a pool of processes (see POOL_MIN_BYTES); the result is the same, in the same order."""
     result = Loaded()
     with _GCPaused():
         _load_paths_into(result, paths, recursive, default_namespace)
     return result
 
 
-def _load_paths_into(result: Loaded, paths: Iterable[str], recursive: bool, default_namespace: str | None) -> None:
-    strings: dict = {}
+def _plan(paths: Iterable[str], recursive: bool) -> list:
+    """The files to read in order ("-" for stdin), each directory expanded; a directory that
+    cannot be listed is an InputError in its place (raised when reached, after earlier paths)."""
+    plan: list = []
     for path in paths:
         if path != "-" and os.path.isdir(path):
             try:
-                files = iter_files(path, recursive)
+                plan.extend(iter_files(path, recursive))
             except PermissionError:
-                raise InputError(f"{path}: permission denied", hint="check the directory's permissions") from None
-            for f in files:
-                result.extend(load_bytes(read_source(f), f, default_namespace, strings))
+                plan.append(InputError(f"{path}: permission denied", hint="check the directory's permissions"))
+                break
             continue
-        result.extend(load_bytes(read_source(path), path, default_namespace, strings))
+        plan.append(path)
+    return plan
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0  # reading it reports why
+
+
+def _load_files(task: tuple[list[str], str | None]) -> Loaded:
+    """Load a batch of files (in a pool process)."""
+    files, default_namespace = task
+    out = Loaded()
+    strings: dict = {}
+    with _GCPaused():
+        for f in files:
+            out.extend(load_bytes(read_source(f), f, default_namespace, strings))
+    return out
+
+
+def _load_paths_into(result: Loaded, paths: Iterable[str], recursive: bool, default_namespace: str | None) -> None:
+    plan = _plan(paths, recursive)
+    files = [p for p in plan if isinstance(p, str) and p != "-"]
+    sizes = {f: _size(f) for f in files}
+    total = sum(sizes.values())
+    n = workers() if total >= POOL_MIN_BYTES and len(files) > 1 else 1
+    if n < 2:
+        strings: dict = {}
+        for item in plan:
+            if isinstance(item, InputError):
+                raise item
+            result.extend(load_bytes(read_source(item), item, default_namespace, strings))
+        return
+    # runs of files in batches of about a quarter of a worker's share, so that the workers finish
+    # together; results come back in order
+    target = max(64 * 1024, total // (n * 4))
+    steps: list = []  # a batch (list of files), "-", or an InputError
+    for item in plan:
+        if isinstance(item, str) and item != "-":
+            if steps and isinstance(steps[-1], list) and sum(sizes[f] for f in steps[-1]) < target:
+                steps[-1].append(item)
+            else:
+                steps.append([item])
+        else:
+            steps.append(item)
+    batches = [(step, default_namespace) for step in steps if isinstance(step, list)]
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(min(n, len(batches))) as pool:
+        loaded = pool.imap(_load_files, batches)
+        for step in steps:
+            if isinstance(step, InputError):
+                raise step
+            if isinstance(step, list):
+                result.extend(next(loaded))
+            else:
+                result.extend(load_bytes(read_source(step), step, default_namespace))

@@ -241,7 +241,7 @@ _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 _TRUE = frozenset({"yes", "true", "on"})
 
 
-def _entries(node: yaml.Node, base: int, keys: list, lines: list, ends: list) -> None:
+def _entries(node: yaml.Node, base: int, keys: list, marks: list) -> None:
     """Append the line map entries of `node`'s subtree (see LineMap), aliases expanded."""
     if node.id == "mapping":
         children = [(k.value if k.id == "scalar" else LineMap.NON_SCALAR_KEY, k.start_mark.line, v) for k, v in node.value]
@@ -252,20 +252,19 @@ def _entries(node: yaml.Node, base: int, keys: list, lines: list, ends: list) ->
     for key, line, child in children:
         i = len(keys)
         keys.append(key)
-        lines.append(line + base)
-        ends.append(i + 1)
+        marks.append(line + base)
+        marks.append(i + 1)
         if child.id != "scalar":
-            _entries(child, base, keys, lines, ends)
-            ends[i] = len(keys)
+            _entries(child, base, keys, marks)
+            marks[2 * i + 1] = len(keys)
 
 
 def line_map(node: yaml.Node, offset: int) -> LineMap:
     """The LineMap of a composed document whose text starts after `offset` lines."""
     keys: list = []
-    lines: list[int] = []
-    ends: list[int] = []
-    _entries(node, offset + 1, keys, lines, ends)
-    return LineMap(tuple(keys), array("I", lines), array("I", ends), 0, len(keys), node.start_mark.line + offset + 1)
+    marks: list[int] = []
+    _entries(node, offset + 1, keys, marks)
+    return LineMap(tuple(keys), array("I", marks), 0, len(keys), node.start_mark.line + offset + 1)
 
 
 def _construct(node: yaml.Node, offset: int, memo: dict | None, strings: dict) -> tuple[object, LineMap]:
@@ -275,9 +274,8 @@ def _construct(node: yaml.Node, offset: int, memo: dict | None, strings: dict) -
     `memo` is given. Strings go through `strings` (one object per distinct text: the keys and
     labels that every object repeats are stored once)."""
     keys: list = []
-    lines: list[int] = []
-    ends: list[int] = []
-    add_key, add_line, add_end = keys.append, lines.append, ends.append
+    marks: list[int] = []
+    add_key, add_mark = keys.append, marks.append
     base = offset + 1
     intern = strings.setdefault
 
@@ -303,7 +301,7 @@ def _construct(node: yaml.Node, offset: int, memo: dict | None, strings: dict) -
         if memo is not None:
             hit = memo.get(id(n))
             if hit is not None:
-                _entries(n, base, keys, lines, ends)  # the map follows the expanded document
+                _entries(n, base, keys, marks)  # the map follows the expanded document
                 return hit
         if nid == "mapping":
             out = {}
@@ -313,14 +311,13 @@ def _construct(node: yaml.Node, offset: int, memo: dict | None, strings: dict) -
                 key = scalar(k)
                 i = len(keys)
                 add_key(key if type(key) is str else k.value)
-                add_line(k.start_mark.line + base)
+                add_mark(k.start_mark.line + base)
+                add_mark(i + 1)
                 if v.id == "scalar":
-                    add_end(i + 1)
                     out[key] = scalar(v)
                 else:
-                    add_end(0)
                     out[key] = build(v)
-                    ends[i] = len(keys)
+                    marks[2 * i + 1] = len(keys)
             if len(out) != len(n.value):
                 raise _DuplicateKey
         else:
@@ -328,14 +325,13 @@ def _construct(node: yaml.Node, offset: int, memo: dict | None, strings: dict) -
             for c in n.value:
                 i = len(keys)
                 add_key(LineMap.SEQUENCE_ITEM)
-                add_line(c.start_mark.line + base)
+                add_mark(c.start_mark.line + base)
+                add_mark(i + 1)
                 if c.id == "scalar":
-                    add_end(i + 1)
                     out.append(scalar(c))
                 else:
-                    add_end(0)
                     out.append(build(c))
-                    ends[i] = len(keys)
+                    marks[2 * i + 1] = len(keys)
         if memo is not None:
             memo[id(n)] = out
         return out
@@ -344,7 +340,7 @@ def _construct(node: yaml.Node, offset: int, memo: dict | None, strings: dict) -
         data = build(node)
     finally:
         build = None  # noqa: F841 - the recursive closure refers to itself: free it without the cyclic GC
-    return data, LineMap(tuple(keys), array("I", lines), array("I", ends), 0, len(keys), node.start_mark.line + base)
+    return data, LineMap(tuple(keys), array("I", marks), 0, len(keys), node.start_mark.line + base)
 
 
 def _json_node(text: str):

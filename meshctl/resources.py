@@ -67,36 +67,40 @@ class LineMap:
     `line_of(path)` exactly as a walk of the composed YAML nodes would, in 16 bytes per field
     instead of the nodes' kilobytes (meshctl.loader builds it while constructing the document).
 
-    The arrays are shared by the views of one document (a `kind: List` and its items): entries
-    `start`..`stop` are the children of the view's root, whose own line is `line`."""
+    `keys[i]` is the key text of entry i (a mapping entry), NON_SCALAR_KEY for a mapping entry
+    whose key is a collection, SEQUENCE_ITEM for a sequence item; `marks[2i]` its line and
+    `marks[2i + 1]` the index after its subtree (an array of unsigned ints). The storage is shared
+    by the views of one document (a `kind: List` and its items): entries `start`..`stop` are the
+    children of the view's root, whose own line is `line`."""
 
-    __slots__ = ("keys", "lines", "ends", "start", "stop", "line")
+    __slots__ = ("keys", "marks", "start", "stop", "line")
 
-    # keys[i]: the key text of a mapping entry, NON_SCALAR_KEY for a mapping entry whose key is a
-    # collection, SEQUENCE_ITEM for a sequence item
     SEQUENCE_ITEM = None
     NON_SCALAR_KEY = False
 
-    def __init__(self, keys: tuple, lines, ends, start: int, stop: int, line: int):
-        self.keys, self.lines, self.ends = keys, lines, ends  # lines, ends: array('I')
+    def __init__(self, keys: tuple, marks, start: int, stop: int, line: int):
+        self.keys, self.marks = keys, marks
         self.start, self.stop, self.line = start, stop, line
+
+    def __reduce__(self):
+        return LineMap, (self.keys, self.marks, self.start, self.stop, self.line)
 
     def child(self, i: int) -> "LineMap":
         """The view of entry i (a list item that is an object of its own)."""
-        return LineMap(self.keys, self.lines, self.ends, i + 1, self.ends[i], self.lines[i])
+        return LineMap(self.keys, self.marks, i + 1, self.marks[2 * i + 1], self.marks[2 * i])
 
     def children(self) -> list[int]:
         """Entries of the view's root, in order."""
-        out, i, ends = [], self.start, self.ends
+        out, i, marks = [], self.start, self.marks
         while i < self.stop:
             out.append(i)
-            i = ends[i]
+            i = marks[2 * i + 1]
         return out
 
     def line_of(self, path: Iterable[Any] = ()) -> int:
         """The line of the field at `path` (keys and list indexes), or of the nearest ancestor
         that exists: for a mapping the line of the key, for a sequence the line of the item."""
-        keys, ends = self.keys, self.ends
+        keys, marks = self.keys, self.marks
         best, i, stop = self.line, self.start, self.stop
         for step in path:
             if i >= stop:
@@ -106,7 +110,7 @@ class LineMap:
                 if isinstance(step, int) and step >= 0:
                     j, n = i, 0
                     while j < stop and n < step:
-                        j, n = ends[j], n + 1
+                        j, n = marks[2 * j + 1], n + 1
                     found = j if j < stop else -1
             elif isinstance(step, str):
                 j = i
@@ -114,10 +118,10 @@ class LineMap:
                     if keys[j] == step:
                         found = j
                         break
-                    j = ends[j]
+                    j = marks[2 * j + 1]
             if found < 0:
                 break
-            best, i, stop = self.lines[found], found + 1, ends[found]
+            best, i, stop = marks[2 * found], found + 1, marks[2 * found + 1]
         return best
 
 

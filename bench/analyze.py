@@ -7,11 +7,11 @@
 Generates corpora with ../shared/bench/gen_corpus.py (2000 services = 12,200 resources, 8000
 services = 48,800) into a temporary directory and runs `meshctl analyze -R DIR -o json` on each.
 Per corpus it prints the median over --runs of: wall time, CPU time (user + system, the process
-and the processes it started), peak memory as `resource.getrusage` reports it for the analyze
-process (ru_maxrss, from wait4: the largest process of the tree, which is the analyze process
-itself), the peak of the summed proportional set size (PSS) of the analyze process and its
-parse workers (sampled every 10 ms from /proc, so that memory in workers is not hidden), and
-resources per second; then the scaling ratio (time for the largest corpus / time for the smallest
+and the processes it started), peak memory: ru_maxrss of the analyze process (the rusage that
+resource.getrusage(RUSAGE_CHILDREN) sums up, taken per run from wait4; for a process tree it is
+the largest process's, here the analyze process itself), and the peak of the summed proportional
+set size (PSS) of the analyze process and its parse workers (sampled every 10 ms from /proc, so
+that memory in workers is not hidden); and resources per second; then the scaling ratio (time for the largest corpus / time for the smallest
 one, against the input ratio: 4x for the defaults) and the wall time of analyzing a
 one-resource file and of `meshctl --version`.
 
@@ -22,7 +22,7 @@ weighs on all alike:
   baseline REF        with --baseline REF: the meshctl of git revision REF (`git archive`)
 
 Targets on a 2-core machine: 2000 services ≤ 1.2 s and ≤ 100 MB; 8000 services ≤ 5 s and ≤ 300 MB,
-linear (≤ 4.4x the 2000-service time); one resource ≤ 150 ms.
+still linear (a scaling ratio near 4x); one resource ≤ 150 ms.
 
 Python's bytecode cache is enabled for the runs (PYTHONDONTWRITEBYTECODE is removed from the
 environment) as it is for users; a warm-up run fills it. --profile prints the top functions of

@@ -762,15 +762,23 @@ def _load_paths_into(result: Loaded, paths: Iterable[str], recursive: bool, defa
                 steps.append([item])
         else:
             steps.append(item)
-    batches = [(step, default_namespace) for step in steps if isinstance(step, list)]
+    batches = [step for step in steps if isinstance(step, list)]
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
-    with multiprocessing.get_context("fork").Pool(min(n, len(batches))) as pool:
-        loaded = pool.imap(_load_files, batches)
+    pool = ProcessPoolExecutor(min(n, len(batches)), mp_context=multiprocessing.get_context("fork"))
+    try:
+        pending = iter([pool.submit(_load_files, (batch, default_namespace)) for batch in batches])
         for step in steps:
             if isinstance(step, InputError):
                 raise step
             if isinstance(step, list):
-                result.extend(next(loaded))
+                try:
+                    result.extend(next(pending).result())
+                except BrokenProcessPool:  # a worker was killed (out of memory?): parse its files here
+                    result.extend(_load_files((step, default_namespace)))
             else:
                 result.extend(load_bytes(read_source(step), step, default_namespace))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -136,3 +136,20 @@ def test_the_number_of_parse_processes_is_a_number(monkeypatch):
         loader.workers()
     monkeypatch.setenv("MESHCTL_WORKERS", "3")
     assert loader.workers() == 3
+
+
+def test_files_of_a_parse_process_that_dies_are_parsed_in_this_process(tmp_path, monkeypatch):
+    d = corpus(tmp_path)
+    monkeypatch.setenv("MESHCTL_WORKERS", "1")
+    alone = load_paths([str(d)], recursive=True)
+    parent, real = os.getpid(), loader._load_files
+
+    def dying(task):
+        if os.getpid() != parent and any("team-05" in f for f in task[0]):
+            os._exit(9)  # as if killed for memory
+        return real(task)
+
+    dying.__module__, dying.__qualname__ = real.__module__, real.__qualname__  # pickled by name
+    monkeypatch.setattr(loader, "_load_files", dying)
+    monkeypatch.setenv("MESHCTL_WORKERS", "2")
+    assert summary(load_paths([str(d)], recursive=True)) == summary(alone)

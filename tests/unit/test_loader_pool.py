@@ -153,3 +153,24 @@ def test_files_of_a_parse_process_that_dies_are_parsed_in_this_process(tmp_path,
     monkeypatch.setattr(loader, "_load_files", dying)
     monkeypatch.setenv("MESHCTL_WORKERS", "2")
     assert summary(load_paths([str(d)], recursive=True)) == summary(alone)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_loading_pauses_the_cyclic_gc_only_while_it_runs(tmp_path, monkeypatch, workers):
+    import gc
+
+    d = corpus(tmp_path, files=25)
+    monkeypatch.setenv("MESHCTL_WORKERS", workers)
+    assert gc.isenabled()
+    seen = []
+    monkeypatch.setattr(loader, "_load_text", lambda *a, real=loader._load_text: seen.append(gc.isenabled()) or real(*a))
+    load_paths([str(d)], recursive=True)
+    assert gc.isenabled()
+    if workers == "1":
+        assert seen and not any(seen)
+    gc.disable()
+    try:
+        load_paths([str(d)], recursive=True)
+        assert not gc.isenabled()  # a caller's own pause is kept
+    finally:
+        gc.enable()

@@ -536,53 +536,58 @@ def _load_text(text: str, source: str, default_namespace: str | None, strings: d
                           n.start_mark.line + 1 if n is not None else 1, source, default_namespace)
         return result
     for offset, chunk in _split_documents(text):
-        if not chunk.strip():
-            continue
-        if len(chunk) * 4 > MAX_DOCUMENT_BYTES and (
-                len(chunk) > MAX_DOCUMENT_BYTES or len(chunk.encode("utf-8", "surrogatepass")) > MAX_DOCUMENT_BYTES):
-            result.problems.append(LoadProblem(
-                source, offset + 1,
-                f"document is larger than {MAX_DOCUMENT_BYTES // (1024 * 1024)} MB; split it into smaller documents"))
-            continue
-        deep = depth_problem(chunk)
-        if deep:
-            result.problems.append(LoadProblem(source, offset + deep[0] + 1, deep[1]))
-            continue
-        try:
-            loader = _Loader(chunk)
-            try:
-                node = loader.get_single_node()
-                if node is None:
-                    continue
-                aliased = "*" in chunk and "&" in chunk
-                if aliased:
-                    bad = check_node(node)
-                    if bad:
-                        result.problems.append(LoadProblem(source, node.start_mark.line + 1 + offset, bad))
-                        continue
-                try:
-                    data, lines = _construct(node, offset, {} if aliased else None, strings)
-                except (_SlowPath, _DuplicateKey):  # the full constructor; the last of duplicate keys wins
-                    duplicates = _duplicate_problems(node, source, offset)  # before merge keys rewrite the nodes
-                    data = loader.construct_document(node)
-                    lines = line_map(node, offset)  # after: a merged key is found where its value was written
-                    result.problems.extend(duplicates)
-            finally:
-                loader.dispose()
-        except yaml.YAMLError as e:
-            result.problems.append(LoadProblem(source, _problem_line(e, offset), _yaml_message(e),
-                                               unknown=_unknown(chunk)))
-            continue
-        except RecursionError:
-            result.problems.append(LoadProblem(source, offset + 1, "document nests too deeply"))
-            continue
-        except (ValueError, TypeError, OverflowError) as e:  # e.g. an impossible timestamp
-            result.problems.append(LoadProblem(source, offset + 1, f"invalid YAML value: {e}", unknown=_unknown(chunk)))
-            continue
-        # the nodes are dropped here (unless kept for an edit): the line map is all findings need
-        _add_document(result, data, lines, node if keep_nodes else None, offset, node.start_mark.line + 1 + offset,
-                      source, default_namespace)
+        _load_document(result, chunk, offset, source, default_namespace, strings, keep_nodes)
     return result
+
+
+def _load_document(result: Loaded, chunk: str, offset: int, source: str, default_namespace: str | None,
+                   strings: dict, keep_nodes: bool = False) -> None:
+    """One YAML document of a stream (its text, after `offset` lines) into `result`."""
+    if not chunk.strip():
+        return
+    if len(chunk) * 4 > MAX_DOCUMENT_BYTES and (
+            len(chunk) > MAX_DOCUMENT_BYTES or len(chunk.encode("utf-8", "surrogatepass")) > MAX_DOCUMENT_BYTES):
+        result.problems.append(LoadProblem(
+            source, offset + 1,
+            f"document is larger than {MAX_DOCUMENT_BYTES // (1024 * 1024)} MB; split it into smaller documents"))
+        return
+    deep = depth_problem(chunk)
+    if deep:
+        result.problems.append(LoadProblem(source, offset + deep[0] + 1, deep[1]))
+        return
+    try:
+        loader = _Loader(chunk)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return
+            aliased = "*" in chunk and "&" in chunk
+            if aliased:
+                bad = check_node(node)
+                if bad:
+                    result.problems.append(LoadProblem(source, node.start_mark.line + 1 + offset, bad))
+                    return
+            try:
+                data, lines = _construct(node, offset, {} if aliased else None, strings)
+            except (_SlowPath, _DuplicateKey):  # the full constructor; the last of duplicate keys wins
+                duplicates = _duplicate_problems(node, source, offset)  # before merge keys rewrite the nodes
+                data = loader.construct_document(node)
+                lines = line_map(node, offset)  # after: a merged key is found where its value was written
+                result.problems.extend(duplicates)
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as e:
+        result.problems.append(LoadProblem(source, _problem_line(e, offset), _yaml_message(e), unknown=_unknown(chunk)))
+        return
+    except RecursionError:
+        result.problems.append(LoadProblem(source, offset + 1, "document nests too deeply"))
+        return
+    except (ValueError, TypeError, OverflowError) as e:  # e.g. an impossible timestamp
+        result.problems.append(LoadProblem(source, offset + 1, f"invalid YAML value: {e}", unknown=_unknown(chunk)))
+        return
+    # the nodes are dropped here (unless kept for an edit): the line map is all findings need
+    _add_document(result, data, lines, node if keep_nodes else None, offset, node.start_mark.line + 1 + offset,
+                  source, default_namespace)
 
 
 def _add_document(result: Loaded, data, lines: LineMap | None, node, offset: int, line: int, source: str,
@@ -668,7 +673,8 @@ def read_source(path: str) -> bytes:
 
 
 # Input at least this large is parsed by a pool of processes (one per CPU), below it in this
-# process: starting the pool costs about as much as parsing this much YAML (bench/analyze.py).
+# process: importing multiprocessing and starting two workers takes 25-30 ms, about what a second
+# process saves on 256 KB of YAML (parsed at about 4 MB/s per process).
 POOL_MIN_BYTES = 256 * 1024
 WORKERS_ENV = "MESHCTL_WORKERS"  # processes that parse input (1: no pool)
 
@@ -737,12 +743,45 @@ def _load_files(task: tuple[list[str], str | None]) -> Loaded:
     return out
 
 
+def _load_documents(task: tuple[str, list[tuple[int, str]], str | None]) -> Loaded:
+    """Load a run of documents of one large file (in a pool process)."""
+    source, documents, default_namespace = task
+    out = Loaded()
+    strings: dict = {}
+    with _GCPaused():
+        for offset, chunk in documents:
+            _load_document(out, chunk, offset, source, default_namespace, strings)
+    return out
+
+
+def _split_file(path: str, target: int) -> list:
+    """A large YAML file as runs of its documents of about `target` characters each (for the
+    pool); a file that cannot be read or decoded, or a JSON file, as one step of its own."""
+    try:
+        text, problem = decode(read_source(path), path)
+    except InputError as e:
+        return [e]
+    if problem:
+        return [Loaded(problems=[problem])]
+    if path.endswith(".json") and text.lstrip().startswith(("{", "[")):
+        return [[path]]
+    runs: list = []
+    size = target
+    for offset, chunk in _split_documents(text):
+        if size >= target:
+            runs.append((path, []))
+            size = 0
+        runs[-1][1].append((offset, chunk))
+        size += len(chunk)
+    return runs
+
+
 def _load_paths_into(result: Loaded, paths: Iterable[str], recursive: bool, default_namespace: str | None) -> None:
     plan = _plan(paths, recursive)
     files = [p for p in plan if isinstance(p, str) and p != "-"]
     sizes = {f: _size(f) for f in files}
     total = sum(sizes.values())
-    n = workers() if total >= POOL_MIN_BYTES and len(files) > 1 else 1
+    n = workers() if total >= POOL_MIN_BYTES else 1
     if n < 2:
         strings: dict = {}
         for item in plan:
@@ -750,35 +789,45 @@ def _load_paths_into(result: Loaded, paths: Iterable[str], recursive: bool, defa
                 raise item
             result.extend(load_bytes(read_source(item), item, default_namespace, strings))
         return
-    # runs of files in batches of about a quarter of a worker's share, so that the workers finish
-    # together; results come back in order
+    # steps in order: batches of files, or runs of documents of a large file, of about a quarter
+    # of a worker's share, so that the workers finish together; "-" (read here); an InputError
+    # (raised when reached); a file's problem. Results come back in order.
     target = max(64 * 1024, total // (n * 4))
-    steps: list = []  # a batch (list of files), "-", or an InputError
+    steps: list = []
     for item in plan:
         if isinstance(item, str) and item != "-":
-            if steps and isinstance(steps[-1], list) and sum(sizes[f] for f in steps[-1]) < target:
+            if sizes[item] > target:
+                steps.extend(_split_file(item, target))
+            elif steps and isinstance(steps[-1], list) and sum(sizes[f] for f in steps[-1]) < target:
                 steps[-1].append(item)
             else:
                 steps.append([item])
         else:
             steps.append(item)
-    batches = [step for step in steps if isinstance(step, list)]
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
-    pool = ProcessPoolExecutor(min(n, len(batches)), mp_context=multiprocessing.get_context("fork"))
+    tasks = [(_load_files, (step, default_namespace)) if isinstance(step, list) else
+             (_load_documents, (*step, default_namespace)) if isinstance(step, tuple) else None for step in steps]
+    jobs = sum(t is not None for t in tasks)
+    pool = ProcessPoolExecutor(min(n, jobs), mp_context=multiprocessing.get_context("fork")) if jobs else None
     try:
-        pending = iter([pool.submit(_load_files, (batch, default_namespace)) for batch in batches])
-        for step in steps:
+        futures = [pool.submit(*t) if t is not None else None for t in tasks]
+        for i, step in enumerate(steps):
             if isinstance(step, InputError):
                 raise step
-            if isinstance(step, list):
-                try:
-                    result.extend(next(pending).result())
-                except BrokenProcessPool:  # a worker was killed (out of memory?): parse its files here
-                    result.extend(_load_files((step, default_namespace)))
-            else:
+            if isinstance(step, Loaded):
+                result.extend(step)
+            elif isinstance(step, str):
                 result.extend(load_bytes(read_source(step), step, default_namespace))
+            else:
+                try:
+                    result.extend(futures[i].result())
+                except BrokenProcessPool:  # a worker was killed (out of memory?): parse its part here
+                    work, args = tasks[i]
+                    result.extend(work(args))
+            steps[i] = tasks[i] = futures[i] = None  # a large file's documents are not kept
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)

@@ -81,17 +81,18 @@ def summary(loaded):
 
 @pytest.fixture
 def pool_pids(monkeypatch, tmp_path):
-    """The processes that parsed batches of files (written by the pool's workers)."""
+    """The processes that parsed batches of files or runs of documents (written by the workers)."""
     record = tmp_path / "pids"
-    real = loader._load_files
+    for name in ("_load_files", "_load_documents"):
+        real = getattr(loader, name)
 
-    def recording(task):
-        with open(record, "a") as fh:
-            fh.write(f"{os.getpid()}\n")
-        return real(task)
+        def recording(task, real=real):
+            with open(record, "a") as fh:
+                fh.write(f"{os.getpid()}\n")
+            return real(task)
 
-    recording.__module__, recording.__qualname__ = real.__module__, real.__qualname__  # pickled by name
-    monkeypatch.setattr(loader, "_load_files", recording)
+        recording.__module__, recording.__qualname__ = real.__module__, real.__qualname__  # pickled by name
+        monkeypatch.setattr(loader, name, recording)
     return lambda: {int(p) for p in record.read_text().split()} if record.exists() else set()
 
 
@@ -174,3 +175,30 @@ def test_loading_pauses_the_cyclic_gc_only_while_it_runs(tmp_path, monkeypatch, 
         assert not gc.isenabled()  # a caller's own pause is kept
     finally:
         gc.enable()
+
+
+def test_a_large_file_is_parsed_in_runs_of_its_documents(tmp_path, monkeypatch, pool_pids):
+    d = corpus(tmp_path, files=30)
+    big = tmp_path / "all.yaml"  # as `helm template` writes a whole release
+    big.write_text("".join(f.read_text() + "\n---\n" for f in sorted(d.rglob("*.yaml"))))
+    monkeypatch.setenv("MESHCTL_WORKERS", "1")
+    alone = load_paths([str(big)])
+    monkeypatch.setenv("MESHCTL_WORKERS", "2")
+    pooled = load_paths([str(big)])
+    assert len(pool_pids()) == 2
+    assert summary(pooled) == summary(alone)
+    assert len(pooled.resources) == 30 * 25 * 2 + 2
+    assert [p.code for p in pooled.problems] == ["MSH0004", "MSH0001"]
+
+
+def test_a_large_file_that_is_not_text_is_one_problem(tmp_path, monkeypatch):
+    junk = tmp_path / "blob.yaml"
+    junk.write_bytes(b"\x00\x01" * POOL_MIN_BYTES)
+    bad = tmp_path / "latin1.yaml"
+    bad.write_bytes(b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: caf\xe9}\n" * 10000)
+    monkeypatch.setenv("MESHCTL_WORKERS", "2")
+    for paths in ([junk], [junk, bad]):
+        loaded = load_paths([str(p) for p in paths])
+        assert [(p.source, p.message.split(" (")[0]) for p in loaded.problems] == [
+            (str(junk), "file is binary, not YAML or JSON"), (str(bad), "file is not UTF-8")][:len(paths)]
+        assert loaded.resources == []

@@ -1,14 +1,30 @@
 #!/usr/bin/env python3
-"""Benchmark `meshctl analyze` end to end through the CLI (a new process per run).
+"""Benchmark `meshctl analyze` end to end through the CLI (a new process per run, as users run it).
 
-    .venv/bin/python bench/analyze.py [--runs 3] [--sizes 2000,4000] [--gen PATH] [--profile]
-                                      [--gateway-api [--baseline REF]]
+    .venv/bin/python bench/analyze.py [--runs 5] [--sizes 2000,8000] [--gen PATH] [--baseline REF]
+                                      [--single] [--profile] [--gateway-api]
 
-Generates corpora with ../shared/bench/gen_corpus.py (2000 services ≈ 12,200 resources) into a
-temporary directory, runs `meshctl analyze -R DIR -o json` on each, and prints the wall time
-(median of --runs) and resources per second; then the wall time of analyzing a one-resource file.
-Targets on a 2-core machine: 2000 services ≤ 3 s; 4000 services ≤ 2.2 × the 2000 time; one
-resource ≤ 250 ms.
+Generates corpora with ../shared/bench/gen_corpus.py (2000 services = 12,200 resources, 8000
+services = 48,800) into a temporary directory and runs `meshctl analyze -R DIR -o json` on each.
+Per corpus it prints the median over --runs of: wall time, CPU time (user + system, the process
+and the processes it started), peak memory: ru_maxrss of the analyze process (the rusage that
+resource.getrusage(RUSAGE_CHILDREN) sums up, taken per run from wait4; for a process tree it is
+the largest process's, here the analyze process itself), and the peak of the summed proportional
+set size (PSS) of the analyze process and its parse workers (sampled every 10 ms from /proc, so
+that memory in workers is not hidden); and resources per second. (Linux carries a process's
+high-water mark over exec, and a child starts as a copy of this script, so ru_maxrss cannot read
+below this script's own size, about 20 MB: it is not printed for the small runs.) then the scaling ratio (time for the largest corpus / time for the smallest
+one, against the input ratio: 4x for the defaults) and the wall time of analyzing a
+one-resource file and of `meshctl --version`.
+
+Configurations are measured in the same, interleaved runs, so that the load of a shared machine
+weighs on all alike:
+  this checkout       the default
+  single process      with --single: this checkout with MESHCTL_WORKERS=1 (no parse pool)
+  baseline REF        with --baseline REF: the meshctl of git revision REF (`git archive`)
+
+Targets on a 2-core machine: 2000 services ≤ 1.2 s and ≤ 100 MB; 8000 services ≤ 5 s and ≤ 300 MB,
+still linear (a scaling ratio near 4x); one resource ≤ 150 ms.
 
 Python's bytecode cache is enabled for the runs (PYTHONDONTWRITEBYTECODE is removed from the
 environment) as it is for users; a warm-up run fills it. --profile prints the top functions of
@@ -18,8 +34,7 @@ one in-process run of the largest corpus (cProfile).
 HTTPRoute, the Gateway API form of its VirtualService; per namespace an ingress Gateway; for
 every 10th service an ingress HTTPRoute and a GRPCRoute; a few deliberate mistakes: see
 gateway_api_docs) and prints both figures and their ratio, measured in the same run, the runs
-of the two interleaved; --baseline REF adds the corpus without them analyzed by the meshctl of
-git revision REF (say, the commit before Gateway API support), interleaved too.
+of the two interleaved (with --baseline, the corpus without them at REF too).
 """
 from __future__ import annotations
 
@@ -33,7 +48,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,39 +62,97 @@ def meshctl() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "meshctl"]
 
 
-def env() -> dict:
+def env(extra: dict | None = None) -> dict:
     e = dict(os.environ)
     e.pop("PYTHONDONTWRITEBYTECODE", None)
     e["NO_COLOR"] = "1"
+    e.update(extra or {})
     return e
 
 
-def _child_cpu() -> float:
-    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return ru.ru_utime + ru.ru_stime
+def _descendants(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            with open(f"/proc/{p}/task/{p}/children") as fh:
+                todo.extend(int(c) for c in fh.read().split())
+        except OSError:
+            pass
+    return out
 
 
-def timed(args: list[str], tree: Path | None = None) -> tuple[float, float, subprocess.CompletedProcess]:
-    """(wall seconds, CPU seconds of the child, process); `tree`: run the meshctl package found
-    there (an older revision) instead of this checkout's."""
-    c0 = _child_cpu()
-    t0 = time.perf_counter()
+def _pss_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            for line in fh:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+@dataclass
+class Run:
+    wall: float
+    cpu: float
+    maxrss_mb: float  # ru_maxrss of the process (the largest of its tree)
+    tree_pss_mb: float  # peak of the sampled PSS sum over the process and its children
+    returncode: int
+    stdout: bytes = b""
+    stderr: bytes = b""
+
+
+def timed(args: list[str], tree: Path | None = None, extra_env: dict | None = None) -> Run:
+    """Run meshctl once; `tree`: run the meshctl package found there (an older revision) instead
+    of this checkout's."""
     cmd = [sys.executable, "-m", "meshctl"] if tree is not None else meshctl()
-    proc = subprocess.run(cmd + args, capture_output=True, env=env(), cwd=tree or ROOT)
-    return time.perf_counter() - t0, _child_cpu() - c0, proc
+    out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd + args, stdout=out, stderr=err, env=env(extra_env), cwd=tree or ROOT)
+    peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.01):
+            peak[0] = max(peak[0], sum(_pss_kb(p) for p in _descendants(proc.pid)))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    _, status, ru = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    done.set()
+    sampler.join()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    out.seek(0)
+    err.seek(0)
+    return Run(wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024, peak[0] / 1024, proc.returncode,
+               out.read(), err.read())
 
 
-def median_run(args: list[str], runs: int) -> tuple[float, list[float], float, subprocess.CompletedProcess]:
-    """Median wall time, all wall times, median CPU time, last process."""
-    times, cpus = [], []
-    proc = None
+@dataclass
+class Config:
+    name: str
+    tree: Path | None = None
+    extra_env: dict = field(default_factory=dict)
+
+
+def interleaved(configs: list[Config], args: list[str], runs: int) -> dict[str, list[Run]]:
+    """`runs` runs of each configuration, one of each in turn."""
+    out: dict[str, list[Run]] = {c.name: [] for c in configs}
     for _ in range(runs):
-        t, c, proc = timed(args)
-        if proc.returncode not in (0, 1):
-            sys.exit(f"meshctl failed (exit {proc.returncode}): {proc.stderr.decode()[-500:]}")
-        times.append(t)
-        cpus.append(c)
-    return statistics.median(times), times, statistics.median(cpus), proc
+        for c in configs:
+            r = timed(args, c.tree, c.extra_env)
+            if r.returncode not in (0, 1):
+                sys.exit(f"meshctl ({c.name}) failed (exit {r.returncode}): {r.stderr.decode()[-500:]}")
+            out[c.name].append(r)
+    return out
+
+
+def med(runs: list[Run], attr: str) -> float:
+    return statistics.median(getattr(r, attr) for r in runs)
 
 
 def count_resources(directory: Path) -> int:
@@ -169,12 +244,12 @@ def gateway_api_figures(tmp: Path, corpus: Path, resources: int, runs: int, base
     findings = {}
     for _ in range(runs):
         for name, directory, tree in cases:
-            t, c, proc = timed(["analyze", "-R", str(directory), "-o", "json"], tree)
-            if proc.returncode not in (0, 1):
-                sys.exit(f"meshctl failed (exit {proc.returncode}): {proc.stderr.decode()[-500:]}")
-            wall[name].append(t)
-            cpu[name].append(c)
-            findings[name] = len(json.loads(proc.stdout))
+            r = timed(["analyze", "-R", str(directory), "-o", "json"], tree)
+            if r.returncode not in (0, 1):
+                sys.exit(f"meshctl failed (exit {r.returncode}): {r.stderr.decode()[-500:]}")
+            wall[name].append(r.wall)
+            cpu[name].append(r.cpu)
+            findings[name] = len(json.loads(r.stdout))
     labels = {"without": f"{resources:>6} resources, this checkout",
               "with": f"{gres:>6} resources ({gres - resources} Gateway API objects), this checkout",
               "baseline": f"{resources:>6} resources, at the baseline revision"}
@@ -190,14 +265,14 @@ def gateway_api_figures(tmp: Path, corpus: Path, resources: int, runs: int, base
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--sizes", default="2000,4000", help="services per corpus, comma-separated")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--sizes", default="2000,8000", help="services per corpus, comma-separated")
     ap.add_argument("--gen", default=str(DEFAULT_GEN), help="path of gen_corpus.py")
+    ap.add_argument("--baseline", metavar="REF", help="also measure the meshctl of git REF (e.g. main), in the same runs")
+    ap.add_argument("--single", action="store_true", help="also measure this checkout without the parse pool")
     ap.add_argument("--profile", action="store_true", help="cProfile one in-process run of the largest corpus")
     ap.add_argument("--gateway-api", action="store_true",
                     help="also analyze each corpus with Gateway API objects added, and print both")
-    ap.add_argument("--baseline", metavar="REF",
-                    help="with --gateway-api: also time the corpus without them at git REF (e.g. main), in the same runs")
     args = ap.parse_args()
     if not Path(args.gen).exists():
         sys.exit(f"corpus generator not found: {args.gen} (pass --gen)")
@@ -206,7 +281,9 @@ def main() -> None:
     try:
         one = tmp / "one.yaml"
         one.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: one}\ndata: {a: b}\n")
-        timed([*["analyze"], str(one)])  # warm-up: fills the bytecode cache
+        configs = [Config("this checkout")]
+        if args.single:
+            configs.append(Config("single process", extra_env={"MESHCTL_WORKERS": "1"}))
         baseline = None
         if args.baseline:
             baseline = tmp / "baseline"
@@ -214,32 +291,47 @@ def main() -> None:
             archive = subprocess.run(["git", "archive", args.baseline, "meshctl"], cwd=ROOT, check=True,
                                      capture_output=True).stdout
             subprocess.run(["tar", "-x", "-C", str(baseline)], input=archive, check=True)
-            timed(["analyze", str(one)], baseline)
-        results = {}
+            configs.append(Config(f"baseline {args.baseline}", tree=baseline))
+        for c in configs:  # warm-up: fills the bytecode caches
+            timed(["analyze", str(one)], c.tree, c.extra_env)
+        print(f"{'':34} {'resources':>9} {'findings':>8} {'wall':>7} {'cpu':>7} {'ru_maxrss':>9} "
+              f"{'tree PSS':>9} {'resources/s':>11}   (medians of {args.runs} interleaved runs)")
+        results: dict[tuple[int, str], list[Run]] = {}
         for n in sizes:
             d = tmp / f"corpus-{n}"
             subprocess.run([sys.executable, args.gen, "--services", str(n), "--out", str(d)], check=True,
                            capture_output=True)
             resources = count_resources(d)
-            med, times, cpu, proc = median_run(["analyze", "-R", str(d), "-o", "json"], args.runs)
-            findings = len(json.loads(proc.stdout))
-            results[n] = (med, cpu)
-            print(f"{n:>5} services  {resources:>6} resources  {findings:>5} findings  "
-                  f"wall {med:6.2f} s (median of {args.runs}: {', '.join(f'{t:.2f}' for t in times)})  "
-                  f"cpu {cpu:5.2f} s  {resources / med:6.0f} resources/s")
+            by_config = interleaved(configs, ["analyze", "-R", str(d), "-o", "json"], args.runs)
+            outputs = set()
+            for c in configs:
+                rs = by_config[c.name]
+                results[(n, c.name)] = rs
+                outputs.add(rs[-1].stdout)
+                wall = med(rs, "wall")
+                print(f"{n:>5} services, {c.name:<19} {resources:>9,} {len(json.loads(rs[-1].stdout)):>8} "
+                      f"{wall:6.2f}s {med(rs, 'cpu'):6.2f}s {med(rs, 'maxrss_mb'):7.0f}MB {med(rs, 'tree_pss_mb'):7.0f}MB "
+                      f"{resources / wall:11,.0f}   wall of each run: {', '.join(f'{r.wall:.2f}' for r in rs)}")
+            if len(outputs) > 1:
+                print("      the configurations' JSON outputs differ!")
             if args.gateway_api:
                 gateway_api_figures(tmp, d, resources, args.runs, baseline)
         if len(sizes) >= 2:
             a, b = sizes[0], sizes[-1]
-            print(f"scaling {b}/{a} services: {results[b][0] / results[a][0]:.2f}x the wall time, "
-                  f"{results[b][1] / results[a][1]:.2f}x the CPU time for {b / a:.1f}x the input")
-        n = max(args.runs, 5)
-        med, times, cpu, _ = median_run(["analyze", str(one)], n)
-        print(f"one resource: wall {med * 1000:.0f} ms, cpu {cpu * 1000:.0f} ms (median of {n})")
-        med, times, cpu, _ = median_run(["--version"], n)
-        print(f"meshctl --version: wall {med * 1000:.0f} ms, cpu {cpu * 1000:.0f} ms (interpreter and CLI start-up)")
+            for c in configs:
+                ra, rb = results[(a, c.name)], results[(b, c.name)]
+                print(f"scaling {b}/{a} services, {c.name}: {med(rb, 'wall') / med(ra, 'wall'):.2f}x the wall time, "
+                      f"{med(rb, 'cpu') / med(ra, 'cpu'):.2f}x the CPU time, {med(rb, 'maxrss_mb') / med(ra, 'maxrss_mb'):.2f}x "
+                      f"the peak memory for {b / a:.1f}x the input")
+        n = max(args.runs, 9)
+        for label, argv in (("one resource (analyze FILE)", ["analyze", str(one)]), ("meshctl --version", ["--version"])):
+            by_config = interleaved(configs, argv, n)
+            for c in configs:
+                rs = by_config[c.name]
+                print(f"{label}, {c.name}: wall {med(rs, 'wall') * 1000:.0f} ms, cpu {med(rs, 'cpu') * 1000:.0f} ms "
+                      f"(median of {n})")
         print(f"load average: {', '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs "
-              "(wall times above the CPU times mean the machine was busy)")
+              "(wall times above the CPU times of a single process mean the machine was busy)")
         if args.profile:
             profile(tmp / f"corpus-{sizes[-1]}")
     finally:

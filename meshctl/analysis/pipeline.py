@@ -292,10 +292,10 @@ def count_files(paths: Sequence[str], recursive: bool) -> int:
 
 @contextmanager
 def gc_paused():
-    """Pause Python's cyclic garbage collector. Loading builds millions of small objects (YAML
-    nodes kept for line numbers) and nothing here makes cycles worth collecting, while each
-    full collection walks them all: with the collector on, collections cost more than the
-    analysis. Callers that keep the result should drop it before the pause ends."""
+    """Pause Python's cyclic garbage collector. Loading builds millions of small objects (the
+    objects' bodies and line maps) and nothing here makes cycles worth collecting, while each
+    full collection walks them all. Callers that keep the result should drop it before the
+    pause ends."""
     import gc
 
     enabled = gc.isenabled()

@@ -283,7 +283,7 @@ class FileTarget:
             if problem:
                 raise InputError(str(problem), hint="fix the file, then shift again")
             m.texts[path] = (raw, text)
-            m.loaded[path] = loader.load_text(text, path, self.namespace)
+            m.loaded[path] = loader.load_text(text, path, self.namespace, keep_nodes=True)
         m.bodies = [(path, r) for path, result in m.loaded.items() for r in result.resources]
         return m
 

@@ -58,3 +58,34 @@ def test_namespaces_complete_from_the_cluster(kube_api):
 def test_namespace_completion_is_quiet_without_a_cluster(tmp_path):
     missing = tmp_path / "none"
     assert _complete(f"meshctl --kubeconfig {missing} analyze -n ") == []
+
+
+def _leaf_commands():
+    from typer.main import get_command
+
+    from meshctl.cli import app
+
+    def walk(cmd, path):
+        if hasattr(cmd, "list_commands"):
+            for name in cmd.list_commands(None):
+                yield from walk(cmd.get_command(None, name), path + (name,))
+        else:
+            yield path, cmd
+
+    return list(walk(get_command(app), ()))
+
+
+def test_every_output_option_lists_its_formats_and_completes_them():
+    """Every command's -o names its values in --help and offers them, not file names, on <TAB>."""
+    import click
+
+    seen = 0
+    for path, cmd in _leaf_commands():
+        for p in cmd.params:
+            if isinstance(p, click.Option) and "--output" in p.opts:
+                seen += 1
+                offered = [c.value for c in p.shell_complete(click.Context(cmd), "")]
+                assert "json" in offered, (path, offered)
+                for value in offered:
+                    assert value in (p.help or ""), (" ".join(path), value, p.help)
+    assert seen >= 15

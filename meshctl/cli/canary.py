@@ -133,61 +133,36 @@ def run_cmd(
         raise typer.Exit(EXIT_FINDINGS)
 
 
-def _end(ctx, host, kind, namespace, kubeconfig, context, output_format, local, state_dir, promote: Optional[bool]):
-    """status (promote None), promote or abort: the rollout's state after it, from its route."""
-    from meshctl.canary import plan, report, rollout
+def _end_command(name: str, doc: str, promote: Optional[bool]) -> None:
+    """Register status (promote None), promote or abort: the rollout's state after it, read from
+    (and for promote and abort written to) its route."""
 
-    session = _session(ctx, kubeconfig, context, namespace)
-    fmt = session.output(STATUS_FORMATS, output_format)
-    k, ns = _client(session, use_local(ctx, local, state_dir))
-    r = rollout.Rollout(k, host, ns, kind=plan.parse_kind(kind), warn=session.warn)
-    result = r.status() if promote is None else r.promote() if promote else r.abort()
-    report.write(result, fmt, session.out, session.err)
+    def command(
+        ctx: typer.Context,
+        host: HostArg,
+        kind: KindOpt = None,
+        namespace: NamespaceOpt = None,
+        kubeconfig: KubeconfigOpt = None,
+        context: ContextOpt = None,
+        output_format: STATUS_FORMATS.option() = None,
+        local: LocalOpt = False,
+        state_dir: StateOpt = None,
+    ) -> None:
+        from meshctl.canary import plan, report, rollout
 
+        session = _session(ctx, kubeconfig, context, namespace)
+        fmt = session.output(STATUS_FORMATS, output_format)
+        k, ns = _client(session, use_local(ctx, local, state_dir))
+        r = rollout.Rollout(k, host, ns, kind=plan.parse_kind(kind), warn=session.warn)
+        result = r.status() if promote is None else r.promote() if promote else r.abort()
+        report.write(result, fmt, session.out, session.err)
 
-@canary_app.command("status")
-def status_cmd(
-    ctx: typer.Context,
-    host: HostArg,
-    kind: KindOpt = None,
-    namespace: NamespaceOpt = None,
-    kubeconfig: KubeconfigOpt = None,
-    context: ContextOpt = None,
-    output_format: STATUS_FORMATS.option() = None,
-    local: LocalOpt = False,
-    state_dir: StateOpt = None,
-) -> None:
-    """Show HOST's weights and the state of its rollout (read from its VirtualService or HTTPRoute)."""
-    _end(ctx, host, kind, namespace, kubeconfig, context, output_format, local, state_dir, None)
-
-
-@canary_app.command("promote")
-def promote_cmd(
-    ctx: typer.Context,
-    host: HostArg,
-    kind: KindOpt = None,
-    namespace: NamespaceOpt = None,
-    kubeconfig: KubeconfigOpt = None,
-    context: ContextOpt = None,
-    output_format: STATUS_FORMATS.option() = None,
-    local: LocalOpt = False,
-    state_dir: StateOpt = None,
-) -> None:
-    """Promote the canary now: 100% of traffic to it (a running rollout stops at its next step)."""
-    _end(ctx, host, kind, namespace, kubeconfig, context, output_format, local, state_dir, True)
+    command.__doc__ = doc
+    canary_app.command(name)(command)
 
 
-@canary_app.command("abort")
-def abort_cmd(
-    ctx: typer.Context,
-    host: HostArg,
-    kind: KindOpt = None,
-    namespace: NamespaceOpt = None,
-    kubeconfig: KubeconfigOpt = None,
-    context: ContextOpt = None,
-    output_format: STATUS_FORMATS.option() = None,
-    local: LocalOpt = False,
-    state_dir: StateOpt = None,
-) -> None:
-    """Roll back now: 100% of traffic to the stable version (a running rollout stops)."""
-    _end(ctx, host, kind, namespace, kubeconfig, context, output_format, local, state_dir, False)
+_end_command("status", "Show HOST's weights and the state of its rollout (read from its VirtualService or HTTPRoute).",
+             None)
+_end_command("promote", "Promote the canary now: 100% of traffic to it (a running rollout stops at its next step).",
+             True)
+_end_command("abort", "Roll back now: 100% of traffic to the stable version (a running rollout stops).", False)

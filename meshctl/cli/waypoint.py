@@ -67,10 +67,8 @@ def apply_cmd(
     client = session.kube()
     on_event = None
     if wait:
-        from meshctl import output
-
         def on_event(text: str) -> None:
-            output.console(stderr=True).print(text, highlight=False)
+            session.err.print(text, highlight=False)
     result = cluster.apply(client, session.namespace(), name, traffic_for, revision, enroll_namespace,
                            tuple(enroll_service or ()), wait, timeout_s, on_event=on_event)
     report.write(result, fmt, session.out.file, session.err.file)
@@ -90,8 +88,9 @@ def list_cmd(
 
     session, fmt = _prepare(ctx, kubeconfig, context, namespace, output_format)
     client = session.kube()
-    result = cluster.list_waypoints(client, None if all_namespaces else session.namespace())
-    report.write(result, fmt, session.out.file, session.err.file, all_namespaces=all_namespaces)
+    ns = None if all_namespaces else session.namespace()
+    result = cluster.list_waypoints(client, ns)
+    report.write(result, fmt, session.out.file, session.err.file, all_namespaces=all_namespaces, namespace=ns)
 
 
 @waypoint_app.command("status")
@@ -112,12 +111,7 @@ def status_cmd(
     client = session.kube()
     ns = None if all_namespaces else session.namespace()
     result = cluster.status(client, ns, name)
-    if not result and fmt == "text":
-        from meshctl import output
-
-        output.console().print(f"no waypoints found{'' if ns is None else f' in namespace {ns}'}", highlight=False)
-        return
-    report.write(result, fmt, session.out.file, session.err.file)
+    report.write(result, fmt, session.out.file, session.err.file, namespace=ns)
 
 
 @waypoint_app.command("delete")

@@ -44,7 +44,9 @@ def data(result: Any) -> Any:
 
 
 def write(result: Any, fmt: str, out: Optional[TextIO] = None, err: Optional[TextIO] = None,
-          all_namespaces: bool = False) -> None:
+          all_namespaces: bool = False, namespace: Optional[str] = None) -> None:
+    """`namespace`: the one a list or status was asked of (None: every namespace), named when
+    nothing is found there."""
     out = out or sys.stdout
     err = err or sys.stderr
     if isinstance(result, ApplyResult) and result.dry_run:
@@ -70,6 +72,8 @@ def write(result: Any, fmt: str, out: Optional[TextIO] = None, err: Optional[Tex
             out.write(f"no waypoint in namespace {result.namespace}\n")
     elif isinstance(result, list) and result and isinstance(result[0], WaypointStatus):
         _status_text(result, out)
+    elif isinstance(result, list) and not result:
+        out.write("no waypoints found" + (f" in namespace {namespace}" if namespace else "") + "\n")
     elif isinstance(result, list):
         _list_text(result, out, all_namespaces)
     out.flush()
@@ -105,9 +109,6 @@ def _table(rows: list[list[str]], out: TextIO) -> None:
 
 
 def _list_text(waypoints: list[Waypoint], out: TextIO, all_namespaces: bool) -> None:
-    if not waypoints:
-        out.write("no waypoints found\n")
-        return
     header = (["NAMESPACE"] if all_namespaces else []) + ["NAME", "FOR", "REVISION", "PROGRAMMED"]
     rows = [header]
     for w in waypoints:

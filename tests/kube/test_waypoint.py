@@ -178,7 +178,9 @@ def test_list_and_list_all_namespaces(run, kube_api, golden):
     r = run("waypoint", "list", "-A", "-o", "json")
     golden("waypoint/list.json", r.stdout)
     assert [w["name"] for w in json.loads(r.stdout)] == ["billing", "waypoint"]  # not the ingress Gateway
-    assert run("waypoint", "list", "-n", "front").stdout == "no waypoints found\n"
+    assert run("waypoint", "list", "-n", "front").stdout == "no waypoints found in namespace front\n"
+    assert run("waypoint", "status", "-n", "front").stdout == "no waypoints found in namespace front\n"
+    assert json.loads(run("waypoint", "status", "-n", "front", "-o", "json").stdout) == []
 
 
 def test_status_says_who_uses_each_waypoint_and_what_it_enforces(run, kube_api, golden):

@@ -32,11 +32,12 @@ def color_enabled(stream: TextIO | None = None) -> bool:
     return bool(getattr(stream, "isatty", lambda: False)())
 
 
-def console(stderr: bool = False):
-    """A rich Console for human output; plain text when piped or when colour is off."""
+def console(stderr: bool = False, stream=None):
+    """A rich Console for human output on `stream` (default stdout, or stderr); plain text when
+    that stream is piped or when colour is off."""
     from rich.console import Console
 
-    stream = sys.stderr if stderr else sys.stdout
+    stream = stream or (sys.stderr if stderr else sys.stdout)
     color = color_enabled(stream)
     return Console(
         file=stream,

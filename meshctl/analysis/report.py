@@ -76,7 +76,7 @@ def write_text(result: "AnalysisResult", out: TextIO | None = None, err: TextIO 
     if color:
         from rich.markup import escape
 
-        con = output.console()
+        con = output.console(stream=out)
         for m in result.messages:
             level, rest = text_line(m)
             con.print(f"[{LEVEL_STYLE.get(level, '')}]{level}[/] {escape(rest)}")

@@ -26,7 +26,7 @@ class ConsoleProgress(Progress):
 
         self.stream = stream or sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.console = output.console(stderr=True) if self.tty else None
+        self.console = output.console(stream=self.stream) if self.tty else None
         self.verbose = verbose
         self._live = None
         self._task = None

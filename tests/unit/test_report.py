@@ -59,14 +59,14 @@ def test_colour_on_a_terminal(monkeypatch):
 
     monkeypatch.delenv("NO_COLOR", raising=False)
     output.configure()
-    out, err = TTY(), TTY()
-    monkeypatch.setattr("sys.stdout", out)
+    out, err, stdout = TTY(), TTY(), TTY()
+    monkeypatch.setattr("sys.stdout", stdout)
     report.write_text(_result(), out, err)
     assert "\x1b[" in out.getvalue() and "Referenced host not found" in out.getvalue()
+    assert stdout.getvalue() == ""  # the writer passed in, not the process's stdout
     assert err.getvalue().startswith("\x1b[31m✖")
     monkeypatch.setenv("NO_COLOR", "1")
     out2 = TTY()
-    monkeypatch.setattr("sys.stdout", out2)
     report.write_text(_result(), out2, io.StringIO())
     assert "\x1b[" not in out2.getvalue()
 

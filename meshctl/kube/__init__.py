@@ -15,8 +15,8 @@ and a hint. `Conflict`, `AlreadyExists`, `NotFound` and `Invalid` are subclasses
 
 Modules: config (kubeconfig and in-cluster loading, and its errors), api (`Kube`, `client`),
 resource_types (kinds to REST paths), errors (the ClusterError subclasses and the wording of
-failures), portforward (Kube.port_forward's threaded local port, and Kube.connection for the
-asyncio port-forwards of meshctl.proxy.portforward).
+failures), portforward (Kube.port_forward's threaded local port, Kube.connection, and the
+port-forward path and refusal wording meshctl.proxy.portforward shares).
 """
 from meshctl.errors import ClusterError
 from meshctl.kube.api import Kube, client

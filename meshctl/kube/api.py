@@ -30,7 +30,7 @@ def client(kubeconfig: Optional[str] = None, context: Optional[str] = None, time
 
 
 class Kube:
-    """A thin, dict-based client. See the module docstring."""
+    """A thin, dict-based client. See the docstring of meshctl.kube."""
 
     def __init__(self, configuration, server: str, context: str = "", namespace: str = "default",
                  timeout: float = 10.0):

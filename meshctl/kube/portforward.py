@@ -3,18 +3,21 @@
 `port_forward` (Kube.port_forward): a local port on 127.0.0.1; each connection to it gets its own
 port-forward stream from the kubernetes client's websocket forwarder, relayed by threads.
 `connection` (Kube.connection): the address, TLS context and credentials for opening a connection
-of one's own, as the asyncio port-forwards of meshctl.proxy.portforward do.
+of one's own, as the asyncio port-forwards of meshctl.proxy.portforward do. Both reach the pod
+through `forward_path` and word a refusal as `forbidden`, `pod_not_found` and `refusal` do.
 """
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import threading
 from typing import TYPE_CHECKING, Any, Iterator, NamedTuple, Optional
+from urllib.parse import quote
 
 from meshctl.errors import ClusterError
 from meshctl.kube.config import CONFIG_HINT
-from meshctl.kube.errors import NotFound, first_line
+from meshctl.kube.errors import NotFound, first_line, unauthorized
 
 if TYPE_CHECKING:
     from meshctl.kube.api import Kube
@@ -29,6 +32,36 @@ class Connection(NamedTuple):
     server_hostname: Optional[str]  # the name TLS checks the certificate against
     headers: dict  # {"authorization": "Bearer …"}, or none (client certificates)
     server: str  # the URL, for messages
+
+
+def forward_path(namespace: str, pod: str) -> str:
+    """The pod's portforward subresource; the port goes in the query (`ports=PORT`)."""
+    return f"/api/v1/namespaces/{quote(namespace)}/pods/{quote(pod)}/portforward"
+
+
+def forbidden(server: str, namespace: str, pod: str) -> str:
+    return f"forbidden by the Kubernetes API server at {server}: cannot port-forward to pod {namespace}/{pod}"
+
+
+def pod_not_found(server: str, namespace: str, pod: str) -> str:
+    return f"pod {namespace}/{pod} not found ({server})"
+
+
+def refusal(status: int, body: bytes, server: str, namespace: str, pod: str) -> str:
+    """The API server's answer other than 101 Switching Protocols to a port-forward's upgrade."""
+    try:
+        message = str(json.loads(body).get("message") or "")
+    except (ValueError, AttributeError):
+        message = ""
+    message = " ".join((message or body.decode(errors="replace").strip() or f"HTTP {status}").split())
+    if status == 403:
+        return forbidden(server, namespace, pod)
+    if status == 401:
+        return unauthorized(server)
+    if status == 404:
+        return pod_not_found(server, namespace, pod)
+    where = f"the Kubernetes API server at {server}"
+    return f"{where} answered {status} to the port-forward to pod {namespace}/{pod}: {message}"
 
 
 def connection(k: "Kube") -> Connection:
@@ -62,7 +95,7 @@ def port_forward(k: "Kube", namespace: str, pod: str, remote_port: int) -> Itera
     """Kube.port_forward(): see there."""
     found = k.get("v1", "Pod", pod, namespace)
     if found is None:
-        raise NotFound(f"pod {namespace}/{pod} not found ({k.server})")
+        raise NotFound(pod_not_found(k.server, namespace, pod))
     phase = (found.get("status") or {}).get("phase")
     if phase and phase != "Running":
         raise ClusterError(f"pod {namespace}/{pod} is {phase}, not Running; cannot forward a port to it")
@@ -116,10 +149,9 @@ def _open_forward(k: "Kube", namespace: str, pod: str, remote_port: int):
     from kubernetes.client.exceptions import ApiException
     from kubernetes.stream import ws_client
 
-    path = f"/api/v1/namespaces/{namespace}/pods/{pod}/portforward"
     headers: dict[str, str] = {}
     try:
-        req = k._api.param_serialize(method="GET", resource_path=path,
+        req = k._api.param_serialize(method="GET", resource_path=forward_path(namespace, pod),
                                      query_params=[("ports", str(remote_port))], header_params=headers,
                                      auth_settings=["BearerToken"])
         _, url, headers, _, _ = req
@@ -128,8 +160,7 @@ def _open_forward(k: "Kube", namespace: str, pod: str, remote_port: int):
     except ApiException as e:
         text = str(e.reason or e)
         if "403" in text:
-            raise ClusterError(f"forbidden by the Kubernetes API server at {k.server}: cannot port-forward "
-                               f"to pod {namespace}/{pod}",
+            raise ClusterError(forbidden(k.server, namespace, pod),
                                hint="ask a cluster administrator for RBAC permission to create pods/portforward"
                                ) from None
         raise ClusterError(f"cannot port-forward to pod {namespace}/{pod} through {k.server}: "

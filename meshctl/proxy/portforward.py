@@ -5,10 +5,11 @@ Istio's sidecars are) the way `kubectl port-forward` does: `GET /api/v1/namespac
 NAME/portforward?ports=15000` upgraded to a websocket (subprotocol v4.channel.k8s.io), whose
 binary frames start with a channel byte: 0 carries the pod port's bytes, 1 the errors, and the
 first frame of each names the port. The admin client's HTTP/1.1 runs straight over it: one
-connection to the API server a pod, no local port, no thread. (meshctl.kube.port_forward's
-local port, relayed by threads through the kubernetes client's forwarder, needs three threads and
-six file descriptors a pod, and that forwarder's select() fails once descriptors pass 1,024,
-which 128 open forwards do.)
+connection to the API server a pod, no local port, no thread. (Kube.port_forward's local port,
+relayed by threads through the kubernetes client's forwarder in meshctl.kube.portforward, needs
+three threads and six file descriptors a pod, and that forwarder's select() fails once descriptors
+pass 1,024, which 128 open forwards do.) The request path and the wording of refusals come from
+meshctl.kube.portforward, which both port-forwards share.
 
 RBAC: `create` on pods/portforward (SPDY; and the websocket GET since Kubernetes 1.35, `get`
 before), as kubectl port-forward and istioctl proxy-config need.
@@ -18,12 +19,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import json
 import os
 import struct
 from typing import Any, Callable, Iterable, Optional
-from urllib.parse import quote
 
+from meshctl.kube.portforward import forward_path, refusal
 from meshctl.proxy.admin import Route, TransportFailure, connect_reason, direct_route
 
 PROTOCOL = "v4.channel.k8s.io"
@@ -137,27 +137,11 @@ async def _upgrade(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, h
     return status, body, fields
 
 
-def _refusal(status: int, body: bytes, conn: Any, namespace: str, pod: str) -> str:
-    try:
-        message = str(json.loads(body).get("message") or "")
-    except (ValueError, AttributeError):
-        message = ""
-    message = " ".join((message or body.decode(errors="replace").strip() or f"HTTP {status}").split())
-    where = f"the Kubernetes API server at {conn.server}"
-    if status == 403:
-        return f"forbidden by {where}: cannot port-forward to pod {namespace}/{pod}"
-    if status == 401:
-        return f"{where} rejected our credentials (401 Unauthorized)"
-    if status == 404:
-        return f"pod {namespace}/{pod} not found ({conn.server})"
-    return f"{where} answered {status} to the port-forward to pod {namespace}/{pod}: {message}"
-
-
 async def open_forward(conn: Any, namespace: str, pod: str, port: int) -> tuple[asyncio.StreamReader, _Writer]:
     """A stream to `port` of the pod, through the API server (`conn`: meshctl.kube.Connection).
     Raises TransportFailure ("port-forward to POD:PORT failed: …")."""
     what = f"port-forward to {pod}:{port}"
-    path = f"/api/v1/namespaces/{quote(namespace)}/pods/{quote(pod)}/portforward?ports={port}"
+    path = f"{forward_path(namespace, pod)}?ports={port}"
     try:
         reader, writer = await asyncio.open_connection(conn.host, conn.port, ssl=conn.ssl,
                                                        server_hostname=conn.server_hostname if conn.ssl else None)
@@ -178,7 +162,7 @@ async def open_forward(conn: Any, namespace: str, pod: str, port: int) -> tuple[
         raise
     if status != 101:
         writer.close()
-        raise TransportFailure(f"{what} failed: {_refusal(status, body, conn, namespace, pod)}")
+        raise TransportFailure(f"{what} failed: {refusal(status, body, conn.server, namespace, pod)}")
     stream = asyncio.StreamReader(limit=2 ** 20)
     return stream, _Writer(writer, asyncio.get_running_loop().create_task(_pump(reader, stream, writer, what)))
 

@@ -1,6 +1,7 @@
 """meshctl.kube against the fake API server: the dict API, error mapping, and import cost."""
 from __future__ import annotations
 
+import ast
 import base64
 import os
 import socket
@@ -8,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -311,6 +313,39 @@ def test_importing_meshctl_kube_does_not_import_the_client():
     code = "import sys, meshctl.kube; print('kubernetes' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def _kubernetes_imports(tree: ast.AST) -> list[tuple[int, bool]]:
+    """(line, inside a function) of each import of the kubernetes package."""
+    found = []
+
+    def visit(node: ast.AST, in_function: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            names = []
+            if isinstance(child, ast.Import):
+                names = [alias.name for alias in child.names]
+            elif isinstance(child, ast.ImportFrom) and not child.level:
+                names = [child.module or ""]
+            if any(n == "kubernetes" or n.startswith("kubernetes.") for n in names):
+                found.append((child.lineno, in_function))
+            visit(child, in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)))
+
+    visit(tree, False)
+    return found
+
+
+def test_only_the_meshctl_kube_package_imports_the_client_and_only_inside_functions():
+    root = Path(kube.__file__).parent.parent
+    inside, wrong = [], []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root.parent).as_posix()
+        for line, in_function in _kubernetes_imports(ast.parse(path.read_text(), rel)):
+            if rel.startswith("meshctl/kube/") and in_function:
+                inside.append(f"{rel}:{line}")
+            else:
+                wrong.append(f"{rel}:{line}")
+    assert wrong == []
+    assert inside  # the check sees the package's own (lazy) imports
 
 
 def test_in_cluster_service_account_when_no_kubeconfig(tmp_path, monkeypatch):

@@ -3,65 +3,51 @@
 Each YAML document is parsed on its own (CSafeLoader), so one broken document is reported as a
 problem (file:line) and the others are still loaded. A document's composed nodes are dropped as
 soon as it is built: each object keeps a LineMap (meshctl.resources), a few bytes per field, for
-the line of the field a finding names. Hostile input is refused with a problem,
+the line of the field a finding names. Hostile input is refused with a problem (see guards),
 never a crash or a hang: non-UTF-8 or binary files, documents over 5 MB, alias bombs, very deep
-nesting, and documents that are not mappings.
+nesting, and documents that are not mappings. YAML nodes become objects and line maps in compose.
 """
 from __future__ import annotations
 
 import gc
 import json
-import operator
 import os
 import re
 import sys
-from array import array
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Iterable
 
 import yaml
 
 from meshctl.errors import InputError
+from meshctl.loader.compose import (
+    _construct,
+    _DuplicateKey,
+    _Loader,
+    _SlowPath,
+    line_map,
+)
+from meshctl.loader.guards import (
+    MAX_DEPTH,
+    MAX_DOCUMENT_BYTES,
+    MAX_EXPANDED_NODES,
+    HostileYAML,
+    check_node,
+    depth_problem,
+    duplicate_keys,
+    json_loads,
+    safe_load,
+    safe_load_all,
+)
 from meshctl.resources import LineMap, Resource
 
-MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
-MAX_EXPANDED_NODES = 1_000_000  # after alias expansion: stops "billion laughs" documents
-MAX_DEPTH = 500
-EXTENSIONS = (".yaml", ".yml", ".json")
-
-_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class _Loader(_BaseLoader):
-    """CSafeLoader without path resolvers, and with plain scalars' tags remembered.
-
-    libyaml's composer calls three Python hooks for every node: descend_resolver and
-    ascend_resolver serve path resolvers, which meshctl does not use, so C callables that do
-    nothing take their place (`operator.is_`, `tuple`: a builtin is not bound as a method); and
-    resolve, whose answer for a plain scalar depends only on its text (no path resolvers), so it is
-    looked up once per distinct text. Together a fifth less time composing."""
-
-    descend_resolver = operator.is_  # (parent, index) → ignored
-    ascend_resolver = tuple  # () → ignored
-
-    _plain_tags: dict[str, str] = {}
-
-    def resolve(self, kind, value, implicit, _scalar=yaml.ScalarNode, _resolve=_BaseLoader.resolve):
-        if kind is _scalar and implicit[0]:
-            tags = _Loader._plain_tags
-            tag = tags.get(value)
-            if tag is None:
-                if len(tags) > 200_000:
-                    tags.clear()
-                tag = tags[value] = _resolve(self, kind, value, implicit)
-            return tag
-        return _resolve(self, kind, value, implicit)
-
-
-# Kubernetes reads unquoted dates as strings; so do we (and JSON output stays plain).
-_Loader.add_constructor("tag:yaml.org,2002:timestamp", lambda loader, node: node.value)
+__all__ = [
+    "EXTENSIONS", "MAX_DEPTH", "MAX_DOCUMENT_BYTES", "MAX_EXPANDED_NODES", "POOL_MIN_BYTES", "WORKERS_ENV",
+    "HostileYAML", "LoadProblem", "Loaded",
+    "check_node", "decode", "depth_problem", "duplicate_keys", "iter_files", "json_loads", "line_map",
+    "load_bytes", "load_paths", "load_text", "read_source", "safe_load", "safe_load_all", "workers",
+]
 
 _DOC_SPLIT = re.compile(r"^(?:---|\.\.\.)(?=[ \t\r]|$).*$", re.M)
 
@@ -108,38 +94,6 @@ def _split_documents(text: str) -> Iterable[tuple[int, str]]:
         rest = m.group(0)[3:]
         start = m.start() + 3 if rest.strip() and not m.group(0).startswith("...") else m.end()
     yield line, text[start:]
-
-
-def check_node(node: yaml.Node) -> str | None:
-    """Refuse alias bombs and absurd nesting without constructing anything."""
-    sizes: dict[int, int] = {}
-    stack: list[tuple[yaml.Node, int, bool]] = [(node, 0, False)]
-    while stack:
-        n, depth, done = stack.pop()
-        if depth > MAX_DEPTH:
-            return f"document nests deeper than {MAX_DEPTH} levels"
-        nid = id(n)
-        if nid in sizes and not done:
-            continue
-        if n.id == "scalar":
-            sizes[nid] = 1
-            continue
-        children = [c for kv in n.value for c in kv] if n.id == "mapping" else list(n.value)
-        if done:
-            total = 1 + sum(sizes.get(id(c), 1) for c in children)
-            if total > MAX_EXPANDED_NODES:
-                return (f"document has too many aliases: it expands to more than {MAX_EXPANDED_NODES:,} "
-                        "nodes (an alias bomb?)")
-            sizes[nid] = total
-            continue
-        sizes[nid] = 0  # in progress: on the path from the root to the node being expanded
-        stack.append((n, depth, True))
-        for c in children:
-            if sizes.get(id(c)) == 0:
-                return "document contains itself through an alias (a recursive structure)"
-            if id(c) not in sizes:
-                stack.append((c, depth + 1, False))
-    return None
 
 
 _MANIFEST_KEYS = re.compile(r'^"?(apiVersion|kind)"?[ \t]*:|"(apiVersion|kind)"[ \t]*:', re.M)
@@ -189,159 +143,12 @@ def _items(body: dict, lines: LineMap | None, node: yaml.Node | None = None) -> 
     return [(body, lines, node)]
 
 
-class _SlowPath(Exception):
-    """The document needs PyYAML's full constructor (merge keys, unusual scalars)."""
-
-
-class _DuplicateKey(Exception):
-    """A mapping of the document gives a key twice."""
-
-
-def duplicate_keys(node: yaml.Node) -> list[tuple[yaml.Node, yaml.Node]]:
-    """(first, second) key nodes of every scalar key given twice in one mapping (merge keys `<<`
-    aside). kubectl's strict decoding refuses such a document; YAML parsers keep the last value."""
-    out: list[tuple[yaml.Node, yaml.Node]] = []
-    seen: set[int] = set()
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        if n.id == "scalar" or id(n) in seen:
-            continue
-        seen.add(id(n))
-        if n.id == "sequence":
-            stack.extend(n.value)
-            continue
-        first: dict[str, yaml.Node] = {}
-        for k, v in n.value:
-            if k.id == "scalar" and k.tag != _MERGE:
-                if k.value in first:
-                    out.append((first[k.value], k))
-                else:
-                    first[k.value] = k
-            stack.append(k)
-            stack.append(v)
-    out.sort(key=lambda pair: (pair[1].start_mark.line, pair[1].start_mark.column))
-    return out
-
-
 def _duplicate_problems(node: yaml.Node, source: str, offset: int) -> list[LoadProblem]:
     return [LoadProblem(source, second.start_mark.line + 1 + offset,
                         f"key {json.dumps(second.value, ensure_ascii=False)} is given twice in one mapping (first at "
                         f"line {first.start_mark.line + 1 + offset}): kubectl refuses the document; keep one",
                         code="MSH0004")
             for first, second in duplicate_keys(node)]
-
-
-_STR = "tag:yaml.org,2002:str"
-_INT = "tag:yaml.org,2002:int"
-_BOOL = "tag:yaml.org,2002:bool"
-_NULL = "tag:yaml.org,2002:null"
-_MERGE = "tag:yaml.org,2002:merge"
-_TIMESTAMP = "tag:yaml.org,2002:timestamp"
-_TRUE = frozenset({"yes", "true", "on"})
-
-
-def _entries(node: yaml.Node, base: int, keys: list, marks: list) -> None:
-    """Append the line map entries of `node`'s subtree (see LineMap), aliases expanded."""
-    if node.id == "mapping":
-        children = [(k.value if k.id == "scalar" else LineMap.NON_SCALAR_KEY, k.start_mark.line, v)
-                    for k, v in node.value]
-    elif node.id == "sequence":
-        children = [(LineMap.SEQUENCE_ITEM, c.start_mark.line, c) for c in node.value]
-    else:
-        return
-    for key, line, child in children:
-        i = len(keys)
-        keys.append(key)
-        marks.append(line + base)
-        marks.append(i + 1)
-        if child.id != "scalar":
-            _entries(child, base, keys, marks)
-            marks[2 * i + 1] = len(keys)
-
-
-def line_map(node: yaml.Node, offset: int) -> LineMap:
-    """The LineMap of a composed document whose text starts after `offset` lines."""
-    keys: list = []
-    marks: list[int] = []
-    _entries(node, offset + 1, keys, marks)
-    return LineMap(tuple(keys), array("I", marks), 0, len(keys), node.start_mark.line + offset + 1)
-
-
-def _construct(node: yaml.Node, offset: int, memo: dict | None, strings: dict) -> tuple[object, LineMap]:
-    """Nodes → (Python data, its LineMap) in one walk, faster than PyYAML's constructor for the
-    plain cases Kubernetes manifests are made of. Timestamps stay strings (as Kubernetes reads
-    them). Raises _SlowPath for anything unusual; shared (aliased) nodes are built once when
-    `memo` is given. Strings go through `strings` (one object per distinct text: the keys and
-    labels that every object repeats are stored once)."""
-    keys: list = []
-    marks: list[int] = []
-    add_key, add_mark = keys.append, marks.append
-    base = offset + 1
-    intern = strings.setdefault
-
-    def scalar(n):
-        tag = n.tag
-        v = n.value
-        if tag == _STR or tag == _TIMESTAMP:
-            return intern(v, v)
-        if tag == _INT:
-            if v.isdigit() and (len(v) == 1 or v[0] != "0"):
-                return int(v)
-            raise _SlowPath
-        if tag == _BOOL:
-            return v.lower() in _TRUE
-        if tag == _NULL:
-            return None
-        raise _SlowPath
-
-    def build(n):
-        nid = n.id
-        if nid == "scalar":
-            return scalar(n)
-        if memo is not None:
-            hit = memo.get(id(n))
-            if hit is not None:
-                _entries(n, base, keys, marks)  # the map follows the expanded document
-                return hit
-        if nid == "mapping":
-            out = {}
-            for k, v in n.value:
-                if k.id != "scalar" or k.tag == _MERGE:
-                    raise _SlowPath
-                key = scalar(k)
-                i = len(keys)
-                add_key(key if type(key) is str else k.value)
-                add_mark(k.start_mark.line + base)
-                add_mark(i + 1)
-                if v.id == "scalar":
-                    out[key] = scalar(v)
-                else:
-                    out[key] = build(v)
-                    marks[2 * i + 1] = len(keys)
-            if len(out) != len(n.value):
-                raise _DuplicateKey
-        else:
-            out = []
-            for c in n.value:
-                i = len(keys)
-                add_key(LineMap.SEQUENCE_ITEM)
-                add_mark(c.start_mark.line + base)
-                add_mark(i + 1)
-                if c.id == "scalar":
-                    out.append(scalar(c))
-                else:
-                    out.append(build(c))
-                    marks[2 * i + 1] = len(keys)
-        if memo is not None:
-            memo[id(n)] = out
-        return out
-
-    try:
-        data = build(node)
-    finally:
-        build = None  # noqa: F841 - the recursive closure refers to itself: free it without the cyclic GC
-    return data, LineMap(tuple(keys), array("I", marks), 0, len(keys), node.start_mark.line + base)
 
 
 def _json_node(text: str):
@@ -354,121 +161,6 @@ def _json_node(text: str):
             loader.dispose()
     except (yaml.YAMLError, RecursionError, ValueError):
         return None
-
-
-_BRACKET = re.compile(r"[\[\]{}]")
-
-
-def _flow_depth(text: str, end: int) -> int:
-    """How many flow collections (`[`, `{`) are open at index `end` of `text`, by their brackets."""
-    depth = 0
-    for m in _BRACKET.finditer(text, 0, end + 1):
-        depth += 1 if m.group() in "[{" else -1
-    return depth
-
-
-@lru_cache(maxsize=None)
-def _line_longer_than(n: int) -> re.Pattern:
-    return re.compile("[^\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]{%d}" % (n + 1))
-
-
-def depth_problem(chunk: str) -> tuple[int, str] | None:
-    """(0-based line, message) when the text nests deeper than MAX_DEPTH, found before composing
-    it (deep nesting crashes the C composer). Cheap bound first; the event scan runs only when the
-    bound is exceeded. libyaml may refuse deep nesting itself before producing any event (from
-    PyYAML 6.0.4 it stops flow collections at 1,000 levels, in its own words): when the scan fails,
-    the brackets open where it stopped tell whether depth was the reason, so the problem reads the
-    same whichever PyYAML is installed."""
-    brackets = chunk.count("[") + chunk.count("{")
-    # the bound: brackets + the longest line (what str.splitlines splits on ends a line)
-    if brackets + len(chunk) <= MAX_DEPTH or (
-            brackets <= MAX_DEPTH and not _line_longer_than(MAX_DEPTH - brackets).search(chunk)):
-        return None
-    too_deep = f"document nests deeper than {MAX_DEPTH} levels"
-    depth = 0
-    try:
-        for event in yaml.parse(chunk, Loader=_Loader):
-            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-                depth += 1
-                if depth > MAX_DEPTH:
-                    return event.start_mark.line, too_deep
-            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-                depth -= 1
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
-        if mark is not None and depth + _flow_depth(chunk, mark.index) > MAX_DEPTH:
-            return mark.line, too_deep
-        return None  # the real parse reports it with its line
-    return None
-
-
-_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
-
-
-def json_loads(text: str):
-    """json.loads for JSON a user hands us (annotation values, ConfigMap data, --set values):
-    nesting deeper than MAX_DEPTH is a ValueError with meshctl's message, like any other
-    unreadable JSON, instead of a RecursionError (or a value too deep for the code that reads it)."""
-    if text.count("[") + text.count("{") > MAX_DEPTH:
-        depth = 0
-        for m in _JSON_TOKEN.finditer(text):
-            c = m.group()
-            if c in "[{":
-                depth += 1
-                if depth > MAX_DEPTH:
-                    raise ValueError(f"JSON nests deeper than {MAX_DEPTH} levels")
-            elif c in "]}":
-                depth -= 1
-    try:
-        return json.loads(text)
-    except RecursionError:
-        raise ValueError(f"JSON nests deeper than {MAX_DEPTH} levels") from None
-
-
-class HostileYAML(yaml.MarkedYAMLError):
-    """Text refused before it is built: nesting deep enough to crash the C parser, or an alias
-    bomb. `problem` is meshctl's own one-line message; `problem_mark` its line."""
-
-    def __init__(self, problem: str, line: int):
-        super().__init__(problem=problem, problem_mark=yaml.Mark("<text>", 0, line, 0, None, None))
-
-    def __str__(self) -> str:
-        return self.problem
-
-
-def safe_load_all(text: str) -> list:
-    """yaml.safe_load_all for any text a user hands us outside load_paths (values files, mesh
-    config, annotation values, ConfigMap data), safe on hostile input: nesting deep enough to
-    crash the C parser, and alias bombs, raise HostileYAML (a yaml.MarkedYAMLError with meshctl's
-    own message and the line) like any other unreadable text."""
-    deep = depth_problem(text)
-    if deep:
-        raise HostileYAML(deep[1], deep[0])
-    aliased = "*" in text and "&" in text
-    docs = []
-    try:
-        loader = _Loader(text)
-        try:
-            while loader.check_node():
-                node = loader.get_node()
-                if aliased:
-                    bad = check_node(node)
-                    if bad:
-                        raise HostileYAML(bad, node.start_mark.line)
-                docs.append(loader.construct_document(node))
-        finally:
-            loader.dispose()
-    except RecursionError:
-        raise HostileYAML(f"document nests deeper than {MAX_DEPTH} levels", 0) from None
-    return docs
-
-
-def safe_load(text: str):
-    """One document of text (None when empty); see safe_load_all."""
-    docs = safe_load_all(text)
-    if len(docs) > 1:
-        raise yaml.YAMLError(f"expected one YAML document, found {len(docs)}")
-    return docs[0] if docs else None
 
 
 class _GCPaused:
@@ -643,6 +335,9 @@ def load_bytes(data: bytes, source: str, default_namespace: str | None = None, s
         return Loaded(problems=[problem])
     with _GCPaused():
         return _load_text(text, source, default_namespace, {} if strings is None else strings)
+
+
+EXTENSIONS = (".yaml", ".yml", ".json")
 
 
 def iter_files(path: str, recursive: bool = False) -> list[str]:

@@ -9,7 +9,7 @@ import pytest
 
 from meshctl import loader
 from meshctl.errors import InputError
-from meshctl.loader import POOL_MIN_BYTES, load_paths
+from meshctl.loader import POOL_MIN_BYTES, documents, load_paths, pool
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="the parse pool needs the fork start method")
@@ -84,7 +84,7 @@ def pool_pids(monkeypatch, tmp_path):
     """The processes that parsed batches of files or runs of documents (written by the workers)."""
     record = tmp_path / "pids"
     for name in ("_load_files", "_load_documents"):
-        real = getattr(loader, name)
+        real = getattr(pool, name)
 
         def recording(task, real=real):
             with open(record, "a") as fh:
@@ -92,7 +92,7 @@ def pool_pids(monkeypatch, tmp_path):
             return real(task)
 
         recording.__module__, recording.__qualname__ = real.__module__, real.__qualname__  # pickled by name
-        monkeypatch.setattr(loader, name, recording)
+        monkeypatch.setattr(pool, name, recording)
     return lambda: {int(p) for p in record.read_text().split()} if record.exists() else set()
 
 
@@ -143,7 +143,7 @@ def test_files_of_a_parse_process_that_dies_are_parsed_in_this_process(tmp_path,
     d = corpus(tmp_path)
     monkeypatch.setenv("MESHCTL_WORKERS", "1")
     alone = load_paths([str(d)], recursive=True)
-    parent, real = os.getpid(), loader._load_files
+    parent, real = os.getpid(), pool._load_files
 
     def dying(task):
         if os.getpid() != parent and any("team-05" in f for f in task[0]):
@@ -151,7 +151,7 @@ def test_files_of_a_parse_process_that_dies_are_parsed_in_this_process(tmp_path,
         return real(task)
 
     dying.__module__, dying.__qualname__ = real.__module__, real.__qualname__  # pickled by name
-    monkeypatch.setattr(loader, "_load_files", dying)
+    monkeypatch.setattr(pool, "_load_files", dying)
     monkeypatch.setenv("MESHCTL_WORKERS", "2")
     assert summary(load_paths([str(d)], recursive=True)) == summary(alone)
 
@@ -164,7 +164,8 @@ def test_loading_pauses_the_cyclic_gc_only_while_it_runs(tmp_path, monkeypatch, 
     monkeypatch.setenv("MESHCTL_WORKERS", workers)
     assert gc.isenabled()
     seen = []
-    monkeypatch.setattr(loader, "_load_text", lambda *a, real=loader._load_text: seen.append(gc.isenabled()) or real(*a))
+    monkeypatch.setattr(documents, "_load_text",
+                        lambda *a, real=documents._load_text: seen.append(gc.isenabled()) or real(*a))
     load_paths([str(d)], recursive=True)
     assert gc.isenabled()
     if workers == "1":

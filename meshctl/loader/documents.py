@@ -34,6 +34,8 @@ from meshctl.loader.guards import (
 from meshctl.resources import LineMap, Resource
 
 _DOC_SPLIT = re.compile(r"^(?:---|\.\.\.)(?=[ \t\r]|$).*$", re.M)
+# text that is only directives, comments and blank lines (what may come before a `---`)
+_DIRECTIVES = re.compile(r"\A(?:[ \t]*(?:[%#].*)?\r?\n)*[ \t]*(?:[%#].*)?\Z")
 
 
 @dataclass
@@ -72,6 +74,8 @@ def _split_documents(text: str) -> Iterable[tuple[int, str]]:
     line = 0
     for m in _DOC_SPLIT.finditer(text):
         chunk = text[start:m.start()]
+        if m.group(0).startswith("---") and _DIRECTIVES.match(chunk) and chunk.strip():
+            continue  # `%YAML 1.1` / `%TAG ...` lines belong to the document the `---` starts
         yield line, chunk
         line += chunk.count("\n")
         # a `--- value` line keeps its content in the next document

@@ -50,6 +50,18 @@ def test_field_lines_point_at_the_offending_field():
     assert cm.line == 24
 
 
+def test_yaml_directives_and_comments_before_a_document_start_belong_to_it():
+    text = ("%YAML 1.1\n---\napiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {ports: [{port: 80}]}\n"
+            "---\n# the next one\n%TAG !k! tag:k8s.io,2024:\n---\napiVersion: v1\nkind: ConfigMap\n"
+            "metadata: {name: cm}\ndata: {on: yes}\n")
+    loaded = load_text(text, "d.yaml", default_namespace="default")
+    assert loaded.problems == []
+    svc, cm = loaded.resources
+    assert (svc.line, svc.line_of(["spec", "ports", 0, "port"])) == (3, 6)
+    assert (cm.line, cm.line_of(["data"])) == (11, 14)
+    assert cm.body["data"] == {True: True}  # YAML 1.1, as the directive says
+
+
 def test_cluster_scoped_kinds_take_no_default_namespace():
     loaded = load_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: n}\n", "n.yaml", "default")
     assert loaded.resources[0].namespace is None

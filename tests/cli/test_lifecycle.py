@@ -278,34 +278,20 @@ def test_install_warns_on_a_kubernetes_version_older_than_supported(run, kube_ap
     assert (warning in r.stderr) is warned
 
 
-def test_ctrl_c_during_install_says_what_was_applied(run, kube_api, monkeypatch):
-    from meshctl import kube
-
-    real, calls = kube.Kube.apply, []
-
-    def interrupted_on_the_20th(self, *a, **kw):
-        calls.append(1)
-        if len(calls) == 20:
-            raise KeyboardInterrupt
-        return real(self, *a, **kw)
-
-    monkeypatch.setattr(kube.Kube, "apply", interrupted_on_the_20th)
+def test_ctrl_c_during_install_says_what_was_applied(run, kube_api):
+    kube_api.interrupt_client(nth=20)  # Ctrl-C while the 20th object is being applied
     r = run("install", "-y")
     assert r.exit_code == 130, r
     assert f"applied 19 of {N} objects; not applied: " in r.stderr
     assert "error: install stopped at " in r.stderr and ": interrupted" in r.stderr
     assert "hint: run the same command again to finish" in r.stderr
-    monkeypatch.setattr(kube.Kube, "apply", real)
     assert run("install", "-y").exit_code == 0
 
 
-def test_ctrl_c_while_waiting_for_workloads_says_everything_is_applied(run, kube_api, monkeypatch):
-    from meshctl.install import apply
-
-    def interrupted(*a, **kw):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(apply, "wait_for_workloads", interrupted)
+def test_ctrl_c_while_waiting_for_workloads_says_everything_is_applied(run, kube_api):
+    kube_api.not_ready("Deployment", "istiod", "istio-system")
+    # Ctrl-C while asking whether istiod is ready, once every object is applied
+    kube_api.interrupt_client(method="GET", path="/deployments/istiod", after_writes=N + 1)
     r = run("install", "-y")
     assert r.exit_code == 130, r
     assert f"✖ applied {N + 1} objects ({N + 1} created); readiness not known" in r.stdout
@@ -313,34 +299,18 @@ def test_ctrl_c_while_waiting_for_workloads_says_everything_is_applied(run, kube
     assert "hint: everything is applied; check with: meshctl verify-install" in r.stderr
 
 
-def test_ctrl_c_while_pruning_says_so(run, kube_api, monkeypatch):
-    from meshctl import kube
-
+def test_ctrl_c_while_pruning_says_so(run, kube_api):
     assert run("install", "-y").exit_code == 0
-
-    def interrupted(self, *a, **kw):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(kube.Kube, "delete", interrupted)
+    kube_api.interrupt_client(method="DELETE")  # Ctrl-C at the first object pruned
     r = run("install", "-y", "--profile", "minimal")
     assert r.exit_code == 130, r
     assert "error: install stopped at " in r.stderr and "istio-ingressgateway: interrupted" in r.stderr
     assert "applied all " in r.stderr
 
 
-def test_ctrl_c_during_uninstall_says_what_is_left(run, kube_api, monkeypatch):
-    from meshctl import kube
-
+def test_ctrl_c_during_uninstall_says_what_is_left(run, kube_api):
     assert run("install", "-y").exit_code == 0
-    real, calls = kube.Kube.delete, []
-
-    def interrupted_on_the_4th(self, *a, **kw):
-        calls.append(1)
-        if len(calls) == 4:
-            raise KeyboardInterrupt
-        return real(self, *a, **kw)
-
-    monkeypatch.setattr(kube.Kube, "delete", interrupted_on_the_4th)
+    kube_api.interrupt_client(method="DELETE", nth=4)
     r = run("uninstall", "-y")
     assert r.exit_code == 130, r
     assert "deleted 3 of " in r.stderr and "error: uninstall stopped at " in r.stderr
@@ -532,3 +502,4 @@ def test_wait_timeout_says_why_from_the_pods(run, kube_api):
     assert r.exit_code == 3, r
     assert ("waiting for Deployment istio-system/istiod (0/1 ready; pod istiod-7f9c-abcde: ImagePullBackOff "
             '(Back-off pulling image "docker.io/istio/pilot:9.9"))') in r.stderr
+

@@ -19,7 +19,8 @@ is unchanged. It behaves like the API server where meshctl depends on it:
 - SelfSubjectAccessReview answered from a rule set (allow all unless `deny(...)`), and the same
   rules enforced on real requests (403 Forbidden);
 - Deployments, DaemonSets and StatefulSets get a ready status on every write unless `not_ready()`;
-- failure injection: `fail_writes_after(n)`;
+- failure injection: `fail_writes_after(n)`; a Ctrl-C in the client at a chosen request
+  (`interrupt_client(...)`: the fake runs in the tests' process, as the client does);
 - pods/portforward over a websocket (v4.channel.k8s.io) to a 127.0.0.1 port set per pod with
   `forward_pod_port()`, and the pod proxy subresource (`GET .../pods/NAME:PORT/proxy/PATH`, RBAC
   `get pods/proxy`) to the same port;
@@ -376,6 +377,7 @@ class FakeKube:
         self._fail_after: Optional[int] = None
         self._fail_status = 500
         self._writes = 0
+        self._interrupt: Optional[dict] = None
         self._pod_ports: dict[tuple[str, str, int], int] = {}
         self.requests: list[tuple[str, str]] = []
         self.latency = 0.0  # seconds a network round trip adds (see the module docstring)
@@ -447,6 +449,31 @@ class FakeKube:
         with self._lock:
             self._fail_after = None if n is None else self._writes + n
             self._fail_status = status
+
+    def interrupt_client(self, method: Optional[str] = None, path: str = "", nth: int = 1,
+                         after_writes: int = 0) -> None:
+        """Press Ctrl-C in the client at a request: the `nth` request with `method` (None: any
+        write, not counting access reviews) whose path contains `path`, counted once `after_writes` writes have been served,
+        (dry runs, `dryRun=All`, are not counted) is not served; SIGINT goes to this process instead (the tests' process, where the client
+        runs), so the client sees KeyboardInterrupt while it waits for the answer, as with a real
+        Ctrl-C. Once only."""
+        with self._lock:
+            self._interrupt = {"method": method, "path": path, "left": nth, "after_writes": after_writes}
+
+    def _interrupt_due(self, method: str, path: str, query: dict) -> bool:
+        rule = self._interrupt
+        if rule is None or self._writes < rule["after_writes"] or rule["path"] not in path or "dryRun" in query:
+            return False
+        if rule["method"]:
+            if method != rule["method"]:
+                return False
+        elif method not in ("POST", "PUT", "PATCH", "DELETE") or path.endswith("reviews"):
+            return False  # not a write (access reviews are POSTs that store nothing)
+        rule["left"] -= 1
+        if rule["left"]:
+            return False
+        self._interrupt = None
+        return True
 
     def heal(self) -> None:
         """Stop failing writes."""
@@ -710,6 +737,14 @@ class FakeKube:
 
     # --- request handling ---------------------------------------------------------------------
     def handle(self, method: str, path: str, query: dict[str, list[str]], headers, body: bytes) -> tuple[int, Any]:
+        with self._lock:
+            interrupted = self._interrupt_due(method, path, query)
+        if interrupted:
+            import signal
+
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)  # the client is gone by now; this answer is for nobody
+            return 503, ApiError(503, "ServiceUnavailable", "interrupted").status()
         with self._lock:
             self.requests.append((method, path))
             try:

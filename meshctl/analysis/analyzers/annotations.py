@@ -197,9 +197,8 @@ class K8sAnalyzer(Analyzer):
     inputs = KINDS
 
     def analyze(self, ctx: Context) -> None:
-        table = known_annotations()
-        for r in _annotated(ctx):
-            self.check(ctx, r, table)
+        for r in _annotated(ctx):  # the table is read at the first annotated object
+            self.check(ctx, r, known_annotations())
 
     @staticmethod
     def check(ctx: Context, r: Resource, table: dict[str, dict]) -> None:
@@ -239,8 +238,8 @@ def _cni_handled(pod: Resource) -> bool:
           inputs=KINDS,
           default=False)
 def alpha(ctx: Context) -> None:
-    table = known_annotations()
     for r in _annotated(ctx):
+        table = known_annotations()
         skip_cni = r.kind == "Pod" and _cni_handled(r)
         for ann in r.annotations:
             ann = yaml_text(ann)

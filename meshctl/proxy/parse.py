@@ -311,11 +311,16 @@ def _soonest_first(certs: list[dict]) -> list[dict]:
 
 def certificates(certs: dict, now: _dt.datetime) -> list[dict]:
     """Flatten /certs into [{type, name, path, serial, san, not_before, not_after, seconds_left}],
-    soonest first."""
-    out = []
+    soonest first, each certificate once (Envoy lists a certificate again for every TLS context
+    that uses it)."""
+    out, seen = [], set()
     for entry in (certs or {}).get("certificates", []) or []:
         for kind, items in (("Cert Chain", entry.get("cert_chain") or []), ("CA", entry.get("ca_cert") or [])):
             for c in items:
+                key = (kind, c.get("path"), c.get("serial_number"), c.get("expiration_time"))
+                if key in seen:
+                    continue
+                seen.add(key)
                 sans = [next(iter(s.values())) for s in c.get("subject_alt_names") or [] if s]
                 out.append(_cert_entry(kind, (sans[0] if sans else None) or c.get("path") or "inline",
                                        c.get("path"), c.get("serial_number"), sans, c.get("valid_from"),

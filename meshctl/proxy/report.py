@@ -10,8 +10,8 @@ from typing import Any, Optional
 
 from meshctl.output import OutputFormats
 from meshctl.proxy.config import ConfigResult, LogLevels
-from meshctl.proxy.status import (CERT_WARN_SECONDS, NOT_CONNECTED, NOT_READY, STALE, STATIC, STATUS_ORDER, SYNCED,
-                                  UNREACHABLE, ProxyStatus, StatusResult, human_duration)
+from meshctl.proxy.status import (NOT_CONNECTED, NOT_READY, STALE, STATIC, STATUS_ORDER, SYNCED,
+                                  UNREACHABLE, ProxyStatus, StatusResult, cert_warn_seconds, human_duration)
 
 STATUS_FORMATS = OutputFormats(("table", "wide", "json", "yaml"), default="table",
                                help="wide adds each proxy's ADDRESS and KIND.")
@@ -96,7 +96,8 @@ def cert_cell(st: ProxyStatus) -> str:
     if st.cert_seconds_left <= 0:
         return "EXPIRED"
     text = human_duration(st.cert_seconds_left)
-    return f"{text} ‼" if st.cert_seconds_left <= CERT_WARN_SECONDS else text
+    soonest = st.certificates[0] if st.certificates else {}  # the one cert_seconds_left is about
+    return f"{text} ‼" if st.cert_seconds_left <= cert_warn_seconds(soonest) else text
 
 
 def endpoints_cell(st: ProxyStatus) -> str:

@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterable, Optional
 from meshctl.proxy.admin import ADMIN_PORT, DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT
 from meshctl.proxy.parse import (X_NONE, X_NOT_SENT, X_STALE, X_SYNCED, X_UNKNOWN, Xds, ads_link_stat, as_int,
                                  certificates, endpoints, endpoints_from_stats, listener_errors, no_xds,
-                                 ready_from_stats, xds_states, ztunnel_certificates)
+                                 parse_time, ready_from_stats, xds_states, ztunnel_certificates)
 
 __all__ = ["ADMIN_PORT", "UNREACHABLE", "NOT_CONNECTED", "STALE", "NOT_READY", "SYNCED", "STATIC",
            "HEALTHY_STATUSES", "X_SYNCED", "X_STALE", "X_NOT_SENT", "X_NONE", "X_UNKNOWN", "Xds", "ProxyTarget",
@@ -48,7 +48,20 @@ STATIC = "STATIC"
 HEALTHY_STATUSES = (SYNCED, STATIC)
 STATUS_ORDER = (SYNCED, STATIC, STALE, NOT_READY, NOT_CONNECTED, UNREACHABLE)
 
+# A certificate is worth a warning when its rotation looks overdue: Istio's agents and the local
+# mesh's CA replace a leaf at half its lifetime, so one with less than a third of its lifetime left
+# was not replaced in time; at most a day ahead (long-lived certificates), a day when the start of
+# its validity is not known.
 CERT_WARN_SECONDS = 24 * 3600
+CERT_WARN_FRACTION = 1 / 3
+
+
+def cert_warn_seconds(cert: dict) -> float:
+    """How close to its expiry a certificate ({not_before, not_after} texts) earns a warning."""
+    start, end = parse_time(cert.get("not_before")), parse_time(cert.get("not_after"))
+    if start is None or end is None or end <= start:
+        return CERT_WARN_SECONDS
+    return min(CERT_WARN_SECONDS, (end - start).total_seconds() * CERT_WARN_FRACTION)
 
 
 @dataclass
@@ -166,7 +179,7 @@ def _certificates(st: ProxyStatus, certs: list[dict], problems: list[str]) -> li
     for c in expired:
         problems.append(f"certificate {c['name']} expired {human_duration(c['seconds_left'])} ago")
     for c in certs:
-        if c["seconds_left"] is not None and 0 < c["seconds_left"] <= CERT_WARN_SECONDS:
+        if c["seconds_left"] is not None and 0 < c["seconds_left"] <= cert_warn_seconds(c):
             st.warnings.append(f"certificate {c['name']} expires in {human_duration(c['seconds_left'])}")
     return expired
 

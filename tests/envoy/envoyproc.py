@@ -269,8 +269,10 @@ def ads_bootstrap(control_plane_port: int) -> dict:
 
 
 def make_cert(workdir: Path, valid_for: dt.timedelta, name: str = "short",
-              san: str = "spiffe://cluster.local/ns/default/sa/short") -> tuple[Path, Path]:
-    """A self-signed EC certificate valid from 5 minutes ago for `valid_for` (openssl CLI)."""
+              san: str = "spiffe://cluster.local/ns/default/sa/short",
+              issued_ago: dt.timedelta = dt.timedelta(minutes=5)) -> tuple[Path, Path]:
+    """A self-signed EC certificate valid from `issued_ago` ago until `valid_for` from now
+    (openssl CLI)."""
     openssl = shutil.which("openssl")
     if openssl is None:
         raise RuntimeError("openssl not found")
@@ -289,7 +291,7 @@ def make_cert(workdir: Path, valid_for: dt.timedelta, name: str = "short",
     subprocess.run([openssl, "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", str(key)], **run)
     subprocess.run([openssl, "req", "-new", "-key", str(key), "-subj", f"/CN={name}", "-out", str(csr)], **run)
     subprocess.run([openssl, "ca", "-batch", "-notext", "-config", "ca.cnf", "-selfsign", "-keyfile", str(key),
-                    "-in", str(csr), "-startdate", (now - dt.timedelta(minutes=5)).strftime(fmt),
+                    "-in", str(csr), "-startdate", (now - issued_ago).strftime(fmt),
                     "-enddate", (now + valid_for).strftime(fmt), "-extensions", "ext", "-out", str(cert)], **run)
     return cert, key
 

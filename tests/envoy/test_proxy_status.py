@@ -54,7 +54,8 @@ def stopped(start_envoy):
 @pytest.fixture(scope="module")
 def expiring(start_envoy, tmp_path_factory):
     d = tmp_path_factory.mktemp("certs")
-    cert, key = make_cert(d, dt.timedelta(hours=2))
+    # 2 hours left of 8: a certificate its agent should have replaced by now
+    cert, key = make_cert(d, dt.timedelta(hours=2), issued_ago=dt.timedelta(hours=6))
     return start_envoy(tls_bootstrap(cert, key), name="expiring")
 
 

@@ -37,10 +37,10 @@ def files_stats(**over):
     return s
 
 
-def certs(*expirations):
+def certs(*expirations, valid_from="2026-01-01T00:00:00Z"):
     return {"certificates": [{"cert_chain": [
         {"path": f"/c{i}.pem", "serial_number": "0a", "subject_alt_names": [{"uri": f"spiffe://td/ns/x/sa/{i}"}],
-         "valid_from": "2026-01-01T00:00:00Z", "expiration_time": e}]} for i, e in enumerate(expirations)]}
+         "valid_from": valid_from, "expiration_time": e}]} for i, e in enumerate(expirations)]}
 
 
 def test_synced_file_based_proxy():
@@ -113,6 +113,30 @@ def test_certificate_expiry_warning_and_failure():
     assert not gone.healthy and gone.status == "SYNCED"
     assert gone.reasons == ["certificate spiffe://td/ns/x/sa/0 expired 1h00m ago"]
     assert report.cert_cell(gone) == "EXPIRED"
+
+
+def test_a_short_lived_certificate_warns_only_once_its_rotation_is_overdue():
+    # Istio's workload certificates live 24 hours and are replaced at about half of that
+    fresh = summarize(T, INFO, None, files_stats(), certs("2026-01-11T02:00:00Z", valid_from="2026-01-10T02:00:00Z"),
+                      now=NOW)
+    assert fresh.healthy and fresh.warnings == [] and report.cert_cell(fresh) == "14h00m"
+    overdue = summarize(T, INFO, None, files_stats(),
+                        certs("2026-01-10T19:00:00Z", valid_from="2026-01-09T19:00:00Z"), now=NOW)
+    assert overdue.warnings == ["certificate spiffe://td/ns/x/sa/0 expires in 7h00m"]
+    # the local mesh's one-hour leaves: 40 minutes left is on schedule, 10 minutes is not
+    local = summarize(T, INFO, None, files_stats(), certs("2026-01-10T12:40:00Z", valid_from="2026-01-10T11:40:00Z"),
+                      now=NOW)
+    assert local.warnings == []
+    late = summarize(T, INFO, None, files_stats(), certs("2026-01-10T12:10:00Z", valid_from="2026-01-10T11:10:00Z"),
+                     now=NOW)
+    assert late.warnings == ["certificate spiffe://td/ns/x/sa/0 expires in 10m"]
+
+
+def test_a_certificate_used_by_many_tls_contexts_is_listed_and_warned_about_once():
+    entry = certs("2026-01-10T14:00:00Z")["certificates"][0]
+    st = summarize(T, INFO, None, files_stats(), {"certificates": [entry] * 11}, now=NOW)
+    assert len(st.certificates) == 1
+    assert st.warnings == ["certificate spiffe://td/ns/x/sa/0 expires in 2h00m"]
 
 
 def test_istio_version_preferred():

@@ -10,7 +10,6 @@ from meshctl.local import ca as mesh_ca
 from meshctl.local import envoy, model, translate
 from meshctl.local.translate import xds
 from meshctl.resources import Resource, ResourceSet
-from meshctl.selectors import label_map, matches
 
 Observer = Callable[[str], None]  # progress, one line of text per state change
 
@@ -20,32 +19,10 @@ def quiet(_: str) -> None:
 
 
 def preflight(paths: list[str]):
-    """`meshctl analyze` over the mesh's files, as `local up` runs it first. One difference:
-    in a local mesh WorkloadEntries are the workloads, so a DestinationRule subset that selects
-    WorkloadEntries of its ServiceEntry is not reported as selecting no pods (IST0173)."""
-    from dataclasses import replace
-
-    from meshctl.analysis.framework import exceeds
+    """`meshctl analyze` over the mesh's files, as `local up` runs it first."""
     from meshctl.analysis.pipeline import AnalyzeOptions, analyze
 
-    result = analyze(AnalyzeOptions(paths=paths, recursive=True, output_threshold="Error"))
-    suspects = [m for m in result.messages if m.code == "IST0173" and m.resource is not None]
-    if not suspects:
-        return result
-    try:
-        mesh_model = model.build(ResourceSet(load(paths)))
-    except InputError:
-        return result
-    index = translate.Index(mesh_model)
-    selected = set()  # (DestinationRule origin, subset) that select WorkloadEntries
-    for svc in mesh_model.services.values():
-        dr = index.destination_rule(svc)
-        for s in (dr.spec.get("subsets") or []) if dr is not None else []:
-            if isinstance(s, dict) and any(matches(w.labels, label_map(s.get("labels"))) for w in svc.workloads):
-                selected.add((dr.origin, str(s.get("name"))))
-    kept = [m for m in result.messages
-            if not (m.code == "IST0173" and m.resource is not None and (m.resource.origin, str(m.args[0])) in selected)]
-    return replace(result, messages=kept, failed=exceeds(kept, "Error"))
+    return analyze(AnalyzeOptions(paths=paths, recursive=True, output_threshold="Error"))
 
 
 def load(paths: list[str], recursive: bool = True) -> list[Resource]:

@@ -427,6 +427,38 @@ spec:
         ("IST0174", "DestinationRule default/ghost")]
 
 
+def test_subsets_select_workload_entries_of_a_service_entry():
+    """VMs (and the local mesh's workloads) are WorkloadEntries: a ServiceEntry's selector picks
+    them by spec.labels, so a subset matching one selects an endpoint."""
+    text = """
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ratings, namespace: default}
+spec:
+  hosts: [ratings.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 9080, name: http, protocol: HTTP}]
+  workloadSelector: {labels: {app: ratings}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: ratings-v1, namespace: default}
+spec: {address: 10.0.0.7, labels: {app: ratings, version: v1}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: ratings, namespace: default}
+spec:
+  host: ratings.default.svc.cluster.local
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+"""
+    assert found(run_yaml(text, "destinationrule.SubsetSelectPodAnalyzer")) == [
+        ("IST0173", "DestinationRule default/ratings")]
+
+
 # --- gateway ---------------------------------------------------------------------------------------
 
 GW_PODS = """

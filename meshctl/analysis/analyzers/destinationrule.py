@@ -75,8 +75,11 @@ def _augmented_labels(pod, nodes: dict[str, dict]) -> dict[str, str]:
 
 @analyzer("destinationrule.SubsetSelectPodAnalyzer",
           "Checks if pods are selected by subsets in destination rules.",
-          inputs=("DestinationRule", "Pod", "Service", "ServiceEntry", "Node", *CONTROLLER_KINDS))
+          inputs=("DestinationRule", "Pod", "Service", "ServiceEntry", "Node", "WorkloadEntry", *CONTROLLER_KINDS))
 def subset_select_pod(ctx: Context) -> None:
+    """A subset whose labels (with its host's selector) match no endpoint: no Pod, no pod
+    template of a workload in the input, and no WorkloadEntry (a VM, or a workload of the local
+    mesh, which a Service's or ServiceEntry's selector picks by its `spec.labels` as it picks pods)."""
     hosts = service_hosts(ctx)
     pending: list[tuple] = []
     for dr in ctx.of_kind("DestinationRule"):
@@ -96,6 +99,7 @@ def subset_select_pod(ctx: Context) -> None:
     nodes = {n.name: label_map(n.labels) for n in ctx.resources.of_kind("Node")}
     pods = [(p, _augmented_labels(p, nodes)) for p in ctx.of_kind("Pod")]
     pods.extend((w, labels) for w, labels in workload_templates(ctx))
+    pods.extend((w, label_map(dig(w.body, "spec", "labels"))) for w in ctx.of_kind("WorkloadEntry"))
     index = LabelIndex([p for p, _ in pods], labels_of=_LabelsOf(pods))
     for dr, subset, selector, path in pending:
         if not index.any(selector):

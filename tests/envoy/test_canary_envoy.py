@@ -81,13 +81,19 @@ def mesh(start_envoy, tmp_path_factory):
     return {"admin": sidecar.admin, "front": front, "rds": rds_file}
 
 
+def vs_weights(kube_api) -> dict[str, int]:
+    return dict(plan.current_weights(get_vs(kube_api), "reviews", "default"))
+
+
 class Traffic:
     """A bounded request loop through the sidecar (the caller), plus istiod's job: turning the
-    VirtualService's weights into the sidecar's routes."""
+    route's weights (`weights(kube_api)`: the VirtualService's by default) into the sidecar's
+    routes (`routes(split)`), starting from `start`."""
 
-    def __init__(self, mesh, kube_api):
+    def __init__(self, mesh, kube_api, weights=vs_weights, routes=route_config, start=(("v1", 100),)):
         self.mesh = mesh
         self.kube_api = kube_api
+        self.weights, self.routes, self.start = weights, routes, dict(start)
         self.stop = threading.Event()
         self.bodies: list[str] = []
         self.split: dict[str, int] = {}
@@ -110,15 +116,14 @@ class Traffic:
 
     def _sync(self) -> None:
         while not self.stop.is_set():
-            vs = get_vs(self.kube_api)
-            split = dict(plan.current_weights(vs, "reviews", "default"))
+            split = self.weights(self.kube_api)
             if split != self.split and sum(split.values()) == 100:
-                write_atomic(self.mesh["rds"], route_config(split))
+                write_atomic(self.mesh["rds"], self.routes(split))
                 self.split = split
             time.sleep(0.05)
 
     def __enter__(self):
-        write_atomic(self.mesh["rds"], route_config({"v1": 100}))
+        write_atomic(self.mesh["rds"], self.routes(self.start))
         for t in self.threads:
             t.start()
         return self

@@ -4,16 +4,14 @@ no subset), and routes by the weights of the HTTPRoute's backendRefs (written fr
 server by a small sync thread, istiod's job). The rollout's gates read those clusters' stats."""
 from __future__ import annotations
 
-import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.envoy.envoyproc import HCM_TYPE, ROUTE_TYPE, ROUTER_TYPE, static_cluster, write_atomic
-from tests.envoy.test_canary_envoy import SUBSETS, direct_listener, listener_ports
+from tests.envoy import test_canary_envoy as envoy_canary
+from tests.envoy.test_canary_envoy import SUBSETS, direct_listener, listener_ports, run
 from tests.kube.test_canary_support import json_lines, route_weights, seed_gateway_api
 
 pytestmark = [pytest.mark.envoy, pytest.mark.kube]
@@ -54,54 +52,12 @@ def mesh(start_envoy, tmp_path_factory):
     return {"admin": sidecar.admin, "front": listener_ports(sidecar.admin)["outbound"], "rds": rds_file}
 
 
-class Traffic:
+class Traffic(envoy_canary.Traffic):
     """Requests through the caller's proxy, and the HTTPRoute's weights turned into its routes."""
 
     def __init__(self, mesh, kube_api):
-        self.mesh, self.kube_api = mesh, kube_api
-        self.stop = threading.Event()
-        self.bodies: list[str] = []
-        self.split: dict[str, int] = {}
-        self.threads = [threading.Thread(target=self._requests, daemon=True) for _ in range(3)]
-        self.threads.append(threading.Thread(target=self._sync, daemon=True))
-
-    def _requests(self) -> None:
-        url = f"http://127.0.0.1:{self.mesh['front']}/reviews"
-        for _ in range(6000):  # bounded: about a minute at most
-            if self.stop.is_set():
-                return
-            try:
-                with urllib.request.urlopen(url, timeout=2) as r:
-                    self.bodies.append(r.read().decode())
-            except urllib.error.HTTPError as e:
-                self.bodies.append(e.read().decode())
-            except OSError:
-                pass
-            time.sleep(0.01)
-
-    def _sync(self) -> None:
-        while not self.stop.is_set():
-            split = dict(route_weights(self.kube_api))
-            if split != self.split and sum(split.values()) == 100:
-                write_atomic(self.mesh["rds"], route_config(split))
-                self.split = split
-            time.sleep(0.05)
-
-    def __enter__(self):
-        write_atomic(self.mesh["rds"], route_config({"reviews-v1": 100}))
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        for t in self.threads:
-            t.join(5)
-
-
-def run(cli, kube_api, mesh, to: str, *extra):
-    return cli("--kubeconfig", kube_api.kubeconfig, "canary", "run", "reviews", "--to", to, "--interval", "1s",
-               "--proxy-admin", mesh["admin"], "-o", "json", *extra)
+        super().__init__(mesh, kube_api, weights=lambda k: dict(route_weights(k)), routes=route_config,
+                         start=(("reviews-v1", 100),))
 
 
 def test_healthy_service_canary_is_promoted(cli, kube_api, mesh):

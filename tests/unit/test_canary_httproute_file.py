@@ -8,6 +8,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.unit.test_canary_file import shifts  # the same shifts, on an HTTPRoute
+
 ROUTE = """\
 # reviews, split by version
 apiVersion: gateway.networking.k8s.io/v1
@@ -170,16 +172,6 @@ def test_a_file_path_with_brackets_is_printed_as_it_is(cli, tmp_path):
     r = cli("canary", "shift", "reviews", "90/10", "-f", str(route))
     assert r.exit_code == 0, r
     assert r.stdout.endswith(f" in HTTPRoute default/reviews of {route}\n") and "[prod]/route.yaml" in r.stdout
-
-
-@st.composite
-def shifts(draw):
-    subsets = draw(st.sampled_from([["v1", "v2"], ["v2", "v1"], ["v1", "v3"], ["v1", "v2", "v3"], ["v3", "v1", "v2"]]))
-    cuts = sorted(draw(st.lists(st.integers(0, 100), min_size=len(subsets) - 1, max_size=len(subsets) - 1)))
-    weights = [b - a for a, b in zip([0] + cuts, cuts + [100])]
-    header = draw(st.sampled_from([None, ("x-user", "beta"), ("x-user", "alpha"), ("x-group", "canary")]))
-    mirror = draw(st.sampled_from([None, 0.0, 5.0, 50.0]))
-    return subsets, weights, header, mirror
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
